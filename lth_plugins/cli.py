@@ -1,0 +1,80 @@
+"""The `lth` command: status of runs, registered plugins, demos and reports."""
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from .errors import LotteryError
+
+
+def cmd_status(args) -> int:
+    from .status import status_table
+
+    print(status_table(args.run_dirs))
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from .registry import describe_all
+
+    for ns, entries in describe_all().items():
+        print(ns)
+        for name, target in entries.items():
+            print(f"  {name:<22} {target}")
+    return 0
+
+
+def cmd_demo_core(args) -> int:
+    from . import demo
+    from .status import status_table
+
+    dirs = demo.main(args.out, rounds=args.rounds, seeds=args.seeds, epochs=args.epochs)
+    for i in range(0, len(dirs), 2):
+        print(status_table(dirs[i:i + 2]))
+    return 0
+
+
+def cmd_fairseq_user_dir(args) -> int:
+    spec = importlib.util.find_spec("fairseq_ext")
+    if spec is None or not spec.submodule_search_locations:
+        print("fairseq_ext is not installed (pip install lth-plugins[fairseq])", file=sys.stderr)
+        return 2
+    print(list(spec.submodule_search_locations)[0])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lth", description="Lottery-ticket experiments on your framework.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("status", help="table of rounds of one or more run directories")
+    p.add_argument("run_dirs", nargs="+")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("plugins", help="list registered pruners, resets and framework adapters")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("demo-core", help="winning vs random tickets of a small MLP on generated data (plain torch)")
+    p.add_argument("--out", default="lth_output/demo-core")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.set_defaults(func=cmd_demo_core)
+
+    p = sub.add_parser("fairseq-user-dir", help="print the path to give fairseq's --user-dir")
+    p.set_defaults(func=cmd_fairseq_user_dir)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LotteryError as e:
+        print(f"lth: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""A small, real lottery experiment on plain torch: an MLP learning a teacher network's labels.
+
+Used by `lth demo --core` and by tests of the report: winning tickets (late reset) against random tickets over a
+few rounds, each round trained with Adam from the ticket's reset weights, metric = test accuracy.
+"""
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .hparams import LotteryConfig
+from .run import LotteryRun
+
+
+def make_data(seed: int = 0, n_train: int = 4096, n_test: int = 2048, dim: int = 32, classes: int = 8):
+    """Inputs labelled by a fixed random teacher MLP: structured, learnable, hurt by heavy pruning."""
+    g = torch.Generator().manual_seed(1234 + seed)
+    teacher = [torch.randn(dim, 64, generator=g), torch.randn(64, classes, generator=g)]
+    x = torch.randn(n_train + n_test, dim, generator=g)
+    y = (torch.tanh(x @ teacher[0]) @ teacher[1]).argmax(1)
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+
+
+def make_model(seed: int, dim: int = 32, classes: int = 8, hidden: int = 128) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, classes))
+
+
+def train_round(run: LotteryRun, k: int, model: nn.Module, data, epochs: int, batch: int = 128,
+                lr: float = 1e-3, seed: int = 0) -> dict:
+    (xtr, ytr), (xte, yte) = data
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    enforcer = run.enforce(model, opt)
+    g = torch.Generator().manual_seed(seed * 1000 + k)
+    updates, curve = 0, []
+    for epoch in range(1, epochs + 1):
+        perm = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(xtr), batch):
+            idx = perm[i:i + batch]
+            loss = nn.functional.cross_entropy(model(xtr[idx]), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            updates += 1
+            run.after_update(model, updates)
+        run.after_epoch(model, epoch)
+        curve.append({"epoch": epoch, "train_loss": loss.item()})
+    enforcer.remove()
+    with torch.no_grad():
+        acc = float((model(xte).argmax(1) == yte).float().mean())
+    return {"test_accuracy": acc, "curve": curve}
+
+
+def run_ticket(config: LotteryConfig, run_dir, seed: int = 0, epochs: int = 4, n_train: int = 4096) -> Path:
+    """Run every pending round of one ticket (resumable: finished rounds are skipped)."""
+    data = make_data(seed, n_train=n_train, n_test=n_train // 2)
+    model = make_model(seed)
+    run = LotteryRun(config, run_dir, task="teacher-mlp", framework="torch",
+                     settings={"seed": seed, "epochs": epochs, "n_train": n_train}, total_epochs=epochs)
+    try:
+        for k in run.pending_rounds():
+            run.start_round(k, model, reinit=lambda s: _reinit(model, s))
+            out = train_round(run, k, model, data, epochs, seed=seed)
+            run.finish_round(k, model, {"test_accuracy": out["test_accuracy"]}, primary="test_accuracy",
+                             higher_is_better=True, curve=out["curve"])
+    finally:
+        run.close()
+    return Path(run_dir)
+
+
+def _reinit(model: nn.Module, seed: int) -> None:
+    """The model's own initializer: build a fresh one with the new seed and copy its weights."""
+    model.load_state_dict(make_model(seed).state_dict())
+
+
+def main(out_dir, rounds: int = 5, seeds=(0,), epochs: int = 4, rate: float = 0.2) -> list:
+    out_dir = Path(out_dir)
+    dirs = []
+    for seed in seeds:
+        wt = LotteryConfig(rounds=rounds, rate=rate, reset="late", late_reset="1ep", seed=seed)
+        wt_dir = run_ticket(wt, out_dir / f"teacher-mlp_wt_s{seed}", seed, epochs)
+        rt = LotteryConfig(rounds=rounds, rate=rate, ticket="random", masks_from=str(wt_dir), seed=seed)
+        rt_dir = run_ticket(rt, out_dir / f"teacher-mlp_rt_s{seed}", seed, epochs)
+        dirs += [wt_dir, rt_dir]
+    return dirs

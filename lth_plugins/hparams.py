@@ -1,0 +1,157 @@
+"""Lottery hyperparameters: one dataclass that doubles as command-line flags."""
+import argparse
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from .errors import LotteryConfigError
+
+SCHEDULES = ("iterative", "oneshot")
+RESETS = ("init", "late")
+TICKETS = ("winning", "random")
+
+
+@dataclass(frozen=True)
+class ResetPoint:
+    """When the late-reset snapshot is taken: after `updates` updates or after epoch `epochs`."""
+
+    updates: Optional[int] = None
+    epochs: Optional[int] = None
+
+    @classmethod
+    def parse(cls, spec: str) -> "ResetPoint":
+        m = re.fullmatch(r"\s*(\d+)\s*(u|ep)\s*", str(spec))
+        if not m or int(m.group(1)) < 1:
+            raise LotteryConfigError(
+                f"late reset point {spec!r} is not understood: write it as '<N>u' (after N updates, "
+                f"e.g. '1000u') or '<N>ep' (after epoch N, e.g. '1ep'), N >= 1"
+            )
+        n = int(m.group(1))
+        return cls(updates=n) if m.group(2) == "u" else cls(epochs=n)
+
+    def __str__(self):
+        return f"{self.updates}u" if self.updates is not None else f"{self.epochs}ep"
+
+
+def _flag(help, default, choices=None):
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class LotteryConfig:
+    """Everything that defines a lottery-ticket experiment, independent of the framework."""
+
+    rounds: int = _flag("pruning rounds after the dense round 0 (the paper: 20)", default=20)
+    rate: float = _flag("fraction of the surviving weights pruned per round, in (0, 1) (the paper: 0.2)", default=0.2)
+    schedule: str = _flag("iterative: prune the previous round's trained ticket; oneshot: prune the dense "
+                          "trained network straight to each round's sparsity", default="iterative",
+                          choices=SCHEDULES)
+    pruner: str = _flag("pruning strategy (entry point in lth_plugins.pruners)", default="global_magnitude")
+    reset: str = _flag("winning tickets are reset to the weights at init or at the late-reset point",
+                       default="late", choices=RESETS)
+    late_reset: str = _flag("late-reset point: '<N>u' after N updates or '<N>ep' after epoch N", default="1ep")
+    ticket: str = _flag("winning: prune and reset to the snapshot; random: the winning ticket's masks "
+                        "(--masks-from) with weights re-drawn from the model's initializers",
+                        default="winning", choices=TICKETS)
+    masks_from: Optional[str] = _flag("run directory of the winning ticket whose masks a random ticket uses",
+                                      default=None)
+    include: Tuple[str, ...] = _flag("fnmatch pattern of parameter names to prune (repeatable; default: all "
+                                     "parameters, weights and biases)", default=())
+    exclude: Tuple[str, ...] = _flag("fnmatch pattern of parameter names never pruned (repeatable)", default=())
+    seed: int = _flag("seed of the random ticket's re-initialization and of random pruning", default=0)
+
+    def __post_init__(self):
+        self.include = tuple(self.include or ())
+        self.exclude = tuple(self.exclude or ())
+
+    @property
+    def reset_point(self) -> ResetPoint:
+        return ResetPoint.parse(self.late_reset)
+
+    @property
+    def reset_strategy(self) -> str:
+        """The name of the reset plugin this configuration uses."""
+        return "random" if self.ticket == "random" else self.reset
+
+    def validate(self, total_updates: Optional[int] = None, total_epochs: Optional[int] = None) -> "LotteryConfig":
+        """Raise LotteryConfigError naming the first invalid setting; pass the training length to check the
+        late-reset point against it."""
+        from .registry import check_available
+
+        if not isinstance(self.rounds, int) or self.rounds < 1:
+            raise LotteryConfigError(f"rounds must be an integer >= 1, got {self.rounds!r}")
+        if not (isinstance(self.rate, (int, float)) and 0.0 < float(self.rate) < 1.0):
+            raise LotteryConfigError(f"prune rate must lie strictly between 0 and 1, got {self.rate!r}")
+        for name, value, allowed in (("schedule", self.schedule, SCHEDULES), ("reset", self.reset, RESETS),
+                                     ("ticket", self.ticket, TICKETS)):
+            if value not in allowed:
+                raise LotteryConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+        check_available("lth_plugins.pruners", self.pruner)
+        check_available("lth_plugins.resets", self.reset_strategy)
+        point = self.reset_point
+        if self.ticket == "random" and not self.masks_from:
+            raise LotteryConfigError("a random ticket needs the winning ticket's masks: give masks_from "
+                                     "(--lottery-masks-from RUN_DIR), the run directory of the winning ticket")
+        if self.ticket == "winning" and self.masks_from:
+            raise LotteryConfigError("masks_from is only used by random tickets (ticket='random')")
+        if self.reset == "late" and self.ticket == "winning":
+            if point.updates is not None and total_updates is not None and point.updates >= total_updates:
+                raise LotteryConfigError(
+                    f"late reset point {point} lies beyond the training length of {total_updates} updates")
+            if point.epochs is not None and total_epochs is not None and point.epochs >= total_epochs:
+                raise LotteryConfigError(
+                    f"late reset point {point} lies beyond the training length of {total_epochs} epochs")
+        return self
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["include"], d["exclude"] = list(self.include), list(self.exclude)
+        return d
+
+    # --- flags ---------------------------------------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, prefix: str = "--lottery-",
+                      defaults: Optional[dict] = None, group_title: str = "lottery ticket") -> None:
+        """Add one flag per field (`--lottery-rate` ...); `defaults` overrides field defaults."""
+        group = parser.add_argument_group(group_title)
+        defaults = defaults or {}
+        for f in dataclasses.fields(cls):
+            flag = prefix + f.name.replace("_", "-")
+            default = defaults.get(f.name, f.default)
+            kw = {"help": f.metadata["help"] + f" (default: {default})"}
+            if f.name in ("include", "exclude"):
+                kw.update(action="append", default=list(default) or None, metavar="PATTERN")
+            else:
+                kw.update(type=_field_type(f), default=default)
+                if f.metadata["choices"]:
+                    kw["choices"] = f.metadata["choices"]
+            group.add_argument(flag, dest=_dest(prefix, f.name), **kw)
+
+    @classmethod
+    def from_namespace(cls, ns, prefix: str = "--lottery-") -> "LotteryConfig":
+        values = {}
+        for f in dataclasses.fields(cls):
+            dest = _dest(prefix, f.name)
+            if hasattr(ns, dest):
+                v = getattr(ns, dest)
+                values[f.name] = tuple(v or ()) if f.name in ("include", "exclude") else v
+        return cls(**values)
+
+
+def _dest(prefix: str, name: str) -> str:
+    return prefix.lstrip("-").replace("-", "_") + name
+
+
+def _field_type(f):
+    return {"rounds": int, "rate": float, "seed": int}.get(f.name, str)
+
+
+def survivors(n: int, rate: float, round_index: int) -> int:
+    """Entries left after `round_index` rounds of pruning `rate` of the survivors: round(n * (1-rate)^k)."""
+    return int(round(n * (1.0 - rate) ** round_index))
+
+
+def fraction_pruned(rate: float, round_index: int) -> float:
+    """The paper's r_k = 1 - (1-p)^k."""
+    return 1.0 - (1.0 - rate) ** round_index

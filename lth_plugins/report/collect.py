@@ -1,0 +1,278 @@
+"""Collect run stores for a report: load and check each run, then group the runs by task.
+
+A run's *variant* is how its masks were made: (schedule, reset, include, exclude). A random ticket has no
+masks of its own: it takes the variant of the winning-ticket run named by its `masks_from`.
+"""
+import json
+from dataclasses import dataclass, field
+from numbers import Real
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from ..errors import LotteryError, RunStoreError
+from ..store import CONFIG, RunStore
+
+
+class ReportError(LotteryError):
+    """The runs given to `lth report` cannot make a report (bad directory, empty run, mixed tasks...)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    schedule: str = "iterative"
+    reset: str = "late"
+    include: Tuple[str, ...] = ()
+    exclude: Tuple[str, ...] = ()
+
+    @property
+    def selection(self) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+        return self.include, self.exclude
+
+    @property
+    def method(self) -> Tuple[str, str]:
+        return self.schedule, self.reset
+
+    def method_label(self) -> str:
+        schedule = "one-shot" if self.schedule == "oneshot" else self.schedule
+        return f"{schedule}, {'late reset' if self.reset == 'late' else 'reset to init'}"
+
+    def selection_label(self) -> str:
+        if not self.include and not self.exclude:
+            return "all weights pruned"
+        parts = []
+        if self.include:
+            parts.append("pruning only " + ", ".join(self.include))
+        if self.exclude:
+            parts.append("excluding " + ", ".join(self.exclude))
+        return "; ".join(parts)
+
+    def sort_key(self):
+        """The paper's default first: all weights, iterative, late reset."""
+        return (bool(self.include or self.exclude), self.include, self.exclude,
+                self.schedule != "iterative", self.schedule, self.reset != "late", self.reset)
+
+
+@dataclass
+class Run:
+    path: Path
+    task: str
+    framework: str
+    ticket: str
+    seed: int
+    rate: float
+    planned_rounds: int
+    variant: Variant
+    masks_from: Optional[str]
+    records: Dict[int, dict] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def primary(self) -> str:
+        return next(iter(self.records.values()))["primary"]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return bool(next(iter(self.records.values()))["higher_is_better"])
+
+    def value(self, k: int) -> float:
+        rec = self.records[k]
+        return float(rec["metrics"][rec["primary"]])
+
+    def sparsity(self, k: int) -> dict:
+        path = self.path / f"round_{k:02d}" / "sparsity.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ReportError(f"{path} is missing or unreadable ({e})") from None
+
+
+def expand_paths(paths) -> List[Path]:
+    """Each argument is a run directory, or a folder whose immediate subdirectories are run directories."""
+    out: List[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ReportError(f"{p}: no such directory")
+        if not p.is_dir():
+            raise ReportError(f"{p} is a file, not a lottery run directory")
+        if (p / CONFIG).is_file():
+            out.append(p)
+            continue
+        children = sorted(c for c in p.iterdir() if c.is_dir() and (c / CONFIG).is_file())
+        if not children:
+            raise ReportError(f"{p} is not a lottery run directory (no {CONFIG}) and holds none; "
+                              f"give the run directories written by a lottery run")
+        out.extend(children)
+    seen, unique = set(), []
+    for p in out:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{path} is unreadable ({e})") from None
+
+
+def _variant_of(lottery: dict) -> Variant:
+    return Variant(schedule=str(lottery.get("schedule", "iterative")), reset=str(lottery.get("reset", "late")),
+                   include=tuple(lottery.get("include") or ()), exclude=tuple(lottery.get("exclude") or ()))
+
+
+def load_run(path) -> Run:
+    path = Path(path)
+    try:
+        store = RunStore(path)
+    except RunStoreError as e:
+        raise ReportError(str(e)) from None
+    except ValueError as e:
+        raise ReportError(f"{path / CONFIG} is unreadable ({e})") from None
+    cfg = store.config
+    lottery = cfg.get("lottery") if isinstance(cfg, dict) else None
+    if not isinstance(lottery, dict) or "task" not in cfg:
+        raise ReportError(f"{path} is not a lottery run directory ({CONFIG} lacks the 'lottery' or 'task' key)")
+    run = Run(path=path, task=str(cfg["task"]), framework=str(cfg.get("framework", "?")),
+              ticket=str(lottery.get("ticket", "winning")), seed=int(lottery.get("seed", 0)),
+              rate=float(lottery.get("rate", 0.2)), planned_rounds=int(lottery.get("rounds", 0)),
+              variant=_variant_of(lottery), masks_from=lottery.get("masks_from"))
+    for k in store.rounds_on_disk():
+        if not store.round_done(k):
+            continue
+        rec = _read_json(store.metrics_path(k))
+        primary = rec.get("primary") if isinstance(rec, dict) else None
+        value = (rec.get("metrics") or {}).get(primary) if primary else None
+        if (not isinstance(value, Real) or isinstance(value, bool) or "fraction_pruned" not in rec
+                or "higher_is_better" not in rec):
+            raise ReportError(f"{store.metrics_path(k)} lacks the fraction pruned, the primary metric or its "
+                              f"value; was it written by a lottery run?")
+        run.records[k] = rec
+    if not run.records:
+        raise ReportError(f"{path} is an empty run: no round has finished yet, so there is nothing to report; "
+                          f"leave it out or wait for its first round to finish")
+    primaries = {(r["primary"], bool(r["higher_is_better"])) for r in run.records.values()}
+    if len(primaries) > 1:
+        raise ReportError(f"the rounds of {path} report different primary metrics: {sorted(primaries)}")
+    return run
+
+
+def _resolve_random_tickets(runs: List[Run]) -> None:
+    """Give each random ticket the variant (and check the task) of the winning run its masks come from."""
+    winners = [r for r in runs if r.ticket == "winning"]
+    by_path = {r.path.resolve(): r for r in winners}
+    for run in runs:
+        if run.ticket != "random" or not run.masks_from:
+            continue
+        src = Path(run.masks_from)
+        candidates = [src] if src.is_absolute() else [src, run.path.parent / src.name]
+        source_cfg, where = None, str(src)
+        for c in candidates:
+            if c.resolve() in by_path:
+                w = by_path[c.resolve()]
+                source_cfg, where = {"task": w.task, "variant": w.variant}, str(w.path)
+                break
+        if source_cfg is None:
+            same_name = [w for w in winners if w.name == src.name]  # the runs were moved together
+            if len(same_name) == 1:
+                w = same_name[0]
+                source_cfg, where = {"task": w.task, "variant": w.variant}, str(w.path)
+        if source_cfg is None:
+            for c in candidates:
+                if (c / CONFIG).is_file():
+                    cfg = _read_json(c / CONFIG)
+                    source_cfg = {"task": cfg.get("task"), "variant": _variant_of(cfg.get("lottery") or {})}
+                    where = str(c)
+                    break
+        if source_cfg is None:  # the winning run is gone: its own config is the best guess
+            continue
+        if source_cfg["task"] != run.task:
+            raise ReportError(f"random ticket {run.path} (task {run.task!r}) takes its masks from {where}, "
+                              f"a run of task {source_cfg['task']!r}: runs of different tasks are mixed")
+        run.variant = source_cfg["variant"]
+
+
+@dataclass
+class TaskGroup:
+    """Every run of one task: the material of that task's figures and tables."""
+    task: str
+    runs: List[Run]
+
+    @property
+    def framework(self) -> str:
+        return self.runs[0].framework
+
+    @property
+    def primary(self) -> str:
+        return self.runs[0].primary
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.runs[0].higher_is_better
+
+    @property
+    def rate(self) -> float:
+        return self.runs[0].rate
+
+    def variants(self, ticket: Optional[str] = None) -> List[Variant]:
+        vs = {r.variant for r in self.runs if ticket is None or r.ticket == ticket}
+        return sorted(vs, key=Variant.sort_key)
+
+    def runs_of(self, variant: Variant, ticket: str) -> List[Run]:
+        return [r for r in self.runs if r.variant == variant and r.ticket == ticket]
+
+    def default_variant(self) -> Variant:
+        """The main figure's variant: all weights, iterative, late reset, as far as the runs have them."""
+        return (self.variants("winning") or self.variants())[0]
+
+    def dense_runs(self) -> List[Run]:
+        """Runs whose round 0 (the unpruned network) is on disk, of the default variant when it has some."""
+        dense = [r for r in self.runs if r.ticket == "winning" and 0 in r.records]
+        default = [r for r in dense if r.variant == self.default_variant()]
+        return default or dense
+
+
+def _check_same(task: str, runs: List[Run], what: str, key) -> None:
+    values: Dict[str, List[str]] = {}
+    for r in runs:
+        values.setdefault(str(key(r)), []).append(str(r.path))
+    if len(values) > 1:
+        listing = "; ".join(f"{v}: {', '.join(ps)}" for v, ps in sorted(values.items()))
+        raise ReportError(f"runs of task {task!r} differ in {what} ({listing}); one figure would mix "
+                          f"different experiments: check the run directories, or report them separately")
+
+
+def group_by_task(runs: List[Run]) -> List[TaskGroup]:
+    by_task: Dict[str, List[Run]] = {}
+    for r in runs:
+        by_task.setdefault(r.task, []).append(r)
+    groups = []
+    for task in sorted(by_task):
+        rs = by_task[task]
+        _check_same(task, rs, "framework", lambda r: r.framework)
+        _check_same(task, rs, "primary metric", lambda r: f"{r.primary} "
+                    f"({'higher' if r.higher_is_better else 'lower'} is better)")
+        _check_same(task, rs, "prune rate", lambda r: r.rate)
+        seen: Dict[tuple, Run] = {}
+        for r in rs:
+            key = (r.variant, r.ticket, r.seed, Path(r.masks_from).name if r.masks_from else None)
+            if key in seen:
+                raise ReportError(f"{seen[key].path} and {r.path} are the same experiment (task {task!r}, "
+                                  f"{r.ticket} ticket, {r.variant.method_label()}, seed {r.seed}); "
+                                  f"give only one of them")
+            seen[key] = r
+        groups.append(TaskGroup(task, sorted(rs, key=lambda r: (r.ticket, r.variant.sort_key(), r.seed))))
+    return groups
+
+
+def collect(paths) -> List[TaskGroup]:
+    """Load every run directory given (or held by a given folder), check them, and group them by task."""
+    if not paths:
+        raise ReportError("no run directories given")
+    runs = [load_run(p) for p in expand_paths(paths)]
+    _resolve_random_tickets(runs)
+    return group_by_task(runs)

@@ -1,0 +1,51 @@
+"""`lth status RUN_DIR`: one line per round of a run (and of its random tickets, when given)."""
+from pathlib import Path
+from typing import List
+
+from .store import RunStore
+
+
+def round_rows(store: RunStore) -> List[dict]:
+    cfg = store.config.get("lottery", {})
+    ticket = cfg.get("ticket", "?")
+    first = 1 if ticket == "random" else 0
+    rows = []
+    for k in range(first, int(cfg.get("rounds", 0)) + 1):
+        rate = float(cfg.get("rate", 0.2))
+        row = {"round": k, "ticket": ticket, "fraction_pruned": 1 - (1 - rate) ** k, "metric": None,
+               "value": None, "state": "pending"}
+        if store.round_done(k):
+            m = store.read_metrics(k)
+            row.update(fraction_pruned=m["fraction_pruned"], metric=m["primary"],
+                       value=m["metrics"].get(m["primary"]), state="done")
+        elif store.has_mask(k) or (k == 0 and store.has_snapshot("init")):
+            row["state"] = "in progress" if (k == 0 or store.round_done(k - 1)) else "mask ready"
+        rows.append(row)
+    return rows
+
+
+def status_table(paths) -> str:
+    """Rounds of every given run, winning and random side by side when both are given."""
+    by_round = {}
+    metric = None
+    tickets = []
+    for path in paths:
+        store = RunStore(Path(path))
+        ticket = store.config.get("lottery", {}).get("ticket", "?")
+        tickets.append(ticket)
+        for row in round_rows(store):
+            by_round.setdefault(row["round"], {})[ticket] = row
+            metric = metric or row["metric"]
+    lines = [f"{'round':>5}  {'pruned':>7}  " + "  ".join(f"{t + ' ' + (metric or 'metric'):>22}  {'state':>11}"
+                                                       for t in tickets)]
+    for k in sorted(by_round):
+        rows = by_round[k]
+        frac = next(iter(rows.values()))["fraction_pruned"]
+        cells = []
+        for t in tickets:
+            r = rows.get(t)
+            val = "" if r is None or r["value"] is None else f"{r['value']:.4f}"
+            state = "-" if r is None else r["state"]
+            cells.append(f"{val:>22}  {state:>11}")
+        lines.append(f"{k:>5}  {100 * frac:>6.1f}%  " + "  ".join(cells))
+    return "\n".join(lines)

@@ -1,0 +1,176 @@
+"""The run store: one directory per experiment, every write atomic, every phase skippable when done.
+
+    RUN_DIR/config.json          the configuration (its hash names the directory when the store derives it)
+    RUN_DIR/snapshots/init.pt    weights before the first update
+    RUN_DIR/snapshots/late.pt    weights at the late-reset point
+    RUN_DIR/round_KK/mask.lthm   the round's mask, bit-packed
+    RUN_DIR/round_KK/sparsity.json  per-parameter density
+    RUN_DIR/round_KK/metrics.json   the round's metrics; its presence marks the round finished
+"""
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+
+from .atomic import atomic_torch_save, atomic_write_json, read_json
+from .errors import RunStoreError
+from .masks import Mask
+
+CONFIG = "config.json"
+# Keys that may change between invocations of one experiment: raising `rounds` extends a run.
+MUTABLE_KEYS = ("lottery.rounds",)
+
+
+def config_hash(config: dict) -> str:
+    identity = {k: v for k, v in _flatten(config).items() if k not in MUTABLE_KEYS}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def derive_run_dir(parent, config: dict, prefix: str = "lottery") -> Path:
+    """open_lth style: the directory name is derived from the configuration, so equal configs share it."""
+    return Path(parent) / f"{prefix}_{config_hash(config)}"
+
+
+class RunStore:
+    """Read/write access to one run directory. A writer holds an exclusive lock for its lifetime."""
+
+    def __init__(self, path, config: Optional[dict] = None, writer: bool = True):
+        self.path = Path(path)
+        self.writer = writer
+        self._lock_fd = None
+        if config is None:  # read-only view of an existing run (status, report, masks of a winning ticket)
+            if not (self.path / CONFIG).is_file():
+                raise RunStoreError(f"{self.path} is not a lottery run directory (no {CONFIG})")
+            self.config = read_json(self.path / CONFIG)
+            self.writer = False
+            return
+        config = json.loads(json.dumps(config, default=str))
+        if writer:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock()
+        existing = self.path / CONFIG
+        if existing.is_file():
+            stored = read_json(existing)
+            diff = config_diff(stored, config)
+            if diff:
+                self.close()
+                raise RunStoreError(
+                    f"run directory {self.path} holds a different configuration; refusing to reuse it. "
+                    f"Differing keys: " + "; ".join(f"{k}: stored {a!r} vs now {b!r}" for k, a, b in diff)
+                    + ". Use another run directory.")
+            if writer and stored != config:  # only mutable keys differ
+                atomic_write_json(existing, config)
+        elif writer:
+            atomic_write_json(existing, config)
+        self.config = config
+
+    # --- locking -----------------------------------------------------------------------------------
+    def _lock(self):
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise RunStoreError(f"run directory {self.path} is in use by another process (pid {holder}); "
+                                f"wait for it to finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def close(self):
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _check_writer(self):
+        if not self.writer:
+            raise RunStoreError(f"this process may not write to {self.path} (read-only or non-zero rank)")
+
+    # --- paths ----------------------------------------------------------------------------------------
+    def round_dir(self, k: int) -> Path:
+        return self.path / f"round_{k:02d}"
+
+    def mask_path(self, k: int) -> Path:
+        return self.round_dir(k) / "mask.lthm"
+
+    def metrics_path(self, k: int) -> Path:
+        return self.round_dir(k) / "metrics.json"
+
+    def snapshot_path(self, kind: str) -> Path:
+        return self.path / "snapshots" / f"{kind}.pt"
+
+    # --- masks and snapshots --------------------------------------------------------------------------
+    def has_mask(self, k: int) -> bool:
+        return self.mask_path(k).is_file()
+
+    def save_mask(self, k: int, mask: Mask) -> None:
+        self._check_writer()
+        mask.save(self.mask_path(k))
+
+    def load_mask(self, k: int) -> Mask:
+        return Mask.load(self.mask_path(k))
+
+    def has_snapshot(self, kind: str) -> bool:
+        return self.snapshot_path(kind).is_file()
+
+    def save_snapshot(self, kind: str, state: Dict[str, torch.Tensor]) -> None:
+        self._check_writer()
+        atomic_torch_save(self.snapshot_path(kind), state)
+
+    def load_snapshot(self, kind: str) -> Dict[str, torch.Tensor]:
+        path = self.snapshot_path(kind)
+        if not path.is_file():
+            raise RunStoreError(f"snapshot {path} is missing")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise RunStoreError(f"snapshot {path} is unreadable ({e})") from None
+
+    # --- rounds ---------------------------------------------------------------------------------------
+    def round_done(self, k: int) -> bool:
+        return self.metrics_path(k).is_file()
+
+    def write_round(self, k: int, metrics: dict, sparsity: dict) -> None:
+        """Sparsity report first, metrics last: metrics.json is the round's completion marker."""
+        self._check_writer()
+        atomic_write_json(self.round_dir(k) / "sparsity.json", sparsity)
+        atomic_write_json(self.metrics_path(k), metrics)
+
+    def read_metrics(self, k: int) -> dict:
+        return read_json(self.metrics_path(k))
+
+    def read_sparsity(self, k: int) -> dict:
+        return read_json(self.round_dir(k) / "sparsity.json")
+
+    def rounds_on_disk(self) -> List[int]:
+        return sorted(int(p.name.split("_")[1]) for p in self.path.glob("round_[0-9]*") if p.is_dir())
+
+
+def config_diff(a: dict, b: dict):
+    """[(key, value in a, value in b)] over flattened keys that differ, ignoring MUTABLE_KEYS."""
+    fa, fb = _flatten(a), _flatten(b)
+    return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb))
+            if k not in MUTABLE_KEYS and fa.get(k) != fb.get(k)]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

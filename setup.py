@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="lth-plugins",
+    version="0.1.0",
+    description="Lottery-ticket pruning (Yu et al., ICLR 2020) as plugins for fairseq, FLARE and ELF",
+    packages=find_packages(include=["lth_plugins*", "fairseq_ext*", "flare_ext*", "elf_ext*"]),
+    python_requires=">=3.9",
+    install_requires=["torch>=2.1", "numpy", "stevedore>=5"],
+    extras_require={
+        "fairseq": ["fairseq-fixed==0.12.3.1", "sacrebleu>=2"],
+        "rl": ["gymnasium>=1.0", "box2d==2.3.10"],
+        "report": ["matplotlib>=3.5"],
+        "dev": ["pytest", "matplotlib>=3.5"],
+    },
+    entry_points={
+        "console_scripts": ["lth = lth_plugins.cli:main"],
+        "lth_plugins.pruners": [
+            "global_magnitude = lth_plugins.pruners:GlobalMagnitude",
+            "layerwise_magnitude = lth_plugins.pruners:LayerwiseMagnitude",
+            "random = lth_plugins.pruners:RandomPruner",
+        ],
+        "lth_plugins.resets": [
+            "init = lth_plugins.resets:InitReset",
+            "late = lth_plugins.resets:LateReset",
+            "random = lth_plugins.resets:RandomReinit",
+        ],
+        "lth_plugins.frameworks": [
+            "torch = lth_plugins.demo",
+        ],
+    },
+)

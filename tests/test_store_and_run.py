@@ -1,0 +1,168 @@
+"""The run store and the round driver: layout, atomicity, resume, locking, configuration checks."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lth_plugins import LotteryConfig, LotteryRun, Mask, RunStore
+from lth_plugins.demo import run_ticket
+from lth_plugins.errors import RunStoreError
+from lth_plugins.store import config_hash, derive_run_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_run(tmp_path, name="wt", rounds=3, **kw):
+    cfg = LotteryConfig(rounds=rounds, late_reset="1ep", **kw)
+    return run_ticket(cfg, tmp_path / name, seed=0, epochs=2, n_train=256)
+
+
+def test_run_layout_masks_metrics_sparsity(tmp_path):
+    run_dir = small_run(tmp_path)
+    assert json.loads((run_dir / "config.json").read_text())["lottery"]["rounds"] == 3
+    assert (run_dir / "snapshots" / "init.pt").is_file() and (run_dir / "snapshots" / "late.pt").is_file()
+    store = RunStore(run_dir)
+    n = None
+    for k in range(4):
+        m = store.read_metrics(k)
+        assert m["round"] == k and "test_accuracy" in m["metrics"] and m["primary"] == "test_accuracy"
+        sp = store.read_sparsity(k)
+        n = n or sum(sp["numel"].values())
+        surviving = sum(sp["density"][p] * sp["numel"][p] for p in sp["density"])
+        assert round(surviving) == round(n * 0.8 ** k)
+        if k:
+            mask = store.load_mask(k)
+            assert mask.num_surviving() == round(n * 0.8 ** k)
+            # bit-packed: about N/8 bytes plus a small header
+            assert store.mask_path(k).stat().st_size < n / 8 + 2048
+    # layers end with different sparsities under global pruning
+    dens = store.read_sparsity(3)["density"]
+    assert max(dens.values()) - min(dens.values()) > 0.05
+
+
+def test_rerunning_a_finished_run_does_nothing(tmp_path):
+    run_dir = small_run(tmp_path)
+    stamps = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}
+    t = time.time()
+    small_run(tmp_path)
+    assert time.time() - t < 5
+    assert stamps == {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def test_random_ticket_uses_the_winning_masks(tmp_path):
+    wt = small_run(tmp_path)
+    rt = small_run(tmp_path, "rt", ticket="random", masks_from=str(wt), reset="init")
+    assert not (rt / "round_00").exists()  # round 0 is the dense network, shared with the winning ticket
+    for k in (1, 2, 3):
+        m = RunStore(rt).read_metrics(k)
+        assert m["ticket"] == "random"
+        assert m["surviving"] == RunStore(wt).read_metrics(k)["surviving"]
+        assert RunStore(rt).read_sparsity(k)["density"] == RunStore(wt).read_sparsity(k)["density"]
+
+
+def test_oneshot_writes_every_mask_after_the_dense_round(tmp_path):
+    wt = small_run(tmp_path, schedule="oneshot", rounds=2)
+    store = RunStore(wt)
+    m1, m2 = store.load_mask(1), store.load_mask(2)
+    # one-shot masks all come from the dense weights, so deeper masks are nested in shallower ones
+    assert all(not (m2[n] & ~m1[n]).any() for n in m1)
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    torch.set_num_threads(1)
+    from lth_plugins import LotteryConfig
+    from lth_plugins.demo import run_ticket
+    run_ticket(LotteryConfig(rounds=4, late_reset="1ep"), sys.argv[1], seed=0, epochs=2, n_train=2048)
+""")
+
+
+def _run_demo(run_dir, kill_after_round=None):
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(run_dir)], stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT)
+    if kill_after_round is None:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
+        return
+    marker = Path(run_dir) / f"round_{kill_after_round:02d}" / "metrics.json"
+    deadline = time.time() + 300
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_kill_and_resume_gives_the_same_masks_as_an_uninterrupted_run(tmp_path):
+    _run_demo(tmp_path / "straight")
+    _run_demo(tmp_path / "killed", kill_after_round=1)
+    assert not RunStore(tmp_path / "killed").round_done(4)
+    _run_demo(tmp_path / "killed")  # same command again: continues, and finishes
+    a, b = RunStore(tmp_path / "straight"), RunStore(tmp_path / "killed")
+    for k in range(1, 5):
+        assert a.load_mask(k).checksum() == b.load_mask(k).checksum()
+        assert a.read_metrics(k)["metrics"] == b.read_metrics(k)["metrics"]
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
+    cfg = {"lottery": LotteryConfig().to_dict(), "task": "t"}
+    first = RunStore(tmp_path / "r", cfg)
+    with pytest.raises(RunStoreError, match="in use by another process"):
+        RunStore(tmp_path / "r", cfg)
+    first.close()
+    RunStore(tmp_path / "r", cfg).close()
+
+
+def test_different_configuration_is_refused_showing_the_keys_and_nothing_is_overwritten(tmp_path):
+    run_dir = small_run(tmp_path, rounds=1)
+    before = (run_dir / "config.json").read_bytes()
+    files = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}
+    with pytest.raises(RunStoreError) as e:
+        small_run(tmp_path, rounds=1, rate=0.5)
+    assert "lottery.rate" in str(e.value) and "0.2" in str(e.value) and "0.5" in str(e.value)
+    assert (run_dir / "config.json").read_bytes() == before
+    assert files == {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def test_raising_rounds_extends_a_finished_run(tmp_path):
+    small_run(tmp_path, rounds=1)
+    run_dir = small_run(tmp_path, rounds=2)
+    assert RunStore(run_dir).round_done(2)
+
+
+def test_run_dir_name_derives_from_the_configuration(tmp_path):
+    a = {"lottery": LotteryConfig().to_dict(), "task": "x"}
+    b = {"lottery": LotteryConfig(rate=0.3).to_dict(), "task": "x"}
+    c = {"lottery": LotteryConfig(rounds=5).to_dict(), "task": "x"}
+    assert derive_run_dir(tmp_path, a) != derive_run_dir(tmp_path, b)
+    assert config_hash(a) == config_hash(c)  # rounds only extend a run
+
+
+def test_status_table_lists_rounds(tmp_path):
+    wt = small_run(tmp_path, rounds=2)
+    out = subprocess.run([sys.executable, "-m", "lth_plugins.cli", "status", str(wt)], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert out.returncode == 0
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 4 and "36.0%" in lines[-1] and "done" in lines[-1]
+
+
+def test_lth_plugins_lists_every_namespace():
+    out = subprocess.run([sys.executable, "-m", "lth_plugins.cli", "plugins"], capture_output=True, text=True,
+                         cwd=ROOT)
+    for name in ("global_magnitude", "layerwise_magnitude", "random", "init", "late", "lth_plugins.frameworks"):
+        assert name in out.stdout
+
+
+def test_raising_rounds_extends_a_finished_oneshot_run(tmp_path):
+    small_run(tmp_path, rounds=1, schedule="oneshot")
+    run_dir = small_run(tmp_path, rounds=2, schedule="oneshot")
+    store = RunStore(run_dir)
+    assert store.round_done(2) and store.load_mask(2).density() == pytest.approx(0.64, abs=1e-3)
