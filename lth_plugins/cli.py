@@ -44,6 +44,17 @@ def cmd_fairseq_user_dir(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import build_report
+
+    report = build_report(args.run_dirs, args.out, layer_round=args.layer_round)
+    for note in report.notes:
+        print(f"lth: note: {note}", file=sys.stderr)
+    print(report.summary)
+    print(f"\nwrote {len(report.files)} files to {report.out}; open {report.out / 'index.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lth", description="Lottery-ticket experiments on your framework.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.set_defaults(func=cmd_demo_core)
+
+    p = sub.add_parser("report", help="figures (PNG), tables (CSV, Markdown) and index.html of lottery runs")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="run directories, or folders whose subdirectories are run directories")
+    p.add_argument("-o", "--out", required=True, help="report folder (created; files of an earlier report "
+                   "in it are replaced, other files are kept)")
+    p.add_argument("--layer-round", type=int, default=None, metavar="K",
+                   help="round of the per-parameter sparsity chart (default: the last round finished)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("fairseq-user-dir", help="print the path to give fairseq's --user-dir")
     p.set_defaults(func=cmd_fairseq_user_dir)

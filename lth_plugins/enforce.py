@@ -1,33 +1,75 @@
 """Keeping pruned weights at exactly zero while a framework's own trainer runs, through torch's hooks only.
 
-Gradients of pruned entries are zeroed as soon as they are accumulated (so gradient clipping, all-reduce and
-optimizer state all see zeros), and the weights are zeroed again after every optimizer step (so optimizers that
+Gradients of pruned entries are zeroed as soon as backward accumulates them, before any optimizer step (so
+gradient clipping, all-reduce and optimizer state all see zeros), and the weights are zeroed again after every
+optimizer step (so optimizers that
 move a weight with a zero gradient, such as decoupled weight decay with stale moments, cannot revive it).
 Modules are never reparametrized: state_dict keys, deepcopy and fused kernels see plain dense tensors.
 """
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Set
 
 import torch
 
 from .masks import Mask
 
+# Optimizers whose update of a weight is exactly zero when that weight, its gradient and its per-weight state
+# are zero (Adam/AdamW moments, RMSprop averages and momentum, SGD momentum, L2 and decoupled weight decay).
+# With them, zeroed gradients and state already keep pruned weights at exactly zero, so the per-step pass
+# over the weights is skipped (tests check every one of them). Adapters register their frameworks' own.
+ZERO_PRESERVING: Set[type] = {torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop,
+                              torch.optim.Adagrad}
+
+
+def register_zero_preserving(optimizer_class: type) -> None:
+    """Declare that `optimizer_class` never moves a weight whose value, gradient and state are all zero."""
+    ZERO_PRESERVING.add(optimizer_class)
+
+
+class _Zeroer:
+    """Zeroes the pruned entries of tensors shaped like one parameter, by index rather than by a boolean mask
+    (a bool masked_fill_ is several times slower on CPU). It keeps the flat indices of the smaller of the two
+    sets, pruned or surviving, so it never holds more than 4 bytes per weight (8-byte indices of at most half)."""
+
+    def __init__(self, mask: torch.Tensor, device):
+        flat = mask.reshape(-1)
+        self.pruned_count = flat.numel() - int(torch.count_nonzero(flat))
+        self.keep_survivors = self.pruned_count > flat.numel() // 2
+        chosen = flat if self.keep_survivors else ~flat
+        self.index = torch.nonzero(chosen).reshape(-1).to(device)
+        self.mask = mask.to(device)  # for the rare non-contiguous tensor
+
+    def __call__(self, t: torch.Tensor) -> None:
+        if not t.is_contiguous():
+            t.masked_fill_(~self.mask, 0)
+            return
+        flat = t.view(-1)
+        if self.keep_survivors:
+            kept = flat.index_select(0, self.index)
+            flat.zero_()
+            flat.index_copy_(0, self.index, kept)
+        else:
+            flat.index_fill_(0, self.index, 0)
+
 
 class MaskEnforcer:
     """Hooks that hold `mask` on `named_params`; `remove()` detaches them."""
 
-    def __init__(self, named_params: Mapping[str, torch.Tensor], mask: Mask, optimizer=None):
+    def __init__(self, named_params: Mapping[str, torch.Tensor], mask: Mask, optimizer=None,
+                 always_zero_weights: bool = False):
         mask.check_matches(named_params)
+        self.always_zero_weights = always_zero_weights
+        self._masked_grads: Dict[str, torch.Tensor] = {}
         # Parameters with nothing pruned need no hooks at all (round 0, excluded layers).
-        self._pruned: Dict[str, torch.Tensor] = {}
+        self._zeroers: Dict[str, _Zeroer] = {}
         self._params: Dict[str, torch.Tensor] = {}
         for name, m in mask.items():
             if not bool(m.all()):
                 p = named_params[name]
                 self._params[name] = p
-                self._pruned[name] = (~m).to(p.device)
+                self._zeroers[name] = _Zeroer(m, p.device)
         self._handles: List = []
         for name, p in self._params.items():
-            self._handles.append(p.register_post_accumulate_grad_hook(_grad_zeroer(self._pruned[name])))
+            self._handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(name)))
         self.apply()
         if optimizer is not None:
             self.attach_optimizer(optimizer)
@@ -36,18 +78,39 @@ class MaskEnforcer:
     def apply(self) -> None:
         """Zero the pruned weights in place (param.data)."""
         for name, p in self._params.items():
-            p.masked_fill_(self._pruned[name], 0)
+            self._zeroers[name](p.data)
 
     @torch.no_grad()
     def zero_grads(self) -> None:
         for name, p in self._params.items():
             if p.grad is not None:
-                p.grad.masked_fill_(self._pruned[name], 0)
+                self._zeroers[name](p.grad)
+
+    def _grad_hook(self, name: str):
+        zeroer = self._zeroers[name]
+
+        def hook(param):
+            if param.grad is not None:
+                zeroer(param.grad)
+                self._masked_grads[name] = param.grad
+        return hook
+
+    @torch.no_grad()
+    def zero_unseen_grads(self) -> None:
+        """Before a step: zero the gradients that did not come through backward's hook (set by hand, or
+        replaced by another tensor since)."""
+        for name, p in self._params.items():
+            if p.grad is not None and self._masked_grads.get(name) is not p.grad:
+                self._zeroers[name](p.grad)
+        self._masked_grads.clear()
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        """Zero pruned grads before and pruned weights after each `optimizer.step()`; clear stale state."""
-        self._handles.append(optimizer.register_step_pre_hook(lambda *_: self.zero_grads()))
-        self._handles.append(optimizer.register_step_post_hook(lambda *_: self.apply()))
+        """Zero pruned gradients before and pruned weights after each `optimizer.step()`, and clear stale
+        optimizer state. For ZERO_PRESERVING optimizers zero gradients and state already keep the weights
+        at zero, so the pass over the weights is skipped unless `always_zero_weights`."""
+        self._handles.append(optimizer.register_step_pre_hook(lambda *_: self.zero_unseen_grads()))
+        if self.always_zero_weights or type(optimizer) not in ZERO_PRESERVING:
+            self._handles.append(optimizer.register_step_post_hook(lambda *_: self.apply()))
         self.zero_optimizer_state(optimizer)
 
     @torch.no_grad()
@@ -56,16 +119,9 @@ class MaskEnforcer:
         for name, p in self._params.items():
             for value in optimizer.state.get(p, {}).values():
                 if torch.is_tensor(value) and value.shape == p.shape:
-                    value.masked_fill_(self._pruned[name], 0)
+                    self._zeroers[name](value)
 
     def remove(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-
-
-def _grad_zeroer(pruned: torch.Tensor):
-    def hook(param):
-        if param.grad is not None:
-            param.grad.masked_fill_(pruned, 0)
-    return hook

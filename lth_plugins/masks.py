@@ -26,14 +26,14 @@ class Mask(OrderedDict):
         return sum(m.numel() for m in self.values())
 
     def num_surviving(self) -> int:
-        return sum(int(m.sum()) for m in self.values())
+        return sum(int(torch.count_nonzero(m)) for m in self.values())
 
     def density(self) -> float:
         return self.num_surviving() / max(1, self.num_selected())
 
     def densities(self) -> Dict[str, float]:
         """Fraction of surviving entries per parameter: the sparsity report."""
-        return {n: float(m.sum()) / max(1, m.numel()) for n, m in self.items()}
+        return {n: int(torch.count_nonzero(m)) / max(1, m.numel()) for n, m in self.items()}
 
     def check_matches(self, named_params: Mapping[str, torch.Tensor], source: str = "mask") -> None:
         """Raise MaskError unless the mask covers exactly these parameters with the same shapes."""

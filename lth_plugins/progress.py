@@ -1,11 +1,12 @@
 """Round progress lines: round k of K, fraction pruned, last metric, elapsed time and ETA.
 
 One line per round start and per round end, whether or not the output is a terminal, so a log file never
-floods; frameworks keep their own per-update logging.
+floods (a run of 20 rounds writes 42 lines); frameworks keep their own per-update logging.
+The ETA is the mean duration of the rounds finished by this process times the rounds left.
 """
 import sys
 import time
-from typing import Optional
+from typing import List, Optional
 
 
 def _fmt_seconds(s: float) -> str:
@@ -13,6 +14,13 @@ def _fmt_seconds(s: float) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def _fmt_value(value) -> str:
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
 class RoundProgress:
@@ -24,23 +32,41 @@ class RoundProgress:
         self.t0 = time.monotonic()
         self._round_t0 = None
         self._done = 0
+        self._durations: List[float] = []
+        self._last_metric: Optional[str] = None
 
     def _emit(self, text: str) -> None:
         if self.enabled:
             print(f"[{self.label}] {text}", file=self.stream, flush=True)
 
+    def _eta(self, rounds_left: int, now: float) -> Optional[float]:
+        if self._durations:
+            return sum(self._durations) / len(self._durations) * rounds_left
+        if self._done:
+            return (now - self.t0) / self._done * rounds_left
+        return None
+
     def start(self, k: int, fraction_pruned: float, note: str = "") -> None:
-        self._round_t0 = time.monotonic()
+        now = time.monotonic()
+        self._round_t0 = now
+        eta = self._eta(self.last - k + 1, now)
         self._emit(f"round {k}/{self.last} start: {100 * fraction_pruned:.1f}% pruned"
-                   + (f" ({note})" if note else "") + f" | elapsed {_fmt_seconds(time.monotonic() - self.t0)}")
+                   + (f" ({note})" if note else "")
+                   + (f", last {self._last_metric}" if self._last_metric else "")
+                   + f" | elapsed {_fmt_seconds(now - self.t0)}"
+                   + (f", ETA {_fmt_seconds(eta)}" if eta is not None else ""))
 
     def finish(self, k: int, fraction_pruned: float, metric: Optional[str] = None,
                value: Optional[float] = None) -> None:
         self._done += 1
         now = time.monotonic()
-        remaining = self.last - k
-        eta = (now - self.t0) / self._done * remaining
-        shown = f"{metric}={value:.4g}" if metric is not None and value is not None else "done"
-        took = f" in {_fmt_seconds(now - self._round_t0)}" if self._round_t0 else ""
+        if self._round_t0 is not None:
+            self._durations.append(now - self._round_t0)
+        eta = self._eta(self.last - k, now) or 0.0
+        shown = f"{metric}={_fmt_value(value)}" if metric is not None and value is not None else "done"
+        if metric is not None and value is not None:
+            self._last_metric = shown
+        took = f" in {_fmt_seconds(now - self._round_t0)}" if self._round_t0 is not None else ""
+        self._round_t0 = None
         self._emit(f"round {k}/{self.last} finished{took}: {100 * fraction_pruned:.1f}% pruned, {shown} | "
                    f"elapsed {_fmt_seconds(now - self.t0)}, ETA {_fmt_seconds(eta)}")

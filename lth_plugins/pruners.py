@@ -18,7 +18,8 @@ from .masks import Mask
 CHUNK = 1 << 20
 _BINS = 1 << 16
 
-ScoreFn = Callable[[str, torch.Tensor, int], torch.Tensor]  # (name, flat weights chunk, offset) -> float32 scores >= 0
+# (name, flat weights chunk, its offset, float32 buffer to fill) -> the buffer, holding scores >= 0
+ScoreFn = Callable[[str, torch.Tensor, int, torch.Tensor], torch.Tensor]
 
 
 class Pruner(abc.ABC):
@@ -63,22 +64,37 @@ class RandomPruner(Pruner):
     name = "random"
 
     def prune(self, weights, mask, density):
-        def random_scores(name, chunk, offset):
+        def random_scores(name, chunk, offset, out):
             # Every pass over the weights must see the same scores: seed by (seed, parameter, chunk).
             key = zlib.crc32(f"{self.seed}:{name}:{offset}".encode())
-            return torch.rand(chunk.numel(), generator=torch.Generator().manual_seed(key))
+            return torch.rand(chunk.numel(), generator=torch.Generator().manual_seed(key), out=out)
 
         _keep_top([(n, weights[n], mask[n]) for n in mask], survivors(mask.num_selected(), 1 - density, 1),
                   random_scores)
         return mask
 
 
-def _magnitude(name, chunk, offset):
-    return chunk.float().abs() if chunk.dtype != torch.float32 else chunk.abs()
+def _magnitude(name, chunk, offset, out):
+    return torch.abs(chunk, out=out) if chunk.dtype == torch.float32 else out.copy_(chunk).abs_()
 
 
-def _chunks(items, score_fn):
-    """Yield (flat mask view, start, end, int32 bit pattern of the scores) chunk by chunk."""
+class _Buffers:
+    """Chunk-sized scratch tensors reused across chunks: repeated large allocations fragment the heap and
+    made peak memory grow with the number of chunks."""
+
+    def __init__(self):
+        self.scores = torch.empty(CHUNK, dtype=torch.float32)
+        self.hi = torch.empty(CHUNK, dtype=torch.int32)
+        self.key = torch.empty(CHUNK, dtype=torch.int32)
+        self.flag = torch.empty(CHUNK, dtype=torch.bool)
+        self.bins = torch.full((CHUNK,), _BINS, dtype=torch.int32)
+
+
+def _chunks(items, score_fn, buf: _Buffers):
+    """Yield (name, flat mask view, top 16 bits of the scores' bit patterns, the bit patterns) chunk by chunk.
+
+    Scores are >= 0, so their IEEE-754 bit patterns sort like the scores themselves. The yielded tensors are
+    views of `buf`, valid until the next chunk."""
     for name, weight, mask in items:
         w = weight.detach().reshape(-1)
         if w.device.type != "cpu":
@@ -86,49 +102,57 @@ def _chunks(items, score_fn):
         m = mask.reshape(-1)
         for start in range(0, w.numel(), CHUNK):
             end = min(start + CHUNK, w.numel())
-            scores = score_fn(name, w[start:end], start)
-            if not torch.isfinite(scores).all():
-                raise ValueError(f"parameter {name} holds NaN or infinite values: refusing to prune it")
-            yield m, start, end, scores.view(torch.int32)
+            n = end - start
+            bits = score_fn(name, w[start:end], start, buf.scores[:n]).view(torch.int32)
+            hi = torch.bitwise_right_shift(bits, 16, out=buf.hi[:n])
+            yield name, m[start:end], hi, bits
 
 
-def _histogram(items, score_fn, select: Callable[[torch.Tensor], torch.Tensor], shift: int) -> torch.Tensor:
-    """Counts of ((bits >> shift) & 0xFFFF) over surviving entries for which `select(bits)` holds."""
-    counts = torch.zeros(_BINS + 1, dtype=torch.int64)
-    for m, s, e, bits in _chunks(items, score_fn):
-        keep = m[s:e] & select(bits)
-        key = torch.where(keep, (bits >> shift) & 0xFFFF, _BINS)
-        counts += torch.bincount(key, minlength=_BINS + 1)
-    return counts[:_BINS]
-
-
-def _split(counts: torch.Tensor, target: int) -> Tuple[int, int]:
-    """The bin b where the `target` largest end, and how many of them lie in bins above b."""
-    above = torch.flip(torch.cumsum(torch.flip(counts, [0]), 0), [0])  # above[b] = count(bin >= b)
-    b = int(torch.nonzero(above >= target).max())
-    return b, int(above[b] - counts[b])
+_NON_FINITE_BIN = 0x7F80  # top 16 bits of +inf; NaNs lie above it
 
 
 def _keep_top(items: List[Tuple[str, torch.Tensor, torch.Tensor]], target: int, score_fn: ScoreFn) -> None:
-    """Leave exactly `target` survivors among the current ones: the highest scores, ties by position."""
-    surviving = sum(int(m.sum()) for _, _, m in items)
+    """Leave exactly `target` survivors among the current ones: the highest scores, ties by position.
+
+    Pass 1 histograms the top 16 bits of the survivors' scores and finds the bin b holding the cut. Pass 2 keeps
+    survivors above b, drops those below, and collects the few in b; those are ranked exactly by a stable sort.
+    """
+    surviving = sum(int(torch.count_nonzero(m)) for _, _, m in items)  # bool .sum() makes an int64 copy
     if target >= surviving:
         return
     if target <= 0:
         for _, _, m in items:
             m.zero_()
         return
-    hi_counts = _histogram(items, score_fn, lambda bits: torch.ones_like(bits, dtype=torch.bool), 16)
-    hi, n_above_hi = _split(hi_counts, target)
-    lo_counts = _histogram(items, score_fn, lambda bits: (bits >> 16) == hi, 0)
-    lo, n_above = _split(lo_counts, target - n_above_hi)
-    threshold = (hi << 16) | lo
-    ties_to_keep = target - n_above_hi - n_above
-    for m, s, e, bits in _chunks(items, score_fn):
-        alive = m[s:e]
-        tie = alive & (bits == threshold)
-        alive &= bits > threshold
-        if ties_to_keep > 0:
-            idx = torch.nonzero(tie).reshape(-1)[:ties_to_keep]
-            alive[idx] = True
-            ties_to_keep -= idx.numel()
+    buf = _Buffers()
+    counts = torch.zeros(_BINS + 1, dtype=torch.int64)
+    for name, alive, hi, _ in _chunks(items, score_fn, buf):
+        n = hi.numel()
+        key = torch.where(alive, hi, buf.bins[:n], out=buf.key[:n])
+        chunk_counts = torch.bincount(key, minlength=_BINS + 1)
+        if chunk_counts[_NON_FINITE_BIN:_BINS].any():
+            raise ValueError(f"parameter {name} holds NaN or infinite values: refusing to prune it")
+        counts += chunk_counts
+    counts = counts[:_BINS]
+    above = torch.flip(torch.cumsum(torch.flip(counts, [0]), 0), [0])  # above[b] = survivors in bins >= b
+    b = int(torch.nonzero(above >= target).max())
+    need = target - int(above[b] - counts[b])  # how many of bin b's entries survive
+
+    in_bin_views, in_bin_idx, in_bin_bits = [], [], []
+    for name, alive, hi, bits in _chunks(items, score_fn, buf):
+        n = hi.numel()
+        in_bin = torch.eq(hi, b, out=buf.flag[:n])
+        in_bin &= alive
+        idx = torch.nonzero(in_bin).reshape(-1)
+        alive &= torch.gt(hi, b, out=buf.flag[:n])
+        if idx.numel():
+            in_bin_views.append((alive, idx.numel()))
+            in_bin_idx.append(idx)
+            in_bin_bits.append(bits[idx])
+    order = torch.sort(torch.cat(in_bin_bits), descending=True, stable=True).indices[:need]
+    keep = torch.zeros(sum(n for _, n in in_bin_views), dtype=torch.bool)
+    keep[order] = True
+    offset = 0
+    for (alive, n), idx in zip(in_bin_views, in_bin_idx):
+        alive[idx[keep[offset:offset + n]]] = True
+        offset += n

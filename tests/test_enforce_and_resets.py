@@ -16,7 +16,17 @@ OPTIMIZERS = {
     "adam_wd": lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=0.1),
     "adamw": lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
     "rmsprop_momentum": lambda ps: torch.optim.RMSprop(ps, lr=1e-3, momentum=0.9, alpha=0.99, eps=1e-8),
+    "rmsprop_centered": lambda ps: torch.optim.RMSprop(ps, lr=1e-3, centered=True, weight_decay=0.01),
+    "sgd_nesterov_wd": lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.9, nesterov=True, weight_decay=0.1),
+    "adagrad": lambda ps: torch.optim.Adagrad(ps, lr=1e-2, weight_decay=0.01),
+    "adam_amsgrad": lambda ps: torch.optim.AdamW(ps, lr=1e-2, amsgrad=True),
 }
+
+
+def test_every_zero_preserving_optimizer_is_tested():
+    from lth_plugins.enforce import ZERO_PRESERVING
+    tested = {type(make([torch.nn.Parameter(torch.zeros(1))])) for make in OPTIMIZERS.values()}
+    assert ZERO_PRESERVING <= tested
 
 
 def pruned_model(name, density=0.5):
@@ -27,17 +37,23 @@ def pruned_model(name, density=0.5):
     return model, params, mask
 
 
-@pytest.mark.parametrize("opt_name", sorted(OPTIMIZERS))
-@pytest.mark.parametrize("name", ["mlp", "lstm", "transformer"])
-def test_masked_entries_stay_zero_through_100_steps(name, opt_name):
-    model, params, mask = pruned_model(name)
+CASES = (  # the paper's optimizers for 100 steps on every model; the others for 20; both index layouts
+    [(m, o, d, 100) for m in ("mlp", "lstm", "transformer") for o in ("adam_wd", "rmsprop_momentum")
+     for d in (0.5, 0.1)]
+    + [(m, o, 0.1, 20) for m in ("mlp", "transformer") for o in sorted(OPTIMIZERS)
+       if o not in ("adam_wd", "rmsprop_momentum")])
+
+
+@pytest.mark.parametrize("name,opt_name,density,steps", CASES)
+def test_masked_entries_stay_zero_through_training(name, opt_name, density, steps):
+    model, params, mask = pruned_model(name, density)
     opt = OPTIMIZERS[opt_name](model.parameters())
     # optimizer state from before pruning (stale moments) must not revive pruned weights either
     loss_of(name, model).backward()
     opt.step()
     enforcer = MaskEnforcer(params, mask, opt)
     start = {n: p.detach().clone() for n, p in params.items()}
-    for _ in range(100):
+    for _ in range(steps):
         opt.zero_grad()
         loss_of(name, model).backward()
         for n, p in params.items():  # gradients are already masked when the step sees them
@@ -51,6 +67,52 @@ def test_masked_entries_stay_zero_through_100_steps(name, opt_name):
                 assert not v[~mask[n]].any(), f"optimizer state of {n} moves pruned entries"
     assert any(not torch.equal(start[n], p) for n, p in params.items())  # survivors did train
     enforcer.remove()
+
+
+class Drifting(torch.optim.SGD):
+    """An optimizer that moves every weight, gradient or not: only the post-step pass keeps masks."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        super().step(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(0.01)
+
+
+def test_unknown_optimizers_get_weights_zeroed_after_every_step():
+    model, params, mask = pruned_model("mlp")
+    opt = Drifting(model.parameters(), lr=0.1)
+    MaskEnforcer(params, mask, opt)
+    for _ in range(3):
+        opt.zero_grad()
+        loss_of("mlp", model).backward()
+        opt.step()
+        for n, p in params.items():
+            assert not p[~mask[n]].any()
+
+
+def test_gradients_set_by_hand_are_zeroed_before_the_step():
+    model, params, mask = pruned_model("mlp")
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    MaskEnforcer(params, mask, opt)
+    loss_of("mlp", model).backward()
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)  # replaces backward's (masked) gradients
+    opt.step()
+    for n, p in params.items():
+        assert not p[~mask[n]].any()
+
+
+def test_non_contiguous_gradients_are_masked_too():
+    p = torch.nn.Parameter(torch.randn(6, 4))
+    mask = Mask({"w": torch.rand(6, 4) > 0.3})
+    MaskEnforcer({"w": p}, mask)
+    (p.t() * torch.randn(4, 6)).sum().backward()  # produces a non-contiguous grad layout is allowed
+    p.grad = p.grad.t().contiguous().t()  # force a non-contiguous grad, then zero it through the enforcer
+    enforcer = MaskEnforcer({"w": p}, mask)
+    enforcer.zero_grads()
+    assert not p.grad[~mask["w"]].any() and not p.grad.is_contiguous()
 
 
 def test_no_reparametrization_state_dict_deepcopy_strict_load():

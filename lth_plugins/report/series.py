@@ -1,0 +1,242 @@
+"""What each figure shows: runs aggregated over seeds into series (mean and standard deviation per round),
+and the plan of a task's figures (winning vs random, ablations, pruned-weight selections, per-layer sparsity)."""
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from .collect import ReportError, Run, TaskGroup, Variant
+
+BLUE, RED, GRAY = "tab:blue", "tab:red", "tab:gray"
+OTHER_COLORS = ("tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:olive", "tab:cyan", "tab:pink")
+
+METRIC_NAMES = {"bleu": "BLEU", "reward": "reward", "mean_reward": "mean reward", "episode_reward": "reward",
+                "log_perplexity": "log perplexity", "log_ppl": "log perplexity", "ppl": "perplexity",
+                "nll_loss": "NLL loss", "test_accuracy": "test accuracy", "accuracy": "accuracy"}
+
+
+def metric_label(primary: str, higher_is_better: bool) -> str:
+    name = METRIC_NAMES.get(primary.lower(), primary.replace("_", " "))
+    return f"{name} ({'higher' if higher_is_better else 'lower'} is better)"
+
+
+@dataclass
+class Series:
+    """One curve: the mean over seeds per round, with the standard deviation (sample, 0 for one seed)."""
+    label: str
+    ticket: str                      # "winning", "random" or "unpruned"
+    variant: Optional[Variant]
+    rounds: List[int]
+    fraction_pruned: List[float]     # mean over seeds of the measured fraction pruned, per round
+    mean: List[float]
+    std: List[float]
+    n: List[int]
+    values: List[List[float]]
+    runs: List[str]
+    color: str = BLUE
+    linestyle: str = "-"
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("label", "ticket", "rounds", "fraction_pruned", "mean", "std", "n",
+                                           "values", "runs", "color", "linestyle")}
+        if self.variant is not None:
+            d["variant"] = {"schedule": self.variant.schedule, "reset": self.variant.reset,
+                            "include": list(self.variant.include), "exclude": list(self.variant.exclude)}
+        return d
+
+
+def _mean_std(xs: List[float]):
+    m = sum(xs) / len(xs)
+    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, s
+
+
+def aggregate(runs: List[Run], label: str, ticket: str, variant: Optional[Variant], color: str,
+              linestyle: str = "-", rounds=None) -> Optional[Series]:
+    """Per round, the mean and std over the runs that finished it (None when no run has any such round)."""
+    ks = sorted({k for r in runs for k in r.records if rounds is None or k in rounds})
+    if not ks:
+        return None
+    s = Series(label, ticket, variant, [], [], [], [], [], [], [str(r.path) for r in runs], color, linestyle)
+    for k in ks:
+        have = [r for r in runs if k in r.records]
+        vals = [r.value(k) for r in have]
+        m, sd = _mean_std(vals)
+        s.rounds.append(k)
+        s.fraction_pruned.append(sum(float(r.records[k]["fraction_pruned"]) for r in have) / len(have))
+        s.mean.append(m)
+        s.std.append(sd)
+        s.n.append(len(vals))
+        s.values.append(vals)
+    return s
+
+
+def dense_baseline(group: TaskGroup) -> Optional[Series]:
+    runs = group.dense_runs()
+    if not runs:
+        return None
+    return aggregate(runs, f"unpruned network ({len(runs)} seed{'s' * (len(runs) > 1)})", "unpruned", None,
+                     GRAY, "--", rounds={0})
+
+
+def _seeds(runs: List[Run]) -> str:
+    return f"{len(runs)} seed{'s' * (len(runs) > 1)}"
+
+
+def _ticket_series(group: TaskGroup, variant: Variant, ticket: str, color: str, linestyle: str = "-",
+                   label: Optional[str] = None) -> Optional[Series]:
+    runs = group.runs_of(variant, ticket)
+    if not runs:
+        return None
+    label = label or f"{ticket} ticket ({variant.method_label()})"
+    return aggregate(runs, f"{label}, {_seeds(runs)}", ticket, variant, color, linestyle)
+
+
+@dataclass
+class Panel:
+    title: str
+    series: List[Series]
+
+
+@dataclass
+class FigureSpec:
+    kind: str              # "tickets", "ablation" or "selection"
+    task: str
+    title: str
+    file: str              # path relative to the report folder
+    ylabel: str
+    rate: float
+    panels: List[Panel]
+    dense: Optional[Series]
+    caption: str = ""
+
+    def series(self) -> List[Series]:
+        return [s for p in self.panels for s in p.series]
+
+
+@dataclass
+class LayerChart:
+    task: str
+    variant: Variant
+    round: int
+    file: str
+    names: List[str]
+    numel: List[int]
+    pruned_mean: List[float]
+    pruned_std: List[float]
+    n: int
+    overall: float
+    runs: List[str] = field(default_factory=list)
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "round": self.round, "variant": self.variant.method_label(),
+                "selection": self.variant.selection_label(), "parameters": self.names, "numel": self.numel,
+                "fraction_pruned_mean": self.pruned_mean, "fraction_pruned_std": self.pruned_std,
+                "seeds": self.n, "overall_fraction_pruned": self.overall, "runs": self.runs}
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "task"
+
+
+def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
+    """The figures of one task: winning vs random (always), the schedule/reset ablation when the runs hold
+    more than one of those variants (paper Figures 3-5), the pruned-weight selections side by side when they
+    differ (paper Figure 6)."""
+    ylabel = metric_label(group.primary, group.higher_is_better)
+    dense = dense_baseline(group)
+    default = group.default_variant()
+    figures = []
+
+    main = [s for s in (_ticket_series(group, default, "winning", BLUE, label="winning ticket"),
+                        _ticket_series(group, default, "random", RED, label="random ticket")) if s]
+    sel = "" if default == Variant() else f" [{default.method_label()}; {default.selection_label()}]"
+    figures.append(FigureSpec("tickets", group.task, f"{group.task}: winning vs random tickets{sel}",
+                              f"figures/{stem}_tickets.png", ylabel, group.rate, [Panel("", main)], dense,
+                              "Winning tickets (blue) and random tickets (red), mean ± standard deviation "
+                              "across seeds; gray: the unpruned network."))
+
+    def method_panel(selection_variants: List[Variant], base: Variant) -> List[Series]:
+        out, colors = [], iter(OTHER_COLORS)
+        for v in selection_variants:
+            s = _ticket_series(group, v, "winning", BLUE if v == base else next(colors, "black"))
+            if s:
+                out.append(s)
+        for v in selection_variants:
+            s = _ticket_series(group, v, "random", RED, "-" if v == base else ":")
+            if s:
+                out.append(s)
+        return out
+
+    same_selection = [v for v in group.variants() if v.selection == default.selection]
+    if len({v.method for v in same_selection if group.runs_of(v, "winning")}) > 1:
+        figures.append(FigureSpec("ablation", group.task, f"{group.task}: iterative vs one-shot pruning, "
+                                  f"late reset vs reset to init", f"figures/{stem}_ablation.png", ylabel,
+                                  group.rate, [Panel(default.selection_label(),
+                                                     method_panel(same_selection, default))], dense,
+                                  "Winning tickets of each pruning schedule and reset, and random tickets."))
+
+    selections = []
+    for v in group.variants():
+        if v.selection not in selections:
+            selections.append(v.selection)
+    if len(selections) > 1:
+        panels = []
+        for selection in selections:
+            vs = [v for v in group.variants() if v.selection == selection]
+            base = next((v for v in vs if group.runs_of(v, "winning")), vs[0])
+            panels.append(Panel(vs[0].selection_label(), method_panel(vs, base)))
+        figures.append(FigureSpec("selection", group.task, f"{group.task}: which weights are pruned",
+                                  f"figures/{stem}_selection.png", ylabel, group.rate, panels, dense,
+                                  "Each panel prunes a different set of weights (e.g. all weights vs. "
+                                  "embeddings excluded); fraction pruned counts the weights eligible."))
+    return figures
+
+
+def plan_layers(group: TaskGroup, stem: str, round_index: Optional[int] = None) -> Optional[LayerChart]:
+    """Fraction pruned per parameter at one round (default: the last round every run of the default variant
+    finished), mean over seeds, for the default variant's winning tickets (random tickets share their masks)."""
+    default = group.default_variant()
+    runs = group.runs_of(default, "winning") or group.runs_of(default, "random")
+    pruned_rounds = sorted({k for r in runs for k in r.records if k > 0})
+    if not pruned_rounds:
+        return None
+    note = ""
+    if round_index is None:
+        common = set.intersection(*({k for k in r.records if k > 0} for r in runs))
+        k = max(common) if common else pruned_rounds[-1]
+    elif round_index in pruned_rounds:
+        k = round_index
+    else:
+        k = max(j for j in pruned_rounds if j <= round_index) if pruned_rounds[0] <= round_index else pruned_rounds[0]
+        note = f"round {round_index} is not finished in the runs of {group.task}; showing round {k}"
+    runs = [r for r in runs if k in r.records]
+    sparsities = [r.sparsity(k) for r in runs]
+    names = list(sparsities[0].get("density", {}))
+    for r, sp in zip(runs, sparsities):
+        if list(sp.get("density", {})) != names:
+            raise ReportError(f"{r.path} prunes other parameters than {runs[0].path} at round {k}: their "
+                              f"models differ, so they cannot share a figure")
+    numel = [int(sparsities[0].get("numel", {}).get(n, 0)) for n in names]
+    mean, std = [], []
+    for n in names:
+        m, s = _mean_std([1.0 - float(sp["density"][n]) for sp in sparsities])
+        mean.append(m)
+        std.append(s)
+    overall = sum(float(r.records[k]["fraction_pruned"]) for r in runs) / len(runs)
+    return LayerChart(group.task, default, k, f"figures/{stem}_layers_round{k:02d}.png", names, numel, mean,
+                      std, len(runs), overall, [str(r.path) for r in runs], note)
+
+
+def stems(groups: List[TaskGroup]) -> Dict[str, str]:
+    """A distinct file-name stem per task."""
+    out, used = {}, set()
+    for g in groups:
+        base = slug(g.task)
+        stem, i = base, 2
+        while stem.lower() in used:
+            stem, i = f"{base}-{i}", i + 1
+        used.add(stem.lower())
+        out[g.task] = stem
+    return out

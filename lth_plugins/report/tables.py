@@ -1,0 +1,121 @@
+"""The numbers behind the figures as tables: one long CSV, Markdown, and a small ASCII table for stdout."""
+import csv
+import io
+from typing import List, Optional, Tuple
+
+from .series import FigureSpec, LayerChart, Series
+
+CSV_COLUMNS = ["task", "framework", "metric", "higher_is_better", "ticket", "schedule", "reset",
+               "weights_pruned", "round", "fraction_pruned", "seeds", "mean", "std", "values"]
+LAYER_COLUMNS = ["task", "round", "schedule", "reset", "weights_pruned", "parameter", "numel", "seeds",
+                 "fraction_pruned_mean", "fraction_pruned_std"]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def cell(s: Series, k: int) -> str:
+    if k not in s.rounds:
+        return ""
+    i = s.rounds.index(k)
+    return f"{_fmt(s.mean[i])} ± {_fmt(s.std[i])}" + (f" (n={s.n[i]})" if s.n[i] != max(s.n) else "")
+
+
+def wide(spec: FigureSpec, panel: int = 0) -> Tuple[List[str], List[List[str]]]:
+    """A figure panel as a table: one row per round, one column per curve."""
+    series = spec.panels[panel].series
+    fractions = {}
+    for s in series:
+        for k, f in zip(s.rounds, s.fraction_pruned):
+            fractions.setdefault(k, f)
+    header = ["round", "% pruned"] + [s.label for s in series]
+    rows = [[str(k), f"{100 * fractions[k]:.1f}"] + [cell(s, k) for s in series] for k in sorted(fractions)]
+    return header, rows
+
+
+def unique_series(specs: List[FigureSpec]) -> List[Series]:
+    seen, out = set(), []
+    for spec in specs:
+        for s in ([spec.dense] if spec.dense else []) + spec.series():
+            key = (spec.task, s.ticket, s.variant)
+            if key not in seen:
+                seen.add(key)
+                out.append(s)
+    return out
+
+
+def csv_text(tasks) -> str:
+    """`tasks`: [(group, [FigureSpec])]. One row per task, curve and round."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for group, specs in tasks:
+        for s in unique_series(specs):
+            v = s.variant
+            for i, k in enumerate(s.rounds):
+                w.writerow([group.task, group.framework, group.primary, group.higher_is_better, s.ticket,
+                            v.schedule if v else "", v.reset if v else "", v.selection_label() if v else "",
+                            k, f"{s.fraction_pruned[i]:.6f}", s.n[i], repr(s.mean[i]), repr(s.std[i]),
+                            " ".join(repr(x) for x in s.values[i])])
+    return buf.getvalue()
+
+
+def layers_csv_text(charts: List[LayerChart]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(LAYER_COLUMNS)
+    for c in charts:
+        for name, numel, m, s in zip(c.names, c.numel, c.pruned_mean, c.pruned_std):
+            w.writerow([c.task, c.round, c.variant.schedule, c.variant.reset, c.variant.selection_label(), name,
+                        numel, c.n, f"{m:.6f}", f"{s:.6f}"])
+    return buf.getvalue()
+
+
+def _md_table(header, rows) -> str:
+    esc = lambda t: str(t).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def dense_text(dense: Optional[Series]) -> str:
+    if dense is None:
+        return "Unpruned network: not among the runs (round 0 of a winning-ticket run)."
+    return f"Unpruned network: {_fmt(dense.mean[0])} ± {_fmt(dense.std[0])} ({dense.n[0]} seed(s))."
+
+
+def markdown_text(tasks, charts: List[LayerChart]) -> str:
+    out = ["# Lottery-ticket report", ""]
+    by_task = {c.task: c for c in charts}
+    for group, specs in tasks:
+        out += [f"## {group.task}", "", f"Framework {group.framework}; metric `{group.primary}` "
+                f"({'higher' if group.higher_is_better else 'lower'} is better); {len(group.runs)} run(s).", ""]
+        for spec in specs:
+            out += [f"### {spec.title}", "", f"![{spec.title}]({spec.file})", "", dense_text(spec.dense), ""]
+            for i, panel in enumerate(spec.panels):
+                if panel.title and len(spec.panels) > 1:
+                    out += [f"**{panel.title}**", ""]
+                out += [_md_table(*wide(spec, i)), ""]
+        chart = by_task.get(group.task)
+        if chart is not None:
+            out += [f"### Pruning per parameter at round {chart.round}", "", f"![layers]({chart.file})", ""]
+            rows = [[n, f"{e:,}", f"{100 * m:.1f} ± {100 * s:.1f}"]
+                    for n, e, m, s in zip(chart.names, chart.numel, chart.pruned_mean, chart.pruned_std)]
+            out += [_md_table(["parameter", "entries", "% pruned"], rows), ""]
+    return "\n".join(out)
+
+
+def ascii_text(tasks) -> str:
+    """The main figure of each task, compact, for the terminal."""
+    blocks = []
+    for group, specs in tasks:
+        spec = specs[0]
+        header, rows = wide(spec)
+        header = header[:2] + [s.label.split(",")[0] for s in spec.panels[0].series]
+        widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+        line = lambda r: "  ".join(str(c).rjust(w) for c, w in zip(r, widths))  # noqa: E731
+        blocks.append("\n".join([f"{group.task} ({group.primary}, "
+                                 f"{'higher' if group.higher_is_better else 'lower'} is better) - "
+                                 + dense_text(spec.dense), line(header)] + [line(r) for r in rows]))
+    return "\n\n".join(blocks)
