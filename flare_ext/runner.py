@@ -1,0 +1,350 @@
+"""Running one training round of FLARE's own pipeline (agents + Manager + a FLARE algorithm), watched.
+
+FLARE's agents are forked processes that run a fixed number of games each and run once, so every round
+builds fresh agents and a fresh ``Manager`` around the algorithm (which owns the model and FLARE's own
+optimizer in this, the main, process).  Around FLARE's unmodified ``Manager.start()`` this module adds:
+
+* per-game reports (unscaled episodic reward, steps) from the agents to the main process, in game
+  completion order: the learning curve, the epoch boundaries (an epoch = M games) and the ticket reward;
+* an update counter and epoch callbacks on FLARE's own optimizer (``register_step_post_hook``), which
+  is where the core takes the late-reset snapshot;
+* failure detection.  FLARE's main process hangs or exits 0 when an agent dies (its CDP threads wait for
+  the dead agent forever, ``Manager.start`` busy-waits on it).  A crashed agent reports its traceback,
+  the watcher stops the other agents, lets ``Manager.start`` return and :class:`FlareRunError` is raised
+  with the agent's error.
+"""
+import math
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from queue import Empty
+from typing import Callable, List, Optional
+
+import torch
+
+from .env import GymnasiumEnv, RewardScale
+
+
+class FlareRunError(RuntimeError):
+    """A FLARE agent (or FLARE's trainer thread) failed; the message carries its error."""
+
+
+def split_games(total_games: int, num_agents: int) -> List[int]:
+    """Games per agent so that they add up to exactly `total_games` (FLARE's agents run a fixed count)."""
+    if num_agents < 1 or total_games < num_agents:
+        raise ValueError(f"need at least one game per agent: {total_games} games for {num_agents} agents")
+    base, extra = divmod(total_games, num_agents)
+    return [base + (1 if i < extra else 0) for i in range(num_agents)]
+
+
+def ticket_reward(episode_rewards, last_games: int) -> float:
+    """The paper's ticket reward: mean (unscaled) episodic reward over the last L games."""
+    if not episode_rewards:
+        raise ValueError("no finished games: cannot compute a ticket reward")
+    if last_games < 1:
+        raise ValueError(f"last_games must be >= 1, got {last_games}")
+    tail = list(episode_rewards)[-last_games:]
+    return float(sum(tail) / len(tail))
+
+
+def epoch_curve(rewards, steps, updates_at_game, games_per_epoch: int, wall_at_game=None) -> list:
+    """Per-epoch learning curve: mean episodic reward of the epoch's M games, games/updates so far and
+    every game's reward (in completion order)."""
+    curve = []
+    n_epochs = math.ceil(len(rewards) / games_per_epoch) if rewards else 0
+    for e in range(n_epochs):
+        lo, hi = e * games_per_epoch, min((e + 1) * games_per_epoch, len(rewards))
+        chunk = rewards[lo:hi]
+        entry = {"epoch": e + 1, "games": hi, "updates": int(updates_at_game[hi - 1]),
+                 "mean_reward": float(sum(chunk) / len(chunk)), "steps": int(sum(steps[lo:hi])),
+                 "episode_rewards": [float(r) for r in chunk]}
+        if wall_at_game is not None:
+            entry["wall_s"] = round(float(wall_at_game[hi - 1]), 3)
+        curve.append(entry)
+    return curve
+
+
+@dataclass
+class RoundResult:
+    rewards: List[float] = field(default_factory=list)  # unscaled episodic rewards, completion order
+    steps: List[int] = field(default_factory=list)
+    updates_at_game: List[int] = field(default_factory=list)
+    wall_at_game: List[float] = field(default_factory=list)
+    updates: int = 0
+    wall_s: float = 0.0
+    flare_stats: object = None
+
+    @property
+    def games(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def games_per_s(self) -> float:
+        return self.games / self.wall_s if self.wall_s > 0 else float("nan")
+
+    def ticket_reward(self, last_games: int) -> float:
+        return ticket_reward(self.rewards, last_games)
+
+    def curve(self, games_per_epoch: int) -> list:
+        return epoch_curve(self.rewards, self.steps, self.updates_at_game, games_per_epoch, self.wall_at_game)
+
+
+_AGENT_CLASSES = {}
+
+
+def reporting_agent_class(base):
+    """A subclass of a FLARE agent class (e.g. ``SimpleRLAgent``) that reports every finished game and
+    any crash to the main process; FLARE's control flow is untouched."""
+    if base in _AGENT_CLASSES:
+        return _AGENT_CLASSES[base]
+
+    class ReportingAgent(base):
+        def __init__(self, *args, report_q=None, error_q=None, torch_threads=1, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._report_q, self._error_q, self._torch_threads = report_q, error_q, torch_threads
+
+        def run(self):
+            try:
+                if self._torch_threads:
+                    torch.set_num_threads(self._torch_threads)
+                # The fork inherited Manager's Ctrl-C handler (meant for the main process): restore Python's.
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                super().run()
+            except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the main process reports it
+                self.running.value = 0
+                raise SystemExit(130) from None
+            except BaseException:
+                self.running.value = 0
+                if self._error_q is None:
+                    raise
+                # The main process reports it (FlareRunError); exit code 1 without a second traceback.
+                self._error_q.put((self.id, traceback.format_exc()))
+                raise SystemExit(1) from None
+
+        def _total_reward(self):  # FLARE calls this once at the end of every game
+            entry = self.log_entry
+            if self._report_q is not None:
+                self._report_q.put((self.id, float(getattr(entry, "total_reward", 0.0)),
+                                    int(getattr(entry, "num_steps", 0))))
+            return super()._total_reward()
+
+    ReportingAgent.__name__ = ReportingAgent.__qualname__ = "Reporting" + base.__name__
+    _AGENT_CLASSES[base] = ReportingAgent
+    return ReportingAgent
+
+
+class _Watch:
+    """State shared by the watcher thread, FLARE's trainer thread (optimizer hook) and the caller."""
+
+    def __init__(self):
+        self.games = 0
+        self.updates = 0
+        self.error: Optional[str] = None
+        self.done = threading.Event()
+
+
+def run_round(flare, alg, *, game: str, num_agents: int, total_games: int, games_per_epoch: int,
+              reward_divisor: float = 100.0, sample_interval: int = 4, env_seed: Optional[int] = None,
+              env_class=GymnasiumEnv, env_kwargs: Optional[dict] = None,
+              on_update: Optional[Callable[[int], None]] = None,
+              on_epoch: Optional[Callable[[int], None]] = None,
+              on_epoch_end_log: Optional[Callable[[int, list], None]] = None,
+              print_interval: int = 100, torch_threads: int = 1, agent_base=None,
+              poll_s: float = 0.2) -> RoundResult:
+    """Train `alg` (a FLARE algorithm whose model/optimizer live here) for `total_games` games with
+    `num_agents` fresh FLARE agents under a fresh FLARE Manager.  `on_update(n)` runs after each of FLARE's
+    optimizer steps, `on_epoch(e)` at the first update after the e-th block of `games_per_epoch` games
+    finished (and, for the last epochs, when the round ends).  Raises FlareRunError on an agent crash."""
+    import multiprocessing as mp
+
+    if env_seed is None:
+        env_seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    Agent = reporting_agent_class(agent_base or flare.SimpleRLAgent)
+    report_q, error_q = mp.Queue(), mp.Queue()
+    shaping = RewardScale(reward_divisor)
+    agents = []
+    for i, n in enumerate(split_games(total_games, num_agents)):
+        agent = Agent(n, reward_shaping_f=shaping, report_q=report_q, error_q=error_q,
+                      torch_threads=torch_threads)
+        agent.set_env(env_class, game_name=game, seed=env_seed + i, **(env_kwargs or {}))
+        agents.append(agent)
+
+    manager = flare.Manager({"RL": dict(alg=alg, agent_helper=flare.OnlineHelper,
+                                        sample_interval=sample_interval)},
+                            dict(print_interval=print_interval))
+    manager.add_agents(agents)
+
+    watch = _Watch()
+    result = RoundResult()
+    n_epochs = math.ceil(total_games / games_per_epoch)
+    epochs_done = [0]
+    epoch_lock = threading.Lock()
+
+    def fire_epochs(final: bool = False):
+        with epoch_lock:
+            while epochs_done[0] < n_epochs and (
+                    watch.games >= (epochs_done[0] + 1) * games_per_epoch or (final and watch.games >= total_games)):
+                epochs_done[0] += 1
+                if on_epoch is not None:
+                    on_epoch(epochs_done[0])
+                if on_epoch_end_log is not None:
+                    e = epochs_done[0]
+                    on_epoch_end_log(e, result.rewards[(e - 1) * games_per_epoch:e * games_per_epoch])
+
+    def after_step(optimizer, args, kwargs):  # FLARE's trainer thread, inside SimpleAlgorithm.learn
+        watch.updates += 1
+        try:
+            if on_update is not None:
+                on_update(watch.updates)
+            fire_epochs()
+        except BaseException:
+            watch.error = watch.error or ("the training step failed:\n" + traceback.format_exc())
+            raise
+
+    hook = alg.optim.register_step_post_hook(after_step)
+    t0 = time.monotonic()
+
+    def drain(block: bool) -> bool:
+        try:
+            _, reward, steps = report_q.get(timeout=poll_s) if block else report_q.get_nowait()
+        except Empty:
+            return False
+        result.rewards.append(reward)
+        result.steps.append(steps)
+        result.updates_at_game.append(watch.updates)
+        result.wall_at_game.append(time.monotonic() - t0)
+        watch.games += 1
+        return True
+
+    def stop_agents():
+        """Stop every agent and unblock FLARE's Manager.start (it busy-waits on `running`)."""
+        for a in agents:
+            if a.is_alive():
+                a.terminate()
+        for a in agents:
+            a.join(timeout=10)
+        for a in agents:
+            # Manager.start first waits until every agent reported running=1, then joins them; the CDP
+            # threads exit on Manager's stop(). Dead agents marked running let both steps pass.
+            a.running.value = 1
+
+    def watcher():
+        started = False
+        while not watch.done.is_set():
+            drain(block=True)
+            if watch.error is None:
+                try:
+                    aid, tb = error_q.get_nowait()
+                    watch.error = f"FLARE agent {aid} crashed:\n{tb}"
+                except Empty:
+                    pass
+            if watch.error is None:
+                for a in agents:
+                    code = a.exitcode
+                    if code not in (None, 0):
+                        try:
+                            aid, tb = error_q.get(timeout=1.0)
+                            watch.error = f"FLARE agent {aid} crashed:\n{tb}"
+                        except Empty:
+                            watch.error = f"FLARE agent {a.id} (pid {a.pid}) died with exit code {code}"
+                        break
+            if watch.error is None:
+                for cdp in manager.CDPs.values():
+                    if not cdp.exit_flag:
+                        started = True
+                    threads = (cdp.training_thread, cdp.prediction_thread)
+                    # FLARE's CDP threads only return by themselves once every agent set running=0
+                    if started and not cdp.exit_flag and any(t.ident and not t.is_alive() for t in threads) \
+                            and any(a.running.value and a.is_alive() for a in agents):
+                        watch.error = watch.error or "FLARE's trainer thread died (see its traceback above)"
+            if watch.error is not None:
+                stop_agents()
+                return
+
+    thread_errors = []
+    old_excepthook = threading.excepthook
+
+    def excepthook(args):
+        if args.thread is not None and args.thread.name != "flare_ext-watcher":
+            thread_errors.append("".join(traceback.format_exception(args.exc_type, args.exc_value,
+                                                                    args.exc_traceback)))
+        old_excepthook(args)
+
+    threading.excepthook = excepthook
+    watcher_thread = threading.Thread(target=watcher, name="flare_ext-watcher", daemon=True)
+    watcher_thread.start()
+    old_sigint = signal.getsignal(signal.SIGINT)
+    try:
+        try:
+            manager.start()
+        except SystemExit as e:  # FLARE's own Ctrl-C handler calls sys.exit(0)
+            if e.code in (0, None):
+                raise KeyboardInterrupt("FLARE run interrupted") from None
+            raise
+    finally:
+        signal.signal(signal.SIGINT, old_sigint)
+        watch.done.set()
+        watcher_thread.join()
+        threading.excepthook = old_excepthook
+        hook.remove()
+        result.wall_s = time.monotonic() - t0
+    while drain(block=False):
+        pass
+    if watch.error is None:
+        try:
+            aid, tb = error_q.get_nowait()
+            watch.error = f"FLARE agent {aid} crashed:\n{tb}"
+        except Empty:
+            pass
+    if watch.error is None:
+        bad = [a for a in agents if a.exitcode not in (None, 0)]
+        if bad:
+            watch.error = f"FLARE agent {bad[0].id} died with exit code {bad[0].exitcode}"
+    if watch.error is not None and thread_errors and "trainer thread" in watch.error:
+        watch.error += "\n" + thread_errors[0]
+    if watch.error is None and thread_errors:
+        watch.error = "a FLARE thread failed:\n" + thread_errors[0]
+    if watch.error is None and result.games != total_games:
+        watch.error = f"FLARE agents finished {result.games} of {total_games} games"
+    if watch.error is not None:
+        raise FlareRunError(watch.error)
+    fire_epochs(final=True)
+    result.updates = watch.updates
+    result.flare_stats = getattr(manager, "stats", None)
+    return result
+
+
+def build_model(flare, obs_dim: int, num_actions: int, hidden, seed: Optional[int] = None):
+    """FLARE's ``SimpleModelAC`` on an MLP perception net (Linear+ReLU per hidden layer), as in FLARE's
+    a2c example; the policy and value heads share the perception net."""
+    import torch.nn as nn
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    layers, width = [], obs_dim
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    mlp = nn.Sequential(*layers)
+    return flare.SimpleModelAC(dims=(obs_dim,), num_actions=num_actions, perception_net=mlp)
+
+
+def build_algorithm(flare, model, *, lr: float, alpha: float = 0.99, eps: float = 1e-8,
+                    discount: float = 0.99, value_weight: float = 1.0, entropy_weight: float = 0.01,
+                    grad_clip: Optional[float] = None, algorithm_class=None):
+    """FLARE's ``SimpleAC`` with RMSprop (the paper: lr 1e-4, alpha 0.99, eps 1e-8).  A fresh algorithm
+    (hence a fresh FLARE optimizer) per round, around the same model object."""
+    cls = algorithm_class or flare.SimpleAC
+    return cls(model=model, gpu_id=-1, discount_factor=discount, value_cost_weight=value_weight,
+               prob_entropy_weight=entropy_weight,
+               optim=(torch.optim.RMSprop, dict(lr=lr, alpha=alpha, eps=eps)), grad_clip=grad_clip)
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except Exception:
+        return False

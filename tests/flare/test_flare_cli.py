@@ -1,0 +1,146 @@
+"""Flag parsing, the paper's defaults, ticket reward and curves, FLARE discovery (no FLARE needed)."""
+import collections
+import os
+import subprocess
+import sys
+
+import pytest
+
+from flare_ext import flare_compat
+from flare_ext.a2c import PAPER_GAME_SETTINGS, paper_settings, parse_args, training_settings
+from flare_ext.runner import epoch_curve, split_games, ticket_reward
+from lth_plugins.errors import LotteryConfigError
+
+
+@pytest.mark.parametrize("game,hidden,m", [("CartPole-v0", (128,) * 3, 160), ("Acrobot-v1", (256,) * 3, 320),
+                                           ("LunarLander-v3", (256,) * 3, 640)])
+def test_paper_defaults_per_game(game, hidden, m):
+    a = parse_args(["--game", game])
+    assert a.hidden == hidden and a.games_per_epoch == m
+    assert (a.epochs, a.last_games, a.agents, a.sample_interval) == (20, 100, 32, 4)
+    assert a.reward_divisor == 100.0
+    assert (a.lr, a.rmsprop_alpha, a.rmsprop_eps) == (1e-4, 0.99, 1e-8)
+    assert a.lottery is None and not a.lottery_prune  # plain dense FLARE A2C
+
+
+def test_lottery_defaults_are_the_papers():
+    a = parse_args(["--lottery-prune", "--seed", "3"])
+    c = a.lottery
+    assert (c.rounds, c.rate, c.schedule, c.pruner) == (20, 0.2, "iterative", "global_magnitude")
+    assert (c.reset, c.late_reset, c.ticket) == ("late", "1ep", "winning")
+    assert c.seed == 3  # --lottery-seed follows --seed
+    assert a.run_dir == os.path.join("runs", "flare_CartPole-v0_s3_winning")
+    c.validate(total_epochs=a.epochs)
+
+
+def test_every_setting_can_be_overridden():
+    a = parse_args(["--game", "Acrobot-v1", "--epochs", "2", "--games-per-epoch", "8", "--last-games", "5",
+                    "--agents", "4", "--hidden", "16,8", "--lr", "3e-4", "--rmsprop-alpha", "0.9",
+                    "--rmsprop-eps", "1e-5", "--sample-interval", "5", "--reward-divisor", "10",
+                    "--discount", "0.95", "--entropy-weight", "0.02", "--value-weight", "0.5", "--grad-clip", "1",
+                    "--lottery-prune", "--lottery-rounds", "3", "--lottery-rate", "0.5", "--lottery-reset", "init",
+                    "--lottery-late-reset", "10u", "--lottery-seed", "7", "--seed", "1", "--run-dir", "/tmp/x"])
+    assert (a.epochs, a.games_per_epoch, a.last_games, a.agents, a.hidden) == (2, 8, 5, 4, (16, 8))
+    assert (a.lr, a.rmsprop_alpha, a.rmsprop_eps, a.sample_interval, a.reward_divisor) == (3e-4, 0.9, 1e-5, 5, 10)
+    assert (a.discount, a.entropy_weight, a.value_weight, a.grad_clip) == (0.95, 0.02, 0.5, 1.0)
+    c = a.lottery
+    assert (c.rounds, c.rate, c.reset, c.late_reset, c.seed) == (3, 0.5, "init", "10u", 7)
+    assert a.run_dir == "/tmp/x"
+    s = training_settings(a)
+    assert s["hidden"] == [16, 8] and s["game"] == "Acrobot-v1" and s["games_per_epoch"] == 8
+
+
+def test_random_ticket_flags():
+    a = parse_args(["--lottery-prune", "--lottery-ticket", "random", "--lottery-masks-from", "runs/wt"])
+    assert a.lottery.ticket == "random" and a.lottery.masks_from == "runs/wt"
+    b = parse_args(["--lottery-prune", "--lottery-ticket", "random"])
+    with pytest.raises(LotteryConfigError, match="masks"):
+        b.lottery.validate()
+
+
+def test_late_reset_must_lie_inside_the_round():
+    a = parse_args(["--lottery-prune", "--epochs", "1"])
+    with pytest.raises(LotteryConfigError, match="late reset"):
+        a.lottery.validate(total_epochs=a.epochs)
+
+
+def test_lunarlander_v2_alias(capsys):
+    a = parse_args(["--game", "LunarLander-v2"])
+    assert a.game == "LunarLander-v3" and a.games_per_epoch == 640 and a.hidden == (256,) * 3
+    assert "LunarLander-v3" in capsys.readouterr().err
+    assert "LunarLander-v2" not in PAPER_GAME_SETTINGS and paper_settings("LunarLander-v2")["games_per_epoch"] == 640
+
+
+@pytest.mark.parametrize("argv", [["--hidden", "12,x"], ["--hidden", "0"], ["--agents", "0"],
+                                  ["--epochs", "1", "--games-per-epoch", "4", "--agents", "8"],
+                                  ["--sample-interval", "1"], ["--game", "Pong-v5"]])
+def test_bad_flags_exit_with_usage(argv):
+    with pytest.raises(SystemExit) as e:
+        parse_args(argv)
+    assert e.value.code == 2
+
+
+def test_help_mentions_lunarlander_v3_and_flare_root():
+    out = subprocess.run([sys.executable, "-m", "flare_ext.a2c", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "LunarLander-v2 no longer exists in gymnasium 1.x" in " ".join(out.split())
+    assert "FLARE_ROOT" in out and "--lottery-prune" in out and "--games-per-epoch" in out
+
+
+def test_ticket_reward_is_mean_of_last_l_games():
+    rewards = list(range(1, 301))  # unscaled episodic rewards in completion order
+    assert ticket_reward(rewards, 100) == pytest.approx(sum(range(201, 301)) / 100)
+    assert ticket_reward([10.0, 20.0], 100) == 15.0  # fewer games than L: all of them
+    assert ticket_reward([5.0], 1) == 5.0
+    with pytest.raises(ValueError):
+        ticket_reward([], 100)
+    with pytest.raises(ValueError):
+        ticket_reward([1.0], 0)
+
+
+def test_epoch_curve():
+    rewards = [1.0, 3.0, 5.0, 7.0, 9.0]
+    curve = epoch_curve(rewards, [10] * 5, [0, 1, 2, 3, 4], games_per_epoch=2)
+    assert [c["epoch"] for c in curve] == [1, 2, 3]
+    assert [c["mean_reward"] for c in curve] == [2.0, 6.0, 9.0]
+    assert [c["games"] for c in curve] == [2, 4, 5] and [c["updates"] for c in curve] == [1, 3, 4]
+    assert curve[1]["episode_rewards"] == [5.0, 7.0] and curve[0]["steps"] == 20
+
+
+def test_split_games():
+    assert split_games(3200, 32) == [100] * 32
+    assert split_games(10, 4) == [3, 3, 2, 2] and sum(split_games(641, 32)) == 641
+    with pytest.raises(ValueError):
+        split_games(3, 4)
+
+
+def test_missing_flare_gives_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLARE_ROOT", str(tmp_path))
+    with pytest.raises(flare_compat.FlareNotFoundError) as e:
+        flare_compat.flare_root_from_env()
+    msg = str(e.value)
+    assert "FLARE_ROOT" in msg and "github.com/idlrl/flare" in msg and "PYTHONPATH" in msg
+    (tmp_path / "flare").mkdir()
+    (tmp_path / "flare" / "__init__.py").write_text("")
+    assert flare_compat.flare_root_from_env() == str(tmp_path)
+    monkeypatch.setenv("FLARE_ROOT", str(tmp_path / "flare"))  # the package dir itself is accepted
+    assert flare_compat.flare_root_from_env() == str(tmp_path)
+
+
+def test_cli_without_flare_exits_2_with_instructions(tmp_path):
+    env = dict(os.environ, FLARE_ROOT=str(tmp_path / "nowhere"))
+    p = subprocess.run([sys.executable, "-m", "flare_ext.a2c", "--epochs", "1"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert p.returncode == 2
+    assert "FLARE is not importable" in p.stderr and "export FLARE_ROOT=" in p.stderr
+
+
+def test_python_shims():
+    flare_compat.apply_python_shims()
+    assert collections.Iterable is collections.abc.Iterable
+
+
+def test_importing_the_package_imports_neither_flare_nor_gymnasium():
+    code = "import sys, flare_ext; print('flare' in sys.modules, 'gymnasium' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
