@@ -8,7 +8,7 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.1", "numpy", "stevedore>=5"],
     extras_require={
-        "fairseq": ["fairseq-fixed==0.12.3.1", "sacrebleu>=2"],
+        "fairseq": ["fairseq-fixed==0.12.3.1", "sacrebleu>=2", "sacremoses"],
         "rl": ["gymnasium>=1.0", "box2d==2.3.10", "pygame>=2.1.3"],
         "report": ["matplotlib>=3.5"],
         "dev": ["pytest", "matplotlib>=3.5"],
@@ -28,6 +28,7 @@ setup(
         "lth_plugins.frameworks": [
             "torch = lth_plugins.demo",
             "flare = flare_ext.a2c",
+            "fairseq = fairseq_ext",
         ],
     },
 )

@@ -231,25 +231,26 @@ def run_round(flare, alg, *, game: str, num_agents: int, total_games: int, games
             # threads exit on Manager's stop(). Dead agents marked running let both steps pass.
             a.running.value = 1
 
+    def reported_crash(timeout=None):
+        """The first traceback a crashed agent sent, as an error message, or None."""
+        try:
+            aid, tb = error_q.get(timeout=timeout) if timeout else error_q.get_nowait()
+        except Empty:
+            return None
+        return f"FLARE agent {aid} crashed:\n{tb}"
+
     def watcher():
         started = False
         while not watch.done.is_set():
             drain(block=True)
             if watch.error is None:
-                try:
-                    aid, tb = error_q.get_nowait()
-                    watch.error = f"FLARE agent {aid} crashed:\n{tb}"
-                except Empty:
-                    pass
+                watch.error = reported_crash()
             if watch.error is None:
                 for a in agents:
                     code = a.exitcode
                     if code not in (None, 0):
-                        try:
-                            aid, tb = error_q.get(timeout=1.0)
-                            watch.error = f"FLARE agent {aid} crashed:\n{tb}"
-                        except Empty:
-                            watch.error = f"FLARE agent {a.id} (pid {a.pid}) died with exit code {code}"
+                        watch.error = (reported_crash(timeout=1.0)
+                                       or f"FLARE agent {a.id} (pid {a.pid}) died with exit code {code}")
                         break
             if watch.error is None:
                 for cdp in manager.CDPs.values():
@@ -294,11 +295,7 @@ def run_round(flare, alg, *, game: str, num_agents: int, total_games: int, games
     while drain(block=False):
         pass
     if watch.error is None:
-        try:
-            aid, tb = error_q.get_nowait()
-            watch.error = f"FLARE agent {aid} crashed:\n{tb}"
-        except Empty:
-            pass
+        watch.error = reported_crash()
     if watch.error is None:
         bad = [a for a in agents if a.exitcode not in (None, 0)]
         if bad:

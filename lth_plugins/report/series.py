@@ -12,7 +12,9 @@ OTHER_COLORS = ("tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:olive
 
 METRIC_NAMES = {"bleu": "BLEU", "reward": "reward", "mean_reward": "mean reward", "episode_reward": "reward",
                 "log_perplexity": "log perplexity", "log_ppl": "log perplexity", "ppl": "perplexity",
-                "nll_loss": "NLL loss", "test_accuracy": "test accuracy", "accuracy": "accuracy"}
+                "nll_loss": "NLL loss", "test_accuracy": "test accuracy", "accuracy": "accuracy",
+                "bleu_tok": "BLEU (tokenized, as multi-bleu.perl)", "test_log_ppl": "test log perplexity",
+                "ticket_reward": "ticket reward"}
 
 
 def metric_label(primary: str, higher_is_better: bool) -> str:

@@ -1,0 +1,31 @@
+"""lth-plugins adapter for fairseq: the lottery-ticket procedure as a mode of `fairseq-train`.
+
+Use it through fairseq's plugin mechanism::
+
+    fairseq-train DATA --user-dir "$(lth fairseq-user-dir)" ... --lottery-prune [--lottery-rounds 20 ...]
+
+fairseq imports this package while it builds its argument parser; importing it then adds the `--lottery-*`
+flags to `fairseq-train` and, only when `--lottery-prune` is given, runs fairseq's own training `main` once per
+pruning round (see `fairseq_ext.driver`). Without `--lottery-prune` fairseq is untouched. Importing the package
+in a process that has not imported fairseq (e.g. `lth fairseq-user-dir`) installs nothing.
+"""
+import os
+import sys
+
+USER_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_dir() -> str:
+    """The path to give fairseq's `--user-dir`."""
+    return USER_DIR
+
+
+def install() -> None:
+    """Add the lottery flags to fairseq's training parser (idempotent)."""
+    from .hooks import install as _install
+
+    _install()
+
+
+if "fairseq.options" in sys.modules:  # imported by fairseq's --user-dir machinery
+    install()

@@ -1,0 +1,320 @@
+"""The round loop: fairseq's own `fairseq_cli.train.main` run once per lottery round.
+
+Per round k (only the rounds the run store has not finished):
+  * `save_dir` becomes SAVE_DIR/round_KK, so fairseq's own checkpoint_last.pt of that directory is the resume
+    point of the round (kill at any moment, rerun the same command);
+  * `fairseq_cli.train.Trainer` is replaced, for the duration of the round, by `LotteryTrainer`, whose
+    `load_checkpoint` calls `LotteryRun.start_round` (reset + mask, or only mask on resume) and installs the
+    core's mask enforcer on fairseq's model and (lazily built) optimizer, whose `train_step` / `begin_epoch`
+    feed the late-reset snapshot, and whose `state_dict` keeps checkpoints loadable by torch's weights_only
+    loader (plain `fairseq-generate` on torch >= 2.6 without any environment variable);
+  * then the round is evaluated (valid loss/ppl from fairseq's validations, test log-perplexity as
+    fairseq-eval-lm computes it, BLEU with sacrebleu) and `LotteryRun.finish_round` prunes.
+"""
+import argparse
+import copy
+import json
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+from omegaconf import open_dict
+
+from fairseq import checkpoint_utils
+from fairseq.distributed import utils as distributed_utils
+from fairseq.trainer import Trainer
+
+from lth_plugins.atomic import atomic_write_json
+from lth_plugins.errors import LotteryError
+from lth_plugins.hparams import LotteryConfig
+from lth_plugins.run import LotteryRun
+
+logger = logging.getLogger("fairseq_ext.lottery")
+
+_CTX: Optional["RoundContext"] = None
+
+
+# --- helpers the core does not provide (fairseq-specific) --------------------------------------------------
+def torch_optimizer(fairseq_optimizer) -> torch.optim.Optimizer:
+    """The torch optimizer inside fairseq's optimizer wrappers (FairseqOptimizer, FP16Optimizer, ...)."""
+    opt = fairseq_optimizer
+    for _ in range(5):
+        if isinstance(opt, torch.optim.Optimizer):
+            return opt
+        opt = getattr(opt, "optimizer", None) or getattr(opt, "_optimizer", None)
+    raise LotteryError(f"cannot find the torch optimizer inside {type(fairseq_optimizer).__name__}")
+
+
+def weights_only_safe(obj):
+    """Replace what torch's weights_only unpickler refuses (argparse.Namespace, numpy scalars, other objects)
+    by plain dicts / Python scalars / strings. fairseq reads a dict model config back as a DictConfig."""
+    if isinstance(obj, argparse.Namespace):
+        return {k: weights_only_safe(v) for k, v in vars(obj).items()}
+    if isinstance(obj, dict):
+        return type(obj)((k, weights_only_safe(v)) for k, v in obj.items()) if type(obj) in (dict,) else \
+            {k: weights_only_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [weights_only_safe(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(weights_only_safe(v) for v in obj)
+    if obj is None or isinstance(obj, (bool, int, float, str, bytes, torch.Tensor, torch.Size, torch.dtype,
+                                       torch.device)):
+        return obj
+    try:
+        import numpy as np
+        if isinstance(obj, np.generic):
+            return obj.item()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(obj)
+
+
+def _world():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
+
+
+def gather_strings(s: str) -> List[str]:
+    if _world() == 1:
+        return [s]
+    out = [None] * _world()
+    torch.distributed.all_gather_object(out, s)
+    return out
+
+
+def broadcast_object(obj):
+    if _world() == 1:
+        return obj
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier():
+    if _world() > 1:
+        torch.distributed.barrier()
+
+
+# --- per-round state shared with the trainer --------------------------------------------------------------
+class RoundContext:
+    def __init__(self, run: LotteryRun, k: int, cfg, is_master: bool):
+        self.run, self.k, self.cfg, self.is_master = run, k, cfg, is_master
+        self.trainer: Optional[Trainer] = None
+        self.enforcer = None
+        self.resumed: Optional[bool] = None
+        self.max_update = cfg.optimization.max_update or 0
+        self.curve_path = Path(cfg.checkpoint.save_dir) / "lottery_curve.json"
+        self.curve: list = []
+
+    def begin(self, trainer: Trainer, resume: bool) -> None:
+        """Called once per round, right after fairseq restored (or did not find) the round's checkpoint."""
+        self.trainer, self.resumed = trainer, resume
+        model = trainer._model
+        self.run.start_round(self.k, model, reinit=self._reinit, resume=resume)
+        # every rank holds identical masks: compare checksums, stop on mismatch
+        self.run.check_consistent(self.k, gather_strings)
+        # one line per rank (fairseq silences the INFO log of ranks > 0)
+        print(f"[lottery] round {self.k} mask checksum {self.run.mask_checksum(self.k)} (rank "
+              f"{self.cfg.distributed_training.distributed_rank} of {_world()}, identical on all ranks)",
+              file=sys.stderr, flush=True)
+        self.enforcer = self.run.enforce(model, None)
+        if trainer._optimizer is not None:  # fairseq built it while restoring the checkpoint
+            self.enforcer.attach_optimizer(torch_optimizer(trainer._optimizer))
+        if resume and self.curve_path.is_file():
+            n = trainer.get_num_updates()
+            self.curve = [p for p in json.loads(self.curve_path.read_text()) if p["num_updates"] <= n]
+        if resume:
+            self._check_resumed_weights(model)
+
+    def _check_resumed_weights(self, model) -> None:
+        params = self.run.selected(model)
+        for name, m in self.run.mask.items():
+            if bool((params[name].detach().cpu()[~m] != 0).any()):
+                raise LotteryError(
+                    f"checkpoint of round {self.k} in {self.cfg.checkpoint.save_dir} has non-zero weights where "
+                    f"the round's mask prunes them ({name}); it does not belong to this lottery run")
+
+    def _reinit(self, seed: int) -> None:
+        """Random ticket: re-draw all weights with fairseq's own initializers (a fresh task.build_model under
+        the seed the core sets) and copy them into the live model."""
+        trainer = self.trainer
+        fresh = trainer.task.build_model(self.cfg.model)
+        trainer._model.load_state_dict(fresh.state_dict(), strict=True)
+
+    def record_valid(self, stats: dict) -> None:
+        point = {"num_updates": int(stats.get("num_updates", 0))}
+        for key in ("loss", "nll_loss", "ppl", "bleu"):
+            if key in stats and stats[key] is not None:
+                point["valid_" + key] = float(stats[key])
+        self.curve = [p for p in self.curve if p["num_updates"] < point["num_updates"]] + [point]
+        if self.is_master:
+            self.curve_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.curve_path, self.curve)
+
+    def end(self) -> None:
+        if self.enforcer is not None:
+            self.enforcer.remove()
+            self.enforcer = None
+
+
+class LotteryTrainer(Trainer):
+    """fairseq's Trainer with the lottery hooks of the current round (see module docstring)."""
+
+    def load_checkpoint(self, filename, *args, **kwargs):
+        extra_state = super().load_checkpoint(filename, *args, **kwargs)
+        _CTX.begin(self, resume=extra_state is not None)
+        return extra_state
+
+    def _build_optimizer(self):
+        super()._build_optimizer()
+        if _CTX is not None and _CTX.enforcer is not None:
+            _CTX.enforcer.attach_optimizer(torch_optimizer(self._optimizer))
+
+    def train_step(self, samples, raise_oom=False):
+        # a round that already reached --max-update (killed before its evaluation) must not train further
+        if _CTX.max_update and self.get_num_updates() >= _CTX.max_update:
+            return None
+        before = self.get_num_updates()
+        out = super().train_step(samples, raise_oom=raise_oom)
+        after = self.get_num_updates()
+        if after > before:
+            _CTX.run.after_update(self._model, after)
+        return out
+
+    def begin_epoch(self, epoch):
+        if epoch > 1:  # epoch - 1 is complete: the late snapshot at "<N>ep" is taken before epoch N+1 trains
+            _CTX.run.after_epoch(self._model, epoch - 1)
+        return super().begin_epoch(epoch)
+
+    def get_train_iterator(self, epoch, combine=True, load_dataset=True, data_selector=None,
+                           shard_batch_itr=True, disable_iterator_cache=False):
+        """Bit-exact resume: fairseq caches the epoch iterator built for the first epoch of a process and
+        reuses it (its batch order) in later epochs, so a process resumed at epoch e > 1 would batch the data
+        differently from the uninterrupted run. Build the epoch-1 iterator first, as the uninterrupted run did,
+        then let fairseq reuse it for epoch e."""
+        primed = getattr(self, "_lottery_itr_primed", False)
+        self._lottery_itr_primed = True
+        if (epoch > 1 and not primed and load_dataset and not disable_iterator_cache
+                and not self.task.has_sharded_data("train")):
+            super().get_train_iterator(1, combine, True, data_selector, shard_batch_itr, disable_iterator_cache)
+            return super().get_train_iterator(epoch, combine, False, data_selector, shard_batch_itr,
+                                              disable_iterator_cache)
+        return super().get_train_iterator(epoch, combine, load_dataset, data_selector, shard_batch_itr,
+                                          disable_iterator_cache)
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["cfg"] = weights_only_safe(state["cfg"])
+        state["extra_state"] = weights_only_safe(state["extra_state"])
+        return state
+
+
+# --- the loop ---------------------------------------------------------------------------------------------
+def _reset_fairseq_globals():
+    import fairseq_cli.train as train_mod
+
+    for fn, attrs in ((checkpoint_utils.save_checkpoint, ("best",)),
+                      (train_mod.should_stop_early, ("best", "num_runs"))):
+        for a in attrs:
+            if hasattr(fn, a):
+                delattr(fn, a)
+
+
+def round_dir(save_dir: str, k: int) -> str:
+    return os.path.join(save_dir, f"round_{k:02d}")
+
+
+def lottery_main(spec: dict, cfg, **kwargs) -> None:
+    """Replacement of `fairseq_cli.train.main` under --lottery-prune (spec from fairseq_ext.options)."""
+    import fairseq_cli.train as train_mod
+
+    from . import evaluate
+    from .hooks import ORIGINAL
+
+    fairseq_main = ORIGINAL.get("train_main") or train_mod.main
+    if isinstance(cfg, argparse.Namespace):
+        from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+        cfg = convert_namespace_to_omegaconf(cfg)
+    is_master = distributed_utils.is_master(cfg.distributed_training)
+    config = LotteryConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in spec["config"].items()})
+    try:
+        evaluate.precheck(cfg, spec)  # e.g. the test split exists: fail before any training
+        precheck_model(cfg, config)
+    except LotteryError as e:
+        raise SystemExit(f"fairseq-train: lottery error: {e}") from None
+    try:
+        _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs)
+    except LotteryError as e:
+        logger.error("lottery error: %s", e)
+        raise SystemExit(f"fairseq-train: lottery error: {e}") from None
+
+
+def precheck_model(cfg, config: LotteryConfig) -> None:
+    """Check the include/exclude patterns (and a random ticket's masks) against the model's parameter names
+    before anything is written: the model is built on the meta device (no memory, no initialization)."""
+    from fairseq import tasks
+    from lth_plugins.selection import select_parameters
+    from lth_plugins.store import RunStore
+
+    task = tasks.setup_task(cfg.task)
+    try:
+        with torch.device("meta"):
+            model = task.build_model(cfg.model)
+    except Exception as e:  # a model that cannot be built on meta: checked at round start instead
+        logger.warning("lottery: skipping the early parameter check (%s)", e)
+        return
+    params = select_parameters(model, config.include, config.exclude)
+    if config.ticket == "random":
+        src = RunStore(config.masks_from)
+        src.load_mask(1).check_matches(params, source=f"mask of round 1 in {config.masks_from}")
+
+
+def _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs) -> None:
+    global _CTX
+    import fairseq_cli.train as train_mod
+
+    from . import evaluate
+
+    run = LotteryRun(config, spec["run_dir"], task=spec["task"] or "fairseq", framework="fairseq",
+                     settings=spec["settings"], is_writer=is_master,
+                     total_updates=cfg.optimization.max_update or None,
+                     total_epochs=cfg.optimization.max_epoch or None)
+    try:
+        rounds = broadcast_object(list(run.pending_rounds()))
+        if not rounds:
+            logger.info("lottery: every round of %s is finished", spec["run_dir"])
+        orig_trainer, orig_stats = train_mod.Trainer, train_mod.get_valid_stats
+        for k in rounds:
+            cfg_k = copy.deepcopy(cfg)
+            with open_dict(cfg_k):
+                cfg_k.checkpoint.save_dir = round_dir(spec["save_dir"], k)
+            _CTX = ctx = RoundContext(run, k, cfg_k, is_master)
+
+            def get_valid_stats(cfg_, trainer, stats, tracking_best, _ctx=ctx):
+                stats = orig_stats(cfg_, trainer, stats, tracking_best)
+                if tracking_best:
+                    _ctx.record_valid(stats)
+                return stats
+
+            _reset_fairseq_globals()
+            train_mod.Trainer, train_mod.get_valid_stats = LotteryTrainer, get_valid_stats
+            try:
+                fairseq_main(cfg_k, **kwargs)
+            finally:
+                train_mod.Trainer, train_mod.get_valid_stats = orig_trainer, orig_stats
+            if ctx.trainer is None:
+                raise LotteryError(f"fairseq did not train round {k} (no trainer was built)")
+            ctx.end()
+            metrics, primary, higher = evaluate.round_metrics(ctx, spec, is_master)
+            run.finish_round(k, ctx.trainer._model, metrics, primary=primary, higher_is_better=higher,
+                             curve=ctx.curve)
+            barrier()
+            _CTX = None
+            del ctx
+    finally:
+        run.close()

@@ -1,0 +1,42 @@
+"""Flags: listed by --help with --user-dir, bad values refused before any training, plain fairseq untouched."""
+import subprocess
+
+import pytest
+
+from .helpers import BIN, MT_MODEL, USER_DIR, env, fairseq_train
+
+
+def test_help_lists_lottery_flags_only_with_user_dir():
+    with_dir = subprocess.run([str(BIN / "fairseq-train"), "--user-dir", USER_DIR, "--help"], env=env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120).stdout
+    for flag in ("--lottery-prune", "--lottery-rounds", "--lottery-rate", "--lottery-schedule", "--lottery-reset",
+                 "--lottery-late-reset", "--lottery-ticket", "--lottery-masks-from", "--lottery-include",
+                 "--lottery-exclude", "--lottery-eval-bleu", "--lottery-bleu-beam"):
+        assert flag in with_dir, flag
+    plain = subprocess.run([str(BIN / "fairseq-train"), "--help"], env=env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=120).stdout
+    assert "--lottery" not in plain
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lottery-rate", "1.5"], "prune rate must lie strictly between 0 and 1"),
+    (["--lottery-late-reset", "5x"], "late reset point '5x' is not understood"),
+    (["--lottery-reset", "sometimes"], "invalid choice: 'sometimes'"),
+    (["--lottery-ticket", "random"], "--lottery-masks-from"),
+    (["--lottery-exclude", "nothing.*"], "matches no parameter name"),
+])
+def test_bad_flags_fail_before_training(mt_data, tmp_path, flags, message):
+    save = tmp_path / "bad"
+    proc = fairseq_train(mt_data, save, *MT_MODEL, "--max-update", "10", "--lottery-prune", *flags, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout, proc.stdout[-2000:]
+    assert "Traceback" not in proc.stdout
+    assert "Start iterating over samples" not in proc.stdout  # no training happened
+    assert not save.exists()  # nothing written
+
+
+def test_plain_fairseq_without_lottery_prune_is_untouched(mt_data, tmp_path):
+    save = tmp_path / "plain"
+    out = fairseq_train(mt_data, save, *MT_MODEL, "--max-update", "5").stdout
+    assert "[lottery" not in out
+    assert (save / "checkpoint_last.pt").is_file() and not (save / "round_00").exists()

@@ -1,0 +1,113 @@
+"""Translation: 3 rounds of winning and random tickets, plain fairseq-generate on a round checkpoint,
+SIGKILL during round 2 then rerun equals the uninterrupted run."""
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from .conftest import WT_ARGS
+from .helpers import BIN, MT_MODEL, env, fairseq_train, fairseq_train_popen, load_ckpt, load_mask, metrics
+
+
+def test_winning_ticket_three_rounds(mt_winning):
+    save, log = mt_winning
+    fractions = []
+    for k in range(4):
+        rec = metrics(save, k)
+        m = rec["metrics"]
+        assert rec["primary"] == "bleu_tok" and rec["ticket"] == "winning"
+        for key in ("bleu", "bleu_tok", "valid_loss", "valid_ppl", "best_valid_loss", "best_valid_ppl"):
+            assert isinstance(m[key], float), (k, key, m)
+        assert m["num_updates"] == 40 and m["bleu_sentences"] == 100
+        assert m["best_valid_loss"] <= m["valid_loss"]
+        fractions.append(rec["fraction_pruned"])
+        assert (save / f"round_{k:02d}" / "checkpoint_last.pt").is_file()
+    assert fractions[0] == 0.0
+    for k, f in enumerate(fractions):
+        assert abs(f - (1 - 0.8 ** k)) < 1e-3
+    assert (save / "snapshots" / "late.pt").is_file()
+    # masked weights are exactly zero in every checkpoint, which plain torch (weights_only) loads
+    for k in (1, 2, 3):
+        mask = load_mask(save, k)
+        for name in ("checkpoint_last.pt", "checkpoint_best.pt"):
+            state = load_ckpt(save / f"round_{k:02d}" / name)["model"]
+            for n, m in mask.items():
+                assert torch.all(state[n][~m] == 0), (k, name, n)
+            assert sum(int((state[n] != 0).sum()) for n in mask) <= mask.num_surviving()
+    # iterative: masks are nested
+    for k in (1, 2):
+        a, b = load_mask(save, k), load_mask(save, k + 1)
+        assert all(bool((b[n] <= a[n]).all()) for n in a)
+    # the round checkpoint starts from the late snapshot (winning ticket): round 1's first saved state
+    # is not the init; the late snapshot differs from init
+    init = torch.load(save / "snapshots" / "init.pt", weights_only=True)
+    late = torch.load(save / "snapshots" / "late.pt", weights_only=True)
+    assert any(not torch.equal(init[k], late[k]) for k in init if init[k].is_floating_point())
+
+
+def test_plain_fairseq_generate_loads_round_checkpoint(mt_winning, mt_data):
+    save, _ = mt_winning
+    e = env()
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in e
+    proc = subprocess.run([str(BIN / "fairseq-generate"), str(mt_data), "--path",
+                           str(save / "round_02" / "checkpoint_last.pt"), "--cpu", "--beam", "2",
+                           "--max-tokens", "4000", "--gen-subset", "test"],  # no --user-dir
+                          env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Generate test with beam=2: BLEU4" in proc.stdout
+    assert re.search(r"Translated \d+ sentences", proc.stdout)
+
+
+def test_random_ticket_reuses_winning_masks(mt_winning, mt_data, tmp_path):
+    wt, _ = mt_winning
+    rt = tmp_path / "rt"
+    fairseq_train(mt_data, rt, *MT_MODEL, "--max-update", "40", "--lottery-prune", "--lottery-rounds", "3",
+                  "--lottery-ticket", "random", "--lottery-masks-from", str(wt), "--lottery-eval-bleu",
+                  "--lottery-bleu-beam", "2")
+    assert not (rt / "round_00").exists()  # round 0 (dense) is shared with the winning ticket
+    for k in (1, 2, 3):
+        rec = metrics(rt, k)
+        assert rec["ticket"] == "random" and isinstance(rec["metrics"]["bleu_tok"], float)
+        mask = load_mask(wt, k)
+        state = load_ckpt(rt / f"round_{k:02d}" / "checkpoint_last.pt")["model"]
+        for n, m in mask.items():
+            assert torch.all(state[n][~m] == 0)
+        assert abs(rec["fraction_pruned"] - metrics(wt, k)["fraction_pruned"]) < 1e-12
+    # fresh init: the random ticket's trained weights are not the winning ticket's
+    a = load_ckpt(rt / "round_01" / "checkpoint_last.pt")["model"]
+    b = load_ckpt(wt / "round_01" / "checkpoint_last.pt")["model"]
+    assert not torch.equal(a["encoder.layers.0.fc1.weight"], b["encoder.layers.0.fc1.weight"])
+
+
+def test_sigkill_during_round_2_then_rerun_equals_uninterrupted(mt_winning, mt_data, tmp_path):
+    ref, _ = mt_winning
+    save = tmp_path / "killed"
+    args = [*MT_MODEL, *WT_ARGS]
+    proc = fairseq_train_popen(mt_data, save, *args, log=tmp_path / "first.log")
+    target = save / "round_02" / "checkpoint_last.pt"
+    deadline = time.time() + 300
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before round 2 checkpointed: " + (tmp_path / "first.log").read_text()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (save / "round_02" / "metrics.json").exists()
+    assert (save / "round_01" / "metrics.json").exists()
+    r1_metrics = (save / "round_01" / "metrics.json").read_bytes()
+    out = fairseq_train(mt_data, save, *args).stdout
+    assert "(resumed)" in out  # round 2 continued from its checkpoint_last.pt
+    assert "round 0/3 start" not in out and "round 1/3 start" not in out  # finished rounds not recomputed
+    assert (save / "round_01" / "metrics.json").read_bytes() == r1_metrics
+    for k in (1, 2, 3):
+        a, b = load_mask(ref, k), load_mask(save, k)
+        assert a.checksum() == b.checksum(), k
+    fa = load_ckpt(ref / "round_03" / "checkpoint_last.pt")["model"]
+    fb = load_ckpt(save / "round_03" / "checkpoint_last.pt")["model"]
+    assert all(torch.equal(fa[n], fb[n]) for n in fa)
+    # rerunning a finished experiment trains nothing
+    again = fairseq_train(mt_data, save, *args).stdout
+    assert "start:" not in again
