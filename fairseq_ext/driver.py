@@ -29,11 +29,23 @@ from fairseq.distributed import utils as distributed_utils
 from fairseq.trainer import Trainer
 
 from lth_plugins.atomic import atomic_write_json
+from lth_plugins.enforce import register_zero_preserving
 from lth_plugins.errors import LotteryError
 from lth_plugins.hparams import LotteryConfig
 from lth_plugins.run import LotteryRun
 
 logger = logging.getLogger("fairseq_ext.lottery")
+
+
+def _register_zero_preserving_optimizers() -> None:
+    """fairseq's own Adam (what --optimizer adam builds on CPU and without apex) moves no weight whose value,
+    gradient and moments are zero: the masks need no pass over the weights after its steps."""
+    from fairseq.optim.adam import Adam
+
+    register_zero_preserving(Adam)
+
+
+_register_zero_preserving_optimizers()
 
 _CTX: Optional["RoundContext"] = None
 

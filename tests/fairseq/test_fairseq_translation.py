@@ -111,3 +111,20 @@ def test_sigkill_during_round_2_then_rerun_equals_uninterrupted(mt_winning, mt_d
     # rerunning a finished experiment trains nothing
     again = fairseq_train(mt_data, save, *args).stdout
     assert "start:" not in again
+
+
+def test_masks_snapshots_and_round_counter_survive_fairseq_reset_flags(mt_data, tmp_path):
+    """Extending a finished run with every --reset-* flag: nothing of the lottery state is lost or redone."""
+    save = tmp_path / "wt"
+    args = [*MT_MODEL, "--max-update", "20", "--lottery-prune", "--lottery-reset", "late",
+            "--lottery-late-reset", "5u"]
+    fairseq_train(mt_data, save, *args, "--lottery-rounds", "1")
+    before = {p.relative_to(save): p.read_bytes() for p in save.rglob("*")
+              if p.is_file() and p.suffix in (".lthm", ".json") and p.name != "config.json"
+              or p.parent.name == "snapshots"}
+    log = fairseq_train(mt_data, save, *args, "--lottery-rounds", "2", "--reset-optimizer", "--reset-dataloader",
+                        "--reset-meters", "--reset-lr-scheduler").stdout
+    for rel, data in before.items():  # rounds 0 and 1, their masks and the snapshots are untouched
+        assert (save / rel).read_bytes() == data, rel
+    assert "round 0/2 start" not in log and "round 1/2 start" not in log and "round 2/2 start" in log
+    assert metrics(save, 2)["round"] == 2 and abs(load_mask(save, 2).density() - 0.64) < 1e-3
