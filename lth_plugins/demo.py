@@ -58,7 +58,8 @@ def run_ticket(config: LotteryConfig, run_dir, seed: int = 0, epochs: int = 4, n
     data = make_data(seed, n_train=n_train, n_test=n_train // 2)
     model = make_model(seed)
     run = LotteryRun(config, run_dir, task="teacher-mlp", framework="torch",
-                     settings={"seed": seed, "epochs": epochs, "n_train": n_train}, total_epochs=epochs)
+                     settings={"seed": seed, "epochs": epochs, "n_train": n_train}, total_epochs=epochs,
+                     model=model)
     try:
         for k in run.pending_rounds():
             run.start_round(k, model, reinit=lambda s: _reinit(model, s))

@@ -144,7 +144,7 @@ def _dest(prefix: str, name: str) -> str:
 
 
 def _field_type(f):
-    return {"rounds": int, "rate": float, "seed": int}.get(f.name, str)
+    return f.type if f.type in (int, float) else str
 
 
 def survivors(n: int, rate: float, round_index: int) -> int:

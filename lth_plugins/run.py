@@ -37,8 +37,11 @@ class LotteryRun:
     def __init__(self, config: LotteryConfig, run_dir, *, task: str, framework: str,
                  settings: Optional[dict] = None, is_writer: bool = True,
                  total_updates: Optional[int] = None, total_epochs: Optional[int] = None,
-                 progress: bool = True):
+                 progress: bool = True, model: Optional[torch.nn.Module] = None):
+        """`model`, when given, has the include/exclude patterns checked against it before anything is written."""
         self.config = config.validate(total_updates=total_updates, total_epochs=total_epochs)
+        if model is not None:
+            select_parameters(model, config.include, config.exclude)
         self.source = None
         if config.ticket == "random":
             self.source = RunStore(config.masks_from)

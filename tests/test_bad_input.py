@@ -60,6 +60,13 @@ def test_patterns_selecting_nothing():
         select_parameters(model, exclude=["*"])
 
 
+def test_patterns_selecting_nothing_stop_a_run_before_anything_is_written(tmp_path):
+    from lth_plugins.demo import run_ticket
+    with pytest.raises(LotteryConfigError, match="include pattern 'decoder.*' matches no parameter"):
+        run_ticket(LotteryConfig(include=("decoder.*",)), tmp_path / "run", epochs=2, n_train=64)
+    assert not (tmp_path / "run").exists()
+
+
 def test_mask_whose_names_or_shapes_do_not_match_the_model():
     model = all_models()["mlp"]
     params = select_parameters(model)

@@ -1,0 +1,31 @@
+"""The hyperparameter dataclass doubles as command-line flags."""
+import argparse
+
+import pytest
+
+from lth_plugins.hparams import LotteryConfig, ResetPoint, fraction_pruned, survivors
+
+
+def test_every_field_is_a_flag_and_round_trips():
+    parser = argparse.ArgumentParser()
+    LotteryConfig.add_arguments(parser)
+    ns = parser.parse_args(["--lottery-rate", "0.3", "--lottery-rounds", "5", "--lottery-schedule", "oneshot",
+                            "--lottery-exclude", "embed*", "--lottery-exclude", "*.bias", "--lottery-seed", "2"])
+    cfg = LotteryConfig.from_namespace(ns)
+    assert cfg == LotteryConfig(rounds=5, rate=0.3, schedule="oneshot", exclude=("embed*", "*.bias"), seed=2)
+    assert LotteryConfig.from_namespace(parser.parse_args([])) == LotteryConfig()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--lottery-schedule", "sometimes"])
+
+
+def test_defaults_are_the_papers():
+    cfg = LotteryConfig()
+    assert (cfg.rounds, cfg.rate, cfg.schedule, cfg.pruner) == (20, 0.2, "iterative", "global_magnitude")
+    assert cfg.include == () and cfg.exclude == ()  # every parameter, biases included
+    assert round(100 * fraction_pruned(0.2, 20), 1) == 98.8
+    assert survivors(1000, 0.2, 3) == 512
+
+
+def test_reset_points():
+    assert ResetPoint.parse("1000u") == ResetPoint(updates=1000)
+    assert ResetPoint.parse("1ep") == ResetPoint(epochs=1) and str(ResetPoint.parse("2ep")) == "2ep"
