@@ -20,7 +20,7 @@ from .hparams import LotteryConfig, fraction_pruned
 from .masks import Mask
 from .progress import RoundProgress
 from .registry import load_pruner, load_reset
-from .resets import Reinit, take_snapshot
+from .resets import Reinit, load_snapshot, take_snapshot
 from .selection import select_parameters
 from .store import RunStore
 from .enforce import MaskEnforcer
@@ -57,9 +57,7 @@ class LotteryRun:
         self._snapshots: Dict[str, dict] = {}
         self.mask: Optional[Mask] = None
         self.round: Optional[int] = None
-        self._num_selected: Optional[int] = None
-        first = self.first_round
-        self.progress = RoundProgress(first, config.rounds, label=f"lottery {task} {config.ticket}",
+        self.progress = RoundProgress(self.first_round, config.rounds, label=f"lottery {task} {config.ticket}",
                                       enabled=progress and is_writer)
 
     # --- which rounds -------------------------------------------------------------------------------
@@ -163,8 +161,6 @@ class LotteryRun:
         """Prepare `model` for round k: reset the weights (unless `resume`: the framework restored the round's
         own checkpoint) and zero the pruned ones. Returns the round's mask."""
         params = self.selected(model)
-        if self._num_selected is None:
-            self._num_selected = sum(p.numel() for p in params.values())
         mask = self.mask_for_round(k, params)
         if not resume:
             if k == 0:
@@ -176,13 +172,12 @@ class LotteryRun:
                 self.reset.apply(model, self.snapshot, ticket_seed(self.config.seed, k), reinit)
         with torch.no_grad():
             for n, p in params.items():
-                p.mul_(mask[n].to(device=p.device, dtype=p.dtype))
+                p.masked_fill_(~mask[n].to(p.device), 0)
         self.mask, self.round = mask, k
         self.progress.start(k, 1 - mask.density(), note="resumed" if resume else "")
         return mask
 
     def reset_to(self, model, kind: str) -> None:
-        from .resets import load_snapshot
         load_snapshot(model, self.snapshot(kind))
 
     def enforce(self, model: torch.nn.Module, optimizer=None) -> MaskEnforcer:
