@@ -78,10 +78,7 @@ def check_args(args) -> dict:
     config.validate(total_updates=max_update, total_epochs=max_epoch)
     if config.ticket == "random":
         _check_masks_from(config.masks_from)
-    task = getattr(args, "task", None)
-    if task not in ("translation", "language_modeling", "translation_multi_simple_epoch") and not getattr(
-            args, "lottery_allow_any_task", False):
-        pass  # other tasks work too (valid loss only); nothing to refuse
+    task = getattr(args, "task", None)  # any task trains; translation and language modeling get test metrics
     if getattr(args, "no_save", False):
         _fail("--lottery-prune cannot be combined with --no-save: rounds resume from their checkpoints")
     if getattr(args, "restore_file", "checkpoint_last.pt") != "checkpoint_last.pt":
@@ -92,8 +89,7 @@ def check_args(args) -> dict:
     if getattr(args, "ddp_backend", None) == "fully_sharded":
         _fail("--lottery-prune does not support --ddp-backend fully_sharded (sharded parameters cannot be "
               "masked by name); use legacy_ddp or c10d")
-    if getattr(args, "fp16", False) and not getattr(args, "memory_efficient_fp16", False):
-        pass  # FP16Optimizer: fp32 master copies start from the masked weights and get zero gradients
+    # --fp16 is allowed: FP16Optimizer's fp32 master copies start from the masked weights and get zero gradients
     if getattr(args, "lottery_eval_bleu", False) and task not in ("translation",):
         _fail(f"--lottery-eval-bleu needs --task translation (got --task {task})")
     if getattr(args, "lottery_bleu_average_last", 0) < 0:
@@ -138,17 +134,15 @@ def _plain(v):
 
 
 def _check_masks_from(path: Optional[str]) -> None:
-    from lth_plugins.store import RunStore
     from lth_plugins.errors import RunStoreError
+    from lth_plugins.run import open_winning_run
 
     if not path or not os.path.isdir(path):
         _fail(f"--lottery-masks-from {path!r} is not a directory: give the run directory of a finished (or "
               f"running) winning-ticket experiment")
     try:
-        src = RunStore(path)
+        src = open_winning_run(path)
     except RunStoreError as e:
         _fail(f"--lottery-masks-from: {e}")
-    if src.config.get("lottery", {}).get("ticket") != "winning":
-        _fail(f"--lottery-masks-from {path} is not a winning-ticket run")
     if not src.has_mask(1):
         _fail(f"--lottery-masks-from {path} has no pruned mask yet (its round 0 has not finished)")

@@ -26,6 +26,14 @@ from .store import RunStore
 from .enforce import MaskEnforcer
 
 
+def open_winning_run(path) -> RunStore:
+    """The read-only store of the winning-ticket run whose masks a random ticket uses."""
+    store = RunStore(path)
+    if store.config.get("lottery", {}).get("ticket") != "winning":
+        raise RunStoreError(f"masks_from {path} is not a winning-ticket run")
+    return store
+
+
 def ticket_seed(seed: int, round_index: int) -> int:
     """Seed of a random ticket's re-initialization in a round: distinct per round and per base seed."""
     return 1_000_003 * (seed + 1) + round_index
@@ -42,12 +50,7 @@ class LotteryRun:
         self.config = config.validate(total_updates=total_updates, total_epochs=total_epochs)
         if model is not None:
             select_parameters(model, config.include, config.exclude)
-        self.source = None
-        if config.ticket == "random":
-            self.source = RunStore(config.masks_from)
-            src = self.source.config.get("lottery", {})
-            if src.get("ticket") != "winning":
-                raise RunStoreError(f"--masks-from {config.masks_from} is not a winning-ticket run")
+        self.source = open_winning_run(config.masks_from) if config.ticket == "random" else None
         full = {"lottery": config.to_dict(), "framework": framework, "task": task, "settings": settings or {}}
         self.store = RunStore(run_dir, full, writer=is_writer)
         self.is_writer = is_writer
