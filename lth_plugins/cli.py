@@ -1,7 +1,6 @@
 """The `lth` command: status of runs, registered plugins, demos and reports."""
 import argparse
 import importlib.util
-import json
 import sys
 from pathlib import Path
 

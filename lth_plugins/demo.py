@@ -4,7 +4,6 @@ Used by `lth demo --core` and by tests of the report: winning tickets (late rese
 few rounds, each round trained with Adam from the ticket's reset weights, metric = test accuracy.
 """
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import nn

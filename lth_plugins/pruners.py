@@ -8,7 +8,7 @@ threshold are broken deterministically by (parameter order, flat index).
 """
 import abc
 import zlib
-from typing import Callable, List, Mapping, Optional, Tuple
+from typing import Callable, List, Mapping, Tuple
 
 import torch
 

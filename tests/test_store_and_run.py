@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from lth_plugins import LotteryConfig, LotteryRun, Mask, RunStore
+from lth_plugins import LotteryConfig, RunStore
 from lth_plugins.demo import run_ticket
 from lth_plugins.errors import RunStoreError
 from lth_plugins.store import config_hash, derive_run_dir

@@ -1,6 +1,5 @@
 """The main job's command, shortened: `lth demo` runs both tickets, prints the table and writes the report."""
 import subprocess
-import sys
 
 from .helpers import BIN, env
 
