@@ -25,6 +25,14 @@ setup(
             "late = lth_plugins.resets:LateReset",
             "random = lth_plugins.resets:RandomReinit",
         ],
+        "lth_plugins.commands": [
+            "status = lth_plugins.commands:StatusCommand",
+            "plugins = lth_plugins.commands:PluginsCommand",
+            "report = lth_plugins.commands:ReportCommand",
+            "demo-core = lth_plugins.commands:DemoCoreCommand",
+            "demo = fairseq_ext.commands:DemoCommand",
+            "fairseq-user-dir = fairseq_ext.commands:FairseqUserDirCommand",
+        ],
         "lth_plugins.frameworks": [
             "torch = lth_plugins.demo",
             "flare = flare_ext.a2c",

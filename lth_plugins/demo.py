@@ -1,6 +1,6 @@
 """A small, real lottery experiment on plain torch: an MLP learning a teacher network's labels.
 
-Used by `lth demo --core` and by tests of the report: winning tickets (late reset) against random tickets over a
+Used by `lth demo-core` and by tests of the report: winning tickets (late reset) against random tickets over a
 few rounds, each round trained with Adam from the ticket's reset weights, metric = test accuracy.
 """
 from pathlib import Path

@@ -4,7 +4,7 @@ from typing import Dict, List
 
 from .errors import LotteryConfigError
 
-NAMESPACES = ("lth_plugins.pruners", "lth_plugins.resets", "lth_plugins.frameworks")
+NAMESPACES = ("lth_plugins.pruners", "lth_plugins.resets", "lth_plugins.frameworks", "lth_plugins.commands")
 
 
 def _entry_points(namespace: str):

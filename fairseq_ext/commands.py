@@ -1,0 +1,43 @@
+"""The fairseq adapter's `lth` subcommands (entry points of ``lth_plugins.commands``)."""
+import sys
+from pathlib import Path
+
+from lth_plugins.commands import Command
+
+
+class FairseqUserDirCommand(Command):
+    help = "print the path to give fairseq's --user-dir"
+
+    def run(self, args):
+        from . import USER_DIR
+
+        print(USER_DIR)
+        return 0
+
+
+class DemoCommand(Command):
+    help = ("the main job: fairseq winning vs random tickets of a small Transformer on a generated translation "
+            "corpus, with a per-round table and the report")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--out", default="lth_output/demo")
+        parser.add_argument("--rounds", type=int, default=4)
+        parser.add_argument("--rate", type=float, default=0.4, help="fraction of survivors pruned per round "
+                            "(paper: 0.2; 0.4 reaches high sparsity in few rounds)")
+        parser.add_argument("--max-update", type=int, default=300, help="updates per round")
+        parser.add_argument("--seed", type=int, default=0)
+
+    def run(self, args):
+        try:
+            from .demo import run_demo
+        except ImportError as e:
+            print(f"lth demo needs fairseq ({e}); run scripts/setup.sh or pip install 'lth-plugins[fairseq]'",
+                  file=sys.stderr)
+            return 2
+        from lth_plugins.report import build_report
+
+        out = Path(args.out)
+        run_demo(out, rounds=args.rounds, rate=args.rate, max_update=args.max_update, seed=args.seed)
+        report = build_report([out / "wt", out / "rt"], out / "report")
+        print(f"\nfigures and tables: {report.out / 'index.html'}")
+        return 0

@@ -1,0 +1,111 @@
+"""`lth` subcommands as plugins: the entry-point namespace ``lth_plugins.commands`` (as cliff does).
+
+Every subcommand, the core's own included, is a :class:`Command` subclass registered under its name::
+
+    entry_points={"lth_plugins.commands": ["my-cmd = my_pkg.commands:MyCommand"]}
+
+The core never imports an adapter: ``lth`` lists the namespace and loads each class to build its parser, so a
+command's module must import its framework only inside :meth:`Command.run`.
+"""
+import argparse
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Dict
+
+NAMESPACE = "lth_plugins.commands"
+
+
+class Command:
+    """One ``lth`` subcommand: a one-line help, its arguments and what it does (returns the exit code)."""
+
+    help = ""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add this command's arguments to its subparser."""
+
+    def run(self, args: argparse.Namespace) -> int:
+        raise NotImplementedError
+
+
+def load_commands() -> Dict[str, Command]:
+    """name -> Command of every installed entry point; one that fails to load is named on stderr and left out."""
+    commands = {}
+    for ep in sorted(entry_points(group=NAMESPACE), key=lambda e: e.name):
+        if ep.name in commands:
+            continue
+        try:
+            commands[ep.name] = ep.load()()
+        except Exception as e:  # an adapter whose framework is broken must not take `lth status` down with it
+            print(f"lth: warning: command {ep.name!r} ({ep.value}) could not be loaded: {e}", file=sys.stderr)
+    return commands
+
+
+class StatusCommand(Command):
+    help = "table of rounds of one or more run directories"
+
+    def add_arguments(self, parser):
+        parser.add_argument("run_dirs", nargs="+")
+
+    def run(self, args):
+        from .status import status_table
+
+        print(status_table(args.run_dirs))
+        return 0
+
+
+class PluginsCommand(Command):
+    help = "list registered pruners, resets, framework adapters and lth commands"
+
+    def add_arguments(self, parser):
+        pass
+
+    def run(self, args):
+        from .registry import describe_all
+
+        for ns, entries in describe_all().items():
+            print(ns)
+            for name, target in entries.items():
+                print(f"  {name:<22} {target}")
+        return 0
+
+
+class ReportCommand(Command):
+    help = "figures (PNG), tables (CSV, Markdown) and index.html of lottery runs"
+
+    def add_arguments(self, parser):
+        parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                            help="run directories, or folders whose subdirectories are run directories")
+        parser.add_argument("-o", "--out", required=True, help="report folder (created; files of an earlier "
+                            "report in it are replaced, other files are kept)")
+        parser.add_argument("--layer-round", type=int, default=None, metavar="K",
+                            help="round of the per-parameter sparsity chart (default: the last round finished)")
+
+    def run(self, args):
+        from .report import build_report
+
+        report = build_report(args.run_dirs, args.out, layer_round=args.layer_round)
+        for note in report.notes:
+            print(f"lth: note: {note}", file=sys.stderr)
+        print(report.summary)
+        print(f"\nwrote {len(report.files)} files to {report.out}; open {report.out / 'index.html'}")
+        return 0
+
+
+class DemoCoreCommand(Command):
+    help = "winning vs random tickets of a small MLP on generated data (plain torch)"
+
+    def add_arguments(self, parser):
+        parser.add_argument("--out", default="lth_output/demo-core")
+        parser.add_argument("--rounds", type=int, default=5)
+        parser.add_argument("--epochs", type=int, default=4)
+        parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+
+    def run(self, args):
+        from . import demo
+        from .status import status_table
+
+        dirs = demo.main(Path(args.out), rounds=args.rounds, seeds=args.seeds, epochs=args.epochs)
+        for i in range(0, len(dirs), 2):
+            print(status_table(dirs[i:i + 2]))
+        return 0
