@@ -30,6 +30,7 @@ setup(
             "plugins = lth_plugins.commands:PluginsCommand",
             "report = lth_plugins.commands:ReportCommand",
             "demo-core = lth_plugins.commands:DemoCoreCommand",
+            "deps = lth_plugins.commands:DepsCommand",
             "demo = fairseq_ext.commands:DemoCommand",
             "fairseq-user-dir = fairseq_ext.commands:FairseqUserDirCommand",
         ],

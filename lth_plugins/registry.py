@@ -4,7 +4,8 @@ from typing import Dict, List
 
 from .errors import LotteryConfigError
 
-NAMESPACES = ("lth_plugins.pruners", "lth_plugins.resets", "lth_plugins.frameworks", "lth_plugins.commands")
+NAMESPACES = ("lth_plugins.pruners", "lth_plugins.resets", "lth_plugins.frameworks", "lth_plugins.commands",
+              "lth_plugins.builds")
 
 
 def _entry_points(namespace: str):
