@@ -102,7 +102,7 @@ def run_step(cmd: Sequence[str], log: Callable[[str], None], cwd=None, env=None,
 
 class SourceBuild:
     """How to turn one framework's upstream tree into a wheel. Subclass, set the attributes, register under
-    ``lth_plugins.builds`` (``flare = flare_ext.build:FlareBuild``)."""
+    ``lth_plugins.builds`` (``name = my_pkg.build:MyBuild``)."""
 
     name: str = ""
     dist_name: str = ""
