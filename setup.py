@@ -33,6 +33,8 @@ setup(
             "deps = lth_plugins.commands:DepsCommand",
             "demo = fairseq_ext.commands:DemoCommand",
             "fairseq-user-dir = fairseq_ext.commands:FairseqUserDirCommand",
+            "elf-model-file = elf_ext.commands:ElfModelFileCommand",
+            "elf-game-file = elf_ext.commands:ElfGameFileCommand",
         ],
         "lth_plugins.frameworks": [
             "torch = lth_plugins.demo",

@@ -1,0 +1,85 @@
+"""Lottery flags and the paper's defaults in ELF's own style: an ``ArgsProvider`` and a ``Defaults`` dict.
+
+ELF collects every flag from the ``ArgsProvider`` of each object in its environment and takes underscore
+names (``--lottery_rate``); the lottery flags are generated from the core's ``LotteryConfig`` fields, so a
+new core field is a new ELF flag.  ``PAPER_DEFAULTS`` (Table 1, Sec. 3.2.3) is what the model file exports
+as ELF's ``Defaults``: ELF applies it to the defaults of its own flags, so every value stays a flag.
+"""
+import dataclasses
+
+from lth_plugins.hparams import LotteryConfig
+
+# ELF's own flags set to the paper's pixel-control setting (the rest are ELF's defaults).
+PAPER_DEFAULTS = {
+    "num_games": 1024,        # game threads
+    "T": 6,                   # each thread blocks every 6 steps for training
+    "batchsize": 128,         # time steps per training batch
+    "entropy_ratio": 0.01,
+    "ratio_clamp": 1.5,       # importance factor clamp
+    "reward_clip": 1,         # immediate rewards clipped to [-1, 1] (in ELF's game)
+    "lr": 1e-3,               # Adam, betas (0.9, 0.999) (ELF's ModelInterface), eps 1e-3
+    "adam_eps": 1e-3,
+    "freq_update": 1,         # the acting copy is refreshed after every training batch
+    "trainer_stats": "rewards",
+    "additional_labels": "id,last_terminal",  # the actor batch carries game ids: per-episode rewards
+}
+
+# The round's length and the ticket reward (Sec. 3.2.2): N epochs of M training batches, the ticket reward
+# is the mean episodic reward of the last L finished games.
+ROUND_DEFAULTS = {"lottery_epochs": 25, "lottery_epoch_batches": 1000, "lottery_last_games": 1024}
+
+
+def _lottery_define_args():
+    args = [("lottery_prune", dict(action="store_true",
+                                   help="run lottery-ticket rounds (dense round 0, prune, reset, retrain); "
+                                        "without it: ELF's plain training"))]
+    for f in dataclasses.fields(LotteryConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        spec = dict(help=f.metadata.get("help", ""))
+        if f.name in ("include", "exclude"):
+            spec.update(type=str, default=",".join(default) or None)
+            spec["help"] += " (comma separated)"
+        else:
+            spec.update(type=type(default) if default is not None else str, default=default)
+            if f.metadata.get("choices"):
+                spec["choices"] = list(f.metadata["choices"])
+        args.append(("lottery_" + f.name, spec))
+    args += [
+        ("lottery_run_dir", dict(type=str, default=None,
+                                 help="run directory (resumable; default: runs/elf_<rom>_s<seed>_<ticket>)")),
+        ("lottery_epochs", dict(type=int, default=ROUND_DEFAULTS["lottery_epochs"],
+                                help="N: epochs per round (the paper: 25)")),
+        ("lottery_epoch_batches", dict(type=int, default=ROUND_DEFAULTS["lottery_epoch_batches"],
+                                       help="M: training batches per epoch (the paper: 1000)")),
+        ("lottery_last_games", dict(type=int, default=ROUND_DEFAULTS["lottery_last_games"],
+                                    help="L: the ticket reward is the mean episodic reward of the last L "
+                                         "finished games of the round (the paper: 1024)")),
+    ]
+    return args
+
+
+class LotteryArgs:
+    """The ``lottery_*`` flags as an ELF ``ArgsProvider`` (group "LotteryArgs" in ELF's ``--help``)."""
+
+    def __init__(self):
+        from rlpytorch import ArgsProvider
+
+        self.args = ArgsProvider(call_from=self, define_args=_lottery_define_args())
+
+    def config(self) -> LotteryConfig:
+        """The core configuration from the parsed flags (unvalidated)."""
+        a = self.args
+        values = {}
+        for f in dataclasses.fields(LotteryConfig):
+            v = getattr(a, "lottery_" + f.name)
+            if f.name in ("include", "exclude"):
+                v = tuple(p.strip() for p in (v or "").split(",") if p.strip())
+            values[f.name] = v
+        return LotteryConfig(**values)
+
+    def check(self) -> None:
+        """Raise ValueError naming the first round-length flag that is not positive."""
+        for name in ("lottery_epochs", "lottery_epoch_batches", "lottery_last_games"):
+            v = getattr(self.args, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"--{name} must be a positive integer, got {v!r}")
