@@ -56,17 +56,14 @@ def run_ticket(config: LotteryConfig, run_dir, seed: int = 0, epochs: int = 4, n
     """Run every pending round of one ticket (resumable: finished rounds are skipped)."""
     data = make_data(seed, n_train=n_train, n_test=n_train // 2)
     model = make_model(seed)
-    run = LotteryRun(config, run_dir, task="teacher-mlp", framework="torch",
-                     settings={"seed": seed, "epochs": epochs, "n_train": n_train}, total_epochs=epochs,
-                     model=model)
-    try:
+    with LotteryRun(config, run_dir, task="teacher-mlp", framework="torch",
+                    settings={"seed": seed, "epochs": epochs, "n_train": n_train}, total_epochs=epochs,
+                    model=model) as run:
         for k in run.pending_rounds():
             run.start_round(k, model, reinit=lambda s: _reinit(model, s))
             out = train_round(run, k, model, data, epochs, seed=seed)
             run.finish_round(k, model, {"test_accuracy": out["test_accuracy"]}, primary="test_accuracy",
                              higher_is_better=True, curve=out["curve"])
-    finally:
-        run.close()
     return Path(run_dir)
 
 

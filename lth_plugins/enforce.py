@@ -1,9 +1,10 @@
 """Keeping pruned weights at exactly zero while a framework's own trainer runs, through torch's hooks only.
 
-Gradients of pruned entries are zeroed as soon as backward accumulates them, before any optimizer step (so
-gradient clipping, all-reduce and optimizer state all see zeros), and the weights are zeroed again after every
-optimizer step (so optimizers that
-move a weight with a zero gradient, such as decoupled weight decay with stale moments, cannot revive it).
+Gradients of pruned entries are zeroed as soon as backward accumulates them (so gradient clipping and
+all-reduce see zeros) and again right before every optimizer step (a gradient changed in place after backward,
+by added noise or a custom clipper, cannot revive a pruned weight); the weights are zeroed again after every
+optimizer step unless the optimizer is zero-preserving (so optimizers that move a weight with a zero gradient,
+such as decoupled weight decay with stale moments, cannot revive it).
 Modules are never reparametrized: state_dict keys, deepcopy and fused kernels see plain dense tensors.
 """
 from typing import Dict, List, Mapping, Set
@@ -58,7 +59,6 @@ class MaskEnforcer:
                  always_zero_weights: bool = False):
         mask.check_matches(named_params)
         self.always_zero_weights = always_zero_weights
-        self._masked_grads: Dict[str, torch.Tensor] = {}
         # Parameters with nothing pruned need no hooks at all (round 0, excluded layers).
         self._zeroers: Dict[str, _Zeroer] = {}
         self._params: Dict[str, torch.Tensor] = {}
@@ -92,23 +92,18 @@ class MaskEnforcer:
         def hook(param):
             if param.grad is not None:
                 zeroer(param.grad)
-                self._masked_grads[name] = param.grad
         return hook
 
-    @torch.no_grad()
-    def zero_unseen_grads(self) -> None:
-        """Before a step: zero the gradients that did not come through backward's hook (set by hand, or
-        replaced by another tensor since)."""
-        for name, p in self._params.items():
-            if p.grad is not None and self._masked_grads.get(name) is not p.grad:
-                self._zeroers[name](p.grad)
-        self._masked_grads.clear()
+    def before_step(self) -> None:
+        """The optimizer's pre-step hook: every pruned gradient is zeroed again, whatever happened to it
+        since backward (set by hand, replaced, or changed in place)."""
+        self.zero_grads()
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Zero pruned gradients before and pruned weights after each `optimizer.step()`, and clear stale
         optimizer state. For ZERO_PRESERVING optimizers zero gradients and state already keep the weights
         at zero, so the pass over the weights is skipped unless `always_zero_weights`."""
-        self._handles.append(optimizer.register_step_pre_hook(lambda *_: self.zero_unseen_grads()))
+        self._handles.append(optimizer.register_step_pre_hook(lambda *_: self.before_step()))
         if self.always_zero_weights or type(optimizer) not in ZERO_PRESERVING:
             self._handles.append(optimizer.register_step_post_hook(lambda *_: self.apply()))
         self.zero_optimizer_state(optimizer)

@@ -62,8 +62,9 @@ class LotteryConfig:
     seed: int = _flag("seed of the random ticket's re-initialization and of random pruning", default=0)
 
     def __post_init__(self):
-        self.include = tuple(self.include or ())
-        self.exclude = tuple(self.exclude or ())
+        # a lone string is one pattern, not a sequence of one-character patterns
+        self.include = (self.include,) if isinstance(self.include, str) else tuple(self.include or ())
+        self.exclude = (self.exclude,) if isinstance(self.exclude, str) else tuple(self.exclude or ())
 
     @property
     def reset_point(self) -> ResetPoint:
@@ -74,9 +75,11 @@ class LotteryConfig:
         """The name of the reset plugin this configuration uses."""
         return "random" if self.ticket == "random" else self.reset
 
-    def validate(self, total_updates: Optional[int] = None, total_epochs: Optional[int] = None) -> "LotteryConfig":
-        """Raise LotteryConfigError naming the first invalid setting; pass the training length to check the
-        late-reset point against it."""
+    def validate(self, total_updates: Optional[int] = None, total_epochs: Optional[int] = None,
+                 updates_per_epoch: Optional[int] = None) -> "LotteryConfig":
+        """Raise LotteryConfigError naming the first invalid setting; pass every training length known (and
+        the updates per epoch, to compare '<N>u' with epochs and '<N>ep' with updates) to check the late-reset
+        point against it."""
         from .registry import check_available
 
         if not isinstance(self.rounds, int) or self.rounds < 1:
@@ -102,6 +105,17 @@ class LotteryConfig:
             if point.epochs is not None and total_epochs is not None and point.epochs >= total_epochs:
                 raise LotteryConfigError(
                     f"late reset point {point} lies beyond the training length of {total_epochs} epochs")
+            if updates_per_epoch:
+                upe = int(updates_per_epoch)
+                if point.epochs is not None and total_updates is not None and point.epochs * upe >= total_updates:
+                    raise LotteryConfigError(
+                        f"late reset point {point} ({point.epochs * upe} updates at {upe} updates per epoch) lies "
+                        f"beyond the training length of {total_updates} updates "
+                        f"(about {total_updates / upe:.1f} epochs)")
+                if point.updates is not None and total_epochs is not None and point.updates >= total_epochs * upe:
+                    raise LotteryConfigError(
+                        f"late reset point {point} lies beyond the training length of {total_epochs} epochs "
+                        f"({total_epochs * upe} updates at {upe} updates per epoch)")
         return self
 
     def to_dict(self) -> dict:
@@ -149,7 +163,13 @@ def _field_type(f):
 
 def survivors(n: int, rate: float, round_index: int) -> int:
     """Entries left after `round_index` rounds of pruning `rate` of the survivors: round(n * (1-rate)^k)."""
-    return int(round(n * (1.0 - rate) ** round_index))
+    return kept(n, (1.0 - rate) ** round_index)
+
+
+def kept(n: int, density: float) -> int:
+    """Entries of n kept at `density` = (1-rate)^k: the same float product as `survivors`, so the two agree
+    exactly (computing it as 1 - (1 - density) can round the other way)."""
+    return int(round(n * density))
 
 
 def fraction_pruned(rate: float, round_index: int) -> float:

@@ -12,7 +12,9 @@ import torch
 from .atomic import atomic_write_bytes
 from .errors import MaskError
 
-MAGIC = b"LTHMASK1"
+MAGIC = b"LTHMASK2"  # format 2: a sha256 of every preceding byte (header included) ends the file
+MAGIC_V1 = b"LTHMASK1"  # format 1 (read only): the checksum covered the payload, not the header
+_DIGEST = 32
 
 
 class Mask(OrderedDict):
@@ -65,44 +67,82 @@ class Mask(OrderedDict):
         return h.hexdigest()
 
     def save(self, path) -> None:
-        """Bit-packed (about N/8 bytes) with a header of names and shapes and a payload checksum."""
+        """Bit-packed (about N/8 bytes) after a header of names and shapes; the file ends with a sha256 of
+        everything before it, so any change to the header or the bits is detected."""
         chunks, entries = [], []
         for name, bits in self._packed():
             entries.append({"name": name, "shape": list(self[name].shape), "bytes": int(bits.nbytes)})
             chunks.append(bits.tobytes())
         payload = b"".join(chunks)
-        header = json.dumps({"format": 1, "entries": entries, "payload_bytes": len(payload),
-                             "sha256": hashlib.sha256(payload).hexdigest()}).encode()
-        atomic_write_bytes(path, MAGIC + struct.pack("<Q", len(header)) + header + payload)
+        header = json.dumps({"format": 2, "entries": entries, "payload_bytes": len(payload)}).encode()
+        body = MAGIC + struct.pack("<Q", len(header)) + header + payload
+        atomic_write_bytes(path, body + hashlib.sha256(body).digest())
 
     @classmethod
     def load(cls, path) -> "Mask":
+        """Raises MaskError naming the file for any damage: missing, truncated, edited or not a mask file."""
         path = Path(path)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise MaskError(f"mask file {path} does not exist") from None
-        if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 8:
+        except OSError as e:
+            raise MaskError(f"mask file {path} cannot be read ({e.strerror})") from None
+        if data.startswith(MAGIC_V1):
+            return cls._load_v1(path, data)
+        if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 8 + _DIGEST:
             raise MaskError(f"mask file {path} is not a lottery mask file (bad header); it may be truncated")
-        (hlen,) = struct.unpack("<Q", data[len(MAGIC):len(MAGIC) + 8])
+        body, digest = data[:-_DIGEST], data[-_DIGEST:]
+        if hashlib.sha256(body).digest() != digest:
+            expected = _declared_size(data)
+            if expected is not None and expected > len(data):
+                raise MaskError(f"mask file {path} is truncated: {len(data)} bytes, its header declares "
+                                f"{expected}")
+            raise MaskError(f"mask file {path} is corrupted: its checksum does not match its contents")
+        (hlen,) = struct.unpack("<Q", body[len(MAGIC):len(MAGIC) + 8])
         start = len(MAGIC) + 8
         try:
-            header = json.loads(data[start:start + hlen])
-        except ValueError:
-            raise MaskError(f"mask file {path} has a corrupted or truncated header") from None
-        payload = data[start + hlen:]
-        if len(payload) != header["payload_bytes"]:
-            raise MaskError(f"mask file {path} is truncated: payload has {len(payload)} bytes, "
-                            f"expected {header['payload_bytes']}")
-        if hashlib.sha256(payload).hexdigest() != header["sha256"]:
-            raise MaskError(f"mask file {path} is corrupted: its checksum does not match its contents")
+            header = json.loads(body[start:start + hlen])
+            return cls._unpack(header["entries"], body[start + hlen:], header["payload_bytes"])
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
+            raise MaskError(f"mask file {path} has an invalid header ({type(e).__name__}: {e})") from None
+
+    @classmethod
+    def _unpack(cls, entries, payload: bytes, payload_bytes: int) -> "Mask":
+        if len(payload) != payload_bytes or sum(e["bytes"] for e in entries) != len(payload):
+            raise ValueError(f"payload has {len(payload)} bytes, the header describes {payload_bytes}")
         mask, offset = cls(), 0
-        for e in header["entries"]:
+        for e in entries:
             n = int(np.prod(e["shape"], dtype=np.int64))
+            if e["bytes"] != (n + 7) // 8:
+                raise ValueError(f"entry {e['name']!r}: {e['bytes']} bytes for {n} entries")
             bits = np.frombuffer(payload, dtype=np.uint8, count=e["bytes"], offset=offset)
             offset += e["bytes"]
             mask[e["name"]] = torch.from_numpy(np.unpackbits(bits, count=n).astype(bool)).reshape(e["shape"])
         return mask
+
+    @classmethod
+    def _load_v1(cls, path: Path, data: bytes) -> "Mask":
+        try:
+            (hlen,) = struct.unpack("<Q", data[len(MAGIC_V1):len(MAGIC_V1) + 8])
+            start = len(MAGIC_V1) + 8
+            header = json.loads(data[start:start + hlen])
+            payload = data[start + hlen:]
+            if hashlib.sha256(payload).hexdigest() != header["sha256"]:
+                raise ValueError("its checksum does not match its contents")
+            return cls._unpack(header["entries"], payload, header["payload_bytes"])
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError, struct.error) as e:
+            raise MaskError(f"mask file {path} is corrupted or truncated ({e})") from None
+
+
+def _declared_size(data: bytes):
+    """The file size an (unverified) format-2 header declares, or None when it cannot be read."""
+    try:
+        (hlen,) = struct.unpack("<Q", data[len(MAGIC):len(MAGIC) + 8])
+        header = json.loads(data[len(MAGIC) + 8:len(MAGIC) + 8 + hlen])
+        return len(MAGIC) + 8 + hlen + int(header["payload_bytes"]) + _DIGEST
+    except Exception:
+        return None
 
 
 def _names(names, limit=5):

@@ -1,8 +1,9 @@
 """Round progress lines: round k of K, fraction pruned, last metric, elapsed time and ETA.
 
-One line per round start and per round end, whether or not the output is a terminal, so a log file never
-floods (a run of 20 rounds writes 42 lines); frameworks keep their own per-update logging.
-The ETA is the mean duration of the rounds finished by this process times the rounds left.
+One line per round start and per round end, and within a round a line on updates at most every
+`update_interval_s` seconds (rate and the round's ETA when its length is known), whether or not the output is a
+terminal: a long round never looks hung and a log file never floods. The run's ETA is the mean duration of the
+rounds finished by this process times the rounds left.
 """
 import sys
 import time
@@ -24,6 +25,8 @@ def _fmt_value(value) -> str:
 
 
 class RoundProgress:
+    update_interval_s = 30.0
+
     def __init__(self, first_round: int, last_round: int, label: str = "lottery", stream=None,
                  enabled: bool = True):
         self.first, self.last, self.label = first_round, last_round, label
@@ -34,6 +37,8 @@ class RoundProgress:
         self._done = 0
         self._durations: List[float] = []
         self._last_metric: Optional[str] = None
+        self._round = None
+        self._tick = None  # (time, updates) of the last update line or of the round's first update
 
     def _emit(self, text: str) -> None:
         if self.enabled:
@@ -48,13 +53,33 @@ class RoundProgress:
 
     def start(self, k: int, fraction_pruned: float, note: str = "") -> None:
         now = time.monotonic()
-        self._round_t0 = now
+        self._round_t0, self._round, self._tick = now, k, None
         eta = self._eta(self.last - k + 1, now)
         self._emit(f"round {k}/{self.last} start: {100 * fraction_pruned:.1f}% pruned"
                    + (f" ({note})" if note else "")
                    + (f", last {self._last_metric}" if self._last_metric else "")
                    + f" | elapsed {_fmt_seconds(now - self.t0)}"
                    + (f", ETA {_fmt_seconds(eta)}" if eta is not None else ""))
+
+    def update(self, num_updates: int, total_updates: Optional[int] = None) -> None:
+        """Within a round: a line with the update count, the rate and the round's ETA, at most every
+        `update_interval_s` seconds."""
+        now = time.monotonic()
+        if self._tick is None:
+            self._tick = self._first = (now, num_updates)
+            return
+        if now - self._tick[0] < self.update_interval_s:
+            return
+        t_first, n_first = self._first
+        rate = (num_updates - n_first) / max(now - t_first, 1e-9)
+        line = f"round {self._round}/{self.last}: update {num_updates}"
+        if total_updates:
+            line += f"/{total_updates}"
+        line += f", {rate:.2f} updates/s"
+        if total_updates and rate > 0:
+            line += f", round ETA {_fmt_seconds(max(0, total_updates - num_updates) / rate)}"
+        self._emit(line + f" | elapsed {_fmt_seconds(now - self.t0)}")
+        self._tick = (now, num_updates)
 
     def finish(self, k: int, fraction_pruned: float, metric: Optional[str] = None,
                value: Optional[float] = None) -> None:

@@ -12,7 +12,7 @@ from typing import Callable, List, Mapping, Tuple
 
 import torch
 
-from .hparams import survivors
+from .hparams import kept
 from .masks import Mask
 
 CHUNK = 1 << 20
@@ -42,7 +42,7 @@ class GlobalMagnitude(Pruner):
 
     def prune(self, weights, mask, density):
         names = list(mask)
-        _keep_top([(n, weights[n], mask[n]) for n in names], survivors(mask.num_selected(), 1 - density, 1),
+        _keep_top([(n, weights[n], mask[n]) for n in names], kept(mask.num_selected(), density),
                   _magnitude)
         return mask
 
@@ -54,7 +54,7 @@ class LayerwiseMagnitude(Pruner):
 
     def prune(self, weights, mask, density):
         for n, m in mask.items():
-            _keep_top([(n, weights[n], m)], survivors(m.numel(), 1 - density, 1), _magnitude)
+            _keep_top([(n, weights[n], m)], kept(m.numel(), density), _magnitude)
         return mask
 
 
@@ -69,7 +69,7 @@ class RandomPruner(Pruner):
             key = zlib.crc32(f"{self.seed}:{name}:{offset}".encode())
             return torch.rand(chunk.numel(), generator=torch.Generator().manual_seed(key), out=out)
 
-        _keep_top([(n, weights[n], mask[n]) for n in mask], survivors(mask.num_selected(), 1 - density, 1),
+        _keep_top([(n, weights[n], mask[n]) for n in mask], kept(mask.num_selected(), density),
                   random_scores)
         return mask
 

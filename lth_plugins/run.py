@@ -10,20 +10,26 @@ An adapter drives a framework's own trainer through this object:
         run.finish_round(k, model, metrics, primary="...", higher_is_better=...)
         enforcer.remove()
 """
+import json
 import time
 from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 
-from .errors import LotteryError, RunStoreError
+from .errors import LotteryConfigError, LotteryError, RunStoreError
 from .hparams import LotteryConfig, fraction_pruned
 from .masks import Mask
 from .progress import RoundProgress
 from .registry import load_pruner, load_reset
-from .resets import Reinit, load_snapshot, take_snapshot
+from .resets import Reinit, load_snapshot, reinit_rules, take_snapshot
 from .selection import select_parameters
-from .store import RunStore
+from .store import RunStore, config_diff
 from .enforce import MaskEnforcer
+
+# What a random ticket may set differently from the winning run it takes masks from: besides these, every
+# setting (the framework's whole configuration included) must match. Keys ending in ".seed" are free too.
+RANDOM_TICKET_FREE_KEYS = ("lottery.ticket", "lottery.masks_from", "lottery.rounds", "lottery.reset",
+                           "lottery.late_reset")
 
 
 def open_winning_run(path) -> RunStore:
@@ -32,6 +38,34 @@ def open_winning_run(path) -> RunStore:
     if store.config.get("lottery", {}).get("ticket") != "winning":
         raise RunStoreError(f"masks_from {path} is not a winning-ticket run")
     return store
+
+
+def masks_available(source: RunStore) -> int:
+    """The last round a winning run has (or will have) a mask for."""
+    masks = [k for k in source.rounds_on_disk() if source.has_mask(k)]
+    return max([int(source.config.get("lottery", {}).get("rounds", 0))] + masks)
+
+
+def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) -> None:
+    """A random ticket trains exactly as the winning run did, up to its seed; it has masks for every round
+    asked for, and they fit the model. Raises LotteryConfigError before anything is written."""
+    diff = [(k, a, b) for k, a, b in config_diff(source.config, full)
+            if k not in RANDOM_TICKET_FREE_KEYS and k != "seed" and not k.endswith(".seed")]
+    if diff:
+        raise LotteryConfigError(
+            f"the random ticket must train as the winning run {source.path} did (only the ticket type and its "
+            f"seed may differ); differing settings: "
+            + "; ".join(f"{k}: winning run {a!r} vs now {b!r}" for k, a, b in diff[:12])
+            + (f" ... ({len(diff) - 12} more)" if len(diff) > 12 else ""))
+    available = masks_available(source)
+    if rounds > available:
+        raise LotteryConfigError(f"the random ticket asks for {rounds} rounds but the winning run "
+                                 f"{source.path} has masks for {available}; use rounds <= {available} or extend "
+                                 f"the winning run first")
+    if params is not None:
+        first = next((k for k in range(1, available + 1) if source.has_mask(k)), None)
+        if first is not None:
+            source.load_mask(first).check_matches(params, source=f"mask of round {first} in {source.path}")
 
 
 def ticket_seed(seed: int, round_index: int) -> int:
@@ -45,14 +79,24 @@ class LotteryRun:
     def __init__(self, config: LotteryConfig, run_dir, *, task: str, framework: str,
                  settings: Optional[dict] = None, is_writer: bool = True,
                  total_updates: Optional[int] = None, total_epochs: Optional[int] = None,
-                 progress: bool = True, model: Optional[torch.nn.Module] = None):
-        """`model`, when given, has the include/exclude patterns checked against it before anything is written."""
-        self.config = config.validate(total_updates=total_updates, total_epochs=total_epochs)
-        if model is not None:
-            select_parameters(model, config.include, config.exclude)
-        self.source = open_winning_run(config.masks_from) if config.ticket == "random" else None
+                 updates_per_epoch: Optional[int] = None, progress: bool = True,
+                 model: Optional[torch.nn.Module] = None):
+        """Everything is validated before anything is written: the configuration, the late-reset point against
+        every training length given, a random ticket against its winning run (settings, rounds, mask shapes)
+        and, when `model` is given, the include/exclude patterns. `settings` is the framework's whole
+        configuration (whatever changes training): a rerun must repeat it."""
+        self.config = config.validate(total_updates=total_updates, total_epochs=total_epochs,
+                                      updates_per_epoch=updates_per_epoch)
+        params = select_parameters(model, config.include, config.exclude) if model is not None else None
         full = {"lottery": config.to_dict(), "framework": framework, "task": task, "settings": settings or {}}
+        full = json.loads(json.dumps(full, default=str))
+        self.source = None
+        if config.ticket == "random":
+            self.source = open_winning_run(config.masks_from)
+            check_ticket_source(self.source, full, config.rounds, params)
         self.store = RunStore(run_dir, full, writer=is_writer)
+        self.total_updates = total_updates
+        self._reinit_rules: Dict[str, str] = {}
         self.is_writer = is_writer
         self.pruner = load_pruner(config.pruner)(seed=config.seed)
         self.reset = load_reset(config.reset_strategy)()
@@ -165,6 +209,8 @@ class LotteryRun:
         own checkpoint) and zero the pruned ones. Returns the round's mask."""
         params = self.selected(model)
         mask = self.mask_for_round(k, params)
+        if self.config.ticket == "random" and not self.store.has_snapshot("init") and not resume:
+            self._save_snapshot("init", model)  # the initial values bare parameters are re-drawn from
         if not resume:
             if k == 0:
                 if self.store.has_snapshot("init"):  # a restart of round 0 starts from the recorded init
@@ -172,7 +218,12 @@ class LotteryRun:
                 else:
                     self._save_snapshot("init", model)
             else:
-                self.reset.apply(model, self.snapshot, ticket_seed(self.config.seed, k), reinit)
+                self._reinit_rules = self.reset.apply(model, self.snapshot, ticket_seed(self.config.seed, k),
+                                                      reinit) or {}
+        elif self.config.ticket == "random":
+            init = self.snapshot("init") if self.store.has_snapshot("init") else None
+            self._reinit_rules = ({n: "reinit" for n, _ in model.named_parameters()} if reinit is not None
+                                  else reinit_rules(model, init))
         with torch.no_grad():
             for n, p in params.items():
                 p.masked_fill_(~mask[n].to(p.device), 0)
@@ -203,12 +254,15 @@ class LotteryRun:
 
     def after_update(self, model, num_updates: int) -> None:
         """Call after each optimizer update of a round (fairseq's num_updates counts from 1)."""
+        self.progress.update(num_updates, self.total_updates)
         point = self.config.reset_point
         if point.updates is not None:
             self._late_point_reached(model, num_updates == point.updates, num_updates > point.updates)
 
     def after_epoch(self, model, epoch: int) -> None:
-        """Call at the end of each epoch (1-based)."""
+        """Call at the end of each epoch; epochs count from 1."""
+        if not isinstance(epoch, int) or epoch < 1:
+            raise LotteryError(f"after_epoch({epoch!r}): epochs count from 1 (call it after epoch 1, 2, ...)")
         point = self.config.reset_point
         if point.epochs is not None:
             self._late_point_reached(model, epoch == point.epochs, epoch > point.epochs)
@@ -231,6 +285,8 @@ class LotteryRun:
             "selected": self.mask.num_selected(), "primary": primary, "higher_is_better": bool(higher_is_better),
             "metrics": metrics, "curve": curve or [], "finished_at": time.time(),
         }
+        if cfg.ticket == "random":
+            record["reinit"] = dict(self._reinit_rules)  # how each parameter was re-drawn
         if primary not in metrics:
             raise LotteryError(f"metrics of round {k} lack the primary metric {primary!r}")
         sparsity = {"round": k, "density": self.mask.densities(),
@@ -241,3 +297,9 @@ class LotteryRun:
 
     def close(self) -> None:
         self.store.close()
+
+    def __enter__(self) -> "LotteryRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

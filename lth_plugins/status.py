@@ -2,10 +2,13 @@
 from pathlib import Path
 from typing import List
 
-from .store import RunStore
+from .store import RunStore, lock_holder
 
 
 def round_rows(store: RunStore) -> List[dict]:
+    """Per round: state "done", "pending", "mask ready", "in progress" (a live process holds the run) or
+    "interrupted" (started, but no live process holds the run: killed or crashed; rerun the command)."""
+    running = lock_holder(store.path) is not None
     cfg = store.config.get("lottery", {})
     ticket = cfg.get("ticket", "?")
     first = 1 if ticket == "random" else 0
@@ -18,8 +21,10 @@ def round_rows(store: RunStore) -> List[dict]:
             m = store.read_metrics(k)
             row.update(fraction_pruned=m["fraction_pruned"], metric=m["primary"],
                        value=m["metrics"].get(m["primary"]), state="done")
-        elif store.has_mask(k) or (k == 0 and store.has_snapshot("init")):
-            row["state"] = "in progress" if (k == 0 or store.round_done(k - 1)) else "mask ready"
+        elif (k == first or store.round_done(k - 1)) and store.has_snapshot("init"):
+            row["state"] = "in progress" if running else "interrupted"
+        elif store.has_mask(k):
+            row["state"] = "mask ready"
         rows.append(row)
     return rows
 

@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import weakref
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -23,6 +24,26 @@ from .masks import Mask
 CONFIG = "config.json"
 # Keys that may change between invocations of one experiment: raising `rounds` extends a run.
 MUTABLE_KEYS = ("lottery.rounds",)
+# Files that do not make a directory hold results: one holding only these may take another configuration.
+_NOT_RESULTS = (CONFIG, ".lock")
+
+# Lock descriptors of this process's writers: a forked child (a framework's worker) closes its copies, so that
+# no child outlives its parent holding the run's lock.
+_LOCK_FDS: "weakref.WeakSet[RunStore]" = weakref.WeakSet()
+
+
+def _close_inherited_locks():
+    for store in list(_LOCK_FDS):
+        if store._lock_fd is not None:
+            try:
+                os.close(store._lock_fd)  # this copy only; the parent's lock stays
+            except OSError:
+                pass
+            store._lock_fd = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 def config_hash(config: dict) -> str:
@@ -56,6 +77,9 @@ class RunStore:
         if existing.is_file():
             stored = read_json(existing)
             diff = config_diff(stored, config)
+            if diff and writer and not self.holds_results():
+                diff = []  # a start that failed before any result may be corrected freely
+                stored = None
             if diff:
                 self.close()
                 raise RunStoreError(
@@ -68,25 +92,58 @@ class RunStore:
             atomic_write_json(existing, config)
         self.config = config
 
+    def holds_results(self) -> bool:
+        """True when the directory holds anything but its configuration (a snapshot, mask, checkpoint...)."""
+        return any(p.is_file() and p.name not in _NOT_RESULTS and not p.name.endswith(".tmp")
+                   for p in self.path.rglob("*"))
+
     # --- locking -----------------------------------------------------------------------------------
     def _lock(self):
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise RunStoreError(f"run directory {self.path} is in use by another process (pid {holder}); "
-                                f"wait for it to finish or stop it first") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
+        """Exclusive flock on RUN_DIR/.lock, which records the holder's pid. A lock whose recorded holder is
+        dead (held by orphans of a killed process through an inherited descriptor) is replaced by a fresh
+        lock file: the orphans keep a lock on the unlinked file, which blocks nobody."""
+        path = self.path / ".lock"
+        for _ in range(5):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 64).decode(errors="replace").strip()
+                os.close(fd)
+                if holder.isdigit() and not pid_alive(int(holder)):
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                    continue
+                raise RunStoreError(f"run directory {self.path} is in use by another process (pid "
+                                    f"{holder or '?'}); wait for it to finish or stop it first") from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if not same:  # another process replaced the file between our open and our lock
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            self._lock_fd = fd
+            _LOCK_FDS.add(self)
+            return
+        raise RunStoreError(f"could not lock run directory {self.path}: its lock file keeps changing")
 
     def close(self):
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+        _LOCK_FDS.discard(self)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def __enter__(self):
         return self
@@ -156,6 +213,35 @@ class RunStore:
 
     def rounds_on_disk(self) -> List[int]:
         return sorted(int(p.name.split("_")[1]) for p in self.path.glob("round_[0-9]*") if p.is_dir())
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_holder(path) -> Optional[int]:
+    """The pid of the live process holding the run directory's lock, or None (not running, or killed)."""
+    lock = Path(path) / ".lock"
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip()
+            return int(holder) if holder.isdigit() and pid_alive(int(holder)) else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def config_diff(a: dict, b: dict):
