@@ -36,6 +36,9 @@ setup(
             "elf-model-file = elf_ext.commands:ElfModelFileCommand",
             "elf-game-file = elf_ext.commands:ElfGameFileCommand",
         ],
+        "lth_plugins.builds": [
+            "flare = flare_ext.build:FlareBuild",
+        ],
         "lth_plugins.frameworks": [
             "torch = lth_plugins.demo",
             "flare = flare_ext.a2c",

@@ -1,6 +1,6 @@
 """Throughput of flare_ext against plain FLARE on CartPole-v0, and the wall time of one paper-sized round.
 
-    FLARE_ROOT=/path/to/flare python benchmarks/bench_flare.py [--games 640 --repeats 2] [--full-round]
+    python benchmarks/bench_flare.py [--games 640 --repeats 2] [--full-round]
 
 * plain:  FLARE's own a2c example pipeline (SimpleRLAgent x A, SimpleAC + RMSprop, SimpleModelAC on an MLP,
           Manager), with only what FLARE needs to run here at all: the collections.Iterable alias, the
@@ -35,7 +35,7 @@ def plain_flare(games: int, agents: int, seed: int) -> dict:
     from flare_ext.env import GymnasiumEnv
     from flare_ext.flare_compat import import_flare
 
-    import_flare()  # the py3.10+ alias and the fork start method; nothing else of flare_ext runs
+    import_flare()  # the fork start method; nothing else of flare_ext runs
     from flare.agent_zoo.simple_rl_agents import SimpleRLAgent
     from flare.algorithm_zoo.simple_algorithms import SimpleAC
     from flare.framework.agent import OnlineHelper
@@ -122,8 +122,12 @@ def main(argv=None):
             plugin_round0(a.games, a.agents, a.seed, a.epochs)
         print(json.dumps(res))
         return 0
-    if not os.environ.get("FLARE_ROOT"):
-        print("set FLARE_ROOT to a checkout of https://github.com/idlrl/flare", file=sys.stderr)
+    from flare_ext.flare_compat import FlareNotFoundError, import_flare
+
+    try:
+        import_flare()
+    except FlareNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     runs = []
     for i in range(a.repeats):

@@ -3,7 +3,7 @@
 # winning (WT, late reset after epoch 1) vs random (RT) tickets, 20 rounds of global iterative pruning at 20%,
 # 3 games x 3 seeds, FLARE A2C with the paper's settings (Table 1, Sec. 3.2.3), then `lth report`.
 #
-#   export FLARE_ROOT=/path/to/flare          # checkout of https://github.com/idlrl/flare (commit 33b71b4)
+#   lth deps build flare --source /path/to/flare   # once: flare-rl from a checkout of github.com/idlrl/flare (33b71b4)
 #   bash examples/flare_classic_control.sh    # RUNS=runs/flare_fig1 GAMES="CartPole-v0" SEEDS="0 1 2" ...
 #
 # LunarLander-v2 (the paper's) no longer exists in gymnasium 1.x: LunarLander-v3 is used.
@@ -12,9 +12,8 @@
 # CPU. SMOKE=1 runs the same pipeline with tiny settings (2 rounds, 2 epochs of 8 games, 4 agents) in minutes.
 set -euo pipefail
 
-: "${FLARE_ROOT:?set FLARE_ROOT to a checkout of https://github.com/idlrl/flare}"
-export FLARE_ROOT
 PYTHON=${PYTHON:-python}
+"$PYTHON" -c "from flare_ext.flare_compat import import_flare; import_flare()" || exit 2
 RUNS=${RUNS:-runs/flare_fig1}
 GAMES=${GAMES:-"CartPole-v0 Acrobot-v1 LunarLander-v3"}
 SEEDS=${SEEDS:-"0 1 2"}

@@ -1,11 +1,11 @@
 """lth-plugins adapter for FLARE (github idlrl/flare, commit 33b71b4): lottery-ticket rounds around FLARE's
 own agents, Manager, ``SimpleAC`` and optimizer, on Python 3.10+, torch 2.x and gymnasium 1.x.
 
-FLARE is on no package registry: point at a checkout with ``FLARE_ROOT=/path/to/flare`` (or put it on
-``PYTHONPATH``), then run ``python -m flare_ext.a2c --game CartPole-v0 --lottery-prune``.
+FLARE is on no package registry: ``lth deps build flare --source CHECKOUT_OR_TARBALL`` builds and installs it as
+``flare-rl`` (``build``), then run ``python -m flare_ext.a2c --game CartPole-v0 --lottery-prune``.
 
-Modules: ``flare_compat`` (finding/importing FLARE, the py3.10+ ``collections.Iterable`` alias, the fork
-start method), ``env`` (the gymnasium bridge behind FLARE's Env interface), ``runner`` (one watched FLARE
+Modules: ``build`` (the flare-rl wheel from an upstream tree), ``flare_compat`` (importing the installed FLARE,
+the fork start method), ``env`` (the gymnasium bridge behind FLARE's Env interface), ``runner`` (one watched FLARE
 round: per-game reports, epoch and update callbacks on FLARE's optimizer, agent-crash detection) and
 ``a2c`` (the command line).  Importing this package imports neither FLARE nor gymnasium.
 """

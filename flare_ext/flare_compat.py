@@ -1,20 +1,14 @@
-"""Finding and importing the real, unmodified FLARE (github idlrl/flare) on Python 3.10+.
+"""Importing FLARE (github idlrl/flare) as the installed ``flare-rl`` distribution.
 
-FLARE is on no package registry: users run it from a git checkout.  This module finds the checkout
-(``$FLARE_ROOT`` or anything already importable as ``flare``), applies the two interpreter-level
-shims FLARE needs on a modern Python, and imports the FLARE classes the adapter uses:
-
-* ``flare/framework/common_functions.py`` does ``from collections import Iterable``, removed in
-  Python 3.10: ``collections.Iterable`` is aliased to ``collections.abc.Iterable`` before FLARE is
-  imported (nothing in FLARE is edited).
-* FLARE's agents are ``multiprocessing.Process`` subclasses that inherit the model, queues and
-  closures from the parent, which only works with the ``fork`` start method; it is set explicitly
-  (Python 3.14 changes the Linux default to ``forkserver``).
+FLARE is on no package registry; ``lth deps build flare --source CHECKOUT_OR_TARBALL`` builds and installs it
+(``scripts/setup.sh`` does so when ``FLARE_SRC`` is set), fixing what FLARE needs on today's Python on a copy of
+the tree (see ``flare_ext/build.py``). One run-time setting stays here: FLARE's agents are
+``multiprocessing.Process`` subclasses that inherit the model, queues and closures from the parent, which only
+works with the ``fork`` start method; the adapter sets it for its own process before starting FLARE (Python 3.14
+changes the Linux default to ``forkserver``).
 
 FLARE's old gym API is bridged separately, by :class:`flare_ext.env.GymnasiumEnv`.
 """
-import collections
-import collections.abc
 import importlib
 import multiprocessing
 import os
@@ -23,28 +17,22 @@ from types import SimpleNamespace
 
 FLARE_URL = "https://github.com/idlrl/flare"
 FLARE_COMMIT = "33b71b4"
+DIST = "flare-rl"
 
 
 class FlareNotFoundError(ImportError):
-    """FLARE cannot be imported; the message tells how to point at a checkout."""
+    """FLARE cannot be imported; the message says why and how to build it."""
 
 
-def _missing_message(detail: str) -> str:
+def _missing_message(detail: str, source: str = "/path/to/flare") -> str:
     return (
-        f"FLARE is not importable ({detail}).\n"
-        f"flare_ext runs on a checkout of the real FLARE ({FLARE_URL}, tested at commit {FLARE_COMMIT}); "
-        "FLARE is on no package registry. Point at it with either\n"
-        "    export FLARE_ROOT=/path/to/flare      # the directory that contains flare/__init__.py\n"
-        "or  export PYTHONPATH=/path/to/flare:$PYTHONPATH\n"
-        f"e.g.  git clone {FLARE_URL} /path/to/flare && git -C /path/to/flare checkout {FLARE_COMMIT}"
+        f"FLARE is not importable: {detail}.\n"
+        f"flare_ext runs on the real FLARE ({FLARE_URL}, tested at commit {FLARE_COMMIT}), installed as the "
+        f"'{DIST}' distribution, which lth-plugins builds from a checkout or tarball of it:\n"
+        f"    lth deps build flare --source {source}\n"
+        f"e.g. after  git clone {FLARE_URL} /path/to/flare && git -C /path/to/flare checkout {FLARE_COMMIT}\n"
+        "(scripts/setup.sh does this when FLARE_SRC=<checkout or tarball> is set)."
     )
-
-
-def apply_python_shims() -> None:
-    """Interpreter-level shims FLARE needs on Python >= 3.10; idempotent, touches no FLARE file."""
-    for name in ("Iterable", "Iterator", "Mapping", "MutableMapping", "Sequence", "Callable"):
-        if not hasattr(collections, name):
-            setattr(collections, name, getattr(collections.abc, name))
 
 
 def use_fork_start_method() -> None:
@@ -56,16 +44,12 @@ def use_fork_start_method() -> None:
         multiprocessing.set_start_method("fork", force=True)
 
 
-def flare_root_from_env():
-    root = os.environ.get("FLARE_ROOT")
-    if not root:
+def _shadowing_folder(mod):
+    """The folder a namespace-package `flare` came from (a folder without __init__.py), else None."""
+    if getattr(mod, "__file__", None) is not None:
         return None
-    root = os.path.abspath(os.path.expanduser(root))
-    if os.path.isfile(os.path.join(root, "flare", "__init__.py")):
-        return root
-    if os.path.isfile(os.path.join(root, "__init__.py")) and os.path.basename(root) == "flare":
-        return os.path.dirname(root)  # FLARE_ROOT pointed at the package itself
-    raise FlareNotFoundError(_missing_message(f"FLARE_ROOT={os.environ['FLARE_ROOT']!r} holds no flare/__init__.py"))
+    paths = list(getattr(mod, "__path__", None) or [])
+    return paths[0] if paths else None
 
 
 _CACHE = None
@@ -73,21 +57,34 @@ _CACHE = None
 
 def import_flare() -> SimpleNamespace:
     """Import FLARE and return the classes the adapter uses (Manager, SimpleRLAgent, SimpleAC,
-    SimpleModelAC, OnlineHelper, Env).  Raises FlareNotFoundError with set-up instructions."""
+    SimpleModelAC, OnlineHelper, Env).  Raises FlareNotFoundError saying why and how to build it."""
     global _CACHE
     if _CACHE is not None:
         return _CACHE
-    root = flare_root_from_env()
-    if root and root not in sys.path:
-        sys.path.insert(0, root)
-    apply_python_shims()
+    root_hint = os.environ.get("FLARE_ROOT") or "/path/to/flare"
+    if os.environ.get("FLARE_ROOT"):
+        print(f"flare_ext: note: FLARE_ROOT is no longer read; FLARE is imported as the installed '{DIST}' "
+              f"(build one from your checkout: lth deps build flare --source {os.environ['FLARE_ROOT']})",
+              file=sys.stderr)
     use_fork_start_method()
     try:
-        importlib.import_module("flare")
+        mod = importlib.import_module("flare")
     except ModuleNotFoundError as e:
         if e.name == "flare":
-            raise FlareNotFoundError(_missing_message("no module named 'flare'")) from None
+            raise FlareNotFoundError(_missing_message(f"no module named 'flare' ('{DIST}' is not installed "
+                                                      f"in {sys.prefix})", source=root_hint)) from None
         raise
+    folder = _shadowing_folder(mod)
+    if folder:  # only when no flare-rl is installed: an installed regular package wins over a bare folder
+        sys.modules.pop("flare", None)
+        if os.path.isfile(os.path.join(folder, "flare", "__init__.py")):
+            raise FlareNotFoundError(_missing_message(
+                f"'{DIST}' is not installed in {sys.prefix}; 'import flare' found only the folder {folder}, a "
+                "FLARE checkout whose top folder is not itself the package (a checkout is built, not imported)",
+                source=folder))
+        raise FlareNotFoundError(_missing_message(
+            f"'{DIST}' is not installed in {sys.prefix}; 'import flare' found only the folder {folder}, which has "
+            "no __init__.py and is not FLARE", source=root_hint))
     try:
         ns = SimpleNamespace(
             Manager=importlib.import_module("flare.framework.manager").Manager,
@@ -99,11 +96,9 @@ def import_flare() -> SimpleNamespace:
             SimpleRLAgent=importlib.import_module("flare.agent_zoo.simple_rl_agents").SimpleRLAgent,
         )
     except (ImportError, AttributeError) as e:
-        flare_mod = sys.modules.get("flare")
-        where = os.path.dirname(os.path.dirname(getattr(flare_mod, "__file__", "") or "?"))
+        where = os.path.dirname(os.path.abspath(getattr(mod, "__file__", "") or "?"))
         raise FlareNotFoundError(_missing_message(
-            f"the 'flare' found at {where} does not look like FLARE {FLARE_COMMIT}: {e}")) from e
-    ns.root = os.path.dirname(os.path.dirname(os.path.abspath(sys.modules["flare"].__file__)))
+            f"the 'flare' at {where} does not look like FLARE {FLARE_COMMIT} built by lth-plugins: {e}")) from e
     _CACHE = ns
     return ns
 

@@ -1,15 +1,16 @@
-"""Flag parsing, the paper's defaults, ticket reward and curves, FLARE discovery (no FLARE needed)."""
-import collections
+"""Flag parsing, the paper's defaults, ticket reward and curves, messages when FLARE is missing (no FLARE needed)."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from flare_ext import flare_compat
 from flare_ext.a2c import PAPER_GAME_SETTINGS, paper_settings, parse_args, training_settings
 from flare_ext.runner import epoch_curve, split_games, ticket_reward
 from lth_plugins.errors import LotteryConfigError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("game,hidden,m", [("CartPole-v0", (128,) * 3, 160), ("Acrobot-v1", (256,) * 3, 320),
@@ -80,11 +81,11 @@ def test_bad_flags_exit_with_usage(argv):
     assert e.value.code == 2
 
 
-def test_help_mentions_lunarlander_v3_and_flare_root():
+def test_help_mentions_lunarlander_v3_and_the_flare_build():
     out = subprocess.run([sys.executable, "-m", "flare_ext.a2c", "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "LunarLander-v2 no longer exists in gymnasium 1.x" in " ".join(out.split())
-    assert "FLARE_ROOT" in out and "--lottery-prune" in out and "--games-per-epoch" in out
+    assert "lth deps build flare" in out and "--lottery-prune" in out and "--games-per-epoch" in out
 
 
 def test_ticket_reward_is_mean_of_last_l_games():
@@ -114,30 +115,51 @@ def test_split_games():
         split_games(3, 4)
 
 
-def test_missing_flare_gives_one_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("FLARE_ROOT", str(tmp_path))
-    with pytest.raises(flare_compat.FlareNotFoundError) as e:
-        flare_compat.flare_root_from_env()
-    msg = str(e.value)
-    assert "FLARE_ROOT" in msg and "github.com/idlrl/flare" in msg and "PYTHONPATH" in msg
-    (tmp_path / "flare").mkdir()
-    (tmp_path / "flare" / "__init__.py").write_text("")
-    assert flare_compat.flare_root_from_env() == str(tmp_path)
-    monkeypatch.setenv("FLARE_ROOT", str(tmp_path / "flare"))  # the package dir itself is accepted
-    assert flare_compat.flare_root_from_env() == str(tmp_path)
+# Runs flare_ext.a2c as if no flare-rl were installed: `flare` is looked up only outside site-packages.
+WITHOUT_FLARE_RL = """
+import importlib.machinery, sys
+class NoInstalledFlare:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != "flare":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, [p for p in sys.path if "-packages" not in p])
+        if spec is None:
+            raise ModuleNotFoundError("No module named 'flare'", name="flare")
+        return spec
+sys.meta_path.insert(0, NoInstalledFlare)
+from flare_ext.a2c import main
+sys.exit(main(["--epochs", "1"]))
+"""
 
 
-def test_cli_without_flare_exits_2_with_instructions(tmp_path):
-    env = dict(os.environ, FLARE_ROOT=str(tmp_path / "nowhere"))
-    p = subprocess.run([sys.executable, "-m", "flare_ext.a2c", "--epochs", "1"], capture_output=True, text=True,
-                       env=env, timeout=120)
-    assert p.returncode == 2
-    assert "FLARE is not importable" in p.stderr and "export FLARE_ROOT=" in p.stderr
+def _without_flare_rl(cwd, **env):
+    return subprocess.run([sys.executable, "-c", WITHOUT_FLARE_RL], capture_output=True, text=True, cwd=cwd,
+                          env=dict(os.environ, PYTHONPATH=str(REPO), **env), timeout=120)
 
 
-def test_python_shims():
-    flare_compat.apply_python_shims()
-    assert collections.Iterable is collections.abc.Iterable
+def test_missing_flare_rl_exits_2_with_build_instructions(tmp_path):
+    p = _without_flare_rl(tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert "FLARE is not importable: no module named 'flare' ('flare-rl' is not installed" in p.stderr
+    assert "lth deps build flare --source /path/to/flare" in p.stderr and "Traceback" not in p.stderr
+    p = _without_flare_rl(tmp_path, FLARE_ROOT="/my/flare")  # an old setting points at the user's checkout
+    assert p.returncode == 2 and "FLARE_ROOT is no longer read" in p.stderr
+    assert "lth deps build flare --source /my/flare" in p.stderr
+
+
+def test_a_clone_in_the_working_directory_is_named_with_the_right_cause(tmp_path):
+    (tmp_path / "flare" / "flare" / "framework").mkdir(parents=True)  # `git clone .../flare` here
+    (tmp_path / "flare" / "flare" / "__init__.py").write_text("")
+    p = _without_flare_rl(tmp_path)
+    assert p.returncode == 2, p.stderr
+    msg = " ".join(p.stderr.split())
+    assert f"'flare-rl' is not installed in {sys.prefix}; 'import flare' found only the folder " \
+           f"{tmp_path / 'flare'}, a FLARE checkout" in msg
+    assert f"lth deps build flare --source {tmp_path / 'flare'}" in msg and "does not look like" not in msg
+    (tmp_path / "other" / "flare").mkdir(parents=True)  # a folder named flare that is no checkout
+    p = _without_flare_rl(tmp_path / "other")
+    assert p.returncode == 2 and "which has no __init__.py and is not FLARE" in p.stderr
 
 
 def test_importing_the_package_imports_neither_flare_nor_gymnasium():
