@@ -1,7 +1,9 @@
 """A small, real lottery experiment on plain torch: an MLP learning a teacher network's labels.
 
 Used by `lth demo-core` and by tests of the report: winning tickets (late reset) against random tickets over a
-few rounds, each round trained with Adam from the ticket's reset weights, metric = test accuracy.
+few rounds, each round trained with Adam from the ticket's reset weights, metric = test accuracy. A round starts
+at the run's start point (open_lth rewinding): update counter, warmup/inverse-sqrt lr schedule, epoch and batch
+position continue from the late snapshot, with a fresh optimizer.
 """
 from pathlib import Path
 
@@ -27,41 +29,59 @@ def make_model(seed: int, dim: int = 32, classes: int = 8, hidden: int = 128) ->
                          nn.Linear(hidden, classes))
 
 
+def lr_at(update: int, lr: float = 1e-3, warmup: int = 8) -> float:
+    """Learning rate of update number `update` (from 1): linear warmup, then inverse square root decay."""
+    return lr * min(update / warmup, (warmup / update) ** 0.5)
+
+
 def train_round(run: LotteryRun, k: int, model: nn.Module, data, epochs: int, batch: int = 128,
                 lr: float = 1e-3, seed: int = 0) -> dict:
     (xtr, ytr), (xte, yte) = data
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = [0]
+    counter = opt.register_step_post_hook(lambda *_: steps.__setitem__(0, steps[0] + 1))
     enforcer = run.enforce(model, opt)
-    g = torch.Generator().manual_seed(seed * 1000 + k)
-    updates, curve = 0, []
-    for epoch in range(1, epochs + 1):
-        perm = torch.randperm(len(xtr), generator=g)
-        for i in range(0, len(xtr), batch):
+    start = run.start_point(k)
+    updates, curve = start.update, []
+    skip = start.state.get("batch", 0)  # batches of the start epoch the dense round had already trained
+    for epoch in range(start.epoch + 1, epochs + 1):
+        # the data order depends on the seed and the epoch alone (as fairseq's), so a round continuing at
+        # epoch e sees the batches the dense round saw from there on
+        perm = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+        first, first_lr = updates + 1, lr_at(updates + 1, lr)
+        for b, i in enumerate(range(0, len(xtr), batch)):
+            if epoch == start.epoch + 1 and b < skip:
+                continue
+            for group in opt.param_groups:
+                group["lr"] = lr_at(updates + 1, lr)
             idx = perm[i:i + batch]
             loss = nn.functional.cross_entropy(model(xtr[idx]), ytr[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             updates += 1
-            run.after_update(model, updates)
-        run.after_epoch(model, epoch)
-        curve.append({"epoch": epoch, "train_loss": loss.item()})
+            run.after_update(model, updates, epoch=epoch - 1, state={"batch": b + 1})
+        run.after_epoch(model, epoch, state={"batch": 0})
+        curve.append({"epoch": epoch, "train_loss": loss.item(), "first_update": first, "first_lr": first_lr,
+                      "updates": updates, "steps": steps[0]})
+    counter.remove()
     enforcer.remove()
     with torch.no_grad():
         acc = float((model(xte).argmax(1) == yte).float().mean())
     return {"test_accuracy": acc, "curve": curve}
 
 
-def run_ticket(config: LotteryConfig, run_dir, seed: int = 0, epochs: int = 4, n_train: int = 4096) -> Path:
+def run_ticket(config: LotteryConfig, run_dir, seed: int = 0, epochs: int = 4, n_train: int = 4096,
+               batch: int = 128) -> Path:
     """Run every pending round of one ticket (resumable: finished rounds are skipped)."""
     data = make_data(seed, n_train=n_train, n_test=n_train // 2)
     model = make_model(seed)
     with LotteryRun(config, run_dir, task="teacher-mlp", framework="torch",
-                    settings={"seed": seed, "epochs": epochs, "n_train": n_train}, total_epochs=epochs,
-                    model=model) as run:
+                    settings={"seed": seed, "epochs": epochs, "n_train": n_train, "batch": batch},
+                    total_epochs=epochs, total_updates=epochs * -(-n_train // batch), model=model) as run:
         for k in run.pending_rounds():
             run.start_round(k, model, reinit=lambda s: _reinit(model, s))
-            out = train_round(run, k, model, data, epochs, seed=seed)
+            out = train_round(run, k, model, data, epochs, batch=batch, seed=seed)
             run.finish_round(k, model, {"test_accuracy": out["test_accuracy"]}, primary="test_accuracy",
                              higher_is_better=True, curve=out["curve"])
     return Path(run_dir)

@@ -10,6 +10,7 @@ from .errors import LotteryConfigError
 SCHEDULES = ("iterative", "oneshot")
 RESETS = ("init", "late")
 TICKETS = ("winning", "random")
+BUDGETS = ("rest", "full")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class LotteryConfig:
     reset: str = _flag("winning tickets are reset to the weights at init or at the late-reset point",
                        default="late", choices=RESETS)
     late_reset: str = _flag("late-reset point: '<N>u' after N updates or '<N>ep' after epoch N", default="1ep")
+    budget: str = _flag("rest: a ticket reset to the late snapshot at update j trains the rest of the dense "
+                        "schedule (updates j+1..T; update counter, lr schedule and epoch counter continue from "
+                        "j, as open_lth rewinds), so every round ends at update T; full: it trains T updates "
+                        "again from 0, j more than the dense round (the behaviour before issue 13)",
+                        default="rest", choices=BUDGETS)
     ticket: str = _flag("winning: prune and reset to the snapshot; random: the winning ticket's masks "
                         "(--masks-from) with weights re-drawn from the model's initializers",
                         default="winning", choices=TICKETS)
@@ -60,6 +66,8 @@ class LotteryConfig:
                                      "parameters, weights and biases)", default=())
     exclude: Tuple[str, ...] = _flag("fnmatch pattern of parameter names never pruned (repeatable)", default=())
     seed: int = _flag("seed of the random ticket's re-initialization and of random pruning", default=0)
+    mask_wait: float = _flag("random ticket: seconds to wait for a mask the winning ticket has not written yet "
+                             "(the two may run side by side); 0: fail at once", default=3600.0)
 
     def __post_init__(self):
         # a lone string is one pattern, not a sequence of one-character patterns
@@ -87,9 +95,11 @@ class LotteryConfig:
         if not (isinstance(self.rate, (int, float)) and 0.0 < float(self.rate) < 1.0):
             raise LotteryConfigError(f"prune rate must lie strictly between 0 and 1, got {self.rate!r}")
         for name, value, allowed in (("schedule", self.schedule, SCHEDULES), ("reset", self.reset, RESETS),
-                                     ("ticket", self.ticket, TICKETS)):
+                                     ("ticket", self.ticket, TICKETS), ("budget", self.budget, BUDGETS)):
             if value not in allowed:
                 raise LotteryConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+        if not (isinstance(self.mask_wait, (int, float)) and self.mask_wait >= 0):
+            raise LotteryConfigError(f"mask_wait must be a number of seconds >= 0, got {self.mask_wait!r}")
         check_available("lth_plugins.pruners", self.pruner)
         check_available("lth_plugins.resets", self.reset_strategy)
         point = self.reset_point

@@ -51,6 +51,9 @@ class RoundProgress:
             return (now - self.t0) / self._done * rounds_left
         return None
 
+    def note(self, text: str) -> None:
+        self._emit(text)
+
     def start(self, k: int, fraction_pruned: float, note: str = "") -> None:
         now = time.monotonic()
         self._round_t0, self._round, self._tick = now, k, None

@@ -6,12 +6,15 @@ An adapter drives a framework's own trainer through this object:
     for k in run.pending_rounds():
         run.start_round(k, model, reinit=..., resume=<framework checkpoint of round k loaded?>)
         enforcer = run.enforce(model, optimizer)
+        sp = run.start_point(k)   # train from update sp.update + 1 / epoch sp.epoch + 1 to the dense round's end
         ... train, calling run.after_update(model, n) / run.after_epoch(model, e) ...
         run.finish_round(k, model, metrics, primary="...", higher_is_better=...)
         enforcer.remove()
 """
 import json
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
@@ -25,15 +28,35 @@ from .resets import Reinit, load_snapshot, reinit_rules, take_snapshot
 from .selection import select_parameters
 from .store import RunStore, config_diff
 from .enforce import MaskEnforcer
+from .wait import wait_until
 
 # What a random ticket may set differently from the winning run it takes masks from: besides these, every
 # setting (the framework's whole configuration included) must match. Keys ending in ".seed" are free too.
 RANDOM_TICKET_FREE_KEYS = ("lottery.ticket", "lottery.masks_from", "lottery.rounds", "lottery.reset",
-                           "lottery.late_reset")
+                           "lottery.late_reset", "lottery.mask_wait")
 
 
-def open_winning_run(path) -> RunStore:
-    """The read-only store of the winning-ticket run whose masks a random ticket uses."""
+@dataclass(frozen=True)
+class StartPoint:
+    """Where a round's training starts: `update` optimizer updates and `epoch` epochs are already counted (the
+    first update is update + 1); `state` is what the trainer reported when the late snapshot was taken (e.g.
+    its data position). A round ends where the dense round ended, so it trains T - update updates.
+    `update` is None only for a trainer that reported epochs but no updates."""
+
+    update: Optional[int] = 0
+    epoch: int = 0
+    state: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"update {self.update}, epoch {self.epoch}" if self.update is not None else f"epoch {self.epoch}"
+
+
+def open_winning_run(path, wait_s: float = 0.0) -> RunStore:
+    """The read-only store of the winning-ticket run whose masks a random ticket uses. A directory that exists
+    but holds no configuration yet (the winning ticket is starting) is waited for up to `wait_s` seconds."""
+    if Path(path).is_dir():
+        wait_until(lambda: (Path(path) / "config.json").is_file(), wait_s,
+                   f"the winning-ticket run {path} to write its config.json")
     store = RunStore(path)
     if store.config.get("lottery", {}).get("ticket") != "winning":
         raise RunStoreError(f"masks_from {path} is not a winning-ticket run")
@@ -92,10 +115,11 @@ class LotteryRun:
         full = json.loads(json.dumps(full, default=str))
         self.source = None
         if config.ticket == "random":
-            self.source = open_winning_run(config.masks_from)
+            self.source = open_winning_run(config.masks_from, config.mask_wait)
+            self._check_budget_matches_source()
             check_ticket_source(self.source, full, config.rounds, params)
         self.store = RunStore(run_dir, full, writer=is_writer)
-        self.total_updates = total_updates
+        self.total_updates, self.total_epochs = total_updates, total_epochs
         self._reinit_rules: Dict[str, str] = {}
         self.is_writer = is_writer
         self.pruner = load_pruner(config.pruner)(seed=config.seed)
@@ -104,6 +128,10 @@ class LotteryRun:
         self._snapshots: Dict[str, dict] = {}
         self.mask: Optional[Mask] = None
         self.round: Optional[int] = None
+        self.start: StartPoint = StartPoint()
+        self._last_update: Optional[int] = None  # the trainer's update counter, as last reported
+        self._last_epoch: int = 0
+        self._late_meta: Optional[dict] = None
         self.progress = RoundProgress(self.first_round, config.rounds, label=f"lottery {task} {config.ticket}",
                                       enabled=progress and is_writer)
 
@@ -133,11 +161,11 @@ class LotteryRun:
         return select_parameters(model, self.config.include, self.config.exclude)
 
     # --- snapshots ----------------------------------------------------------------------------------
-    def _save_snapshot(self, kind: str, model) -> None:
+    def _save_snapshot(self, kind: str, model, meta: Optional[dict] = None) -> None:
         state = take_snapshot(model)
         self._snapshots[kind] = state
         if self.is_writer:
-            self.store.save_snapshot(kind, state)
+            self.store.save_snapshot(kind, state, meta)
 
     def snapshot(self, kind: str) -> dict:
         if kind not in self._snapshots:
@@ -147,6 +175,45 @@ class LotteryRun:
             self._snapshots[kind] = self.store.load_snapshot(kind)
         return self._snapshots[kind]
 
+    # --- start points -------------------------------------------------------------------------------
+    def _winning_lottery(self) -> dict:
+        return (self.source.config if self.source is not None else self.store.config).get("lottery", {})
+
+    def _check_budget_matches_source(self) -> None:
+        if self.source is None:
+            return
+        src = self._winning_lottery()
+        theirs = src.get("budget", "full")  # runs made before budgets existed trained the full budget
+        if src.get("reset") == "late" and theirs != self.config.budget:
+            raise LotteryConfigError(
+                f"the random ticket's budget {self.config.budget!r} differs from the winning ticket's {theirs!r} "
+                f"({self.source.path}): give the same budget (--lottery-budget {theirs}) so both train the same "
+                f"updates")
+
+    def start_point(self, k: int) -> StartPoint:
+        """Where round k trains from: round 0 and rounds reset to init start at 0; rounds reset to the late
+        snapshot continue from it (budget 'rest'), or start at 0 again (budget 'full'). A random ticket uses
+        its winning ticket's start point."""
+        src = self._winning_lottery()
+        if k == 0 or src.get("reset") != "late" or self.config.budget == "full":
+            return StartPoint()
+        store = self.source or self.store
+        meta = self._late_meta if self.source is None and self._late_meta else store.read_snapshot_meta("late")
+        if meta is None:
+            if store.has_snapshot("late"):
+                raise RunStoreError(
+                    f"the late snapshot of {store.path} has no recorded start point (it was taken before "
+                    f"budgets existed): continue that run with budget 'full' (--lottery-budget full) or start "
+                    f"it again in a fresh directory")
+            self.snapshot("late")  # the clear error of a missing snapshot
+        return StartPoint(meta.get("update"), int(meta.get("epoch", 0)), dict(meta.get("state") or {}))
+
+    def end_point(self) -> str:
+        """Where every round ends, for the log."""
+        if self.total_updates:
+            return f"update {self.total_updates}"
+        return f"epoch {self.total_epochs}" if self.total_epochs else "the end of training"
+
     # --- masks --------------------------------------------------------------------------------------
     def mask_for_round(self, k: int, params) -> Mask:
         if k in self._masks:
@@ -154,8 +221,8 @@ class LotteryRun:
         elif k == 0:
             mask = Mask.ones(params)
         elif self.source is not None:
-            if not self.source.has_mask(k):
-                raise RunStoreError(f"the winning-ticket run {self.source.path} has no mask for round {k} yet")
+            wait_until(lambda: self.source.has_mask(k), self.config.mask_wait,
+                       f"the mask of round {k} from the winning-ticket run {self.source.path}")
             mask = self.source.load_mask(k)
         elif self.store.has_mask(k):
             mask = self.store.load_mask(k)
@@ -228,7 +295,16 @@ class LotteryRun:
             for n, p in params.items():
                 p.masked_fill_(~mask[n].to(p.device), 0)
         self.mask, self.round = mask, k
-        self.progress.start(k, 1 - mask.density(), note="resumed" if resume else "")
+        self.start = self.start_point(k)
+        self._last_update, self._last_epoch = None, self.start.epoch
+        if self.is_writer:
+            self.store.write_started(k, {"round": k, "start": {"update": self.start.update,
+                                                               "epoch": self.start.epoch},
+                                         "end": {"update": self.total_updates, "epoch": self.total_epochs},
+                                         "budget": self.config.budget, "resumed": bool(resume),
+                                         "started_at": time.time()})
+        self.progress.start(k, 1 - mask.density(), note=("resumed, " if resume else "")
+                            + f"from {self.start.describe()}, to {self.end_point()}")
         return mask
 
     def reset_to(self, model, kind: str) -> None:
@@ -240,32 +316,50 @@ class LotteryRun:
             raise LotteryError("start_round() must be called before enforce()")
         return MaskEnforcer(self.selected(model), self.mask, optimizer)
 
-    def _late_point_reached(self, model, reached: bool, passed: bool) -> None:
+    def _late_point_reached(self, model, reached: bool, passed: bool, state: Optional[dict]) -> None:
         cfg = self.config
         if self.round != 0 or cfg.ticket != "winning" or cfg.reset != "late":
             return
         if "late" in self._snapshots or self.store.has_snapshot("late"):
             return
         if reached:
-            self._save_snapshot("late", model)
+            meta = {"update": self._last_update, "epoch": self._last_epoch, "point": str(cfg.reset_point),
+                    "state": state or {}}
+            self._late_meta = meta
+            self._save_snapshot("late", model, meta)
+            then = ("pruned rounds start again at update 0 (budget 'full')" if cfg.budget == "full"
+                    else f"pruned rounds train from there to {self.end_point()}")
+            where = StartPoint(meta["update"], meta["epoch"]).describe()
+            self.progress.note(f"late-reset snapshot taken after {where}; {then}")
         elif passed:
             raise RunStoreError(f"training went past the late-reset point {cfg.reset_point} without a late "
                                 f"snapshot in {self.store.path}; start the run again in a fresh directory")
 
-    def after_update(self, model, num_updates: int) -> None:
-        """Call after each optimizer update of a round (fairseq's num_updates counts from 1)."""
+    def after_update(self, model, num_updates: int, epoch: Optional[int] = None,
+                     state: Optional[dict] = None) -> None:
+        """Call after each optimizer update of a round with the trainer's update counter (counting from 1,
+        continuing from the round's start point). `epoch`: epochs completed before this update (default: the
+        last `after_epoch`); `state` (JSON): the trainer's position, kept with a late snapshot taken here."""
         self.progress.update(num_updates, self.total_updates)
+        self._last_update = int(num_updates)
+        if epoch is not None:
+            self._last_epoch = int(epoch)
         point = self.config.reset_point
         if point.updates is not None:
-            self._late_point_reached(model, num_updates == point.updates, num_updates > point.updates)
+            self._late_point_reached(model, num_updates == point.updates, num_updates > point.updates, state)
 
-    def after_epoch(self, model, epoch: int) -> None:
-        """Call at the end of each epoch; epochs count from 1."""
+    def after_epoch(self, model, epoch: int, num_updates: Optional[int] = None,
+                    state: Optional[dict] = None) -> None:
+        """Call at the end of each epoch; epochs count from 1. `num_updates`: the update counter when known
+        (default: the last `after_update`); `state` as in `after_update`."""
         if not isinstance(epoch, int) or epoch < 1:
             raise LotteryError(f"after_epoch({epoch!r}): epochs count from 1 (call it after epoch 1, 2, ...)")
+        self._last_epoch = epoch
+        if num_updates is not None:
+            self._last_update = int(num_updates)
         point = self.config.reset_point
         if point.epochs is not None:
-            self._late_point_reached(model, epoch == point.epochs, epoch > point.epochs)
+            self._late_point_reached(model, epoch == point.epochs, epoch > point.epochs, state)
 
     def finish_round(self, k: int, model, metrics: dict, primary: str, higher_is_better: bool,
                      curve: Optional[list] = None) -> None:
@@ -283,7 +377,10 @@ class LotteryRun:
             "round": k, "ticket": cfg.ticket, "fraction_pruned": 1.0 - self.mask.density(),
             "nominal_fraction_pruned": self.fraction_pruned(k), "surviving": self.mask.num_surviving(),
             "selected": self.mask.num_selected(), "primary": primary, "higher_is_better": bool(higher_is_better),
-            "metrics": metrics, "curve": curve or [], "finished_at": time.time(),
+            "metrics": metrics, "curve": curve or [], "finished_at": time.time(), "budget": cfg.budget,
+            "start": {"update": self.start.update, "epoch": self.start.epoch}, "end_update": self._last_update,
+            "updates": (self._last_update - self.start.update
+                        if None not in (self._last_update, self.start.update) else None),
         }
         if cfg.ticket == "random":
             record["reinit"] = dict(self._reinit_rules)  # how each parameter was re-drawn

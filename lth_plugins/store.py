@@ -3,8 +3,11 @@
     RUN_DIR/config.json          the configuration (its hash names the directory when the store derives it)
     RUN_DIR/snapshots/init.pt    weights before the first update
     RUN_DIR/snapshots/late.pt    weights at the late-reset point
+    RUN_DIR/snapshots/late.json  where the late snapshot was taken (update, epoch, the trainer's state): the
+                                 start point of the rounds that reset to it
     RUN_DIR/round_KK/mask.lthm   the round's mask, bit-packed
     RUN_DIR/round_KK/sparsity.json  per-parameter density
+    RUN_DIR/round_KK/started.json   written when the round starts training: its start point and end
     RUN_DIR/round_KK/metrics.json   the round's metrics; its presence marks the round finished
 """
 import fcntl
@@ -23,7 +26,8 @@ from .masks import Mask
 
 CONFIG = "config.json"
 # Keys that may change between invocations of one experiment: raising `rounds` extends a run.
-MUTABLE_KEYS = ("lottery.rounds",)
+# How long a random ticket waits for its winning ticket's masks changes nothing it computes.
+MUTABLE_KEYS = ("lottery.rounds", "lottery.mask_wait")
 # Files that do not make a directory hold results: one holding only these may take another configuration.
 _NOT_RESULTS = (CONFIG, ".lock")
 
@@ -182,9 +186,16 @@ class RunStore:
     def has_snapshot(self, kind: str) -> bool:
         return self.snapshot_path(kind).is_file()
 
-    def save_snapshot(self, kind: str, state: Dict[str, torch.Tensor]) -> None:
+    def save_snapshot(self, kind: str, state: Dict[str, torch.Tensor], meta: Optional[dict] = None) -> None:
+        """`meta` (JSON) is written first: the weights file marks the snapshot as taken."""
         self._check_writer()
+        if meta is not None:
+            atomic_write_json(self.snapshot_path(kind).with_suffix(".json"), meta)
         atomic_torch_save(self.snapshot_path(kind), state)
+
+    def read_snapshot_meta(self, kind: str) -> Optional[dict]:
+        path = self.snapshot_path(kind).with_suffix(".json")
+        return read_json(path) if path.is_file() and self.has_snapshot(kind) else None
 
     def load_snapshot(self, kind: str) -> Dict[str, torch.Tensor]:
         path = self.snapshot_path(kind)
@@ -198,6 +209,14 @@ class RunStore:
     # --- rounds ---------------------------------------------------------------------------------------
     def round_done(self, k: int) -> bool:
         return self.metrics_path(k).is_file()
+
+    def write_started(self, k: int, info: dict) -> None:
+        self._check_writer()
+        atomic_write_json(self.round_dir(k) / "started.json", info)
+
+    def read_started(self, k: int) -> Optional[dict]:
+        path = self.round_dir(k) / "started.json"
+        return read_json(path) if path.is_file() else None
 
     def write_round(self, k: int, metrics: dict, sparsity: dict) -> None:
         """Sparsity report first, metrics last: metrics.json is the round's completion marker."""

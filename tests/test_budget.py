@@ -1,0 +1,107 @@
+"""Fair budgets (issue 13): a ticket reset to the late snapshot at update j trains updates j+1..T of the dense
+schedule, with the update counter, lr schedule and epoch counter continuing from j; budget 'full' keeps the
+old behaviour. The core loop (lth_plugins.demo) is a real trainer with a warmup/inverse-sqrt schedule."""
+import threading
+
+import pytest
+
+from lth_plugins import LotteryConfig, RunStore
+from lth_plugins.demo import lr_at, run_ticket
+from lth_plugins.errors import LotteryConfigError, RunStoreError
+
+# 512 examples in batches of 128: 4 updates per epoch, 3 epochs: T = 12
+KW = dict(seed=0, epochs=3, n_train=512)
+
+
+def rounds(run_dir):
+    store = RunStore(run_dir)
+    return {k: store.read_metrics(k) for k in range(int(store.config["lottery"]["rounds"]) + 1)
+            if store.round_done(k)}
+
+
+def test_late_reset_after_an_epoch_trains_the_rest_of_the_schedule(tmp_path, capsys):
+    wt = run_ticket(LotteryConfig(rounds=2, late_reset="1ep"), tmp_path / "wt", **KW)
+    rt = run_ticket(LotteryConfig(rounds=2, ticket="random", masks_from=str(wt)), tmp_path / "rt", **KW)
+    dense = rounds(wt)[0]
+    assert dense["curve"][-1]["steps"] == 12 and dense["updates"] == 12 and dense["start"]["update"] == 0
+    j, lr_dense_j1 = dense["curve"][0]["updates"], dense["curve"][1]["first_lr"]
+    assert j == 4 and dense["curve"][1]["first_update"] == 5
+    assert RunStore(wt).read_snapshot_meta("late")["update"] == 4
+    for run_dir in (wt, rt):
+        for k, m in rounds(run_dir).items():
+            if k == 0:
+                continue
+            curve = m["curve"]
+            assert [c["epoch"] for c in curve] == [2, 3]  # the epoch counter continues
+            assert curve[-1]["steps"] == 12 - j  # optimizer steps actually taken
+            assert m["updates"] == 12 - j and m["start"] == {"update": 4, "epoch": 1} and m["end_update"] == 12
+            assert curve[0]["first_update"] == j + 1 and curve[0]["first_lr"] == lr_dense_j1 == lr_at(j + 1)
+    err = capsys.readouterr().err
+    assert "late-reset snapshot taken after update 4, epoch 1; pruned rounds train from there to update 12" in err
+    assert "round 1/2 start: 20.0% pruned (from update 4, epoch 1, to update 12)" in err
+    started = RunStore(rt).read_started(2)
+    assert started["start"] == {"update": 4, "epoch": 1} and started["end"]["update"] == 12
+
+
+def test_late_reset_in_the_middle_of_an_epoch_continues_at_that_batch(tmp_path):
+    wt = run_ticket(LotteryConfig(rounds=1, late_reset="5u"), tmp_path / "wt", **KW)
+    meta = RunStore(wt).read_snapshot_meta("late")
+    assert (meta["update"], meta["epoch"], meta["state"]) == (5, 1, {"batch": 1})
+    m = rounds(wt)[1]
+    assert [c["epoch"] for c in m["curve"]] == [2, 3]
+    assert m["curve"][0]["first_update"] == 6 and m["curve"][0]["first_lr"] == lr_at(6)
+    assert m["curve"][-1]["steps"] == 7 and m["updates"] == 7
+
+
+def test_full_budget_is_the_old_behaviour_and_is_recorded(tmp_path, capsys):
+    wt = run_ticket(LotteryConfig(rounds=1, late_reset="1ep", budget="full"), tmp_path / "wt", **KW)
+    assert RunStore(wt).config["lottery"]["budget"] == "full"
+    m = rounds(wt)[1]
+    assert m["budget"] == "full" and m["start"]["update"] == 0
+    assert m["curve"][-1]["steps"] == 12 and m["curve"][0]["first_lr"] == lr_at(1)
+    assert "pruned rounds start again at update 0 (budget 'full')" in capsys.readouterr().err
+    with pytest.raises(LotteryConfigError, match="budget 'rest' differs from the winning ticket's 'full'"):
+        run_ticket(LotteryConfig(rounds=1, ticket="random", masks_from=str(wt)), tmp_path / "rt", **KW)
+    assert not (tmp_path / "rt").exists() or not any((tmp_path / "rt").glob("round_*"))
+
+
+def test_a_random_ticket_waits_for_the_winning_tickets_masks(tmp_path, capsys):
+    wt_dir, rt_dir = tmp_path / "wt", tmp_path / "rt"
+    errors = []
+
+    def random_ticket():
+        try:
+            run_ticket(LotteryConfig(rounds=2, ticket="random", masks_from=str(wt_dir), mask_wait=300),
+                       rt_dir, **KW)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    wt_dir.mkdir()  # as a launcher does; the random ticket starts before the winning ticket wrote anything
+    thread = threading.Thread(target=random_ticket)
+    thread.start()
+    run_ticket(LotteryConfig(rounds=2, late_reset="1ep"), wt_dir, **KW)
+    thread.join(timeout=300)
+    assert not thread.is_alive() and not errors, errors
+    assert all(RunStore(rt_dir).round_done(k) for k in (1, 2))
+    err = capsys.readouterr().err
+    assert f"waiting up to 300 s for the winning-ticket run {wt_dir} to write its config.json" in err
+
+
+def test_a_random_ticket_gives_up_after_its_timeout_naming_the_mask(tmp_path):
+    wt = run_ticket(LotteryConfig(rounds=1, late_reset="1ep"), tmp_path / "wt", **KW)
+    (RunStore(wt).mask_path(1)).rename(tmp_path / "mask1")  # as if round 0 were still training
+    with pytest.raises(RunStoreError, match=r"gave up after 0.3 s waiting for the mask of round 1 from the "
+                                            r"winning-ticket run"):
+        run_ticket(LotteryConfig(rounds=1, ticket="random", masks_from=str(wt), mask_wait=0.3),
+                   tmp_path / "rt", **KW)
+    # the corrected command (masks there, or a longer wait) runs in the same directory
+    (tmp_path / "mask1").rename(RunStore(wt).mask_path(1))
+    run_ticket(LotteryConfig(rounds=1, ticket="random", masks_from=str(wt), mask_wait=5), tmp_path / "rt", **KW)
+    assert RunStore(tmp_path / "rt").round_done(1)
+
+
+def test_a_late_snapshot_without_a_start_point_is_refused_with_the_way_out(tmp_path):
+    wt = run_ticket(LotteryConfig(rounds=1, late_reset="1ep"), tmp_path / "wt", **KW)
+    RunStore(wt).snapshot_path("late").with_suffix(".json").unlink()
+    with pytest.raises(RunStoreError, match="no recorded start point .*--lottery-budget full"):
+        run_ticket(LotteryConfig(rounds=2, late_reset="1ep"), wt, **KW)
