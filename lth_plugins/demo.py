@@ -71,17 +71,19 @@ def train_round(run: LotteryRun, k: int, model: nn.Module, data, epochs: int, ba
     return {"test_accuracy": acc, "curve": curve}
 
 
-def run_ticket(config: LotteryConfig, run_dir, seed: int = 0, epochs: int = 4, n_train: int = 4096,
-               batch: int = 128) -> Path:
+BATCH = 128
+
+
+def run_ticket(config: LotteryConfig, run_dir, seed: int = 0, epochs: int = 4, n_train: int = 4096) -> Path:
     """Run every pending round of one ticket (resumable: finished rounds are skipped)."""
     data = make_data(seed, n_train=n_train, n_test=n_train // 2)
     model = make_model(seed)
     with LotteryRun(config, run_dir, task="teacher-mlp", framework="torch",
-                    settings={"seed": seed, "epochs": epochs, "n_train": n_train, "batch": batch},
-                    total_epochs=epochs, total_updates=epochs * -(-n_train // batch), model=model) as run:
+                    settings={"seed": seed, "epochs": epochs, "n_train": n_train},
+                    total_epochs=epochs, total_updates=epochs * -(-n_train // BATCH), model=model) as run:
         for k in run.pending_rounds():
             run.start_round(k, model, reinit=lambda s: _reinit(model, s))
-            out = train_round(run, k, model, data, epochs, batch=batch, seed=seed)
+            out = train_round(run, k, model, data, epochs, batch=BATCH, seed=seed)
             run.finish_round(k, model, {"test_accuracy": out["test_accuracy"]}, primary="test_accuracy",
                              higher_is_better=True, curve=out["curve"])
     return Path(run_dir)
