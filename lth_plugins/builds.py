@@ -9,8 +9,8 @@ A framework adapter subclasses :class:`SourceBuild` and registers it under the e
 3. on a miss, under a per-key lock, copies the tree to a private folder, lets the builder edit and build it,
    and publishes ``<cache>/wheels/<name>/<key>/`` (the wheel, ``build.json``, then the ``COMPLETE`` marker)
    by one atomic rename; a folder without the marker (or a temp folder of a killed build) is never trusted;
-4. installs the wheel into the running interpreter's environment with pip (``PIP_CONSTRAINT`` honoured),
-   skipping pip when exactly this wheel is already installed.
+4. installs the wheel into the running interpreter's environment with pip (``PIP_CONSTRAINT`` honoured), then
+   any of its declared requirements that are missing; pip is skipped when exactly this wheel is installed.
 
 The cache folder is ``$LTH_CACHE`` or ``~/.cache/lth-plugins``; every build writes a log next to its entry.
 """
@@ -446,8 +446,10 @@ def install_wheel(builder: SourceBuild, wheel: Path, log) -> bool:
     if installed_from(builder.dist_name) == Path(wheel).resolve().as_uri():
         log(f"{builder.dist_name} is installed from this wheel already")
         return False
-    run_step([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)], log,
-             what=f"pip install {Path(wheel).name}")
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    run_step(pip + ["--no-deps", "--force-reinstall", str(wheel)], log, what=f"pip install {Path(wheel).name}")
+    # then its declared dependencies that are missing (PIP_CONSTRAINT keeps torch pinned; present ones stay)
+    run_step(pip + [str(wheel)], log, what=f"pip install the requirements of {builder.dist_name}")
     return True
 
 

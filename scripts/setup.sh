@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Set up a virtual environment (.venv, or $VENV) with lth-plugins and everything its tests and demos need.
 # torch is installed first and pinned (requirements/constraints.txt) so no dependency can pull another build.
+# FLARE_SRC / ELF_SRC (a checkout or a tarball of the upstream repository): also build and install flare-rl /
+# elf-rl from it (`lth deps build`, cached: a second run takes seconds; system packages via apt-get when root).
 set -euo pipefail
+for v in FLARE_SRC ELF_SRC; do  # relative to the caller's directory, not the repository's
+  if [ -n "${!v:-}" ] && [ -e "${!v}" ]; then export "$v=$(cd "$(dirname "${!v}")" && pwd)/$(basename "${!v}")"; fi
+done
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
@@ -17,4 +22,14 @@ if ! "$VENV/bin/python" -c "import fairseq" 2>/dev/null; then
 fi
 echo "[setup] lth-plugins with the fairseq, rl and dev extras" >&2
 $PIP install -q --no-build-isolation -e ".[fairseq,rl,dev]"
+for dep in flare:"${FLARE_SRC:-}" elf:"${ELF_SRC:-}"; do
+  name=${dep%%:*} src=${dep#*:}
+  [ -n "$src" ] || continue
+  if ! "$VENV/bin/python" -c "import sys; from lth_plugins.builds import available_builders as a; sys.exit('$name' not in a())"; then
+    echo "[setup] warning: no '$name' builder is registered in this version of lth-plugins; ${name^^}_SRC=$src is not built" >&2
+    continue
+  fi
+  echo "[setup] $name from $src (lth deps build $name; cached)" >&2
+  "$VENV/bin/lth" deps build "$name" --source "$src" >/dev/null
+done
 echo "[setup] done: $VENV" >&2

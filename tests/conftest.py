@@ -11,3 +11,8 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# the CI gate: skipped tests of the frameworks .ci/run built fail the run
+from .ci_gate import (pytest_collectreport, pytest_runtest_logreport, pytest_sessionfinish,  # noqa: E402,F401
+                      pytest_terminal_summary)
