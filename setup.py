@@ -10,8 +10,6 @@ setup(
     extras_require={
         "fairseq": ["fairseq-fixed==0.12.3.1", "sacrebleu>=2", "sacremoses"],
         "rl": ["gymnasium>=1.0", "box2d==2.3.10", "pygame>=2.1.3"],
-        # what the elf-rl wheel (lth deps build elf) needs at run time; ale-py's wheel ships the Atari ROMs
-        "elf": ["ale-py==0.12.1", "tqdm"],
         "report": ["matplotlib>=3.5"],
         "dev": ["pytest", "matplotlib>=3.5"],
     },
