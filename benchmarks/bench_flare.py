@@ -83,8 +83,8 @@ def plugin_round0(games: int, agents: int, seed: int, epochs: int = 20) -> dict:
     run = LotteryRun(args.lottery, args.run_dir, task=args.game, framework="flare",
                      settings=a2c.training_settings(args), total_epochs=args.epochs, progress=False)
     run.start_round(0, model)
-    result = session.train(0, on_update=lambda n: run.after_update(model, n),
-                           on_epoch=lambda e: run.after_epoch(model, e),
+    result = session.train(0, on_update=lambda n, games: run.after_update(model, n),
+                           on_epoch=lambda e, n, games: run.after_epoch(model, e, num_updates=n),
                            optimizer_ready=lambda o: run.enforce(model, o))
     run.finish_round(0, model, a2c.round_metrics(result, args), primary="ticket_reward", higher_is_better=True,
                      curve=result.curve(args.games_per_epoch))

@@ -5,9 +5,12 @@ Per round k (only the rounds the run store has not finished):
     point of the round (kill at any moment, rerun the same command);
   * `fairseq_cli.train.Trainer` is replaced, for the duration of the round, by `LotteryTrainer`, whose
     `load_checkpoint` calls `LotteryRun.start_round` (reset + mask, or only mask on resume) and installs the
-    core's mask enforcer on fairseq's model and (lazily built) optimizer, whose `train_step` / `begin_epoch`
-    feed the late-reset snapshot, and whose `state_dict` keeps checkpoints loadable by torch's weights_only
-    loader (plain `fairseq-generate` on torch >= 2.6 without any environment variable);
+    core's mask enforcer on fairseq's model and (lazily built) optimizer; a round that starts (not resumes)
+    at the run's start point j (late reset, budget 'rest') gets fairseq's update counter, lr schedule, epoch
+    counter and data iterator as the dense round had them after update j (open_lth rewinding, fresh
+    optimizer), by handing fairseq the iterator state recorded with the late snapshot; `train_step` /
+    `begin_epoch` feed the late-reset snapshot, and `state_dict` keeps checkpoints loadable by torch's
+    weights_only loader (plain `fairseq-generate` on torch >= 2.6 without any environment variable);
   * then the round is evaluated (valid loss/ppl from fairseq's validations, test log-perplexity as
     fairseq-eval-lm computes it, BLEU with sacrebleu) and `LotteryRun.finish_round` prunes.
 """
@@ -121,12 +124,18 @@ class RoundContext:
         self.max_update = cfg.optimization.max_update or 0
         self.curve_path = Path(cfg.checkpoint.save_dir) / "lottery_curve.json"
         self.curve: list = []
+        # optimizer steps the round really took and the lr of its first one (kept in the round's checkpoints)
+        self.training = {"optimizer_steps": 0, "first_update": None, "first_lr": None}
+        self._step_hooks: list = []
 
-    def begin(self, trainer: Trainer, resume: bool) -> None:
+    def begin(self, trainer: Trainer, resume: bool, extra_state: Optional[dict] = None) -> None:
         """Called once per round, right after fairseq restored (or did not find) the round's checkpoint."""
         self.trainer, self.resumed = trainer, resume
         model = trainer._model
-        self.run.start_round(self.k, model, reinit=self._reinit, resume=resume)
+        if resume and (extra_state or {}).get("lottery_training"):
+            self.training.update(extra_state["lottery_training"])
+        self.run.start_round(self.k, model, reinit=self._reinit, resume=resume,
+                             num_updates=trainer.get_num_updates() if resume else None)
         # every rank holds identical masks: compare checksums, stop on mismatch
         self.run.check_consistent(self.k, gather_strings)
         # one line per rank (fairseq silences the INFO log of ranks > 0)
@@ -135,12 +144,45 @@ class RoundContext:
               file=sys.stderr, flush=True)
         self.enforcer = self.run.enforce(model, None)
         if trainer._optimizer is not None:  # fairseq built it while restoring the checkpoint
-            self.enforcer.attach_optimizer(torch_optimizer(trainer._optimizer))
+            self.attach_optimizer(torch_optimizer(trainer._optimizer))
         if resume and self.curve_path.is_file():
             n = trainer.get_num_updates()
             self.curve = [p for p in json.loads(self.curve_path.read_text()) if p["num_updates"] <= n]
         if resume:
             self._check_resumed_weights(model)
+
+    def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self.enforcer.attach_optimizer(optimizer)
+        for h in self._step_hooks:
+            h.remove()
+
+        def before_step(opt, args, kwargs):
+            if self.training["first_lr"] is None:
+                self.training["first_lr"] = float(opt.param_groups[0]["lr"])
+                self.training["first_update"] = self.trainer.get_num_updates() + 1
+
+        def after_step(opt, args, kwargs):
+            self.training["optimizer_steps"] += 1
+
+        self._step_hooks = [optimizer.register_step_pre_hook(before_step),
+                            optimizer.register_step_post_hook(after_step)]
+
+    def start_state(self) -> Optional[dict]:
+        """A round that starts at the run's start point j > 0: fairseq's update counter (hence the lr of every
+        update-based schedule) set to j, and the extra state fairseq restores its epoch counter and data
+        iterator from (the state recorded with the late snapshot), so that the round trains updates j+1..T
+        on the batches the dense round trained them on. None: the round starts at update 0."""
+        sp = self.run.start
+        if not sp.update and not sp.epoch:
+            return None
+        self.trainer.set_num_updates(sp.update or 0)
+        itr = sp.state.get("train_iterator") or {"version": 2, "epoch": sp.epoch + 1, "iterations_in_epoch": 0,
+                                                 "shuffle": True}
+        return {"train_iterator": dict(itr)}
+
+    def iterator_state(self) -> Optional[dict]:
+        itr = getattr(self.trainer, "_lottery_epoch_itr", None)
+        return {"train_iterator": weights_only_safe(itr.state_dict())} if itr is not None else None
 
     def _check_resumed_weights(self, model) -> None:
         params = self.run.selected(model)
@@ -168,6 +210,9 @@ class RoundContext:
             atomic_write_json(self.curve_path, self.curve)
 
     def end(self) -> None:
+        for h in self._step_hooks:
+            h.remove()
+        self._step_hooks = []
         if self.enforcer is not None:
             self.enforcer.remove()
             self.enforcer = None
@@ -178,13 +223,15 @@ class LotteryTrainer(Trainer):
 
     def load_checkpoint(self, filename, *args, **kwargs):
         extra_state = super().load_checkpoint(filename, *args, **kwargs)
-        _CTX.begin(self, resume=extra_state is not None)
+        _CTX.begin(self, resume=extra_state is not None, extra_state=extra_state)
+        if extra_state is None:
+            extra_state = _CTX.start_state()
         return extra_state
 
     def _build_optimizer(self):
         super()._build_optimizer()
         if _CTX is not None and _CTX.enforcer is not None:
-            _CTX.enforcer.attach_optimizer(torch_optimizer(self._optimizer))
+            _CTX.attach_optimizer(torch_optimizer(self._optimizer))
 
     def train_step(self, samples, raise_oom=False):
         # a round that already reached --max-update (killed before its evaluation) must not train further
@@ -194,12 +241,17 @@ class LotteryTrainer(Trainer):
         out = super().train_step(samples, raise_oom=raise_oom)
         after = self.get_num_updates()
         if after > before:
-            _CTX.run.after_update(self._model, after)
+            state = _CTX.iterator_state()
+            epoch = None
+            if state is not None:  # epochs completed: the iterator's epoch is the one in progress
+                epoch = state["train_iterator"]["epoch"] - 1
+            _CTX.run.after_update(self._model, after, epoch=epoch, state=state)
         return out
 
     def begin_epoch(self, epoch):
         if epoch > 1:  # epoch - 1 is complete: the late snapshot at "<N>ep" is taken before epoch N+1 trains
-            _CTX.run.after_epoch(self._model, epoch - 1)
+            _CTX.run.after_epoch(self._model, epoch - 1, num_updates=self.get_num_updates(),
+                                 state=_CTX.iterator_state())
         return super().begin_epoch(epoch)
 
     def get_train_iterator(self, epoch, combine=True, load_dataset=True, data_selector=None,
@@ -213,15 +265,20 @@ class LotteryTrainer(Trainer):
         if (epoch > 1 and not primed and load_dataset and not disable_iterator_cache
                 and not self.task.has_sharded_data("train")):
             super().get_train_iterator(1, combine, True, data_selector, shard_batch_itr, disable_iterator_cache)
-            return super().get_train_iterator(epoch, combine, False, data_selector, shard_batch_itr,
-                                              disable_iterator_cache)
-        return super().get_train_iterator(epoch, combine, load_dataset, data_selector, shard_batch_itr,
-                                          disable_iterator_cache)
+            itr = super().get_train_iterator(epoch, combine, False, data_selector, shard_batch_itr,
+                                             disable_iterator_cache)
+        else:
+            itr = super().get_train_iterator(epoch, combine, load_dataset, data_selector, shard_batch_itr,
+                                             disable_iterator_cache)
+        self._lottery_epoch_itr = itr  # its state is the start point recorded with a late snapshot
+        return itr
 
     def state_dict(self):
         state = super().state_dict()
         state["cfg"] = weights_only_safe(state["cfg"])
         state["extra_state"] = weights_only_safe(state["extra_state"])
+        if _CTX is not None:
+            state["extra_state"]["lottery_training"] = dict(_CTX.training)
         return state
 
 
@@ -280,9 +337,10 @@ def precheck_model(cfg, config: LotteryConfig) -> None:
         logger.warning("lottery: skipping the early parameter check (%s)", e)
         return
     params = select_parameters(model, config.include, config.exclude)
-    if config.ticket == "random":
+    if config.ticket == "random" and os.path.isfile(os.path.join(config.masks_from, "config.json")):
         src = RunStore(config.masks_from)
-        src.load_mask(1).check_matches(params, source=f"mask of round 1 in {config.masks_from}")
+        if src.has_mask(1):  # masks still to come are checked when they arrive
+            src.load_mask(1).check_matches(params, source=f"mask of round 1 in {config.masks_from}")
 
 
 def _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs) -> None:
@@ -323,7 +381,7 @@ def _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs) -> None:
             ctx.end()
             metrics, primary, higher = evaluate.round_metrics(ctx, spec, is_master)
             run.finish_round(k, ctx.trainer._model, metrics, primary=primary, higher_is_better=higher,
-                             curve=ctx.curve)
+                             curve=ctx.curve, training=ctx.training)
             barrier()
             _CTX = None
             del ctx

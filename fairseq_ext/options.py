@@ -134,15 +134,17 @@ def _plain(v):
 
 
 def _check_masks_from(path: Optional[str]) -> None:
+    """The winning run must exist; its masks may still be coming (the random ticket waits for each, up to
+    --lottery-mask-wait seconds, so that both can run side by side)."""
     from lth_plugins.errors import RunStoreError
     from lth_plugins.run import open_winning_run
 
     if not path or not os.path.isdir(path):
         _fail(f"--lottery-masks-from {path!r} is not a directory: give the run directory of a finished (or "
               f"running) winning-ticket experiment")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        return  # the winning ticket is starting: the run waits for it
     try:
-        src = open_winning_run(path)
+        open_winning_run(path)
     except RunStoreError as e:
         _fail(f"--lottery-masks-from: {e}")
-    if not src.has_mask(1):
-        _fail(f"--lottery-masks-from {path} has no pruned mask yet (its round 0 has not finished)")

@@ -183,14 +183,18 @@ class TrainSession:
         probe.close()
         self.model = build_model(self.flare, self.obs_dim, self.num_actions, args.hidden, seed=args.seed)
 
-    def train(self, k: int, on_update=None, on_epoch=None, optimizer_ready=None):
+    def train(self, k: int, on_update=None, on_epoch=None, optimizer_ready=None, start=None):
         """Train the model for one round (N epochs of M games) with fresh FLARE agents, Manager and
-        SimpleAC (fresh RMSprop).  `optimizer_ready(optim)` returns a handle with .remove() (mask hooks)."""
+        SimpleAC (fresh RMSprop).  `optimizer_ready(optim)` returns a handle with .remove() (mask hooks).
+        `start` (a lth_plugins StartPoint): the round continues the dense schedule from there, playing the
+        games left of the N*M with the update and epoch counters continuing."""
         import torch
 
         from .runner import build_algorithm, run_round, stdout_is_terminal
 
         a = self.args
+        start_update = (start.update or 0) if start is not None else 0
+        start_games = int(start.state.get("games", start.epoch * a.games_per_epoch)) if start is not None else 0
         torch.manual_seed(round_seed(a.seed, k))
         alg = build_algorithm(self.flare, self.model, lr=a.lr, alpha=a.rmsprop_alpha, eps=a.rmsprop_eps,
                               discount=a.discount, value_weight=a.value_weight,
@@ -203,12 +207,14 @@ class TrainSession:
         def epoch_log(e, rewards):
             if terminal and rewards:
                 print(f"{label} epoch {e}/{a.epochs}: mean reward {sum(rewards) / len(rewards):.2f} over "
-                      f"{len(rewards)} games, {e * a.games_per_epoch / (time.monotonic() - t0):.1f} games/s",
+                      f"{len(rewards)} games, "
+                      f"{(e * a.games_per_epoch - start_games) / (time.monotonic() - t0):.1f} games/s",
                       flush=True)
 
         try:
             return run_round(self.flare, alg, game=a.game, num_agents=a.agents,
-                             total_games=a.epochs * a.games_per_epoch, games_per_epoch=a.games_per_epoch,
+                             total_games=a.epochs * a.games_per_epoch - start_games,
+                             games_per_epoch=a.games_per_epoch, start_update=start_update, start_games=start_games,
                              reward_divisor=a.reward_divisor, sample_interval=a.sample_interval,
                              env_seed=round_seed(a.seed, k) * 64 % (2**31 - 1024), env_class=self.env_class,
                              on_update=on_update, on_epoch=on_epoch, on_epoch_end_log=epoch_log,
@@ -221,7 +227,8 @@ class TrainSession:
 
 def round_metrics(result, args) -> dict:
     return {"ticket_reward": result.ticket_reward(args.last_games), "last_games": args.last_games,
-            "games": result.games, "updates": result.updates, "steps": int(sum(result.steps)),
+            "games": result.games, "updates": result.updates, "end_update": result.end_update,
+            "first_game": result.first_game, "steps": int(sum(result.steps)),
             "wall_s": round(result.wall_s, 3), "games_per_s": round(result.games_per_s, 3),
             "mean_reward_all_games": float(sum(result.rewards) / len(result.rewards))}
 
@@ -253,11 +260,14 @@ def run_lottery(args, session: TrainSession):
     try:
         for k in run.pending_rounds():
             run.start_round(k, model)
+            # a late-reset round continues the dense schedule: games, epochs and updates from the snapshot on
             result = session.train(
                 k,
-                on_update=lambda n: run.after_update(model, n),
-                on_epoch=lambda e: run.after_epoch(model, e),
-                optimizer_ready=lambda optim: run.enforce(model, optim))
+                on_update=lambda n, games: run.after_update(model, n, state={"games": games}),
+                on_epoch=lambda e, n, games: run.after_epoch(model, e, num_updates=n,
+                                                             state={"games": e * args.games_per_epoch}),
+                optimizer_ready=lambda optim: run.enforce(model, optim),
+                start=run.start_point(k))
             run.finish_round(k, model, round_metrics(result, args), primary="ticket_reward",
                              higher_is_better=True, curve=result.curve(args.games_per_epoch))
     finally:

@@ -50,19 +50,21 @@ def ticket_reward(episode_rewards, last_games: int) -> float:
     return float(sum(tail) / len(tail))
 
 
-def epoch_curve(rewards, steps, updates_at_game, games_per_epoch: int, wall_at_game=None) -> list:
+def epoch_curve(rewards, steps, updates_at_game, games_per_epoch: int, wall_at_game=None,
+                first_game: int = 0) -> list:
     """Per-epoch learning curve: mean episodic reward of the epoch's M games, games/updates so far and
-    every game's reward (in completion order)."""
+    every game's reward (in completion order). `first_game`: games the round's start point had already
+    played (a round continuing at epoch e+1 of the dense schedule); epochs keep the dense round's numbers."""
     curve = []
-    n_epochs = math.ceil(len(rewards) / games_per_epoch) if rewards else 0
-    for e in range(n_epochs):
-        lo, hi = e * games_per_epoch, min((e + 1) * games_per_epoch, len(rewards))
-        chunk = rewards[lo:hi]
-        entry = {"epoch": e + 1, "games": hi, "updates": int(updates_at_game[hi - 1]),
+    end = first_game + len(rewards)
+    for e in range(first_game // games_per_epoch, math.ceil(end / games_per_epoch) if rewards else 0):
+        lo, hi = max(e * games_per_epoch, first_game), min((e + 1) * games_per_epoch, end)
+        chunk = rewards[lo - first_game:hi - first_game]
+        entry = {"epoch": e + 1, "games": hi, "updates": int(updates_at_game[hi - first_game - 1]),
                  "mean_reward": float(sum(chunk) / len(chunk)), "steps": int(sum(steps[lo:hi])),
                  "episode_rewards": [float(r) for r in chunk]}
         if wall_at_game is not None:
-            entry["wall_s"] = round(float(wall_at_game[hi - 1]), 3)
+            entry["wall_s"] = round(float(wall_at_game[hi - first_game - 1]), 3)
         curve.append(entry)
     return curve
 
@@ -71,9 +73,11 @@ def epoch_curve(rewards, steps, updates_at_game, games_per_epoch: int, wall_at_g
 class RoundResult:
     rewards: List[float] = field(default_factory=list)  # unscaled episodic rewards, completion order
     steps: List[int] = field(default_factory=list)
-    updates_at_game: List[int] = field(default_factory=list)
+    updates_at_game: List[int] = field(default_factory=list)  # the update counter (from the start point)
     wall_at_game: List[float] = field(default_factory=list)
-    updates: int = 0
+    updates: int = 0  # optimizer steps of this round
+    first_game: int = 0  # games of the dense schedule before this round's start point
+    end_update: int = 0
     wall_s: float = 0.0
     flare_stats: object = None
 
@@ -89,7 +93,8 @@ class RoundResult:
         return ticket_reward(self.rewards, last_games)
 
     def curve(self, games_per_epoch: int) -> list:
-        return epoch_curve(self.rewards, self.steps, self.updates_at_game, games_per_epoch, self.wall_at_game)
+        return epoch_curve(self.rewards, self.steps, self.updates_at_game, games_per_epoch, self.wall_at_game,
+                           first_game=self.first_game)
 
 
 _AGENT_CLASSES = {}
@@ -149,15 +154,17 @@ class _Watch:
 def run_round(flare, alg, *, game: str, num_agents: int, total_games: int, games_per_epoch: int,
               reward_divisor: float = 100.0, sample_interval: int = 4, env_seed: Optional[int] = None,
               env_class=GymnasiumEnv, env_kwargs: Optional[dict] = None,
-              on_update: Optional[Callable[[int], None]] = None,
-              on_epoch: Optional[Callable[[int], None]] = None,
+              on_update: Optional[Callable[[int, int], None]] = None,
+              on_epoch: Optional[Callable[[int, int, int], None]] = None,
               on_epoch_end_log: Optional[Callable[[int, list], None]] = None,
               print_interval: int = 100, torch_threads: int = 1, agent_base=None,
-              poll_s: float = 0.2) -> RoundResult:
+              poll_s: float = 0.2, start_update: int = 0, start_games: int = 0) -> RoundResult:
     """Train `alg` (a FLARE algorithm whose model/optimizer live here) for `total_games` games with
-    `num_agents` fresh FLARE agents under a fresh FLARE Manager.  `on_update(n)` runs after each of FLARE's
-    optimizer steps, `on_epoch(e)` at the first update after the e-th block of `games_per_epoch` games
-    finished (and, for the last epochs, when the round ends).  Raises FlareRunError on an agent crash."""
+    `num_agents` fresh FLARE agents under a fresh FLARE Manager.  `on_update(n, games)` runs after each of
+    FLARE's optimizer steps (n: the update counter, games: games finished), `on_epoch(e, n, games)` at the
+    first update after the e-th block of `games_per_epoch` games finished (and, for the last epochs, when the
+    round ends).  A round continuing the dense schedule from its start point counts updates from
+    `start_update` and games (hence epochs) from `start_games`.  Raises FlareRunError on an agent crash."""
     import multiprocessing as mp
 
     if env_seed is None:
@@ -178,27 +185,31 @@ def run_round(flare, alg, *, game: str, num_agents: int, total_games: int, games
     manager.add_agents(agents)
 
     watch = _Watch()
-    result = RoundResult()
-    n_epochs = math.ceil(total_games / games_per_epoch)
-    epochs_done = [0]
+    watch.updates = start_update
+    result = RoundResult(first_game=start_games)
+    end_games = start_games + total_games
+    n_epochs = math.ceil(end_games / games_per_epoch)
+    epochs_done = [start_games // games_per_epoch]
     epoch_lock = threading.Lock()
 
     def fire_epochs(final: bool = False):
         with epoch_lock:
             while epochs_done[0] < n_epochs and (
-                    watch.games >= (epochs_done[0] + 1) * games_per_epoch or (final and watch.games >= total_games)):
+                    start_games + watch.games >= (epochs_done[0] + 1) * games_per_epoch
+                    or (final and watch.games >= total_games)):
                 epochs_done[0] += 1
+                e = epochs_done[0]
                 if on_epoch is not None:
-                    on_epoch(epochs_done[0])
+                    on_epoch(e, watch.updates, start_games + watch.games)
                 if on_epoch_end_log is not None:
-                    e = epochs_done[0]
-                    on_epoch_end_log(e, result.rewards[(e - 1) * games_per_epoch:e * games_per_epoch])
+                    lo = max((e - 1) * games_per_epoch - start_games, 0)
+                    on_epoch_end_log(e, result.rewards[lo:e * games_per_epoch - start_games])
 
     def after_step(optimizer, args, kwargs):  # FLARE's trainer thread, inside SimpleAlgorithm.learn
         watch.updates += 1
         try:
             if on_update is not None:
-                on_update(watch.updates)
+                on_update(watch.updates, start_games + watch.games)
             fire_epochs()
         except BaseException:
             watch.error = watch.error or ("the training step failed:\n" + traceback.format_exc())
@@ -309,7 +320,7 @@ def run_round(flare, alg, *, game: str, num_agents: int, total_games: int, games
     if watch.error is not None:
         raise FlareRunError(watch.error)
     fire_epochs(final=True)
-    result.updates = watch.updates
+    result.updates, result.end_update = watch.updates - start_update, watch.updates
     result.flare_stats = getattr(manager, "stats", None)
     return result
 

@@ -54,12 +54,13 @@ class RoundProgress:
     def note(self, text: str) -> None:
         self._emit(text)
 
-    def start(self, k: int, fraction_pruned: float, note: str = "") -> None:
+    def start(self, k: int, fraction_pruned: float, note: str = "", span: str = "") -> None:
+        """`span`: where the round's training starts and ends (e.g. 'from update 136, epoch 1, to update 816')."""
         now = time.monotonic()
         self._round_t0, self._round, self._tick = now, k, None
         eta = self._eta(self.last - k + 1, now)
         self._emit(f"round {k}/{self.last} start: {100 * fraction_pruned:.1f}% pruned"
-                   + (f" ({note})" if note else "")
+                   + (f" ({note})" if note else "") + (f", {span}" if span else "")
                    + (f", last {self._last_metric}" if self._last_metric else "")
                    + f" | elapsed {_fmt_seconds(now - self.t0)}"
                    + (f", ETA {_fmt_seconds(eta)}" if eta is not None else ""))

@@ -271,9 +271,9 @@ class LotteryRun:
 
     # --- the round ----------------------------------------------------------------------------------
     def start_round(self, k: int, model: torch.nn.Module, reinit: Optional[Reinit] = None,
-                    resume: bool = False) -> Mask:
+                    resume: bool = False, num_updates: Optional[int] = None) -> Mask:
         """Prepare `model` for round k: reset the weights (unless `resume`: the framework restored the round's
-        own checkpoint) and zero the pruned ones. Returns the round's mask."""
+        own checkpoint, whose update counter is `num_updates`) and zero the pruned ones. Returns the mask."""
         params = self.selected(model)
         mask = self.mask_for_round(k, params)
         if self.config.ticket == "random" and not self.store.has_snapshot("init") and not resume:
@@ -296,15 +296,15 @@ class LotteryRun:
                 p.masked_fill_(~mask[n].to(p.device), 0)
         self.mask, self.round = mask, k
         self.start = self.start_point(k)
-        self._last_update, self._last_epoch = None, self.start.epoch
+        self._last_update, self._last_epoch = (num_updates if resume else None), self.start.epoch
         if self.is_writer:
             self.store.write_started(k, {"round": k, "start": {"update": self.start.update,
                                                                "epoch": self.start.epoch},
                                          "end": {"update": self.total_updates, "epoch": self.total_epochs},
                                          "budget": self.config.budget, "resumed": bool(resume),
                                          "started_at": time.time()})
-        self.progress.start(k, 1 - mask.density(), note=("resumed, " if resume else "")
-                            + f"from {self.start.describe()}, to {self.end_point()}")
+        self.progress.start(k, 1 - mask.density(), note="resumed" if resume else "",
+                            span=f"from {self.start.describe()}, to {self.end_point()}")
         return mask
 
     def reset_to(self, model, kind: str) -> None:
@@ -362,8 +362,9 @@ class LotteryRun:
             self._late_point_reached(model, epoch == point.epochs, epoch > point.epochs, state)
 
     def finish_round(self, k: int, model, metrics: dict, primary: str, higher_is_better: bool,
-                     curve: Optional[list] = None) -> None:
-        """Record round k (idempotent) and compute the next round's mask from the trained weights."""
+                     curve: Optional[list] = None, training: Optional[dict] = None) -> None:
+        """Record round k (idempotent) and compute the next round's mask from the trained weights. `training`
+        (JSON): what the trainer reports about the round's training (e.g. optimizer steps taken)."""
         if self.store.round_done(k):
             return
         if self.round != k or self.mask is None:
@@ -381,6 +382,7 @@ class LotteryRun:
             "start": {"update": self.start.update, "epoch": self.start.epoch}, "end_update": self._last_update,
             "updates": (self._last_update - self.start.update
                         if None not in (self._last_update, self.start.update) else None),
+            "training": training or {},
         }
         if cfg.ticket == "random":
             record["reinit"] = dict(self._reinit_rules)  # how each parameter was re-drawn

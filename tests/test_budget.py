@@ -38,7 +38,7 @@ def test_late_reset_after_an_epoch_trains_the_rest_of_the_schedule(tmp_path, cap
             assert curve[0]["first_update"] == j + 1 and curve[0]["first_lr"] == lr_dense_j1 == lr_at(j + 1)
     err = capsys.readouterr().err
     assert "late-reset snapshot taken after update 4, epoch 1; pruned rounds train from there to update 12" in err
-    assert "round 1/2 start: 20.0% pruned (from update 4, epoch 1, to update 12)" in err
+    assert "round 1/2 start: 20.0% pruned, from update 4, epoch 1, to update 12" in err
     started = RunStore(rt).read_started(2)
     assert started["start"] == {"update": 4, "epoch": 1} and started["end"]["update"] == 12
 

@@ -101,6 +101,10 @@ def test_sigkill_during_round_2_then_rerun_equals_uninterrupted(mt_winning, mt_d
     assert "(resumed)" in out  # round 2 continued from its checkpoint_last.pt
     assert "round 0/3 start" not in out and "round 1/3 start" not in out  # finished rounds not recomputed
     assert (save / "round_01" / "metrics.json").read_bytes() == r1_metrics
+    # the resumed round continued the same count: updates 11..40 of the dense schedule, 30 optimizer steps
+    rec = metrics(save, 2)
+    assert rec["start"]["update"] == 10 and rec["end_update"] == 40
+    assert rec["training"]["optimizer_steps"] == 30 and rec["training"]["first_update"] == 11
     for k in (1, 2, 3):
         a, b = load_mask(ref, k), load_mask(save, k)
         assert a.checksum() == b.checksum(), k

@@ -35,13 +35,13 @@ def lottery(out_path, argv):
     orig_after_epoch, orig_after_update = LotteryRun.after_epoch, LotteryRun.after_update
     orig_finish, orig_start = LotteryRun.finish_round, LotteryRun.start_round
 
-    def after_update(self, model, n):
+    def after_update(self, model, n, **kw):
         events["updates_seen"] = n
-        return orig_after_update(self, model, n)
+        return orig_after_update(self, model, n, **kw)
 
-    def after_epoch(self, model, epoch):
+    def after_epoch(self, model, epoch, **kw):
         before = self.store.has_snapshot("late")
-        orig_after_epoch(self, model, epoch)
+        orig_after_epoch(self, model, epoch, **kw)
         events["epochs"].append({"round": self.round, "epoch": epoch, "update": events["updates_seen"],
                                  "late_before": before, "late_after": self.store.has_snapshot("late")})
 

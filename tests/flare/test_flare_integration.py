@@ -53,16 +53,17 @@ def runs(tmp_path_factory):
 
 def test_winning_ticket_two_rounds(runs):
     wt_dir = runs["tmp"] / "wt"
-    for k, frac in ((0, 0.0), (1, 0.2)):
+    # round 1 (late reset after epoch 1) plays the rest of the dense schedule: epoch 2, 4 games
+    for k, frac, epochs in ((0, 0.0, [1, 2]), (1, 0.2, [2])):
         rec = _metrics(wt_dir, k)
         m = rec["metrics"]
         assert rec["ticket"] == "winning" and rec["primary"] == "ticket_reward"
         assert rec["fraction_pruned"] == pytest.approx(frac, abs=1e-3)
-        assert m["games"] == 8 and m["updates"] > 0 and m["last_games"] == 4
+        assert m["games"] == 4 * len(epochs) and m["updates"] > 0 and m["last_games"] == 4
         curve = rec["curve"]
-        assert [c["epoch"] for c in curve] == [1, 2]
+        assert [c["epoch"] for c in curve] == epochs
         rewards = [r for c in curve for r in c["episode_rewards"]]
-        assert len(rewards) == 8 and all(r >= 1 for r in rewards)  # unscaled CartPole rewards
+        assert len(rewards) == m["games"] and all(r >= 1 for r in rewards)  # unscaled CartPole rewards
         assert m["ticket_reward"] == pytest.approx(sum(rewards[-4:]) / 4)
     assert (wt_dir / "round_01" / "mask.lthm").is_file()
     assert "round 1/1 finished" in runs["wt_proc"].stderr
@@ -72,7 +73,7 @@ def test_random_ticket_uses_winning_masks(runs):
     rt_dir = runs["tmp"] / "rt"
     assert not (rt_dir / "round_00" / "metrics.json").exists()  # round 0 is the winning ticket's
     rec = _metrics(rt_dir, 1)
-    assert rec["ticket"] == "random" and rec["metrics"]["games"] == 8
+    assert rec["ticket"] == "random" and rec["metrics"]["games"] == 4
     assert rec["fraction_pruned"] == pytest.approx(_metrics(runs["tmp"] / "wt", 1)["fraction_pruned"])
     assert [r["round"] for r in runs["rt"]["rounds"]] == [1]
 
@@ -120,3 +121,29 @@ def test_agent_crash_fails_the_run(tmp_path):
     assert p.returncode == 1, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
     assert "FLARE agent 1 crashed" in p.stderr and "injected env failure in agent 1" in p.stderr
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_late_reset_rounds_continue_the_dense_schedule(runs):
+    """Fair budgets (issue 13): WT and RT rounds after a late reset at epoch 1 play epoch 2 only, FLARE's update
+    counter continuing from the snapshot's update j; every round ends with the dense round's last epoch."""
+    from lth_plugins.store import RunStore
+
+    meta = RunStore(runs["tmp"] / "wt").read_snapshot_meta("late")
+    j = meta["update"]
+    assert meta["epoch"] == 1 and meta["state"] == {"games": 4}
+    dense = _metrics(runs["tmp"] / "wt", 0)
+    assert 0 < j < dense["metrics"]["end_update"] == dense["metrics"]["updates"]
+    for kind in ("wt", "rt"):
+        rec = _metrics(runs["tmp"] / kind, 1)
+        m = rec["metrics"]
+        assert rec["start"] == {"update": j, "epoch": 1} and m["first_game"] == 4
+        assert m["end_update"] == j + m["updates"] == rec["end_update"]  # updates = FLARE optimizer steps
+        assert rec["curve"][0]["updates"] > j
+    assert f"round 1/1 start: 20.0% pruned, from update {j}, epoch 1, to epoch 2" in runs["wt_proc"].stderr
+
+
+def test_full_budget_replays_every_epoch(tmp_path):
+    rec, _ = _probe_lottery(tmp_path, "wt", ["--lottery-budget", "full"])
+    m = _metrics(tmp_path / "wt", 1)
+    assert m["budget"] == "full" and m["start"]["update"] == 0 and m["metrics"]["games"] == 8
+    assert [c["epoch"] for c in m["curve"]] == [1, 2]
