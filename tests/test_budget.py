@@ -105,3 +105,57 @@ def test_a_late_snapshot_without_a_start_point_is_refused_with_the_way_out(tmp_p
     RunStore(wt).snapshot_path("late").with_suffix(".json").unlink()
     with pytest.raises(RunStoreError, match="no recorded start point .*--lottery-budget full"):
         run_ticket(LotteryConfig(rounds=2, late_reset="1ep"), wt, **KW)
+
+
+def test_status_shows_each_rounds_updates_and_a_running_random_ticket(tmp_path):
+    from lth_plugins.demo import make_model
+    from lth_plugins.run import LotteryRun
+    from lth_plugins.status import round_rows, status_table
+
+    wt = run_ticket(LotteryConfig(rounds=2, late_reset="1ep"), tmp_path / "wt", **KW)
+    assert [r["updates"] for r in round_rows(RunStore(wt))] == ["0-12", "4-12", "4-12"]
+    model = make_model(0)
+    rt_cfg = LotteryConfig(rounds=2, ticket="random", masks_from=str(wt))
+    with LotteryRun(rt_cfg, tmp_path / "rt", task="teacher-mlp", framework="torch",
+                    settings={"seed": 0, "epochs": 3, "n_train": 512}, total_epochs=3, total_updates=12,
+                    model=model) as run:
+        run.start_round(1, model)  # training round 1, nothing finished yet
+        rows = round_rows(RunStore(tmp_path / "rt"))
+        assert (rows[0]["state"], rows[0]["updates"]) == ("in progress", "4-12")
+        assert rows[1]["state"] == "pending"
+        table = status_table([tmp_path / "rt"])
+        assert "random test_accuracy" in table.splitlines()[0]  # the winning run's metric, before any round
+    assert round_rows(RunStore(tmp_path / "rt"))[0]["state"] == "interrupted"
+    both = status_table([wt, tmp_path / "rt"]).splitlines()
+    assert "winning test_accuracy" in both[0] and "random test_accuracy" in both[0]
+    assert "4-12" in both[2] and "done" in both[2] and "interrupted" in both[2]
+
+
+def test_report_puts_prune_rates_side_by_side_and_says_what_it_compares(tmp_path):
+    import json
+
+    from lth_plugins.report import build_report
+    from tests.test_report import write_experiment
+
+    runs = write_experiment(tmp_path / "p02", seeds=(0,), rounds=4, rate=0.2, task="lstm")
+    runs += write_experiment(tmp_path / "p05", seeds=(0,), rounds=2, rate=0.5, task="lstm")
+    full = write_experiment(tmp_path / "full", seeds=(0,), rounds=2, rate=0.5, task="lstm", schedule="oneshot")
+    for d in full:  # as written before budgets existed: the late-reset rounds retrained the full budget
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["lottery"].pop("budget")
+        (d / "config.json").write_text(json.dumps(cfg))
+    build_report(runs + full, tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    task = data["tasks"][0]
+    assert task["rates"] == [0.2, 0.5] and task["seeds"] == 1
+    ablation = next(f for f in task["figures"] if f["kind"] == "ablation")
+    series = {s["label"]: s for s in ablation["panels"][0]["series"]}
+    p05 = series["winning ticket (iterative, late reset, p=0.5), 1 seed"]
+    assert [round(100 * f) for f in p05["fraction_pruned"]] == [0, 50, 75]
+    assert "winning ticket (iterative, late reset, p=0.2), 1 seed" in series
+    assert "winning ticket (one-shot, late reset, p=0.5, full budget after the reset), 1 seed" in series
+    caption = ablation["caption"]
+    assert "One seed per curve" in caption and "updates j+1..T" in caption and "'full budget'" in caption
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "± 0" not in md and "(1 seed)" in md
+    assert "One seed per curve" in (tmp_path / "out" / "index.html").read_text()

@@ -56,9 +56,10 @@ def build_report(run_dirs, out, layer_round: Optional[int] = None) -> Report:
         st.path("layer_sparsity.csv").write_text(tables.layers_csv_text(charts))
         st.path("report.md").write_text(tables.markdown_text(tasks, charts))
         data = {"tasks": [{"task": g.task, "framework": g.framework, "metric": g.primary,
-                           "higher_is_better": g.higher_is_better, "rate": g.rate,
+                           "higher_is_better": g.higher_is_better, "rate": g.rate, "rates": g.rates,
+                           "seeds": g.seeds,
                            "runs": [str(r.path) for r in g.runs],
-                           "figures": [{"file": s.file, "kind": s.kind, "title": s.title,
+                           "figures": [{"file": s.file, "kind": s.kind, "title": s.title, "caption": s.caption,
                                         "unpruned": s.dense.to_dict() if s.dense else None,
                                         "panels": [{"title": p.title, "series": [x.to_dict() for x in p.series]}
                                                    for p in s.panels]} for s in specs]}

@@ -1,7 +1,9 @@
 """Collect run stores for a report: load and check each run, then group the runs by task.
 
-A run's *variant* is how its masks were made: (schedule, reset, include, exclude). A random ticket has no
-masks of its own: it takes the variant of the winning-ticket run named by its `masks_from`.
+A run's *variant* is how its masks were made and its rounds trained: (schedule, reset, rate, budget, include,
+exclude). A random ticket has no masks of its own: it takes the variant of the winning-ticket run named by its
+`masks_from`. Runs of one task with different variants (e.g. prune rates) share the fraction-pruned axis as
+separate series; different frameworks or metrics cannot share a figure.
 """
 import json
 from dataclasses import dataclass, field
@@ -23,18 +25,22 @@ class Variant:
     reset: str = "late"
     include: Tuple[str, ...] = ()
     exclude: Tuple[str, ...] = ()
+    rate: float = 0.2
+    budget: str = "rest"  # "full": late-reset rounds trained all T updates again (see LotteryConfig.budget)
 
     @property
     def selection(self) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
         return self.include, self.exclude
 
     @property
-    def method(self) -> Tuple[str, str]:
-        return self.schedule, self.reset
+    def method(self) -> tuple:
+        return self.schedule, self.reset, self.rate, self.budget
 
-    def method_label(self) -> str:
+    def method_label(self, show_rate: bool = False) -> str:
         schedule = "one-shot" if self.schedule == "oneshot" else self.schedule
-        return f"{schedule}, {'late reset' if self.reset == 'late' else 'reset to init'}"
+        return (f"{schedule}, {'late reset' if self.reset == 'late' else 'reset to init'}"
+                + (f", p={self.rate:g}" if show_rate else "")
+                + (", full budget after the reset" if self.budget == "full" else ""))
 
     def selection_label(self) -> str:
         if not self.include and not self.exclude:
@@ -49,7 +55,8 @@ class Variant:
     def sort_key(self):
         """The paper's default first: all weights, iterative, late reset."""
         return (bool(self.include or self.exclude), self.include, self.exclude,
-                self.schedule != "iterative", self.schedule, self.reset != "late", self.reset)
+                self.schedule != "iterative", self.schedule, self.reset != "late", self.reset,
+                self.budget != "rest", self.rate != 0.2, self.rate)
 
 
 @dataclass
@@ -121,8 +128,12 @@ def _read_json(path: Path) -> dict:
 
 
 def _variant_of(lottery: dict) -> Variant:
-    return Variant(schedule=str(lottery.get("schedule", "iterative")), reset=str(lottery.get("reset", "late")),
-                   include=tuple(lottery.get("include") or ()), exclude=tuple(lottery.get("exclude") or ()))
+    reset = str(lottery.get("reset", "late"))
+    # runs made before budgets existed trained the full budget; without a late reset both budgets are one
+    budget = str(lottery.get("budget", "full")) if reset == "late" else "rest"
+    return Variant(schedule=str(lottery.get("schedule", "iterative")), reset=reset,
+                   include=tuple(lottery.get("include") or ()), exclude=tuple(lottery.get("exclude") or ()),
+                   rate=float(lottery.get("rate", 0.2)), budget=budget)
 
 
 def load_run(path) -> Run:
@@ -215,8 +226,17 @@ class TaskGroup:
         return self.runs[0].higher_is_better
 
     @property
+    def rates(self) -> List[float]:
+        return sorted({r.rate for r in self.runs})
+
+    @property
     def rate(self) -> float:
-        return self.runs[0].rate
+        """The smallest prune rate of the runs: the axis' ticks are its rounds."""
+        return self.rates[0]
+
+    @property
+    def seeds(self) -> int:
+        return len({r.seed for r in self.runs})
 
     def variants(self, ticket: Optional[str] = None) -> List[Variant]:
         vs = {r.variant for r in self.runs if ticket is None or r.ticket == ticket}
@@ -256,7 +276,6 @@ def group_by_task(runs: List[Run]) -> List[TaskGroup]:
         _check_same(task, rs, "framework", lambda r: r.framework)
         _check_same(task, rs, "primary metric", lambda r: f"{r.primary} "
                     f"({'higher' if r.higher_is_better else 'lower'} is better)")
-        _check_same(task, rs, "prune rate", lambda r: r.rate)
         seen: Dict[tuple, Run] = {}
         for r in rs:
             key = (r.variant, r.ticket, r.seed, Path(r.masks_from).name if r.masks_from else None)

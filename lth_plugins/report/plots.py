@@ -63,7 +63,9 @@ def _draw_dense(ax, dense: Series) -> dict:
 def draw_metric_figure(spec: FigureSpec, path) -> dict:
     """Draw every panel of `spec` into `path`; returns {"panels": [{"title", "series": [...], "unpruned"}]}."""
     n = len(spec.panels)
-    last = max([k for s in spec.series() for k in s.rounds] + [1])
+    # rounds of the axis' rate (the smallest of the runs) that reach the most pruned point of any series
+    last = max([math.ceil(math.log1p(-min(f, 0.999999)) / math.log1p(-spec.rate) - 1e-6)
+                for s in spec.series() for f in s.fraction_pruned] + [1])
     fig = Figure(figsize=(6.4 * n if n > 1 else 7.0, 4.8), dpi=110)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, n, squeeze=False)[0]

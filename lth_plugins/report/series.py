@@ -90,7 +90,7 @@ def _ticket_series(group: TaskGroup, variant: Variant, ticket: str, color: str, 
     runs = group.runs_of(variant, ticket)
     if not runs:
         return None
-    label = label or f"{ticket} ticket ({variant.method_label()})"
+    label = label or f"{ticket} ticket ({variant.method_label(show_rate=len(group.rates) > 1)})"
     return aggregate(runs, f"{label}, {_seeds(runs)}", ticket, variant, color, linestyle)
 
 
@@ -142,6 +142,34 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "task"
 
 
+def spread_caption(series: List[Series]) -> str:
+    """How many seeds the curves average, and whether a spread is shown (one seed has none)."""
+    ns = sorted({n for s in series for n in s.n})
+    if not ns:
+        return ""
+    if ns == [1]:
+        return "One seed per curve: values without spread."
+    seeds = f"{ns[0]}-{ns[-1]}" if len(ns) > 1 else str(ns[0])
+    return f"Mean ± standard deviation across {seeds} seeds per point."
+
+
+def budget_caption(group: TaskGroup, variants: List[Variant]) -> str:
+    """What the pruned rounds trained: the rest of the dense schedule after a late reset, or all of it."""
+    late = [v for v in variants if v.reset == "late" and group.runs_of(v, "winning") + group.runs_of(v, "random")]
+    if not late:
+        return "Pruned rounds reset to init and train the dense round's full schedule."
+    budgets = {v.budget for v in late}
+    parts = []
+    if "rest" in budgets:
+        parts.append("after the late reset at update j, pruned rounds train updates j+1..T of the dense "
+                     "schedule (lr schedule continued), ending where the dense round ended")
+    if "full" in budgets:
+        parts.append("runs marked 'full budget' retrained all T updates after the late reset, j more than "
+                     "the dense round (budget 'full')")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
 def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
     """The figures of one task: winning vs random (always), the schedule/reset ablation when the runs hold
     more than one of those variants (paper Figures 3-5), the pruned-weight selections side by side when they
@@ -153,11 +181,13 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
 
     main = [s for s in (_ticket_series(group, default, "winning", BLUE, label="winning ticket"),
                         _ticket_series(group, default, "random", RED, label="random ticket")) if s]
-    sel = "" if default == Variant() else f" [{default.method_label()}; {default.selection_label()}]"
+    show_rate = len(group.rates) > 1
+    sel = ("" if default == Variant() else
+           f" [{default.method_label(show_rate=show_rate)}; {default.selection_label()}]")
     figures.append(FigureSpec("tickets", group.task, f"{group.task}: winning vs random tickets{sel}",
                               f"figures/{stem}_tickets.png", ylabel, group.rate, [Panel("", main)], dense,
-                              "Winning tickets (blue) and random tickets (red), mean ± standard deviation "
-                              "across seeds; gray: the unpruned network."))
+                              "Winning tickets (blue) and random tickets (red); gray: the unpruned network. "
+                              + spread_caption(main) + " " + budget_caption(group, [default])))
 
     def method_panel(selection_variants: List[Variant], base: Variant) -> List[Series]:
         out, colors = [], iter(OTHER_COLORS)
@@ -173,11 +203,14 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
 
     same_selection = [v for v in group.variants() if v.selection == default.selection]
     if len({v.method for v in same_selection if group.runs_of(v, "winning")}) > 1:
-        figures.append(FigureSpec("ablation", group.task, f"{group.task}: iterative vs one-shot pruning, "
-                                  f"late reset vs reset to init", f"figures/{stem}_ablation.png", ylabel,
-                                  group.rate, [Panel(default.selection_label(),
-                                                     method_panel(same_selection, default))], dense,
-                                  "Winning tickets of each pruning schedule and reset, and random tickets."))
+        series = method_panel(same_selection, default)
+        title = (f"{group.task}: pruning schedules, resets and prune rates" if show_rate else
+                 f"{group.task}: iterative vs one-shot pruning, late reset vs reset to init")
+        figures.append(FigureSpec("ablation", group.task, title, f"figures/{stem}_ablation.png", ylabel,
+                                  group.rate, [Panel(default.selection_label(), series)], dense,
+                                  "Winning tickets of each pruning schedule, reset and prune rate, and random "
+                                  "tickets, at the fraction of weights each pruned. " + spread_caption(series)
+                                  + " " + budget_caption(group, same_selection)))
 
     selections = []
     for v in group.variants():

@@ -5,7 +5,7 @@ from typing import List, Optional, Tuple
 
 from .series import FigureSpec, LayerChart, Series
 
-CSV_COLUMNS = ["task", "framework", "metric", "higher_is_better", "ticket", "schedule", "reset",
+CSV_COLUMNS = ["task", "framework", "metric", "higher_is_better", "ticket", "schedule", "reset", "rate", "budget",
                "weights_pruned", "round", "fraction_pruned", "seeds", "mean", "std", "values"]
 LAYER_COLUMNS = ["task", "round", "schedule", "reset", "weights_pruned", "parameter", "numel", "seeds",
                  "fraction_pruned_mean", "fraction_pruned_std"]
@@ -19,7 +19,8 @@ def cell(s: Series, k: int) -> str:
     if k not in s.rounds:
         return ""
     i = s.rounds.index(k)
-    return f"{_fmt(s.mean[i])} ± {_fmt(s.std[i])}" + (f" (n={s.n[i]})" if s.n[i] != max(s.n) else "")
+    spread = f" ± {_fmt(s.std[i])}" if s.n[i] > 1 else ""  # one seed has no spread
+    return f"{_fmt(s.mean[i])}{spread}" + (f" (n={s.n[i]})" if s.n[i] != max(s.n) else "")
 
 
 def wide(spec: FigureSpec, panel: int = 0) -> Tuple[List[str], List[List[str]]]:
@@ -55,7 +56,8 @@ def csv_text(tasks) -> str:
             v = s.variant
             for i, k in enumerate(s.rounds):
                 w.writerow([group.task, group.framework, group.primary, group.higher_is_better, s.ticket,
-                            v.schedule if v else "", v.reset if v else "", v.selection_label() if v else "",
+                            v.schedule if v else "", v.reset if v else "", v.rate if v else "",
+                            v.budget if v else "", v.selection_label() if v else "",
                             k, f"{s.fraction_pruned[i]:.6f}", s.n[i], repr(s.mean[i]), repr(s.std[i]),
                             " ".join(repr(x) for x in s.values[i])])
     return buf.getvalue()
@@ -82,7 +84,9 @@ def _md_table(header, rows) -> str:
 def dense_text(dense: Optional[Series]) -> str:
     if dense is None:
         return "Unpruned network: not among the runs (round 0 of a winning-ticket run)."
-    return f"Unpruned network: {_fmt(dense.mean[0])} ± {_fmt(dense.std[0])} ({dense.n[0]} seed(s))."
+    n = dense.n[0]
+    spread = f" ± {_fmt(dense.std[0])}" if n > 1 else ""
+    return f"Unpruned network: {_fmt(dense.mean[0])}{spread} ({n} seed{'s' * (n > 1)})."
 
 
 def markdown_text(tasks, charts: List[LayerChart]) -> str:
@@ -92,7 +96,8 @@ def markdown_text(tasks, charts: List[LayerChart]) -> str:
         out += [f"## {group.task}", "", f"Framework {group.framework}; metric `{group.primary}` "
                 f"({'higher' if group.higher_is_better else 'lower'} is better); {len(group.runs)} run(s).", ""]
         for spec in specs:
-            out += [f"### {spec.title}", "", f"![{spec.title}]({spec.file})", "", dense_text(spec.dense), ""]
+            out += [f"### {spec.title}", "", f"![{spec.title}]({spec.file})", "", spec.caption, "",
+                    dense_text(spec.dense), ""]
             for i, panel in enumerate(spec.panels):
                 if panel.title and len(spec.panels) > 1:
                     out += [f"**{panel.title}**", ""]
@@ -100,7 +105,7 @@ def markdown_text(tasks, charts: List[LayerChart]) -> str:
         chart = by_task.get(group.task)
         if chart is not None:
             out += [f"### Pruning per parameter at round {chart.round}", "", f"![layers]({chart.file})", ""]
-            rows = [[n, f"{e:,}", f"{100 * m:.1f} ± {100 * s:.1f}"]
+            rows = [[n, f"{e:,}", f"{100 * m:.1f}" + (f" ± {100 * s:.1f}" if chart.n > 1 else "")]
                     for n, e, m, s in zip(chart.names, chart.numel, chart.pruned_mean, chart.pruned_std)]
             out += [_md_table(["parameter", "entries", "% pruned"], rows), ""]
     return "\n".join(out)
