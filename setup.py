@@ -44,6 +44,7 @@ setup(
             "torch = lth_plugins.demo",
             "flare = flare_ext.a2c",
             "fairseq = fairseq_ext",
+            "elf = elf_ext.train",
         ],
     },
 )

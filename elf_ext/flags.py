@@ -22,6 +22,7 @@ PAPER_DEFAULTS = {
     "freq_update": 1,         # the acting copy is refreshed after every training batch
     "trainer_stats": "rewards",
     "additional_labels": "id,last_terminal",  # the actor batch carries game ids: per-episode rewards
+    "keys_in_reply": "V,rv",  # ELF's Atari game reads every reply key (train_atari.sh)
 }
 
 # The round's length and the ticket reward (Sec. 3.2.2): N epochs of M training batches, the ticket reward

@@ -153,3 +153,26 @@ def test_clips_are_active_and_flags_change_them(batch):
     for g, w in zip(elf_loss_grads(make_method(["--entropy_ratio", "0.5"]), model, batch),
                     hand_loss(model, batch, T=4, entropy=0.5)):
         assert torch.allclose(g, w, atol=1e-6)
+
+
+def test_lottery_flags_are_elf_flags_with_paper_defaults():
+    from elf_ext import lottery_model
+    from elf_ext.flags import LotteryArgs
+
+    lottery, method = LotteryArgs(), ActorCriticClipped()
+    ArgsProvider.Load(argparse.ArgumentParser(), {"lottery": lottery, "method": method},
+                      cmd_line=["--lottery_rate", "0.3", "--lottery_late_reset", "500u", "--lottery_include",
+                                "trunk.*,mlp.*", "--lottery_ticket", "random", "--lottery_masks_from", "WT",
+                                "--ratio_clamp", "2.5"],
+                      global_defaults=lottery_model.Defaults)
+    cfg = lottery.config()
+    assert (cfg.rate, cfg.late_reset, cfg.include, cfg.ticket, cfg.masks_from, cfg.rounds) == \
+        (0.3, "500u", ("trunk.*", "mlp.*"), "random", "WT", 20)
+    a = lottery.args
+    assert (a.lottery_prune, a.lottery_epochs, a.lottery_epoch_batches, a.lottery_last_games) == (False, 25, 1000, 1024)
+    assert (method.pg.args.ratio_clamp, method.pg.args.entropy_ratio, method.args.adv_clip) == (2.5, 0.01, 1.0)
+    assert lottery_model.Defaults["ratio_clamp"] == 1.5
+    assert lottery_model.Defaults["lr"] == 1e-3 and lottery_model.Defaults["adam_eps"] == 1e-3
+    assert (lottery_model.Defaults["num_games"], lottery_model.Defaults["T"], lottery_model.Defaults["batchsize"]) \
+        == (1024, 6, 128)
+    assert lottery_model.Models["actor_critic_lottery"] == [LotteryAtariNet, ActorCriticClipped]

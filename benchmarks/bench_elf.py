@@ -1,0 +1,174 @@
+"""ELF Atari speed with the plugin vs plain ELF, and a reduced Breakout WT/RT experiment.
+
+    python benchmarks/bench_elf.py speed        # game steps/s: plain ELF training vs the plugin's rounds
+    python benchmarks/bench_elf.py experiment   # reduced Breakout WT and RT: per-round reward table + lth report
+
+speed: the same ELF settings, the same number of training batches (with ELF's checkpoint every epoch), the
+paper's network, measured in one process each:
+  plain ELF (ELF's Trainer and ModelInterface, no plugin), ELF's own `actor_critic` model (reference),
+  the plugin's round 0 (dense) and round 1 (20% pruned) of `python -m elf_ext.train --lottery_prune`.
+Ratios plugin / plain ELF (goal >= 0.95).  Game steps/s = acting batches x batch size per second
+(x the frame skip of 2-4 frames per step = frames/s).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPEED = ["--rom_file", "breakout.bin", "--num_games", "32", "--batchsize", "8", "--T", "6"]
+EPOCHS, EPOCH_BATCHES = 2, 15
+
+
+def _env(**extra):
+    return dict(os.environ, OMP_NUM_THREADS="1",
+                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **extra)
+
+
+def plain_child(out: str, argv) -> None:
+    """ELF's train.py loop for EPOCHS x EPOCH_BATCHES training batches, timed (runs in its own process)."""
+    import torch
+
+    from elf_ext.train import load_env, resolve_environ
+    from rlpytorch import SingleProcessRun, Trainer
+
+    trainer = Trainer()
+    env, args = load_env(resolve_environ(os.environ), argv, trainer=trainer, runner=SingleProcessRun())
+    torch.manual_seed(0)
+    GC = env["game"].initialize()
+    model = env["model_loaders"][0].load_model(GC.params)
+    env["mi"].add_model("model", model, opt=True)
+    env["mi"].add_model("actor", model, copy=True)
+    trainer.setup(sampler=env["sampler"], mi=env["mi"], rl_method=env["method"])
+    count = {"train": 0, "steps": 0}
+
+    def train(batch):
+        trainer.train(batch)
+        count["train"] += 1
+        if count["train"] % EPOCH_BATCHES == 0:
+            trainer.episode_summary(count["train"] // EPOCH_BATCHES)
+
+    def actor(batch):
+        count["steps"] += batch["s"].size(1)
+        return trainer.actor(batch)
+
+    GC.reg_callback("train", train)
+    GC.reg_callback("actor", actor)
+    GC.Start()
+    t0 = time.monotonic()
+    while count["train"] < EPOCHS * EPOCH_BATCHES:
+        GC.Run()
+    wall = time.monotonic() - t0
+    Path(out).write_text(json.dumps({"steps_per_s": count["steps"] / wall, "steps": count["steps"],
+                                     "wall_s": wall, "params": sum(p.numel() for p in model.parameters())}))
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def run_plain(tmp: Path, model_file=None, model=None) -> dict:
+    out = tmp / f"plain_{time.monotonic_ns()}.json"
+    extra = {}
+    if model_file:
+        extra = dict(model_file=model_file, model=model)
+    p = subprocess.run([sys.executable, __file__, "_plain", str(out), "--", *SPEED, "--save_dir", str(tmp),
+                        "--trainer_stats", "rewards", "--additional_labels", "id,last_terminal"],
+                       capture_output=True, text=True, env=_env(**extra), cwd=REPO)
+    if p.returncode != 0:
+        raise SystemExit(f"plain ELF run failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def run_plugin(tmp: Path) -> dict:
+    run_dir = tmp / f"plugin_{time.monotonic_ns()}"
+    p = subprocess.run([sys.executable, "-m", "elf_ext.train", *SPEED, "--lottery_prune", "--lottery_rounds", "1",
+                        "--lottery_epochs", str(EPOCHS), "--lottery_epoch_batches", str(EPOCH_BATCHES),
+                        "--lottery_run_dir", str(run_dir)], capture_output=True, text=True, env=_env(), cwd=REPO)
+    if p.returncode != 0:
+        raise SystemExit(f"plugin run failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+    rounds = [json.loads((run_dir / f"round_{k:02d}" / "metrics.json").read_text()) for k in (0, 1)]
+    return {"dense": rounds[0]["metrics"]["steps_per_s"], "pruned": rounds[1]["metrics"]["steps_per_s"],
+            "fraction_pruned": rounds[1]["fraction_pruned"]}
+
+
+def elf_own_model_file():
+    from elf_ext.paths import atari_game_file
+
+    model = Path(atari_game_file()).with_name("model.py")
+    return str(model)[:-3] if model.is_file() else None
+
+
+def speed(repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        plain, plugin_dense, plugin_pruned, own = [], [], [], []
+        own_file = elf_own_model_file()
+        for i in range(repeats):  # interleaved, so that load from other jobs hits both alike
+            plain.append(run_plain(tmp)["steps_per_s"])
+            r = run_plugin(tmp)
+            plugin_dense.append(r["dense"])
+            plugin_pruned.append(r["pruned"])
+            if own_file and i == 0:
+                own.append(run_plain(tmp, own_file, "actor_critic"))
+            print(f"repeat {i + 1}/{repeats}: plain {plain[-1]:.1f}, plugin dense {r['dense']:.1f}, "
+                  f"plugin 20% pruned {r['pruned']:.1f} game steps/s", flush=True)
+        med = statistics.median
+        print(f"\nsettings: {' '.join(SPEED)}, {EPOCHS} x {EPOCH_BATCHES} training batches, 1 torch thread; "
+              f"median of {repeats}")
+        print(f"plain ELF, paper network:          {med(plain):8.1f} game steps/s")
+        if own:
+            print(f"plain ELF, ELF's actor_critic:     {own[0]['steps_per_s']:8.1f} game steps/s "
+                  f"({own[0]['params']:,} parameters; reference)")
+        print(f"plugin round 0 (dense):            {med(plugin_dense):8.1f} game steps/s  "
+              f"ratio {med(plugin_dense) / med(plain):.3f} (goal >= 0.95)")
+        print(f"plugin round 1 (20% pruned):       {med(plugin_pruned):8.1f} game steps/s  "
+              f"ratio {med(plugin_pruned) / med(plain):.3f} (goal >= 0.95)")
+
+
+EXPERIMENT = ["--rom_file", "breakout.bin", "--num_games", "16", "--batchsize", "8", "--T", "6",
+              "--lottery_rounds", "4", "--lottery_epochs", "4", "--lottery_epoch_batches", "50",
+              "--lottery_last_games", "32"]
+
+
+def experiment(out: Path) -> None:
+    """Reduced Breakout: WT then RT with EXPERIMENT's settings; per-round table and `lth report`."""
+    wt, rt = out / "breakout_wt", out / "breakout_rt"
+    for flags in (["--lottery_run_dir", str(wt)],
+                  ["--lottery_run_dir", str(rt), "--lottery_ticket", "random", "--lottery_masks_from", str(wt)]):
+        p = subprocess.run([sys.executable, "-m", "elf_ext.train", *EXPERIMENT, "--lottery_prune", *flags],
+                           env=_env(), cwd=REPO, stdout=subprocess.DEVNULL)
+        if p.returncode != 0:
+            raise SystemExit(f"run failed ({p.returncode}): {flags}")
+    print("settings: " + " ".join(EXPERIMENT))
+    print("| round | pruned | WT ticket reward | RT ticket reward | WT games | RT games |")
+    print("|---|---|---|---|---|---|")
+    for k in range(0, 5):
+        w = json.loads((wt / f"round_{k:02d}" / "metrics.json").read_text())
+        r = json.loads((rt / f"round_{k:02d}" / "metrics.json").read_text()) if k else None
+        rt_reward = f"{r['metrics']['ticket_reward']:.2f}" if r else "(dense)"
+        print(f"| {k} | {100 * w['fraction_pruned']:.1f}% | {w['metrics']['ticket_reward']:.2f} | {rt_reward} | "
+              f"{w['metrics']['games']} | {r['metrics']['games'] if r else '-'} |")
+    subprocess.run([sys.executable, "-m", "lth_plugins.cli", "report", str(wt), str(rt), "-o", str(out / "report")],
+                   env=_env(), cwd=REPO, check=True)
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "_plain":
+        return plain_child(sys.argv[2], sys.argv[sys.argv.index("--") + 1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", choices=["speed", "experiment"])
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--out", default="lth_output/bench_elf")
+    a = ap.parse_args()
+    if a.what == "speed":
+        speed(a.repeats)
+    else:
+        experiment(Path(a.out))
+
+
+if __name__ == "__main__":
+    main()
