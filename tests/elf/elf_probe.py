@@ -29,7 +29,7 @@ def main():
         mask = self.lottery.mask
         entry = {"event": "start", "round": k, "surviving": mask.num_surviving(),
                  "pruned_nonzero": pruned_nonzero(self.model, mask)}
-        store = self.lottery.store
+        store = self.lottery.source or self.lottery.store  # a random ticket: its winning run's snapshot
         if store.has_snapshot("late"):
             late = store.load_snapshot("late")
             params = dict(self.model.named_parameters())

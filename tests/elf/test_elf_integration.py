@@ -49,7 +49,8 @@ def _probe_cmd(out, flags):
 def _digest(run_dir, rounds):
     files = ["config.json", "snapshots/init.pt", "snapshots/late.pt"]
     for k in rounds:
-        files += [f"round_{k:02d}/{f}" for f in ("mask.lthm", "metrics.json", "sparsity.json")]
+        files += [f"round_{k:02d}/{f}" for f in ("metrics.json", "sparsity.json")]
+        files += [f"round_{j:02d}/mask.lthm" for j in (k, k + 1) if j > 0]  # round 0's mask is all ones
     return {f: hashlib.sha256((run_dir / f).read_bytes()).hexdigest() for f in files}
 
 
