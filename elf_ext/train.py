@@ -12,6 +12,7 @@ the pruned weights of ELF's model and optimizer at zero.  A rerun of the same co
 continues with the first unfinished round (restarted from its beginning).
 """
 import argparse
+import faulthandler
 import os
 import sys
 import time
@@ -60,27 +61,6 @@ def parameter_shapes(model) -> dict:
     return {n: list(p.shape) for n, p in model.named_parameters()}
 
 
-def check_masks_from(config, model, settings) -> None:
-    """A random ticket's winning run must be of this network: checked before anything is written."""
-    from lth_plugins.errors import LotteryError
-    from lth_plugins.run import open_winning_run
-    from lth_plugins.selection import select_parameters
-
-    store = open_winning_run(config.masks_from)
-    theirs = store.config.get("settings", {}).get("parameter_shapes")
-    ours = settings["parameter_shapes"]
-    if theirs is not None and theirs != ours:
-        diff = sorted(set(theirs) ^ set(ours)) or [n for n in ours if theirs[n] != ours[n]]
-        n = diff[0]
-        raise LotteryError(f"--lottery_masks_from {config.masks_from} is a run of another network: parameter "
-                           f"{n} is {theirs.get(n)} there and {ours.get(n)} here (other game or model flags?)")
-    for k in range(1, config.rounds + 1):
-        if store.has_mask(k):
-            store.load_mask(k).check_matches(select_parameters(model, config.include, config.exclude),
-                                             source=f"mask of round {k} in {config.masks_from}")
-            break
-
-
 class LotteryTraining:
     """Every round of one run on one ELF game context; ELF's trainer and model interface do the training."""
 
@@ -99,8 +79,6 @@ class LotteryTraining:
         self.run_dir = Path(la.lottery_run_dir or f"runs/elf_{rom}_s{self.config.seed}_{self.config.ticket}")
         self.settings = {k: getattr(args, k) for k in TRAINING_FLAGS if k in args}
         self.settings.update(model=type(model).__name__, parameter_shapes=parameter_shapes(model))
-        if self.config.ticket == "random":
-            check_masks_from(self.config, model, self.settings)
         self.tracker = EpisodeTracker()
         self.updates = 0
         self.steps = 0
@@ -118,7 +96,7 @@ class LotteryTraining:
             return
         self.trainer.train(batch)
         self.updates = self.model.step
-        self.lottery.after_update(self.model, self.updates)
+        self.lottery.after_update(self.model, self.updates, epoch=self.updates // self.epoch_batches)
         if self.updates % self.epoch_batches == 0:
             self._end_epoch(self.updates // self.epoch_batches)
 
@@ -131,7 +109,7 @@ class LotteryTraining:
             self.log_file.flush()
 
     def _end_epoch(self, epoch: int) -> None:
-        self.lottery.after_epoch(self.model, epoch)
+        self.lottery.after_epoch(self.model, epoch, num_updates=self.updates)
         rewards = self.tracker.rewards[self._games_at_epoch:]
         self._games_at_epoch = len(self.tracker.rewards)
         wall = time.monotonic() - self._t0
@@ -151,9 +129,7 @@ class LotteryTraining:
 
         run, model, mi = self.lottery, self.model, self.mi
         run.start_round(k, model)
-        start = getattr(run, "start_point", None)
-        sp = start(k) if callable(start) else None
-        self.start_update = int(sp.update) if sp is not None else 0
+        self.start_update = int(run.start_point(k).update or 0)  # late-reset rounds continue from update j
         model.step = self.start_update
         self.updates = self.start_update
         # a fresh Adam per round, as ELF's ModelInterface builds it (betas 0.9, 0.999)
@@ -194,7 +170,7 @@ class LotteryTraining:
 
         self.lottery = LotteryRun(self.config, self.run_dir, task=self.task, framework="elf",
                                   settings=self.settings, total_updates=self.total, total_epochs=self.epochs,
-                                  model=self.model)
+                                  updates_per_epoch=self.epoch_batches, model=self.model)
         self.round = None
         try:
             if self.lottery.finished:
@@ -244,6 +220,7 @@ def main(argv=None, environ=None) -> int:
     from lth_plugins.errors import LotteryError
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    faulthandler.enable()  # a crash in ELF's C++ game threads prints where Python was, not a bare exit 139
     try:
         environ = resolve_environ(os.environ if environ is None else environ)
         from rlpytorch import SingleProcessRun, Trainer
