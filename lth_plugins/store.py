@@ -28,6 +28,8 @@ CONFIG = "config.json"
 # Keys that may change between invocations of one experiment: raising `rounds` extends a run.
 # How long a random ticket waits for its winning ticket's masks changes nothing it computes.
 MUTABLE_KEYS = ("lottery.rounds", "lottery.mask_wait")
+# What a configuration stored before a key existed meant: runs made before budgets retrained the full budget.
+LEGACY_VALUES = {"lottery.budget": "full"}
 # Files that do not make a directory hold results: one holding only these may take another configuration.
 _NOT_RESULTS = (CONFIG, ".lock")
 
@@ -266,6 +268,10 @@ def lock_holder(path) -> Optional[int]:
 def config_diff(a: dict, b: dict):
     """[(key, value in a, value in b)] over flattened keys that differ, ignoring MUTABLE_KEYS."""
     fa, fb = _flatten(a), _flatten(b)
+    for flat in (fa, fb):
+        if "lottery.ticket" in flat:
+            for k, v in LEGACY_VALUES.items():
+                flat.setdefault(k, v)
     return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb))
             if k not in MUTABLE_KEYS and fa.get(k) != fb.get(k)]
 

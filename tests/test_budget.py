@@ -159,3 +159,16 @@ def test_report_puts_prune_rates_side_by_side_and_says_what_it_compares(tmp_path
     md = (tmp_path / "out" / "report.md").read_text()
     assert "± 0" not in md and "(1 seed)" in md
     assert "One seed per curve" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_a_run_made_before_budgets_continues_only_with_the_full_budget(tmp_path):
+    import json
+
+    wt = run_ticket(LotteryConfig(rounds=1, late_reset="1ep", budget="full"), tmp_path / "wt", **KW)
+    cfg = json.loads((wt / "config.json").read_text())
+    del cfg["lottery"]["budget"], cfg["lottery"]["mask_wait"]  # as written before issue 13
+    (wt / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(RunStoreError, match="lottery.budget: stored 'full' vs now 'rest'"):
+        run_ticket(LotteryConfig(rounds=2, late_reset="1ep"), wt, **KW)
+    run_ticket(LotteryConfig(rounds=2, late_reset="1ep", budget="full"), wt, **KW)  # extends it
+    assert rounds(wt)[2]["budget"] == "full" and rounds(wt)[2]["curve"][-1]["steps"] == 12
