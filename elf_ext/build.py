@@ -65,6 +65,12 @@ class ElfBuild(SourceBuild):
             return made
 
 
+def _isolated_env(work: Path, **extra) -> Dict[str, str]:
+    """The build's environment: git finds no repository above `work` (ALE's CMake stamps the enclosing
+    repository's commit into its version string, so the build would depend on where it is run from)."""
+    return dict(os.environ, GIT_CEILING_DIRECTORIES=str(work), **extra)
+
+
 def _pip(*args) -> List[str]:
     return [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
 
@@ -72,6 +78,7 @@ def _pip(*args) -> List[str]:
 def build_ale(work: Path, log) -> Path:
     """ALE's C++ library, from ale-py's sdist, installed under ``work/ale`` with an ``ale.pc`` for ELF's CMake."""
     dl, prefix, bld = work / "ale-sdist", work / "ale", work / "ale-build"
+    env = _isolated_env(work)
     run_step(_pip("download", "-q", "--no-deps", "--no-binary", "ale-py", f"ale-py=={ALE_VERSION}", "-d", dl),
              log, what=f"download the ale-py {ALE_VERSION} source distribution")
     sdists = list(dl.glob("ale_py-*.tar.gz"))
@@ -83,10 +90,11 @@ def build_ale(work: Path, log) -> Path:
     src = work / sdists[0].name[:-len(".tar.gz")]
     run_step(["cmake", "-S", src, "-B", bld, "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_CPP_LIB=ON",
               "-DBUILD_PYTHON_LIB=OFF", "-DSDL_SUPPORT=OFF", "-DBUILD_SHARED_LIBS=ON",
-              f"-DCMAKE_INSTALL_PREFIX={prefix}", "-DCMAKE_INSTALL_LIBDIR=lib"], log, what="ALE: cmake configure")
-    run_step(["cmake", "--build", bld, "-j", str(build_jobs())], log,
+              f"-DCMAKE_INSTALL_PREFIX={prefix}", "-DCMAKE_INSTALL_LIBDIR=lib"], log, cwd=work, env=env,
+             what="ALE: cmake configure")
+    run_step(["cmake", "--build", bld, "-j", str(build_jobs())], log, cwd=work, env=env,
              what=f"ALE: compile ({build_jobs()} jobs, a few minutes)")
-    run_step(["cmake", "--install", bld], log, what="ALE: install")
+    run_step(["cmake", "--install", bld], log, cwd=work, env=env, what="ALE: install")
     pc = prefix / "lib" / "pkgconfig"
     pc.mkdir(parents=True, exist_ok=True)
     # ALE 0.12 installs only a CMake package; ELF asks pkg-config for `ale` (headers are included as <ale/...>)
@@ -105,14 +113,14 @@ def build_atari_module(tree: Path, work: Path, ale: Path, log) -> Path:
     if not (pyb_dir / "pybind11Config.cmake").is_file():
         raise BuildError(f"pybind11 {PYBIND11_VERSION} has no CMake package at {pyb_dir}")
     bld = work / "elf-build"
-    env = dict(os.environ, PKG_CONFIG_PATH=os.pathsep.join(
+    env = _isolated_env(work, PKG_CONFIG_PATH=os.pathsep.join(
         p for p in (str(ale / "lib" / "pkgconfig"), os.environ.get("PKG_CONFIG_PATH")) if p))
     run_step(["cmake", "-S", tree / "atari", "-B", bld, "-DCMAKE_BUILD_TYPE=Release", f"-Dpybind11_DIR={pyb_dir}",
               f"-DPython_EXECUTABLE={sys.executable}", f"-DPYTHON_EXECUTABLE={sys.executable}",
               # the module finds libale.so in the wheel's elf_rl.libs/, not in this temp folder
               "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON", f"-DCMAKE_INSTALL_RPATH=$ORIGIN/{LIBS}"],
-             log, env=env, what="ELF: cmake configure")
-    run_step(["cmake", "--build", bld, "--target", "atari_game", "-j", str(build_jobs())], log, env=env,
+             log, cwd=work, env=env, what="ELF: cmake configure")
+    run_step(["cmake", "--build", bld, "--target", "atari_game", "-j", str(build_jobs())], log, cwd=work, env=env,
              what="ELF: compile atari_game")
     built = sorted((tree / "atari").glob("atari_game*.so"))  # ELF writes the module into its source folder
     if len(built) != 1:

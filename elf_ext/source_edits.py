@@ -56,6 +56,11 @@ EDITS: List[Edit] = [
          f"// {MARK}: ALE 0.12 moved these into namespace ale\n"
          "using ale::ALEInterface;\nusing ale::Action;\nusing ale::reward_t;\n",
          "ALEInterface, Action and reward_t moved into namespace ale"),
+    Edit("elf/comm_template.h", "_pool.push([i, this, &game_start_func](int){",
+         f"// {MARK}: by value: a reference to Start's argument dangles in threads that start after it returns\n"
+         "            _pool.push([i, this, game_start_func](int){",
+         "the game threads called a std::function captured by reference from Start's stack frame: a thread that "
+         "starts after Start returned (a loaded machine) calls a destroyed object and segfaults"),
     Edit("atari/atari_game.cc", '  _ale->setBool("showinfo", false);\n',
          f'  // {MARK}: ALE 0.12 has no "showinfo" setting and throws on unknown keys\n',
          "setting the removed showinfo key throws at run time"),

@@ -1,8 +1,9 @@
 """Run by tests/elf/test_elf_build.py in a subprocess (a Python error inside an ELF callback ends in a segfault).
 
-    python tests/elf/elf_smoke.py OUT.json
-        a Breakout game context of the installed elf-rl with 2 games, batch 2, T 3: replies to actor batches with
-        random actions until the first training batch arrives; writes the batch shapes it saw to OUT.json.
+    python tests/elf/elf_smoke.py OUT.json [GAMES BATCHSIZE T RUNS]
+        a Breakout game context of the installed elf-rl (default 2 games, batch 2, T 3): replies to actor batches
+        with random actions until the first training batch arrives, or for RUNS batches when given; writes the
+        batch shapes it saw to OUT.json.
 """
 import argparse
 import json
@@ -14,10 +15,11 @@ import elf_atari.game as game
 from rlpytorch import ArgsProvider
 
 
-def main(out):
+def main(out, games="2", batchsize="2", T="3", runs=None):
     loader = game.Loader()
     ArgsProvider.Load(argparse.ArgumentParser(), [loader], cmd_line=[
-        "--rom_file", "breakout.bin", "--num_games", "2", "--batchsize", "2", "--T", "3", "--hist_len", "4"])
+        "--rom_file", "breakout.bin", "--num_games", games, "--batchsize", batchsize, "--T", T, "--hist_len", "4",
+        "--additional_labels", "id,last_terminal"])
     GC = loader.initialize()
     n = GC.params["num_action"]
     seen = {"actor": [], "train": [], "rom_dir": loader.args.rom_dir, "num_action": n}
@@ -37,9 +39,9 @@ def main(out):
     GC.reg_callback("actor", actor)
     GC.reg_callback("train", train)
     GC.Start()
-    for _ in range(200):
+    for _ in range(int(runs or 200)):
         GC.Run()
-        if seen["train"]:
+        if seen["train"] and runs is None:
             break
     GC.Stop()
     with open(out, "w") as f:
@@ -47,4 +49,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

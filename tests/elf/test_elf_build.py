@@ -159,3 +159,16 @@ def test_breakout_game_context_delivers_actor_and_training_batches(tmp_path):
     assert train["shape"] == [3, 2, 12, 105, 80] and 0 <= train["a_max"] < 4
     lo, hi = train["pixel_range"]
     assert hi > lo >= 0  # real screens, not zeros
+
+
+@needs_installed
+def test_several_collectors_per_group_keep_running(tmp_path):
+    """16 games, batch 4: two collectors per group. Upstream's game threads called a std::function that had
+    died with Start's stack frame whenever they started late (a busy machine): a segfault some batches in."""
+    out = tmp_path / "smoke.json"
+    p = subprocess.run([sys.executable, SMOKE, out, "16", "4", "6", "300"], capture_output=True, text=True,
+                       cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    seen = json.loads(out.read_text())
+    assert len(seen["actor"]) + len(seen["train"]) == 300 and len(seen["train"]) >= 20
+    assert {tuple(t["shape"]) for t in seen["train"]} == {(6, 4, 12, 105, 80)}
