@@ -137,12 +137,15 @@ def parse_args(argv=None):
     return args
 
 
+# Flags that cannot change results (where files go, threads, console output); every other flag is stored.
+NOT_TRAINING_SETTINGS = ("run_dir", "torch_threads", "flare_print_interval", "lottery", "lottery_prune")
+
+
 def training_settings(args) -> dict:
-    """What defines a round's training (stored in the run's config.json; a resumed run must match)."""
-    keys = ("game", "hidden", "epochs", "games_per_epoch", "last_games", "agents", "sample_interval",
-            "reward_divisor", "lr", "rmsprop_alpha", "rmsprop_eps", "discount", "value_weight",
-            "entropy_weight", "grad_clip", "seed")
-    d = {k: getattr(args, k) for k in keys}
+    """The whole configuration but the lottery flags (stored apart) and NOT_TRAINING_SETTINGS: stored in the
+    run's config.json; a resumed run must repeat it, a random ticket must match its winning run's."""
+    d = {k: v for k, v in sorted(vars(args).items())
+         if k not in NOT_TRAINING_SETTINGS and not k.startswith("lottery_")}
     d["hidden"] = list(d["hidden"])
     d["algorithm"] = "flare.SimpleAC"
     return d
@@ -204,11 +207,13 @@ class TrainSession:
         label = f"[flare {a.game} round {k}]"
         t0 = time.monotonic()
 
-        def epoch_log(e, rewards):
-            if terminal and rewards:
+        def epoch_log(e, rewards):  # on a terminal and in a log file alike: a round never looks hung
+            if rewards:
+                elapsed = time.monotonic() - t0
+                rate = (e * a.games_per_epoch - start_games) / max(elapsed, 1e-9)  # games played here
+                eta = (a.epochs - e) * a.games_per_epoch / rate if rate > 0 else 0.0
                 print(f"{label} epoch {e}/{a.epochs}: mean reward {sum(rewards) / len(rewards):.2f} over "
-                      f"{len(rewards)} games, "
-                      f"{(e * a.games_per_epoch - start_games) / (time.monotonic() - t0):.1f} games/s",
+                      f"{len(rewards)} games, {rate:.1f} games/s, elapsed {elapsed:.0f}s, round ETA {eta:.0f}s",
                       flush=True)
 
         try:

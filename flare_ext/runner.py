@@ -8,12 +8,18 @@ optimizer in this, the main, process).  Around FLARE's unmodified ``Manager.star
   completion order: the learning curve, the epoch boundaries (an epoch = M games) and the ticket reward;
 * an update counter and epoch callbacks on FLARE's own optimizer (``register_step_post_hook``), which
   is where the core takes the late-reset snapshot;
+* children that die with the main process: FLARE's agents and its logger are forked processes; each child
+  forked during a round gets the kernel's parent-death signal (SIGKILL) and ignores Ctrl-C (the main process
+  stops FLARE, which stops them), so a SIGKILL or SIGTERM of the main process leaves no orphan and Ctrl-C
+  prints no traceback from FLARE's logger;
 * failure detection.  FLARE's main process hangs or exits 0 when an agent dies (its CDP threads wait for
   the dead agent forever, ``Manager.start`` busy-waits on it).  A crashed agent reports its traceback,
   the watcher stops the other agents, lets ``Manager.start`` return and :class:`FlareRunError` is raised
   with the agent's error.
 """
+import ctypes
 import math
+import os
 import signal
 import sys
 import threading
@@ -26,6 +32,30 @@ from typing import Callable, List, Optional
 import torch
 
 from .env import GymnasiumEnv, RewardScale
+
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover (not Linux)
+    _LIBC = None
+_ROUND_PARENT: Optional[int] = None  # pid of this process while it runs a round
+
+
+def _child_of_round() -> None:
+    """In every process forked while a round runs (FLARE's agents and logger)."""
+    parent = _ROUND_PARENT
+    if parent is None:
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # agents re-enable it; the logger is stopped by the parent
+    if _LIBC is not None and hasattr(_LIBC, "prctl"):
+        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_child_of_round)
 
 
 class FlareRunError(RuntimeError):
@@ -289,6 +319,8 @@ def run_round(flare, alg, *, game: str, num_agents: int, total_games: int, games
     watcher_thread = threading.Thread(target=watcher, name="flare_ext-watcher", daemon=True)
     watcher_thread.start()
     old_sigint = signal.getsignal(signal.SIGINT)
+    global _ROUND_PARENT
+    _ROUND_PARENT = os.getpid()
     try:
         try:
             manager.start()
@@ -297,6 +329,7 @@ def run_round(flare, alg, *, game: str, num_agents: int, total_games: int, games
                 raise KeyboardInterrupt("FLARE run interrupted") from None
             raise
     finally:
+        _ROUND_PARENT = None
         signal.signal(signal.SIGINT, old_sigint)
         watch.done.set()
         watcher_thread.join()
