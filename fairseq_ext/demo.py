@@ -66,7 +66,7 @@ def table(wt_dir, rt_dir) -> str:
             return f"{m.get('valid_loss', float('nan')):13.3f} {m['bleu']:8.2f} {m['bleu_tok']:12.2f}"
         src = wt.get(k) or rt.get(k)
         lines.append(f"{k:>5} {100 * src['fraction_pruned']:6.1f}% | {cols(wt.get(k))} | "
-                     f"{cols(rt.get(k) if k > 0 else wt.get(0))}")
+                     f"{cols(rt.get(k))}")  # a random ticket has no round 0 of its own: "-"
     return "\n".join(lines)
 
 

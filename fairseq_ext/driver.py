@@ -312,11 +312,14 @@ def lottery_main(spec: dict, cfg, **kwargs) -> None:
     config = LotteryConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in spec["config"].items()})
     try:
         evaluate.precheck(cfg, spec)  # e.g. the test split exists: fail before any training
-        precheck_model(cfg, config)
+        task, model = precheck_model(cfg, config)
+        upe = updates_per_epoch(cfg, config, task, model)
+        config.validate(total_updates=cfg.optimization.max_update or None,
+                        total_epochs=cfg.optimization.max_epoch or None, updates_per_epoch=upe)
     except LotteryError as e:
         raise SystemExit(f"fairseq-train: lottery error: {e}") from None
     try:
-        _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs)
+        _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs, upe)
     except LotteryError as e:
         logger.error("lottery error: %s", e)
         raise SystemExit(f"fairseq-train: lottery error: {e}") from None
@@ -335,15 +338,43 @@ def precheck_model(cfg, config: LotteryConfig) -> None:
             model = task.build_model(cfg.model)
     except Exception as e:  # a model that cannot be built on meta: checked at round start instead
         logger.warning("lottery: skipping the early parameter check (%s)", e)
-        return
+        return task, None
     params = select_parameters(model, config.include, config.exclude)
     if config.ticket == "random" and os.path.isfile(os.path.join(config.masks_from, "config.json")):
         src = RunStore(config.masks_from)
         if src.has_mask(1):  # masks still to come are checked when they arrive
             src.load_mask(1).check_matches(params, source=f"mask of round 1 in {config.masks_from}")
+    return task, model
 
 
-def _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs) -> None:
+def updates_per_epoch(cfg, config: LotteryConfig, task, model) -> Optional[int]:
+    """Updates in one epoch of this rank's shard, as fairseq's trainer will batch it: only computed (by loading
+    the training split before any update) when the late-reset point is in epochs and the training length in
+    updates, or the other way round."""
+    point = config.reset_point
+    opt = cfg.optimization
+    if config.ticket != "winning" or config.reset != "late" or not (
+            (point.epochs is not None and opt.max_update) or (point.updates is not None and opt.max_epoch)):
+        return None
+    import math
+
+    from fairseq import utils
+
+    split = cfg.dataset.train_subset
+    task.load_dataset(split, combine=True, epoch=1)
+    max_positions = utils.resolve_max_positions(
+        task.max_positions(), model.max_positions() if model is not None else None, cfg.dataset.max_tokens)
+    itr = task.get_batch_iterator(
+        dataset=task.dataset(split), max_tokens=cfg.dataset.max_tokens, max_sentences=cfg.dataset.batch_size,
+        max_positions=max_positions, ignore_invalid_inputs=True,
+        required_batch_size_multiple=cfg.dataset.required_batch_size_multiple, seed=cfg.common.seed,
+        num_shards=max(1, cfg.distributed_training.distributed_world_size),
+        shard_id=max(0, cfg.distributed_training.distributed_rank), num_workers=0, epoch=1,
+        data_buffer_size=cfg.dataset.data_buffer_size, disable_iterator_cache=True)
+    return max(1, math.ceil(len(itr) / opt.update_freq[0]))
+
+
+def _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs, upe=None) -> None:
     global _CTX
     import fairseq_cli.train as train_mod
 
@@ -352,7 +383,7 @@ def _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs) -> None:
     run = LotteryRun(config, spec["run_dir"], task=spec["task"] or "fairseq", framework="fairseq",
                      settings=spec["settings"], is_writer=is_master,
                      total_updates=cfg.optimization.max_update or None,
-                     total_epochs=cfg.optimization.max_epoch or None)
+                     total_epochs=cfg.optimization.max_epoch or None, updates_per_epoch=upe)
     try:
         rounds = broadcast_object(list(run.pending_rounds()))
         if not rounds:

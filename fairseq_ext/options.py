@@ -1,5 +1,6 @@
 """The `--lottery-*` flags of fairseq-train and their validation (before any training, nothing written)."""
 import argparse
+import dataclasses
 import math
 import os
 from typing import Optional
@@ -7,11 +8,23 @@ from typing import Optional
 from lth_plugins.errors import LotteryConfigError
 from lth_plugins.hparams import LotteryConfig
 
-# Settings that define a fairseq lottery experiment: a run directory refuses a rerun that changes them.
-IDENTITY_KEYS = ("task", "arch", "data", "criterion", "optimizer", "lr", "max_update", "max_epoch", "seed",
-                 "max_tokens", "batch_size", "update_freq", "dropout", "lr_scheduler", "weight_decay",
-                 "source_lang", "target_lang", "tokens_per_sample", "sample_break_mode",
-                 "share_all_embeddings", "share_decoder_input_output_embed")
+# fairseq settings that cannot change results: where files go, logging, checkpoint bookkeeping, how a
+# checkpoint is restored (the --reset-* directives), data-loader workers and the process layout of one rank. Every other parsed setting (model, task, data, optimization,
+# evaluation flags ...) is stored in the run's config.json: a rerun that changes one is refused, a random
+# ticket must repeat its winning run's (seeds aside).
+NOT_TRAINING_SETTINGS = (
+    "save_dir", "user_dir", "lottery_run_dir", "lottery_prune", "restore_file",
+    "log_format", "log_interval", "log_file", "tensorboard_logdir", "wandb_project", "azureml_logging",
+    "aim_repo", "aim_run_hash", "no_progress_bar", "profile", "reset_logging", "suppress_crashes",
+    "save_interval", "save_interval_updates", "keep_interval_updates", "keep_interval_updates_pattern",
+    "keep_last_epochs", "keep_best_checkpoints", "no_epoch_checkpoints", "no_last_checkpoints",
+    "no_save_optimizer_state", "checkpoint_suffix", "checkpoint_shard_count", "write_checkpoints_asynchronously",
+    "load_checkpoint_on_all_dp_ranks", "reset_optimizer", "reset_dataloader", "reset_meters",
+    "reset_lr_scheduler", "num_workers", "data_buffer_size", "empty_cache_freq",
+    "distributed_rank", "device_id", "local_rank", "distributed_port", "distributed_init_method",
+    "distributed_no_spawn", "distributed_num_procs", "nprocs_per_node", "heartbeat_timeout",
+    "all_gather_list_size", "bucket_cap_mb", "plasma_path", "no_seed_provided",
+)
 
 
 def add_lottery_args(parser: argparse.ArgumentParser) -> None:
@@ -116,13 +129,21 @@ def check_args(args) -> dict:
         "run_dir": os.path.abspath(run_dir),
         "save_dir": os.path.abspath(save_dir),
         "task": task,
-        "settings": {k: _plain(getattr(args, k, None)) for k in IDENTITY_KEYS if hasattr(args, k)},
+        "settings": training_settings(args),
         "eval": {k[len("lottery_"):]: getattr(args, k) for k in vars(args)
                  if k.startswith("lottery_") and (k.startswith("lottery_bleu") or k in (
                      "lottery_eval_bleu", "lottery_test_subset", "lottery_no_test",
                      "lottery_lm_context_window"))},
     }
     return spec
+
+
+def training_settings(args) -> dict:
+    """fairseq's whole parsed configuration but NOT_TRAINING_SETTINGS and the lottery hyperparameters
+    (stored apart, under "lottery")."""
+    lottery = {"lottery_" + f.name for f in dataclasses.fields(LotteryConfig)}
+    return {k: _plain(v) for k, v in sorted(vars(args).items())
+            if k not in NOT_TRAINING_SETTINGS and k not in lottery and not k.startswith("_")}
 
 
 def _plain(v):

@@ -115,13 +115,15 @@ class RunStore:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.read(fd, 64).decode(errors="replace").strip()
-                os.close(fd)
                 if holder.isdigit() and not pid_alive(int(holder)):
                     try:
-                        os.unlink(path)
+                        if os.path.samestat(os.fstat(fd), os.stat(path)):  # not already replaced by another
+                            os.unlink(path)
                     except FileNotFoundError:
                         pass
+                    os.close(fd)
                     continue
+                os.close(fd)
                 raise RunStoreError(f"run directory {self.path} is in use by another process (pid "
                                     f"{holder or '?'}); wait for it to finish or stop it first") from None
             try:
