@@ -325,9 +325,10 @@ def lottery_main(spec: dict, cfg, **kwargs) -> None:
         raise SystemExit(f"fairseq-train: lottery error: {e}") from None
 
 
-def precheck_model(cfg, config: LotteryConfig) -> None:
+def precheck_model(cfg, config: LotteryConfig):
     """Check the include/exclude patterns (and a random ticket's masks) against the model's parameter names
-    before anything is written: the model is built on the meta device (no memory, no initialization)."""
+    before anything is written: the model is built on the meta device (no memory, no initialization).
+    Returns (task, meta model or None)."""
     from fairseq import tasks
     from lth_plugins.selection import select_parameters
     from lth_plugins.store import RunStore
