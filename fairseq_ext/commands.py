@@ -20,12 +20,10 @@ class DemoCommand(Command):
             "corpus, with a per-round table and the report")
 
     def add_arguments(self, parser):
+        from .demo import add_arguments
+
         parser.add_argument("--out", default="lth_output/demo")
-        parser.add_argument("--rounds", type=int, default=4)
-        parser.add_argument("--rate", type=float, default=0.4, help="fraction of survivors pruned per round "
-                            "(paper: 0.2; 0.4 reaches high sparsity in few rounds)")
-        parser.add_argument("--max-update", type=int, default=300, help="updates per round")
-        parser.add_argument("--seed", type=int, default=0)
+        add_arguments(parser)
 
     def run(self, args):
         try:
@@ -37,7 +35,8 @@ class DemoCommand(Command):
         from lth_plugins.report import build_report
 
         out = Path(args.out)
-        run_demo(out, rounds=args.rounds, rate=args.rate, max_update=args.max_update, seed=args.seed)
+        run_demo(out, rounds=args.rounds, rate=args.rate, max_update=args.max_update, seed=args.seed,
+                 generate_args=args.generate_args)
         report = build_report([out / "wt", out / "rt"], out / "report")
         print(f"\nfigures and tables: {report.out / 'index.html'}")
         return 0

@@ -21,14 +21,19 @@ from pathlib import Path
 from . import USER_DIR
 from .data import make_translation_data
 
+# Chosen so that the dense round converges within the budget: its BLEU at DEFAULTS["max_update"] updates is
+# within 1 BLEU of its BLEU at twice that (benchmarks/bench_demo_convergence.py checks and prints both).
 MODEL = ["--task", "translation", "--arch", "transformer", "--encoder-layers", "2", "--decoder-layers", "2",
          "--encoder-embed-dim", "64", "--decoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128",
          "--decoder-ffn-embed-dim", "128", "--encoder-attention-heads", "4", "--decoder-attention-heads", "4",
-         "--share-all-embeddings", "--dropout", "0.1", "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
-         "--lr", "0.003", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "100", "--max-tokens", "3000",
+         "--encoder-normalize-before", "--decoder-normalize-before", "--share-all-embeddings", "--dropout", "0",
+         "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "0.005", "--lr-scheduler", "inverse_sqrt",
+         "--warmup-updates", "100", "--max-tokens", "3000",
          "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"]
 COMMON = ["--cpu", "--num-workers", "0", "--no-progress-bar", "--log-interval", "100", "--seed", "1",
           "--no-epoch-checkpoints", "--validate-interval", "1000"]
+DEFAULTS = {"rounds": 4, "rate": 0.5, "max_update": 600, "n_train": 4000}
+LATE_RESET = "20u"
 
 
 def fairseq_train(args, log_path):
@@ -54,34 +59,48 @@ def read_rounds(run_dir):
     return out
 
 
+def round_updates(rec) -> int:
+    """Optimizer updates the round itself trained (a late-reset round may start its counter after 0)."""
+    m = rec["metrics"]
+    return int(m["num_updates"]) - int(m.get("start_update", rec.get("start_update", 0)) or 0)
+
+
 def table(wt_dir, rt_dir) -> str:
+    """Per round: fraction pruned, updates trained, BLEU and valid loss of WT and RT side by side; the random
+    ticket has no round 0 (the dense round is shared), so it shows "-" there."""
     wt, rt = read_rounds(wt_dir), read_rounds(rt_dir)
-    lines = [f"{'round':>5} {'pruned':>7} | {'WT valid loss':>13} {'WT BLEU':>8} {'WT BLEU(tok)':>12} | "
-             f"{'RT valid loss':>13} {'RT BLEU':>8} {'RT BLEU(tok)':>12}"]
+    lines = []
+    if 0 in wt:
+        m = wt[0]["metrics"]
+        lines += [f"dense (round 0): BLEU {m['bleu']:.2f} after {round_updates(wt[0])} updates",
+                  f"  reproduce: {m['generate_command']}"]
+    lines.append(f"{'round':>5} {'pruned':>7} {'updates':>7} | {'WT BLEU':>7} {'RT BLEU':>7} | "
+                 f"{'WT valid loss':>13} {'RT valid loss':>13}")
+
+    def col(rec, key, width, fmt):
+        return f"{'-':>{width}}" if rec is None else f"{rec['metrics'].get(key, float('nan')):{width}{fmt}}"
+
     for k in sorted(set(wt) | set(rt)):
-        def cols(rec):
-            if rec is None:
-                return f"{'-':>13} {'-':>8} {'-':>12}"
-            m = rec["metrics"]
-            return f"{m.get('valid_loss', float('nan')):13.3f} {m['bleu']:8.2f} {m['bleu_tok']:12.2f}"
-        src = wt.get(k) or rt.get(k)
-        lines.append(f"{k:>5} {100 * src['fraction_pruned']:6.1f}% | {cols(wt.get(k))} | "
-                     f"{cols(rt.get(k))}")  # a random ticket has no round 0 of its own: "-"
+        w, r = wt.get(k), rt.get(k)
+        src = w or r
+        updates = "/".join(sorted({str(round_updates(x)) for x in (w, r) if x is not None}))
+        lines.append(f"{k:>5} {100 * src['fraction_pruned']:6.1f}% {updates:>7} | {col(w, 'bleu', 7, '.2f')} "
+                     f"{col(r, 'bleu', 7, '.2f')} | {col(w, 'valid_loss', 13, '.3f')} "
+                     f"{col(r, 'valid_loss', 13, '.3f')}")
     return "\n".join(lines)
 
 
-def run_demo(out="lth_fairseq_demo", rounds=4, rate=0.4, max_update=300, seed=0, n_train=4000,
+def run_demo(out="lth_fairseq_demo", rounds=DEFAULTS["rounds"], rate=DEFAULTS["rate"],
+             max_update=DEFAULTS["max_update"], seed=0, n_train=DEFAULTS["n_train"], generate_args="",
              quiet=False) -> str:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     data = make_translation_data(out / "data", seed=seed, n_train=n_train, n_valid=200, n_test=200)
-    lottery = ["--lottery-prune", "--lottery-rounds", str(rounds), "--lottery-rate", str(rate),
-               "--lottery-reset", "late", "--lottery-late-reset", "50u", "--lottery-eval-bleu",
-               "--lottery-bleu-beam", "4", "--max-update", str(max_update)]
-    base = [str(data), "--user-dir", USER_DIR, *MODEL, *COMMON, *lottery]
+    base = [str(data), "--user-dir", USER_DIR, *train_args(rounds, rate, max_update, generate_args)]
     if not quiet:
-        print(f"[demo] data in {data}; winning ticket ({rounds} rounds, rate {rate}) -> {out / 'wt'}", flush=True)
+        print(f"[demo] data in {data}; winning ticket ({rounds} rounds, rate {rate}, {max_update} updates per "
+              f"round) -> {out / 'wt'}", flush=True)
     fairseq_train([*base, "--save-dir", str(out / "wt")], out / "wt.log")
     if not quiet:
         print(f"[demo] random ticket (the winning ticket's masks, fresh init) -> {out / 'rt'}", flush=True)
@@ -93,15 +112,32 @@ def run_demo(out="lth_fairseq_demo", rounds=4, rate=0.4, max_update=300, seed=0,
     return text
 
 
+def train_args(rounds, rate, max_update, generate_args="") -> list:
+    """fairseq-train's arguments of the demo (after DATA), also used by benchmarks/bench_demo_convergence.py."""
+    return [*MODEL, *COMMON, "--max-update", str(max_update), "--lottery-prune", "--lottery-rounds", str(rounds),
+            "--lottery-rate", str(rate), "--lottery-reset", "late", "--lottery-late-reset", LATE_RESET,
+            "--lottery-eval-bleu", f"--lottery-generate-args={generate_args}"]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="lth_fairseq_demo")
-    p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--rate", type=float, default=0.4)
-    p.add_argument("--max-update", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
+    add_arguments(p)
     a = p.parse_args(argv)
-    run_demo(a.out, a.rounds, a.rate, a.max_update, a.seed)
+    run_demo(a.out, a.rounds, a.rate, a.max_update, a.seed, generate_args=a.generate_args)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--rounds", type=int, default=DEFAULTS["rounds"])
+    p.add_argument("--rate", type=float, default=DEFAULTS["rate"],
+                   help="fraction of survivors pruned per round (paper: 0.2; a higher rate reaches high sparsity "
+                        "in few rounds)")
+    p.add_argument("--max-update", type=int, default=DEFAULTS["max_update"],
+                   help="updates per round; the default is converged (benchmarks/bench_demo_convergence.py)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated corpus")
+    p.add_argument("--generate-args", default="", metavar="'OPTIONS'",
+                   help="fairseq-generate options for BLEU in one string, e.g. --generate-args='--beam 4 "
+                        "--lenpen 0.6' (default: fairseq-generate's own defaults)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Per round k (only the rounds the run store has not finished):
     `begin_epoch` feed the late-reset snapshot, and `state_dict` keeps checkpoints loadable by torch's
     weights_only loader (plain `fairseq-generate` on torch >= 2.6 without any environment variable);
   * then the round is evaluated (valid loss/ppl from fairseq's validations, test log-perplexity as
-    fairseq-eval-lm computes it, BLEU with sacrebleu) and `LotteryRun.finish_round` prunes.
+    fairseq-eval-lm computes it, BLEU as plain fairseq-generate prints it) and `LotteryRun.finish_round` prunes.
 """
 import argparse
 import copy

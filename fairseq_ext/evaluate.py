@@ -5,15 +5,17 @@
 * language modeling: test-set loss and perplexity computed exactly as `fairseq-eval-lm` does (its
   `eval_lm` function over `task.eval_lm_dataloader`), with `test_log_ppl` = ln(perplexity), the paper's
   "log perplexity";
-* translation (--lottery-eval-bleu): beam search on the test split, scored with sacrebleu's API both on
-  detokenized text (`bleu`, sacrebleu's own tokenizer, default 13a) and on the tokenized text as
-  multi-bleu.perl scores it (`bleu_tok`: case-sensitive, whitespace tokens, no further tokenization).
+* translation (--lottery-eval-bleu): `bleu` is what fairseq-generate itself prints for the round's checkpoint,
+  run as a subprocess with its own defaults plus --lottery-generate-args; the command is recorded
+  (`generate_command`) so that running it by hand reproduces the score.
 """
-import copy
+import contextlib
 import glob
+import io
 import math
 import os
 import re
+import shlex
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -60,7 +62,7 @@ def round_metrics(ctx, spec, is_master: bool) -> Tuple[dict, str, bool]:
     ev = spec["eval"]
     task_name = spec["task"]
     if ev.get("eval_bleu"):
-        primary, higher = "bleu_tok", True
+        primary, higher = "bleu", True
     elif task_name == "language_modeling" and not ev.get("no_test"):
         primary, higher = "test_log_ppl", False
     else:
@@ -78,14 +80,7 @@ def round_metrics(ctx, spec, is_master: bool) -> Tuple[dict, str, bool]:
             metrics.update(lm_test_metrics(ctx.cfg, trainer.task, model, ev.get("test_subset", "test"),
                                            ev.get("lm_context_window", 0)))
         if ev.get("eval_bleu"):
-            models = [model]
-            n_avg = ev.get("bleu_average_last", 0)
-            if n_avg and n_avg > 1:
-                avg, used = averaged_model(model, ctx.cfg.checkpoint.save_dir, n_avg)
-                if avg is not None:
-                    models = [avg]
-                    metrics["bleu_averaged_checkpoints"] = used
-            metrics.update(bleu_metrics(ctx.cfg, trainer.task, models, ev))
+            metrics.update(bleu_metrics(ctx.cfg, ev))
     finally:
         model.train(was_training)
     if primary not in metrics:
@@ -116,8 +111,10 @@ def lm_test_metrics(cfg, task, model, subset: str = "test", context_window: int 
     return {"test_loss": loss, "test_ppl": float(res["perplexity"]), "test_log_ppl": loss * LN2}
 
 
-# --- translation: beam search + sacrebleu -----------------------------------------------------------------
+# --- translation: fairseq-generate itself ------------------------------------------------------------------
 _CKPT_RE = re.compile(r"checkpoint(?:(\d+)|_(\d+)_(\d+))\.pt$")
+OWN_OPTIONS = ("--path", "--gen-subset", "--results-path", "--task")  # set by the round evaluation itself
+SCORERS = ("bleu", "sacrebleu")
 
 
 def _saved_checkpoints(save_dir: str) -> List[str]:
@@ -132,100 +129,120 @@ def _saved_checkpoints(save_dir: str) -> List[str]:
 
 
 @torch.no_grad()
-def averaged_model(model, save_dir: str, n: int):
-    """The average of the round's last `n` epoch/update checkpoints (as fairseq's average_checkpoints.py);
-    pruned weights are zero in every checkpoint, so they stay zero."""
+def write_averaged_checkpoint(save_dir: str, n: int) -> Tuple[Optional[str], int]:
+    """Average the round's last `n` epoch/update checkpoints into SAVE_DIR/checkpoint_avgN.pt, as fairseq's
+    scripts/average_checkpoints.py does (pruned weights are zero in every checkpoint, so they stay zero)."""
+    from lth_plugins.atomic import atomic_torch_save
+
     paths = _saved_checkpoints(save_dir)[-n:]
     if len(paths) < 2:
         return None, len(paths)
-    total = None
+    total, state = None, None
     for p in paths:
-        state = checkpoint_utils.load_checkpoint_to_cpu(p)["model"]
+        state = checkpoint_utils.load_checkpoint_to_cpu(p)
+        model = state["model"]
         if total is None:
-            total = {k: v.clone().double() if v.is_floating_point() else v.clone() for k, v in state.items()}
+            total = {k: v.clone().double() if v.is_floating_point() else v.clone() for k, v in model.items()}
         else:
-            for k, v in state.items():
+            for k, v in model.items():
                 if v.is_floating_point():
                     total[k] += v.double()
-    avg = copy.deepcopy(model)
-    ref = model.state_dict()
-    avg.load_state_dict({k: (v / len(paths)).to(ref[k].dtype) if v.is_floating_point() else v
-                         for k, v in total.items()}, strict=True)
-    avg.eval()
-    return avg, len(paths)
+    state["model"] = {k: (v / len(paths)).to(state["model"][k].dtype) if v.is_floating_point() else v
+                      for k, v in total.items()}
+    state["last_optimizer_state"] = None
+    out = os.path.join(save_dir, f"checkpoint_avg{n}.pt")
+    atomic_torch_save(out, state)
+    return out, len(paths)
 
 
-def compound_split(line: str) -> str:
-    return re.sub(r"(\S)-(\S)", r"\1 ##AT##-##AT## \2", line)
+def parse_generate_args(text: Optional[str]) -> List[str]:
+    """The user's fairseq-generate options (one string, shell syntax), checked by fairseq-generate's own parser
+    before any training. Raises LotteryConfigError naming the problem."""
+    from lth_plugins.errors import LotteryConfigError
+
+    try:
+        extra = shlex.split(text or "")
+    except ValueError as e:
+        raise LotteryConfigError(f"--lottery-generate-args {text!r}: {e}") from None
+    for opt in extra:
+        name = opt.split("=", 1)[0]
+        if name in OWN_OPTIONS:
+            raise LotteryConfigError(
+                f"--lottery-generate-args: {name} is set by the round evaluation (the round's checkpoint, "
+                f"--lottery-test-subset, --task of the training); leave it out")
+    from fairseq import options
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(err):
+            ns, rest = options.parse_args_and_arch(options.get_generation_parser(default_task="translation"),
+                                                   ["DATA", *extra], parse_known=True)
+    except SystemExit:
+        msg = err.getvalue().strip().splitlines()
+        raise LotteryConfigError(f"--lottery-generate-args {text!r}: fairseq-generate refuses it: "
+                                 f"{msg[-1].split('error: ', 1)[-1] if msg else 'bad options'}") from None
+    if rest:
+        raise LotteryConfigError(f"--lottery-generate-args: fairseq-generate does not know {' '.join(rest)}")
+    if getattr(ns, "scoring", "bleu") not in SCORERS:
+        raise LotteryConfigError(f"--lottery-generate-args: --scoring {ns.scoring} is not BLEU; the round "
+                                 f"evaluation records BLEU (choose one of {', '.join(SCORERS)})")
+    return extra
 
 
-def bleu_scores(hyps: List[str], refs: List[str], tokenize: str = "13a", detok: str = "space",
-                target_lang: Optional[str] = None, split_compounds: bool = False) -> Dict[str, float]:
-    """`bleu`: sacrebleu on detokenized text; `bleu_tok`: multi-bleu.perl style on the tokenized text."""
-    import sacrebleu
-
-    tok_h = [compound_split(h) for h in hyps] if split_compounds else hyps
-    tok_r = [compound_split(r) for r in refs] if split_compounds else refs
-    tok_metric = sacrebleu.metrics.BLEU(tokenize="none", force=True)
-    bleu_tok = tok_metric.corpus_score(tok_h, [tok_r])
-    if detok == "moses":
-        from sacremoses import MosesDetokenizer
-        md = MosesDetokenizer(lang=target_lang or "en")
-        d_h = [md.detokenize(h.split()) for h in hyps]
-        d_r = [md.detokenize(r.split()) for r in refs]
-    else:
-        d_h, d_r = hyps, refs
-    metric = sacrebleu.metrics.BLEU(tokenize=tokenize)
-    bleu = metric.corpus_score(d_h, [d_r])
-    return {"bleu": float(bleu.score), "bleu_tok": float(bleu_tok.score),
-            "bleu_signature": str(metric.get_signature()), "bleu_tok_signature": str(tok_metric.get_signature()),
-            "bleu_bp": float(bleu.bp), "bleu_sys_len": int(bleu.sys_len), "bleu_ref_len": int(bleu.ref_len)}
+def generate_command(cfg, checkpoint: str, ev) -> List[str]:
+    """The fairseq-generate command line that scores `checkpoint` as this round's evaluation does."""
+    cmd = ["fairseq-generate", str(cfg.task.data), "--path", str(checkpoint), "--task", "translation",
+           "--gen-subset", ev.get("test_subset", "test")]
+    for flag, key in (("--source-lang", "source_lang"), ("--target-lang", "target_lang")):
+        value = getattr(cfg.task, key, None)
+        if value:
+            cmd += [flag, str(value)]
+    if getattr(cfg.common, "cpu", False):
+        cmd.append("--cpu")
+    return cmd + parse_generate_args(ev.get("generate_args"))
 
 
-@torch.no_grad()
-def translate_test(cfg, task, models, ev) -> Tuple[List[str], List[str]]:
-    from fairseq.dataclass.configs import GenerationConfig
+_RESULT_RE = re.compile(r"^Generate \S+ with beam=\d+: (\w+) = ([-\d.]+)(.*)$", re.M)
 
-    subset = ev.get("test_subset", "test")
-    task.load_dataset(subset)
-    gen_cfg = GenerationConfig(beam=ev.get("bleu_beam", 5), lenpen=ev.get("bleu_lenpen", 1.0),
-                               max_len_a=ev.get("bleu_max_len_a", 1.2), max_len_b=ev.get("bleu_max_len_b", 10))
-    generator = task.build_generator(models, gen_cfg)
-    tgt_dict = task.target_dictionary
-    remove_bpe = ev.get("bleu_remove_bpe")
-    strip = generator.symbols_to_strip_from_output if hasattr(generator, "symbols_to_strip_from_output") \
-        else {tgt_dict.eos()}
-    itr = task.get_batch_iterator(
-        dataset=task.dataset(subset),
-        max_tokens=ev.get("bleu_max_tokens") or cfg.dataset.max_tokens or 4000,
-        max_sentences=cfg.dataset.batch_size,
-        max_positions=utils.resolve_max_positions(task.max_positions(), *[m.max_positions() for m in models]),
-        ignore_invalid_inputs=True, required_batch_size_multiple=1, seed=1, num_shards=1, shard_id=0,
-        num_workers=0,
-    ).next_epoch_itr(shuffle=False)
-    device = next(models[0].parameters()).device
-    limit = ev.get("bleu_max_sentences") or 0
+
+def run_generate(cmd: List[str], out_dir: str) -> Dict[str, object]:
+    """Run `cmd` (a fairseq-generate command line) with this interpreter; its output goes to
+    OUT_DIR/generate-SUBSET.txt (fairseq-generate --results-path) and OUT_DIR/generate.log."""
+    import subprocess
+    import sys
+
+    os.makedirs(out_dir, exist_ok=True)
+    log_path = os.path.join(out_dir, "generate.log")
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    with open(log_path, "w") as log:
+        proc = subprocess.run([sys.executable, "-m", "fairseq_cli.generate", *cmd[1:], "--results-path", out_dir],
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    subset = cmd[cmd.index("--gen-subset") + 1]
+    result_path = os.path.join(out_dir, f"generate-{subset}.txt")
+    text = open(result_path).read() if os.path.isfile(result_path) else ""
+    m = _RESULT_RE.search(text)
+    if proc.returncode != 0 or m is None:
+        with open(log_path) as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f"fairseq-generate failed (exit {proc.returncode}; log {log_path}):\n{tail}")
+    n = len(re.findall(r"^H-\d+\t", text, re.M))
+    return {"bleu": float(m.group(2)), "bleu_result": f"{m.group(1)} = {m.group(2)}{m.group(3)}",
+            "bleu_sentences": n, "generate_command": shlex.join(cmd)}
+
+
+def bleu_metrics(cfg, ev) -> Dict[str, object]:
+    """BLEU of the round's final checkpoint (or the average of its last checkpoints), scored by
+    fairseq-generate; records the equivalent command."""
+    save_dir = cfg.checkpoint.save_dir
+    checkpoint = os.path.join(save_dir, "checkpoint_last.pt")
     out = {}
-    for sample in itr:
-        sample = utils.move_to_cuda(sample, device=device) if device.type == "cuda" else sample
-        if "net_input" not in sample:
-            continue
-        hypos = task.inference_step(generator, models, sample)
-        for i, sid in enumerate(sample["id"].tolist()):
-            if limit and sid >= limit:
-                continue
-            target = utils.strip_pad(sample["target"][i], tgt_dict.pad()).int().cpu()
-            ref = tgt_dict.string(target, remove_bpe, escape_unk=True, extra_symbols_to_ignore=strip)
-            hyp = tgt_dict.string(hypos[i][0]["tokens"].int().cpu(), remove_bpe, extra_symbols_to_ignore=strip)
-            out[sid] = (hyp, ref)
-    ids = sorted(out)
-    return [out[i][0] for i in ids], [out[i][1] for i in ids]
-
-
-def bleu_metrics(cfg, task, models, ev) -> Dict[str, float]:
-    hyps, refs = translate_test(cfg, task, models, ev)
-    scores = bleu_scores(hyps, refs, tokenize=ev.get("bleu_tokenize", "13a"), detok=ev.get("bleu_detok", "space"),
-                         target_lang=getattr(cfg.task, "target_lang", None),
-                         split_compounds=ev.get("bleu_compound_split", False))
-    scores["bleu_sentences"] = len(hyps)
-    return scores
+    n_avg = ev.get("bleu_average_last", 0)
+    if n_avg and n_avg > 1:
+        avg, used = write_averaged_checkpoint(save_dir, n_avg)
+        if avg is not None:
+            checkpoint = avg
+            out["bleu_averaged_checkpoints"] = used
+    if not os.path.isfile(checkpoint):
+        raise RuntimeError(f"no round checkpoint to score: {checkpoint}")
+    out.update(run_generate(generate_command(cfg, checkpoint, ev), os.path.join(save_dir, "generate")))
+    return out

@@ -39,36 +39,21 @@ def add_lottery_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lottery-run-dir", default=None, metavar="DIR",
                        help="lottery run store (config, masks, snapshots, per-round metrics); default: --save-dir")
     group.add_argument("--lottery-eval-bleu", action="store_true",
-                       help="translation: after each round, beam-search the test split and score it with "
-                            "sacrebleu (detokenized, and tokenized as multi-bleu.perl scores it)")
+                       help="translation: after each round, score the round's checkpoint on the test split with "
+                            "fairseq-generate (its defaults, or --lottery-generate-args)")
     group.add_argument("--lottery-test-subset", default="test", metavar="SPLIT",
                        help="split used for BLEU / test perplexity (default: test)")
     group.add_argument("--lottery-no-test", action="store_true",
                        help="language modeling: skip the test-set log-perplexity (computed by default)")
     group.add_argument("--lottery-lm-context-window", type=int, default=0, metavar="N",
                        help="context window of the test perplexity, as fairseq-eval-lm --context-window")
-    group.add_argument("--lottery-bleu-beam", type=int, default=5, metavar="N", help="beam size (default 5)")
-    group.add_argument("--lottery-bleu-lenpen", type=float, default=1.0, metavar="F", help="length penalty")
-    group.add_argument("--lottery-bleu-max-len-a", type=float, default=1.2, metavar="F",
-                       help="max target length = a*src_len + b (default a=1.2)")
-    group.add_argument("--lottery-bleu-max-len-b", type=int, default=10, metavar="N", help="(default b=10)")
-    group.add_argument("--lottery-bleu-max-tokens", type=int, default=None, metavar="N",
-                       help="tokens per generation batch (default: --max-tokens)")
-    group.add_argument("--lottery-bleu-remove-bpe", default=None, nargs="?", const="subword_nmt",
-                       metavar="SPEC", help="remove BPE before scoring, as fairseq-generate --remove-bpe "
-                                            "(default when given without value: subword_nmt, i.e. '@@ ')")
-    group.add_argument("--lottery-bleu-detok", default="space", choices=("space", "moses"),
-                       help="detokenizer before sacrebleu's own tokenization (moses needs sacremoses)")
-    group.add_argument("--lottery-bleu-tokenize", default="13a",
-                       help="sacrebleu tokenizer for the detokenized score (13a, intl, zh, ...)")
-    group.add_argument("--lottery-bleu-compound-split", action="store_true",
-                       help="tokenized score: split hyphenated compounds (a-b -> a ##AT##-##AT## b) as the "
-                            "Transformer papers' WMT En-De evaluation does")
+    group.add_argument("--lottery-generate-args", default="", metavar="'OPTIONS'",
+                       help="fairseq-generate options for the round's BLEU, in one string, e.g. "
+                            "\"--beam 4 --lenpen 0.6 --remove-bpe\" (default: none, i.e. fairseq-generate's own "
+                            "defaults); each round records the equivalent fairseq-generate command")
     group.add_argument("--lottery-bleu-average-last", type=int, default=0, metavar="N",
-                       help="average the round's last N saved checkpoints before BLEU (paper: checkpoint "
-                            "averaging); 0 = use the final weights")
-    group.add_argument("--lottery-bleu-max-sentences", type=int, default=0, metavar="N",
-                       help="score only the first N test sentences (0 = all)")
+                       help="average the round's last N saved checkpoints into round_KK/checkpoint_avgN.pt "
+                            "and score that (paper: checkpoint averaging); 0 = score checkpoint_last.pt")
 
 
 def _fail(msg: str):
@@ -107,18 +92,11 @@ def check_args(args) -> dict:
         _fail(f"--lottery-eval-bleu needs --task translation (got --task {task})")
     if getattr(args, "lottery_bleu_average_last", 0) < 0:
         _fail("--lottery-bleu-average-last must be >= 0")
-    if getattr(args, "lottery_bleu_beam", 5) < 1:
-        _fail("--lottery-bleu-beam must be >= 1")
-    if getattr(args, "lottery_bleu_detok", "space") == "moses":
-        try:
-            import sacremoses  # noqa: F401
-        except ImportError:
-            _fail("--lottery-bleu-detok moses needs the sacremoses package (pip install sacremoses)")
-    if getattr(args, "lottery_bleu_tokenize", "13a"):
-        from sacrebleu.metrics.bleu import _TOKENIZERS
-        if args.lottery_bleu_tokenize not in _TOKENIZERS:
-            _fail(f"--lottery-bleu-tokenize {args.lottery_bleu_tokenize!r} is not a sacrebleu tokenizer; "
-                  f"choose one of: {', '.join(sorted(_TOKENIZERS))}")
+    if getattr(args, "lottery_eval_bleu", False):
+        from fairseq_ext.evaluate import parse_generate_args
+        parse_generate_args(getattr(args, "lottery_generate_args", ""))
+        if getattr(args, "no_last_checkpoints", False):
+            _fail("--lottery-eval-bleu scores the round's checkpoint_last.pt: drop --no-last-checkpoints")
     save_dir = getattr(args, "save_dir", "checkpoints")
     run_dir = args.lottery_run_dir or save_dir
     if config.ticket == "random" and os.path.abspath(config.masks_from) == os.path.abspath(run_dir):
@@ -132,7 +110,7 @@ def check_args(args) -> dict:
         "settings": training_settings(args),
         "eval": {k[len("lottery_"):]: getattr(args, k) for k in vars(args)
                  if k.startswith("lottery_") and (k.startswith("lottery_bleu") or k in (
-                     "lottery_eval_bleu", "lottery_test_subset", "lottery_no_test",
+                     "lottery_eval_bleu", "lottery_generate_args", "lottery_test_subset", "lottery_no_test",
                      "lottery_lm_context_window"))},
     }
     return spec

@@ -77,8 +77,25 @@ def dense_baseline(group: TaskGroup) -> Optional[Series]:
     runs = group.dense_runs()
     if not runs:
         return None
-    return aggregate(runs, f"unpruned network ({len(runs)} seed{'s' * (len(runs) > 1)})", "unpruned", None,
-                     GRAY, "--", rounds={0})
+    s = aggregate(runs, "unpruned network", "unpruned", None, GRAY, "--", rounds={0})
+    if s is not None:  # the legend states the dense score the tickets are compared with
+        s.label = f"unpruned network: {s.mean[0]:.4g} ({_seeds(runs)})"
+    return s
+
+
+def training_note(group: TaskGroup) -> str:
+    """How many updates the rounds trained ("600 updates per round"), from the rounds' metrics; "" when the
+    records do not say."""
+    counts = set()
+    for r in group.runs:
+        for rec in r.records.values():
+            m = rec.get("metrics", {})
+            if "num_updates" in m:
+                counts.add(int(m["num_updates"]) - int(m.get("start_update", 0) or 0))
+    if not counts:
+        return ""
+    lo, hi = min(counts), max(counts)
+    return f"{lo} updates per round" if lo == hi else f"{lo}-{hi} updates per round"
 
 
 def _seeds(runs: List[Run]) -> str:
@@ -184,6 +201,8 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
     show_rate = len(group.rates) > 1
     sel = ("" if default == Variant() else
            f" [{default.method_label(show_rate=show_rate)}; {default.selection_label()}]")
+    note = training_note(group)
+    sel += f" ({note})" if note else ""
     figures.append(FigureSpec("tickets", group.task, f"{group.task}: winning vs random tickets{sel}",
                               f"figures/{stem}_tickets.png", ylabel, group.rate, [Panel("", main)], dense,
                               "Winning tickets (blue) and random tickets (red); gray: the unpruned network. "

@@ -16,8 +16,8 @@ def _fmt(x: float) -> str:
 
 
 def cell(s: Series, k: int) -> str:
-    if k not in s.rounds:
-        return ""
+    if k not in s.rounds:  # e.g. a random ticket's round 0: the dense round is the winning ticket's
+        return "-"
     i = s.rounds.index(k)
     spread = f" ± {_fmt(s.std[i])}" if s.n[i] > 1 else ""  # one seed has no spread
     return f"{_fmt(s.mean[i])}{spread}" + (f" (n={s.n[i]})" if s.n[i] != max(s.n) else "")

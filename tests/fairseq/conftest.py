@@ -26,5 +26,7 @@ def mt_winning(mt_data, tmp_path_factory):
     return save, proc.stdout
 
 
+GEN_ARGS = "--lottery-generate-args=--beam 2 --max-len-a 1.2 --max-len-b 10"
 WT_ARGS = ["--max-update", "40", "--save-interval-updates", "10", "--lottery-prune", "--lottery-rounds", "3",
-           "--lottery-reset", "late", "--lottery-late-reset", "10u", "--lottery-eval-bleu", "--lottery-bleu-beam", "2"]
+           "--lottery-reset", "late", "--lottery-late-reset", "10u", "--lottery-eval-bleu",
+           GEN_ARGS]

@@ -11,7 +11,7 @@ def test_help_lists_lottery_flags_only_with_user_dir():
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120).stdout
     for flag in ("--lottery-prune", "--lottery-rounds", "--lottery-rate", "--lottery-schedule", "--lottery-reset",
                  "--lottery-late-reset", "--lottery-ticket", "--lottery-masks-from", "--lottery-include",
-                 "--lottery-exclude", "--lottery-eval-bleu", "--lottery-bleu-beam"):
+                 "--lottery-exclude", "--lottery-eval-bleu", "--lottery-generate-args"):
         assert flag in with_dir, flag
     plain = subprocess.run([str(BIN / "fairseq-train"), "--help"], env=env(), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=120).stdout
@@ -24,6 +24,12 @@ def test_help_lists_lottery_flags_only_with_user_dir():
     (["--lottery-reset", "sometimes"], "invalid choice: 'sometimes'"),
     (["--lottery-ticket", "random"], "--lottery-masks-from"),
     (["--lottery-exclude", "nothing.*"], "matches no parameter name"),
+    (["--lottery-eval-bleu", "--lottery-generate-args=--beam x"],
+     "fairseq-generate refuses it: argument --beam: invalid int value: 'x'"),
+    (["--lottery-eval-bleu", "--lottery-generate-args=--beam 2 --no-such-option"],
+     "fairseq-generate does not know --no-such-option"),
+    (["--lottery-eval-bleu", "--lottery-generate-args=--path other.pt"], "--path is set by the round evaluation"),
+    (["--lottery-eval-bleu", "--lottery-generate-args=--scoring chrf"], "--scoring chrf is not BLEU"),
 ])
 def test_bad_flags_fail_before_training(mt_data, tmp_path, flags, message):
     save = tmp_path / "bad"

@@ -2,13 +2,14 @@
 SIGKILL during round 2 then rerun equals the uninterrupted run."""
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
 
 import torch
 
-from .conftest import WT_ARGS
+from .conftest import GEN_ARGS, WT_ARGS
 from .helpers import BIN, MT_MODEL, env, fairseq_train, fairseq_train_popen, load_ckpt, load_mask, metrics
 
 
@@ -18,10 +19,11 @@ def test_winning_ticket_three_rounds(mt_winning):
     for k in range(4):
         rec = metrics(save, k)
         m = rec["metrics"]
-        assert rec["primary"] == "bleu_tok" and rec["ticket"] == "winning"
-        for key in ("bleu", "bleu_tok", "valid_loss", "valid_ppl", "best_valid_loss", "best_valid_ppl"):
+        assert rec["primary"] == "bleu" and rec["ticket"] == "winning"
+        for key in ("bleu", "valid_loss", "valid_ppl", "best_valid_loss", "best_valid_ppl"):
             assert isinstance(m[key], float), (k, key, m)
-        assert m["num_updates"] == 40 and m["bleu_sentences"] == 100
+        assert m["num_updates"] == 40 and m["bleu_sentences"] > 90  # what fairseq-generate translates
+        assert m["generate_command"].endswith("--beam 2 --max-len-a 1.2 --max-len-b 10")
         assert m["best_valid_loss"] <= m["valid_loss"]
         fractions.append(rec["fraction_pruned"])
         assert (save / f"round_{k:02d}" / "checkpoint_last.pt").is_file()
@@ -48,17 +50,24 @@ def test_winning_ticket_three_rounds(mt_winning):
     assert any(not torch.equal(init[k], late[k]) for k in init if init[k].is_floating_point())
 
 
-def test_plain_fairseq_generate_loads_round_checkpoint(mt_winning, mt_data):
+def test_recorded_fairseq_generate_command_reproduces_the_round_bleu(mt_winning):
+    """The command each round records, run as plain fairseq-generate (no --user-dir, weights_only loading),
+    prints the BLEU the round recorded."""
     save, _ = mt_winning
     e = env()
     assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in e
-    proc = subprocess.run([str(BIN / "fairseq-generate"), str(mt_data), "--path",
-                           str(save / "round_02" / "checkpoint_last.pt"), "--cpu", "--beam", "2",
-                           "--max-tokens", "4000", "--gen-subset", "test"],  # no --user-dir
-                          env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "Generate test with beam=2: BLEU4" in proc.stdout
-    assert re.search(r"Translated \d+ sentences", proc.stdout)
+    for k in (0, 2):
+        m = metrics(save, k)["metrics"]
+        cmd = shlex.split(m["generate_command"])
+        assert cmd[0] == "fairseq-generate" and "--user-dir" not in cmd
+        assert cmd[cmd.index("--path") + 1] == str(save / f"round_{k:02d}" / "checkpoint_last.pt")
+        proc = subprocess.run([str(BIN / "fairseq-generate"), *cmd[1:]], env=e, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        found = re.search(r"Generate test with beam=2: BLEU4 = ([\d.]+)", proc.stdout)
+        assert found, proc.stdout[-3000:]
+        assert float(found.group(1)) == m["bleu"], (k, found.group(0), m["bleu_result"])
+        assert len(re.findall(r"^H-\d+\t", proc.stdout, re.M)) == m["bleu_sentences"]
 
 
 def test_random_ticket_reuses_winning_masks(mt_winning, mt_data, tmp_path):
@@ -66,11 +75,11 @@ def test_random_ticket_reuses_winning_masks(mt_winning, mt_data, tmp_path):
     rt = tmp_path / "rt"
     fairseq_train(mt_data, rt, *MT_MODEL, "--max-update", "40", "--lottery-prune", "--lottery-rounds", "3",
                   "--lottery-ticket", "random", "--lottery-masks-from", str(wt), "--lottery-eval-bleu",
-                  "--lottery-bleu-beam", "2")
+                  GEN_ARGS)
     assert not (rt / "round_00").exists()  # round 0 (dense) is shared with the winning ticket
     for k in (1, 2, 3):
         rec = metrics(rt, k)
-        assert rec["ticket"] == "random" and isinstance(rec["metrics"]["bleu_tok"], float)
+        assert rec["ticket"] == "random" and isinstance(rec["metrics"]["bleu"], float)
         mask = load_mask(wt, k)
         state = load_ckpt(rt / f"round_{k:02d}" / "checkpoint_last.pt")["model"]
         for n, m in mask.items():

@@ -1,0 +1,69 @@
+"""Is the main job's dense round converged? `lth demo`'s dense Transformer trained for the demo's budget of
+updates per round and for twice that, both scored with the command the demo records (fairseq-generate with its
+own defaults); converged = the score at the budget is within 1 BLEU of the score at twice the budget.
+
+    python benchmarks/bench_demo_convergence.py [--max-update N (default: the demo's)] [--out DIR]
+
+The two trainings run side by side (one thread each). Plain fairseq-train with the demo's flags is the demo's
+round 0 (the lottery's dense round trains unmasked, as plain fairseq does).
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fairseq_ext import demo  # noqa: E402
+from fairseq_ext.data import make_translation_data  # noqa: E402
+from fairseq_ext.evaluate import generate_command, run_generate  # noqa: E402
+
+
+def start(data, save, max_update):
+    cmd = [sys.executable, "-c", "from fairseq_cli.train import cli_main; cli_main()", str(data), "--save-dir",
+           str(save), *demo.MODEL, *demo.COMMON, "--max-update", str(max_update)]
+    log = open(f"{save}.log", "w")
+    return subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=log, stderr=subprocess.STDOUT)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--max-update", type=int, default=demo.DEFAULTS["max_update"])
+    p.add_argument("--out", default=None, help="work folder (default: a temporary one)")
+    a = p.parse_args()
+    out = Path(a.out or tempfile.mkdtemp(prefix="bench_demo_conv_"))
+    out.mkdir(parents=True, exist_ok=True)
+    data = make_translation_data(out / "data", seed=0, n_train=demo.DEFAULTS["n_train"], n_valid=200, n_test=200)
+    budgets = (a.max_update, 2 * a.max_update)
+    t0 = time.time()
+    procs = [start(data, out / f"dense_{n}", n) for n in budgets]
+    for n, proc in zip(budgets, procs):
+        if proc.wait() != 0:
+            raise SystemExit(f"fairseq-train failed: {out / f'dense_{n}.log'}")
+    print(f"trained in {time.time() - t0:.0f} s (both side by side)")
+    cfg = SimpleNamespace(task=SimpleNamespace(data=str(data), source_lang="src", target_lang="tgt"),
+                          common=SimpleNamespace(cpu=True))
+    # plain fairseq-train's checkpoints hold objects torch's default weights_only loader refuses (the lottery's
+    # round checkpoints do not): let this fairseq-generate load them as torch < 2.6 did
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    scores = {}
+    for n in budgets:
+        res = run_generate(generate_command(cfg, out / f"dense_{n}" / "checkpoint_last.pt", {}),
+                           str(out / f"dense_{n}" / "generate"))
+        scores[n] = res["bleu"]
+        print(f"dense, {n:5d} updates: BLEU {res['bleu']:.2f}   ({res['generate_command']})")
+    gap = scores[budgets[1]] - scores[budgets[0]]
+    ok = gap <= 1.0
+    print(f"BLEU at {budgets[0]} updates (the demo's budget): {scores[budgets[0]]:.2f}; at {budgets[1]}: "
+          f"{scores[budgets[1]]:.2f}; gain from doubling {gap:+.2f} -> "
+          f"{'CONVERGED' if ok else 'NOT CONVERGED'} (goal: gain <= 1 BLEU)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
