@@ -1,13 +1,16 @@
 """The main job: a fairseq lottery experiment on a corpus the project generates itself.
 
-    python -m fairseq_ext.demo [--out DIR] [--rounds 4] [--rate 0.4] [--max-update 300] [--seed 0]
+    python -m fairseq_ext.demo [--out DIR] [--rounds 2] [--rate 0.7] [--max-update 800] [--seed 0]
+                               [--generate-args '--beam 4 ...']
 
 1. writes a synthetic translation corpus (reverse the sentence and map every word through a fixed random
    bijection, with a context rule after "marker" words; deterministic in --seed) and binarizes it with
    fairseq-preprocess;
 2. runs `fairseq-train --user-dir fairseq_ext --lottery-prune` for the winning ticket (late reset), then for
    the random ticket with the winning ticket's masks (--lottery-ticket random --lottery-masks-from);
-3. prints a per-round table of both tickets (fraction pruned, valid loss, BLEU).
+3. prints a per-round table: fraction pruned, updates trained, BLEU and valid loss of both tickets side by side
+   (BLEU: plain fairseq-generate on the round's checkpoint, its defaults unless --generate-args; the dense
+   round's command is printed so that it can be rerun by hand).
 Both runs resume where they stopped when the command is run again.
 """
 import argparse
@@ -27,12 +30,12 @@ MODEL = ["--task", "translation", "--arch", "transformer", "--encoder-layers", "
          "--encoder-embed-dim", "64", "--decoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128",
          "--decoder-ffn-embed-dim", "128", "--encoder-attention-heads", "4", "--decoder-attention-heads", "4",
          "--encoder-normalize-before", "--decoder-normalize-before", "--share-all-embeddings", "--dropout", "0",
-         "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "0.005", "--lr-scheduler", "inverse_sqrt",
-         "--warmup-updates", "100", "--max-tokens", "3000",
+         "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "0.007", "--lr-scheduler", "inverse_sqrt",
+         "--warmup-updates", "50", "--max-tokens", "3000",
          "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"]
 COMMON = ["--cpu", "--num-workers", "0", "--no-progress-bar", "--log-interval", "100", "--seed", "1",
           "--no-epoch-checkpoints", "--validate-interval", "1000"]
-DEFAULTS = {"rounds": 4, "rate": 0.5, "max_update": 600, "n_train": 4000}
+DEFAULTS = {"rounds": 2, "rate": 0.7, "max_update": 800, "n_train": 4000}
 LATE_RESET = "20u"
 
 
@@ -60,9 +63,10 @@ def read_rounds(run_dir):
 
 
 def round_updates(rec) -> int:
-    """Optimizer updates the round itself trained (a late-reset round may start its counter after 0)."""
-    m = rec["metrics"]
-    return int(m["num_updates"]) - int(m.get("start_update", rec.get("start_update", 0)) or 0)
+    """Optimizer updates the round itself trained (a late-reset round starts its counter after the reset point)."""
+    if rec.get("updates") is not None:
+        return int(rec["updates"])
+    return int(rec["metrics"]["num_updates"]) - int((rec.get("start") or {}).get("update") or 0)
 
 
 def table(wt_dir, rt_dir) -> str:

@@ -84,14 +84,12 @@ def dense_baseline(group: TaskGroup) -> Optional[Series]:
 
 
 def training_note(group: TaskGroup) -> str:
-    """How many updates the rounds trained ("600 updates per round"), from the rounds' metrics; "" when the
-    records do not say."""
+    """How many updates the rounds trained ("600 updates per round"); "" when the records do not say."""
     counts = set()
     for r in group.runs:
         for rec in r.records.values():
-            m = rec.get("metrics", {})
-            if "num_updates" in m:
-                counts.add(int(m["num_updates"]) - int(m.get("start_update", 0) or 0))
+            if rec.get("updates") is not None:
+                counts.add(int(rec["updates"]))
     if not counts:
         return ""
     lo, hi = min(counts), max(counts)
