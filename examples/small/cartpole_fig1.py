@@ -81,6 +81,9 @@ def main():
             high_rt += rv
     print(f"settings: {len(seeds)} seeds, {a.rounds} rounds, rate {a.rate}, {a.epochs} epochs x "
           f"{a.games_per_epoch} games per round, {a.agents} agents, lr {a.lr}; runtime {time.time() - t0:.0f} s")
+    if not high_wt or not high_rt:
+        print("claim: NOT TESTED (no round of both tickets past 90% pruned; raise --rounds)")
+        return
     wt_hi, rt_hi = sum(high_wt) / len(high_wt), sum(high_rt) / len(high_rt)
     held = wt_hi >= 0.8 * dense and rt_hi <= 0.5 * dense
     print(f"past 90% pruned: WT mean {wt_hi:.1f}, RT mean {rt_hi:.1f}, dense {dense:.1f}")
