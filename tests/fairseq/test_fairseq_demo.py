@@ -8,7 +8,7 @@ from .helpers import BIN, env
 def test_lth_demo_runs_both_tickets_and_writes_the_report(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run([str(BIN / "lth"), "demo", "--out", str(out), "--rounds", "1", "--rate", "0.4",
-                           "--max-update", "60"],
+                           "--max-update", "40", "--generate-args=--beam 2 --max-len-b 10"],
                           env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = proc.stdout.splitlines()
@@ -16,13 +16,13 @@ def test_lth_demo_runs_both_tickets_and_writes_the_report(tmp_path):
     assert lines[header].split()[:3] == ["round", "pruned", "updates"]
     dense = json.loads((out / "wt" / "round_00" / "metrics.json").read_text())["metrics"]
     # round 0: the dense score, RT "-" (the dense round is shared); round 1: both tickets, side by side
-    assert lines[header + 1].split() == ["0", "0.0%", "60", "|", f"{dense['bleu']:.2f}", "-", "|",
+    assert lines[header + 1].split() == ["0", "0.0%", "40", "|", f"{dense['bleu']:.2f}", "-", "|",
                                          f"{dense['valid_loss']:.3f}", "-"]
     row1 = lines[header + 2].split()
     assert row1[:2] == ["1", "40.0%"] and "-" not in row1
-    assert f"dense (round 0): BLEU {dense['bleu']:.2f} after 60 updates" in proc.stdout
-    # no generation settings given: fairseq-generate's own defaults, nothing added to the command
-    assert dense["generate_command"].endswith("--gen-subset test --source-lang src --target-lang tgt --cpu")
+    assert f"dense (round 0): BLEU {dense['bleu']:.2f} after 40 updates" in proc.stdout
+    # the user's generation settings are passed on to fairseq-generate and recorded
+    assert dense["generate_command"].endswith("--source-lang src --target-lang tgt --cpu --beam 2 --max-len-b 10")
     assert f"reproduce: {dense['generate_command']}" in proc.stdout
     assert "round 1/1 finished" in proc.stderr  # the rounds' progress reaches the console
     for name in ("index.html", "report.csv", "figures/translation_tickets.png"):
