@@ -103,8 +103,8 @@ def run_demo(out="lth_fairseq_demo", rounds=DEFAULTS["rounds"], rate=DEFAULTS["r
     data = make_translation_data(out / "data", seed=seed, n_train=n_train, n_valid=200, n_test=200)
     base = [str(data), "--user-dir", USER_DIR, *train_args(rounds, rate, max_update, generate_args)]
     if not quiet:
-        print(f"[demo] data in {data}; winning ticket ({rounds} rounds, rate {rate}, {max_update} updates per "
-              f"round) -> {out / 'wt'}", flush=True)
+        print(f"[demo] data in {data}; winning ticket ({rounds} rounds, rate {rate}, every round trains to "
+              f"update {max_update}) -> {out / 'wt'}", flush=True)
     fairseq_train([*base, "--save-dir", str(out / "wt")], out / "wt.log")
     if not quiet:
         print(f"[demo] random ticket (the winning ticket's masks, fresh init) -> {out / 'rt'}", flush=True)
@@ -117,7 +117,7 @@ def run_demo(out="lth_fairseq_demo", rounds=DEFAULTS["rounds"], rate=DEFAULTS["r
 
 
 def train_args(rounds, rate, max_update, generate_args="") -> list:
-    """fairseq-train's arguments of the demo (after DATA), also used by benchmarks/bench_demo_convergence.py."""
+    """fairseq-train's arguments of the demo (after DATA)."""
     return [*MODEL, *COMMON, "--max-update", str(max_update), "--lottery-prune", "--lottery-rounds", str(rounds),
             "--lottery-rate", str(rate), "--lottery-reset", "late", "--lottery-late-reset", LATE_RESET,
             "--lottery-eval-bleu", f"--lottery-generate-args={generate_args}"]
