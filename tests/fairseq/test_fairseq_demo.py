@@ -22,7 +22,7 @@ def test_lth_demo_runs_both_tickets_and_writes_the_report(tmp_path):
     assert row1[:2] == ["1", "40.0%"] and "-" not in row1
     assert f"dense (round 0): BLEU {dense['bleu']:.2f} after 40 updates" in proc.stdout
     # the user's generation settings are passed on to fairseq-generate and recorded
-    assert dense["generate_command"].endswith("--source-lang src --target-lang tgt --cpu --beam 2 --max-len-b 10")
+    assert dense["generate_command"].endswith("--gen-subset test --cpu --beam 2 --max-len-b 10")
     assert f"reproduce: {dense['generate_command']}" in proc.stdout
     assert "round 1/1 finished" in proc.stderr  # the rounds' progress reaches the console
     for name in ("index.html", "report.csv", "figures/translation_tickets.png"):
