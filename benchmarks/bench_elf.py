@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SPEED = ["--rom_file", "breakout.bin", "--num_games", "32", "--batchsize", "8", "--T", "6"]
-EPOCHS, EPOCH_BATCHES = 2, 15
+SPEED = ["--rom_file", "breakout.bin", "--num_games", "16", "--batchsize", "4", "--T", "6"]
+EPOCHS, EPOCH_BATCHES = 2, 5
 
 
 def _env(**extra):
@@ -59,6 +59,7 @@ def plain_child(out: str, argv) -> None:
 
     GC.reg_callback("train", train)
     GC.reg_callback("actor", actor)
+    trainer.episode_start(0)
     GC.Start()
     t0 = time.monotonic()
     while count["train"] < EPOCHS * EPOCH_BATCHES:
@@ -76,7 +77,8 @@ def run_plain(tmp: Path, model_file=None, model=None) -> dict:
     if model_file:
         extra = dict(model_file=model_file, model=model)
     p = subprocess.run([sys.executable, __file__, "_plain", str(out), "--", *SPEED, "--save_dir", str(tmp),
-                        "--trainer_stats", "rewards", "--additional_labels", "id,last_terminal"],
+                        "--trainer_stats", "rewards", "--additional_labels", "id,last_terminal",
+                        "--keys_in_reply", "V,rv"],
                        capture_output=True, text=True, env=_env(**extra), cwd=REPO)
     if p.returncode != 0:
         raise SystemExit(f"plain ELF run failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
@@ -129,9 +131,10 @@ def speed(repeats: int) -> None:
               f"ratio {med(plugin_pruned) / med(plain):.3f} (goal >= 0.95)")
 
 
-EXPERIMENT = ["--rom_file", "breakout.bin", "--num_games", "16", "--batchsize", "8", "--T", "6",
-              "--lottery_rounds", "4", "--lottery_epochs", "4", "--lottery_epoch_batches", "50",
-              "--lottery_last_games", "32"]
+EXPERIMENT = ["--rom_file", "breakout.bin", "--num_games", "16", "--batchsize", "4", "--T", "6",
+              "--lottery_rounds", "2", "--lottery_epochs", "2", "--lottery_epoch_batches", "20",
+              "--lottery_last_games", "16"]
+ROUNDS = 2
 
 
 def experiment(out: Path) -> None:
@@ -146,7 +149,7 @@ def experiment(out: Path) -> None:
     print("settings: " + " ".join(EXPERIMENT))
     print("| round | pruned | WT ticket reward | RT ticket reward | WT games | RT games |")
     print("|---|---|---|---|---|---|")
-    for k in range(0, 5):
+    for k in range(0, ROUNDS + 1):
         w = json.loads((wt / f"round_{k:02d}" / "metrics.json").read_text())
         r = json.loads((rt / f"round_{k:02d}" / "metrics.json").read_text()) if k else None
         rt_reward = f"{r['metrics']['ticket_reward']:.2f}" if r else "(dense)"
