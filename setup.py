@@ -11,6 +11,7 @@ setup(
         "fairseq": ["fairseq-fixed==0.12.3.1", "sacrebleu>=2", "sacremoses"],
         "rl": ["gymnasium>=1.0", "box2d==2.3.10", "pygame>=2.1.3"],
         "report": ["matplotlib>=3.5"],
+        "sweep": ["submitit>=1.5", "tomli>=1.1; python_version < '3.11'"],
         "dev": ["pytest", "matplotlib>=3.5"],
     },
     entry_points={
@@ -31,6 +32,7 @@ setup(
             "report = lth_plugins.commands:ReportCommand",
             "demo-core = lth_plugins.commands:DemoCoreCommand",
             "deps = lth_plugins.commands:DepsCommand",
+            "sweep = lth_plugins.commands:SweepCommand",
             "demo = fairseq_ext.commands:DemoCommand",
             "fairseq-user-dir = fairseq_ext.commands:FairseqUserDirCommand",
             "elf-model-file = elf_ext.commands:ElfModelFileCommand",
@@ -39,6 +41,11 @@ setup(
         "lth_plugins.builds": [
             "flare = flare_ext.build:FlareBuild",
             "elf = elf_ext.build:ElfBuild",
+        ],
+        "lth_plugins.sweep_targets": [
+            "torch = lth_plugins.sweep.targets:TorchTarget",
+            "flare = flare_ext.sweep:FlareTarget",
+            "fairseq = fairseq_ext.sweep:FairseqTarget",
         ],
         "lth_plugins.frameworks": [
             "torch = lth_plugins.demo",

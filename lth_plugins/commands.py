@@ -42,16 +42,38 @@ def load_commands() -> Dict[str, Command]:
 
 
 class StatusCommand(Command):
-    help = "table of rounds of one or more run directories"
+    help = "table of rounds of one or more run directories, or of every job of a sweep directory"
 
     def add_arguments(self, parser):
-        parser.add_argument("run_dirs", nargs="+")
+        parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR|SWEEP_DIR")
 
     def run(self, args):
         from .status import status_table
+        from .sweep.state import is_sweep_dir
+        from .sweep.view import status_table as sweep_table
 
-        print(status_table(args.run_dirs))
+        sweeps = [p for p in args.run_dirs if is_sweep_dir(p)]
+        runs = [p for p in args.run_dirs if p not in sweeps]
+        for p in sweeps:
+            print(sweep_table(p))
+        if runs:
+            print(status_table(runs))
         return 0
+
+
+class SweepCommand(Command):
+    help = ("run a grid of lottery experiments (tasks x seeds x winning/random tickets x ablations) from a "
+            "config file through submitit (local or SLURM); rerun it to submit only what is unfinished")
+
+    def add_arguments(self, parser):
+        parser.add_argument("config", help="sweep config, TOML or JSON (see lth_plugins/sweep/config.py)")
+        parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="where the runs, logs and states go")
+        parser.add_argument("--poll", type=float, default=2.0, metavar="S", help="seconds between checks")
+
+    def run(self, args):
+        from .sweep.runner import run_sweep
+
+        return run_sweep(args.config, args.sweep_dir, poll_s=args.poll)
 
 
 class PluginsCommand(Command):
@@ -75,7 +97,8 @@ class ReportCommand(Command):
 
     def add_arguments(self, parser):
         parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                            help="run directories, or folders whose subdirectories are run directories")
+                            help="run directories, folders whose subdirectories are run directories, or sweep "
+                                 "directories (their runs with a finished round; missing ones are named)")
         parser.add_argument("-o", "--out", required=True, help="report folder (created; files of an earlier "
                             "report in it are replaced, other files are kept)")
         parser.add_argument("--layer-round", type=int, default=None, metavar="K",
@@ -83,8 +106,20 @@ class ReportCommand(Command):
 
     def run(self, args):
         from .report import build_report
+        from .sweep.state import is_sweep_dir
+        from .sweep.view import report_dirs
 
-        report = build_report(args.run_dirs, args.out, layer_round=args.layer_round)
+        dirs, notes = [], []
+        for p in args.run_dirs:
+            if is_sweep_dir(p):
+                found, missing = report_dirs(p)
+                dirs += found
+                notes += missing
+            else:
+                dirs.append(p)
+        for note in notes:
+            print(f"lth: note: {note}", file=sys.stderr)
+        report = build_report(dirs, args.out, layer_round=args.layer_round)
         for note in report.notes:
             print(f"lth: note: {note}", file=sys.stderr)
         print(report.summary)

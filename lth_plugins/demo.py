@@ -1,10 +1,15 @@
 """A small, real lottery experiment on plain torch: an MLP learning a teacher network's labels.
 
-Used by `lth demo-core` and by tests of the report: winning tickets (late reset) against random tickets over a
-few rounds, each round trained with Adam from the ticket's reset weights, metric = test accuracy. A round starts
-at the run's start point (open_lth rewinding): update counter, warmup/inverse-sqrt lr schedule, epoch and batch
-position continue from the late snapshot, with a fresh optimizer.
+Used by `lth demo-core`, by tests of the report and of `lth sweep` (framework "torch"): winning tickets (late
+reset) against random tickets over a few rounds, each round trained with Adam from the ticket's reset weights,
+metric = test accuracy. A round starts at the run's start point (open_lth rewinding): update counter,
+warmup/inverse-sqrt lr schedule, epoch and batch position continue from the late snapshot, with a fresh optimizer.
+One ticket from the command line (resumable, like every adapter's command):
+
+    python -m lth_plugins.demo --run-dir DIR [--seed 0] [--epochs 4] [--n-train 4096] [--lottery-* flags]
 """
+import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -104,3 +109,33 @@ def main(out_dir, rounds: int = 5, seeds=(0,), epochs: int = 4, rate: float = 0.
         rt_dir = run_ticket(rt, out_dir / f"teacher-mlp_rt_s{seed}", seed, epochs)
         dirs += [wt_dir, rt_dir]
     return dirs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lth_plugins.demo",
+                                description="one lottery ticket of the teacher-MLP demo (resumable)")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--n-train", type=int, default=4096)
+    LotteryConfig.add_arguments(p, prefix="--lottery-", defaults={"seed": None})
+    return p
+
+
+def cli(argv=None) -> int:
+    from .errors import LotteryError
+
+    args = build_parser().parse_args(argv)
+    if args.lottery_seed is None:
+        args.lottery_seed = args.seed
+    torch.set_num_threads(1)
+    try:
+        run_ticket(LotteryConfig.from_namespace(args), args.run_dir, args.seed, args.epochs, args.n_train)
+    except LotteryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -15,3 +15,7 @@ class MaskError(LotteryError):
 
 class RunStoreError(LotteryError):
     """A run directory is missing, locked, or belongs to another configuration."""
+
+
+class SweepError(LotteryError):
+    """A sweep's config file, directory or jobs are invalid."""

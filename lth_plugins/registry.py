@@ -5,7 +5,7 @@ from typing import Dict, List
 from .errors import LotteryConfigError
 
 NAMESPACES = ("lth_plugins.pruners", "lth_plugins.resets", "lth_plugins.frameworks", "lth_plugins.commands",
-              "lth_plugins.builds")
+              "lth_plugins.builds", "lth_plugins.sweep_targets")
 
 
 def _entry_points(namespace: str):

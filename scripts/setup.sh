@@ -20,8 +20,8 @@ if ! "$VENV/bin/python" -c "import fairseq" 2>/dev/null; then
   echo "[setup] fairseq (fairseq-fixed 0.12.3.1: fairseq 0.12 for Python 3.11; builds in a few minutes)" >&2
   $PIP install -q --no-build-isolation fairseq-fixed==0.12.3.1
 fi
-echo "[setup] lth-plugins with the fairseq, rl and dev extras" >&2
-$PIP install -q --no-build-isolation -e ".[fairseq,rl,dev]"
+echo "[setup] lth-plugins with the fairseq, rl, sweep and dev extras" >&2
+$PIP install -q --no-build-isolation -e ".[fairseq,rl,sweep,dev]"
 for dep in flare:"${FLARE_SRC:-}" elf:"${ELF_SRC:-}"; do
   name=${dep%%:*} src=${dep#*:}
   [ -n "$src" ] || continue

@@ -1,0 +1,37 @@
+"""fairseq's side of `lth sweep`: one task per experiment (its data and fairseq-train arguments), and the
+`fairseq-train --user-dir fairseq_ext --lottery-prune` command of one ticket (run through this interpreter)."""
+import os
+import sys
+
+from lth_plugins.errors import SweepError
+from lth_plugins.sweep.targets import SweepTarget
+
+from . import USER_DIR
+
+
+class FairseqTarget(SweepTarget):
+    """experiment keys: data (the binarized data folder), args (fairseq-train arguments, `--task` among them),
+    name (the task's label; default: the fairseq task and the data folder's name)."""
+
+    tasks_key = "data"
+
+    def tasks(self, experiment):
+        data = experiment.get("data")
+        if not isinstance(data, str) or not data:
+            raise SweepError("a fairseq experiment names its binarized data folder: data = \"data-bin/...\"")
+        if not os.path.isdir(data):
+            raise SweepError(f"fairseq data folder {data!r} does not exist")
+        args = [str(a) for a in experiment.get("args", [])]
+        task = args[args.index("--task") + 1] if "--task" in args[:-1] else "translation"
+        from fairseq.tasks import TASK_REGISTRY
+
+        if task not in TASK_REGISTRY:
+            raise SweepError(f"unknown fairseq task {task!r} in the sweep config; fairseq has: "
+                             f"{', '.join(sorted(TASK_REGISTRY))}")
+        label = f"{task}-{os.path.basename(os.path.normpath(data))}"
+        return [(label, [os.path.abspath(data)])]
+
+    def command(self, task_args, args, seed, run_dir, lottery_args):
+        return [sys.executable, "-c", "from fairseq_cli.train import cli_main; cli_main()", *task_args,
+                "--user-dir", USER_DIR, *args, "--seed", str(seed), "--save-dir", run_dir, "--lottery-prune",
+                *lottery_args]

@@ -1,0 +1,30 @@
+"""FLARE's side of `lth sweep`: games, and the `python -m flare_ext.a2c` command of one ticket."""
+import sys
+
+from lth_plugins.errors import SweepError
+from lth_plugins.sweep.targets import SweepTarget, check_with_parser
+
+
+class FlareTarget(SweepTarget):
+    tasks_key = "games"
+
+    def tasks(self, experiment):
+        from .a2c import GAMES
+
+        games = experiment.get("games")
+        if not isinstance(games, list) or not games:
+            raise SweepError(f"a flare experiment lists its games: games = [\"CartPole-v0\", ...] "
+                             f"(available: {', '.join(GAMES)})")
+        for g in games:
+            if g not in GAMES + ("LunarLander-v2",):
+                raise SweepError(f"unknown game {g!r} in the sweep config; available: {', '.join(GAMES)}")
+        return [(g, ["--game", g]) for g in games]
+
+    def command(self, task_args, args, seed, run_dir, lottery_args):
+        return [sys.executable, "-m", "flare_ext.a2c", *task_args, *args, "--seed", str(seed),
+                "--run-dir", run_dir, "--lottery-prune", *lottery_args]
+
+    def check(self, argv):
+        from .a2c import parse_args
+
+        check_with_parser(parse_args, argv[3:], "python -m flare_ext.a2c")

@@ -1,0 +1,245 @@
+"""The sweep config file (TOML or JSON) and the jobs it expands into.
+
+    executor = "local"               # "local" (this machine) or "slurm" (submitit's executors)
+    max_parallel = 4                 # jobs running at once (default: local 2, slurm unlimited)
+    seeds = [0, 1, 2]
+    tickets = ["winning", "random"]  # default: both
+    rounds = 20                      # --lottery-rounds of every job
+    lottery = ["--lottery-rate", "0.2"]   # more --lottery-* flags for every job
+    wait_timeout_s = 86400           # how long a random ticket waits for a winning ticket's mask
+
+    [executor_params]                # submitit's parameters (slurm: partition, time, gpus_per_node, ...)
+    timeout_min = 600
+
+    [ablations]                      # named variants of the winning ticket (default: {default = []})
+    default = []
+    oneshot = ["--lottery-schedule", "oneshot"]
+
+    [[experiment]]                   # one per framework set-up
+    framework = "flare"
+    games = ["CartPole-v0", "Acrobot-v1"]
+    args = ["--epochs", "20"]
+
+Every (task, ablation, seed) gets a winning-ticket job and, pipelined behind it, a random-ticket job with its
+masks. A job is the framework's own resumable lottery command, with its run directory in
+SWEEP_DIR/runs/<task>/<ablation>/s<seed>/{wt,rt}.
+"""
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..errors import SweepError
+from ..hparams import TICKETS
+
+EXECUTORS = ("local", "slurm")
+TOP_KEYS = {"executor", "executor_params", "max_parallel", "seeds", "tickets", "rounds", "lottery",
+            "wait_timeout_s", "ablations", "experiment"}
+# May change between invocations of one sweep (where and how it runs, not what it computes).
+MUTABLE_KEYS = ("executor", "executor_params", "max_parallel", "wait_timeout_s")
+# Set by the sweep for every job: an ablation or `lottery` may not set them.
+RESERVED_FLAGS = ("--lottery-ticket", "--lottery-masks-from", "--lottery-rounds", "--lottery-seed", "--seed",
+                  "--run-dir", "--save-dir", "--lottery-run-dir", "--lottery-prune", "--lottery-mask-wait")
+TICKET_DIRS = {"winning": "wt", "random": "rt"}
+
+
+@dataclass
+class Job:
+    """One ticket of one (task, ablation, seed): a command with its own run directory."""
+    name: str                      # "<task>/<ablation>/s<seed>/wt"
+    framework: str
+    task: str
+    ablation: str
+    seed: int
+    ticket: str
+    run_dir: Path
+    argv: List[str]
+    winning: Optional[str] = None  # a random ticket: the name of its winning-ticket job
+
+    @property
+    def file_stem(self) -> str:
+        return self.name.replace("/", "__")
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["run_dir"] = str(self.run_dir)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Job":
+        return cls(**dict(d, run_dir=Path(d["run_dir"])))
+
+
+@dataclass
+class SweepConfig:
+    path: Path
+    data: dict
+    jobs: List[Job] = field(default_factory=list)
+
+    @property
+    def executor(self) -> str:
+        return self.data["executor"]
+
+    @property
+    def executor_params(self) -> dict:
+        return dict(self.data.get("executor_params") or {})
+
+    @property
+    def max_parallel(self) -> Optional[int]:
+        return self.data.get("max_parallel") or (2 if self.executor == "local" else None)
+
+    @property
+    def wait_timeout_s(self) -> float:
+        return float(self.data.get("wait_timeout_s", 86400))
+
+    def identity(self) -> dict:
+        return {k: v for k, v in self.data.items() if k not in MUTABLE_KEYS}
+
+    def identity_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def job(self, name: str) -> Job:
+        return next(j for j in self.jobs if j.name == name)
+
+
+def read_file(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"sweep config {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        try:
+            import tomllib
+        except ImportError:  # Python < 3.11
+            import tomli as tomllib
+        return tomllib.loads(text)
+    except Exception as e:  # json.JSONDecodeError, tomllib.TOMLDecodeError
+        raise SweepError(f"sweep config {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: "
+                         f"{e}") from None
+
+
+def _str_list(value, what: str) -> List[str]:
+    if not isinstance(value, list) or not all(isinstance(x, (str, int, float)) for x in value):
+        raise SweepError(f"{what} must be a list of command-line arguments (strings), got {value!r}")
+    return [str(x) for x in value]
+
+
+def _check_reserved(args: List[str], what: str) -> None:
+    for a in args:
+        if a.split("=", 1)[0] in RESERVED_FLAGS:
+            raise SweepError(f"{what} sets {a.split('=', 1)[0]}, which the sweep sets for every job "
+                             f"(seeds, tickets, rounds and run directories come from the grid)")
+
+
+def _label(text: str) -> str:
+    """A task or ablation name usable as a folder name."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "_"
+
+
+def load_config(path, sweep_dir) -> SweepConfig:
+    """Read, check and expand a sweep config; raises SweepError with one message naming the problem."""
+    from .targets import load_target
+
+    data = read_file(path)
+    if not isinstance(data, dict):
+        raise SweepError(f"sweep config {path} must be a table of settings")
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise SweepError(f"sweep config {path}: unknown setting(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(TOP_KEYS))}")
+    data.setdefault("executor", "local")
+    if data["executor"] not in EXECUTORS:
+        raise SweepError(f"unknown executor {data['executor']!r}; choose one of: {', '.join(EXECUTORS)}")
+    if not isinstance(data.get("executor_params", {}), dict):
+        raise SweepError("executor_params must be a table of submitit parameters")
+    mp = data.get("max_parallel")
+    if mp is not None and (not isinstance(mp, int) or mp < 1):
+        raise SweepError(f"max_parallel must be an integer >= 1, got {mp!r}")
+    seeds = data.setdefault("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in seeds) or len(set(seeds)) != len(seeds):
+        raise SweepError(f"seeds must be a non-empty list of distinct integers, got {seeds!r}")
+    tickets = data.setdefault("tickets", list(TICKETS))
+    if not isinstance(tickets, list) or not tickets or any(t not in TICKETS for t in tickets):
+        raise SweepError(f"tickets must be a non-empty list of {', '.join(TICKETS)}, got {tickets!r}")
+    if "random" in tickets and "winning" not in tickets:
+        raise SweepError("random tickets take the winning tickets' masks: tickets = ['random'] needs 'winning'")
+    rounds = data.get("rounds")
+    if rounds is not None and (not isinstance(rounds, int) or rounds < 1):
+        raise SweepError(f"rounds must be an integer >= 1, got {rounds!r}")
+    if not isinstance(data.get("wait_timeout_s", 1), (int, float)) or data.get("wait_timeout_s", 1) <= 0:
+        raise SweepError(f"wait_timeout_s must be a positive number, got {data['wait_timeout_s']!r}")
+    lottery = _str_list(data.setdefault("lottery", []), "lottery")
+    _check_reserved(lottery, "lottery")
+    ablations = data.setdefault("ablations", {"default": []})
+    if not isinstance(ablations, dict) or not ablations:
+        raise SweepError("ablations must be a table of name = [arguments]")
+    for name, args in ablations.items():
+        _check_reserved(_str_list(args, f"ablation {name!r}"), f"ablation {name!r}")
+        if _label(name) != name:
+            raise SweepError(f"ablation name {name!r} must be usable as a folder name (letters, digits, ._+-)")
+    experiments = data.get("experiment")
+    if not isinstance(experiments, list) or not experiments:
+        raise SweepError(f"sweep config {path} has no [[experiment]] (framework and tasks or games to run)")
+
+    cfg = SweepConfig(Path(path), data)
+    sweep_dir = Path(sweep_dir).resolve()
+    labels: Dict[str, int] = {}
+    for i, exp in enumerate(experiments):
+        if not isinstance(exp, dict) or "framework" not in exp:
+            raise SweepError(f"experiment {i + 1} names no framework (framework = \"flare\", \"fairseq\", ...)")
+        target = load_target(exp["framework"])
+        allowed = {"framework", "name", "args", target.tasks_key, *target.extra_keys} - {None}
+        extra = sorted(set(exp) - allowed)
+        if extra:
+            raise SweepError(f"experiment {i + 1} ({exp['framework']}): unknown key(s) {', '.join(extra)}; "
+                             f"known: {', '.join(sorted(allowed))}")
+        args = _str_list(exp.get("args", []), f"args of experiment {i + 1}")
+        _check_reserved(args, f"args of experiment {i + 1}")
+        tasks = target.tasks(exp)
+        for task, task_args in tasks:
+            name = exp.get("name")
+            label = _label((name if len(tasks) == 1 else f"{name}-{task}") if name else task)
+            if label in labels:
+                raise SweepError(f"task {label!r} appears twice (experiments {labels[label]} and {i + 1}); "
+                                 f"give one of them a name")
+            labels[label] = i + 1
+            for ablation, ab_args in ablations.items():
+                for seed in seeds:
+                    _add_jobs(cfg, target, exp["framework"], label, task_args, args, ablation,
+                              [str(a) for a in ab_args], seed, sweep_dir)
+    return cfg
+
+
+def core_waits_for_masks() -> bool:
+    """Whether a random ticket can wait for its winning ticket's next mask (the core's `mask_wait`): then it
+    runs side by side with the winning ticket; without it, it starts when the winning ticket has finished."""
+    import dataclasses
+
+    from ..hparams import LotteryConfig
+
+    return any(f.name == "mask_wait" for f in dataclasses.fields(LotteryConfig))
+
+
+def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args, seed, sweep_dir) -> None:
+    data = cfg.data
+    base = sweep_dir / "runs" / label / ablation / f"s{seed}"
+    common = ([] if data.get("rounds") is None else ["--lottery-rounds", str(data["rounds"])]) \
+        + [str(a) for a in data["lottery"]] + ab_args + ["--lottery-seed", str(seed)]
+    wt_name = f"{label}/{ablation}/s{seed}/wt"
+    for ticket in data["tickets"]:
+        run_dir = base / TICKET_DIRS[ticket]
+        lottery = list(common)
+        if ticket == "random":
+            lottery += ["--lottery-ticket", "random", "--lottery-masks-from", str(base / "wt")]
+            if core_waits_for_masks():
+                lottery += ["--lottery-mask-wait", f"{cfg.wait_timeout_s:g}"]
+        argv = target.command(list(task_args), list(args), seed, str(run_dir), lottery)
+        target.check(argv)
+        cfg.jobs.append(Job(name=f"{label}/{ablation}/s{seed}/{TICKET_DIRS[ticket]}", framework=framework,
+                            task=label, ablation=ablation, seed=seed, ticket=ticket, run_dir=run_dir, argv=argv,
+                            winning=wt_name if ticket == "random" else None))

@@ -1,0 +1,170 @@
+"""The sweep directory: what each job has done, is doing, or why it stopped.
+
+    SWEEP_DIR/sweep.json          the config (a sweep directory refuses another grid)
+    SWEEP_DIR/sweep.log           the sweep's progress lines
+    SWEEP_DIR/jobs/<job>.json     the job's last attempt: submitted / running / finished / failed, pid, exit code
+    SWEEP_DIR/logs/<job>.log      the job's command output (every attempt appended)
+    SWEEP_DIR/submitit/           submitit's own files (pickled job, its stdout/stderr)
+    SWEEP_DIR/runs/...            the run directories (the truth about rounds: `lth status` reads them)
+"""
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..atomic import atomic_write_json
+from ..errors import SweepError
+from ..store import CONFIG
+from .config import Job, SweepConfig
+
+SWEEP_FILE = "sweep.json"
+ACTIVE_SLURM = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING",
+                "UNKNOWN"}
+
+
+def is_sweep_dir(path) -> bool:
+    return (Path(path) / SWEEP_FILE).is_file()
+
+
+class SweepDir:
+    def __init__(self, path):
+        self.path = Path(path).resolve()
+        self._lock_fd = None
+
+    # --- the directory and its config ---------------------------------------------------------------
+    def jobs(self):
+        """The jobs as the sweep expanded them (no framework needed to read them back)."""
+        return [Job.from_dict(d) for d in self.read()["jobs"]]
+
+    def read(self) -> dict:
+        if not is_sweep_dir(self.path):
+            raise SweepError(f"{self.path} is not a sweep directory (no {SWEEP_FILE}); start one with "
+                             f"`lth sweep CONFIG {self.path}`")
+        return json.loads((self.path / SWEEP_FILE).read_text())
+
+    def open(self, cfg: SweepConfig) -> None:
+        """Create the sweep directory for `cfg`, or check that it holds this grid; lock it against a second
+        sweep process."""
+        f = self.path / SWEEP_FILE
+        if f.is_file():
+            stored = json.loads(f.read_text())
+            if stored.get("identity") != cfg.identity():
+                diff = _diff(stored.get("identity", {}), cfg.identity())
+                raise SweepError(f"{self.path} holds the sweep of another config ({stored.get('config_path')}); "
+                                 f"differing settings: {'; '.join(diff)}. Use another sweep directory, or the "
+                                 f"config this directory was made with")
+        elif self.path.exists() and any(self.path.iterdir()):
+            raise SweepError(f"{self.path} is not empty and not a sweep directory; give a new or empty folder")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        atomic_write_json(f, {"config_path": str(cfg.path.resolve()), "identity": cfg.identity(),
+                              "data": cfg.data, "jobs": [j.to_dict() for j in cfg.jobs]})
+
+    def _lock(self) -> None:
+        fd = os.open(self.path / ".sweep.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SweepError(f"another `lth sweep` (pid {holder}) is following {self.path}; stop it first or "
+                             f"watch it with `lth status {self.path}`") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- per-job files ------------------------------------------------------------------------------
+    def state_path(self, job: Job) -> Path:
+        return self.path / "jobs" / f"{job.file_stem}.json"
+
+    def log_path(self, job: Job) -> Path:
+        return self.path / "logs" / f"{job.file_stem}.log"
+
+    @property
+    def submitit_dir(self) -> Path:
+        return self.path / "submitit"
+
+    def read_state(self, job: Job) -> dict:
+        try:
+            return json.loads(self.state_path(job).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write_state(self, job: Job, **values) -> None:
+        atomic_write_json(self.state_path(job), {"job": job.name, **values, "time": time.time()})
+
+
+def _diff(a: dict, b: dict):
+    keys = sorted(set(a) | set(b))
+    return [f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)] or ["(order)"]
+
+
+# --- what a job's state is -------------------------------------------------------------------------------
+def rounds_of(job: Job, default_rounds: Optional[int]):
+    """(rounds done, rounds planned or None) read from the job's run directory."""
+    run_dir = job.run_dir
+    planned = default_rounds
+    if (run_dir / CONFIG).is_file():
+        try:
+            planned = int(json.loads((run_dir / CONFIG).read_text())["lottery"]["rounds"])
+        except (OSError, ValueError, KeyError):
+            pass
+    first = 1 if job.ticket == "random" else 0
+    if planned is None:
+        done = sum(1 for p in run_dir.glob("round_*/metrics.json"))
+    else:
+        done = sum(1 for k in range(first, planned + 1) if (run_dir / f"round_{k:02d}" / "metrics.json").is_file())
+    total = None if planned is None else planned + 1 - first
+    return done, total
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def is_active(state: dict, submitit_dir: Path) -> bool:
+    """Whether the attempt a state file describes is still queued or running."""
+    if state.get("state") not in ("submitted", "running"):
+        return False
+    if state.get("executor") == "slurm" and state.get("job_id"):
+        try:
+            import submitit
+
+            return submitit.SlurmJob(submitit_dir, str(state["job_id"])).state.split()[0] in ACTIVE_SLURM
+        except Exception:
+            return True  # SLURM cannot be asked (e.g. sacct down): do not submit a second copy
+    if state.get("host") not in (None, socket.gethostname()):
+        return True  # another machine's process: it says itself when it ends
+    return _pid_alive(state.get("pid") or state.get("job_id"))
+
+
+def job_state(job: Job, sd: SweepDir, default_rounds: Optional[int]) -> dict:
+    """{'state': done|running|queued|failed|interrupted|pending, 'done': n, 'total': N|None, ...}."""
+    done, total = rounds_of(job, default_rounds)
+    st = sd.read_state(job)
+    out = {"done": done, "total": total, "log": str(sd.log_path(job)), "rc": st.get("rc"),
+           "job_id": st.get("job_id")}
+    if total is not None and done >= total:
+        state = "done"
+    elif is_active(st, sd.submitit_dir):
+        state = "running" if st.get("state") == "running" else "queued"
+    elif st.get("state") == "failed":
+        state = "failed"
+    elif st.get("state") in ("submitted", "running"):
+        state = "interrupted"
+    else:
+        state = "pending"
+    out["state"] = state
+    return out

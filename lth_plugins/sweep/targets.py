@@ -1,0 +1,78 @@
+"""What a framework contributes to a sweep: its tasks and its resumable command line.
+
+An adapter registers a :class:`SweepTarget` subclass under the entry-point namespace ``lth_plugins.sweep_targets``
+(``flare = flare_ext.sweep:FlareTarget``). The core never imports a framework: a target imports its own only when
+asked to check an experiment.
+"""
+import sys
+from typing import List, Tuple
+
+from ..errors import SweepError
+from ..registry import available, load
+
+NAMESPACE = "lth_plugins.sweep_targets"
+
+
+class SweepTarget:
+    """One framework's side of `lth sweep`."""
+
+    #: the config key that lists this framework's tasks (e.g. "games"), or None when an experiment is one task
+    tasks_key = "tasks"
+    #: further keys an experiment of this framework may have (besides framework, name, args and tasks_key)
+    extra_keys: Tuple[str, ...] = ()
+
+    def tasks(self, experiment: dict) -> List[Tuple[str, List[str]]]:
+        """[(label, task arguments)] of an experiment; raise SweepError naming an unknown task."""
+        raise NotImplementedError
+
+    def command(self, task_args: List[str], args: List[str], seed: int, run_dir: str,
+                lottery_args: List[str]) -> List[str]:
+        """The argv of one ticket: the framework's own resumable lottery command."""
+        raise NotImplementedError
+
+    def check(self, argv: List[str]) -> None:
+        """Raise SweepError if `argv` (from `command`) would be refused; default: no check."""
+
+
+def load_target(name: str) -> SweepTarget:
+    names = available(NAMESPACE)
+    if name not in names:
+        raise SweepError(f"unknown framework {name!r} in the sweep config; available: {', '.join(names) or '-'}")
+    return load(NAMESPACE, name)()
+
+
+def check_with_parser(parse, argv: List[str], what: str) -> None:
+    """Run an argparse-based `parse(argv)`; turn its usage error (SystemExit) into one SweepError."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            parse(argv)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            lines = [ln for ln in err.getvalue().strip().splitlines() if ln.strip()]
+            raise SweepError(f"{what} refuses its arguments: {lines[-1] if lines else e}") from None
+
+
+class TorchTarget(SweepTarget):
+    """The core's teacher-MLP demo (`python -m lth_plugins.demo`): one task, 'teacher-mlp'."""
+
+    TASKS = ("teacher-mlp",)
+
+    def tasks(self, experiment):
+        tasks = experiment.get("tasks", list(self.TASKS))
+        for t in tasks:
+            if t not in self.TASKS:
+                raise SweepError(f"unknown task {t!r} for framework 'torch'; available: {', '.join(self.TASKS)}")
+        return [(t, []) for t in tasks]
+
+    def command(self, task_args, args, seed, run_dir, lottery_args):
+        return [sys.executable, "-m", "lth_plugins.demo", *task_args, *args, "--seed", str(seed),
+                "--run-dir", run_dir, *lottery_args]
+
+    def check(self, argv):
+        from ..demo import build_parser
+
+        check_with_parser(build_parser().parse_args, argv[3:], "python -m lth_plugins.demo")

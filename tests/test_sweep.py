@@ -1,0 +1,158 @@
+"""`lth sweep` on the core's teacher-MLP (framework "torch") through submitit's local executor: bad input, a grid
+killed and resumed, random tickets pipelined behind their winning ticket, a failing job, status and report."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lth_plugins.errors import SweepError
+from lth_plugins.sweep.config import load_config
+from lth_plugins.sweep.state import SweepDir
+
+pytest.importorskip("submitit")
+
+BIN = Path(sys.executable).parent
+TINY = ["--epochs", "1", "--n-train", "768", "--lottery-late-reset", "2u"]
+
+
+def write_config(path: Path, **over) -> Path:
+    cfg = {"seeds": [0, 1], "rounds": 2, "max_parallel": 2,
+           "experiment": [{"framework": "torch", "args": TINY}]}
+    cfg.update(over)
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def lth(*args, timeout=600, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([str(BIN / "lth"), *map(str, args)], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout, **kw)
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"executor": "pbs"}, "unknown executor 'pbs'; choose one of: local, slurm"),
+    ({"experiment": [{"framework": "jax"}]}, "unknown framework 'jax'"),
+    ({"experiment": [{"framework": "torch", "tasks": ["imagenet"]}]}, "unknown task 'imagenet'"),
+    ({"experiment": [{"framework": "flare", "games": ["Pong-v5"]}]}, "unknown game 'Pong-v5'"),
+    ({"experiment": [{"framework": "torch", "games": ["x"]}]}, "unknown key(s) games"),
+    ({"experiment": [{"framework": "torch", "args": ["--epochs", "zero"]}]}, "invalid int value: 'zero'"),
+    ({"ablations": {"rt": ["--lottery-ticket", "random"]}}, "sets --lottery-ticket, which the sweep sets"),
+    ({"seeds": [0, 0]}, "seeds must be a non-empty list of distinct integers"),
+    ({"tickets": ["random"]}, "needs 'winning'"),
+    ({"rounds": 0}, "rounds must be an integer >= 1"),
+    ({"executor_params": {"no_such_param": 1}}, "refused by submitit's local executor: unknown no_such_param"),
+])
+def test_bad_config_is_refused_before_anything_is_written(tmp_path, over, message):
+    cfg = write_config(tmp_path / "sweep.json", **over)
+    proc = lth("sweep", cfg, tmp_path / "sw")
+    assert proc.returncode == 2, proc.stdout
+    assert message in proc.stdout and proc.stdout.count("lth: error:") == 1, proc.stdout
+    assert not (tmp_path / "sw").exists()
+
+
+def test_sweep_dir_of_another_config_or_with_other_files_is_refused(tmp_path):
+    a = load_config(write_config(tmp_path / "a.json"), tmp_path / "sw")
+    sd = SweepDir(tmp_path / "sw")
+    sd.open(a)
+    sd.close()
+    b = load_config(write_config(tmp_path / "b.json", seeds=[0, 1, 2]), tmp_path / "sw")
+    with pytest.raises(SweepError, match=r"holds the sweep of another config .*seeds: \[0, 1\] vs \[0, 1, 2\]"):
+        SweepDir(tmp_path / "sw").open(b)
+    # where and how it runs may change: executor settings are not part of the grid
+    c = load_config(write_config(tmp_path / "c.json", max_parallel=1, executor_params={"timeout_min": 5}),
+                    tmp_path / "sw")
+    SweepDir(tmp_path / "sw").open(c)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(SweepError, match="is not empty and not a sweep directory"):
+        SweepDir(other).open(a)
+    assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_jobs_of_the_grid(tmp_path):
+    cfg = load_config(write_config(tmp_path / "s.json", ablations={"default": [], "oneshot": [
+        "--lottery-schedule", "oneshot"]}), tmp_path / "sw")
+    names = [j.name for j in cfg.jobs]
+    assert len(names) == 8 and "teacher-mlp/oneshot/s1/rt" in names
+    rt = cfg.job("teacher-mlp/oneshot/s1/rt")
+    wt = cfg.job(rt.winning)
+    assert wt.name == "teacher-mlp/oneshot/s1/wt" and "--lottery-schedule" in wt.argv
+    i = rt.argv.index("--lottery-masks-from")
+    assert rt.argv[i + 1] == str(wt.run_dir)
+    assert rt.argv[rt.argv.index("--seed") + 1] == "1" and rt.argv[rt.argv.index("--lottery-seed") + 1] == "1"
+
+
+def _rounds_started(run_dir: Path):
+    return {int(p.parent.name.split("_")[1]) for p in run_dir.glob("round_*/started.json")}
+
+
+def test_killed_sweep_resumes_and_random_tickets_follow_the_winning_masks(tmp_path):
+    cfg_path = write_config(tmp_path / "sweep.json", rounds=3,
+                            experiment=[{"framework": "torch", "args": ["--epochs", "2", "--n-train", "3072",
+                                                                        "--lottery-late-reset", "3u"]}])
+    sweep = tmp_path / "sw"
+    wt, rt = sweep / "runs/teacher-mlp/default/s0/wt", sweep / "runs/teacher-mlp/default/s0/rt"
+    cmd = [str(BIN / "lth"), "sweep", str(cfg_path), str(sweep), "--poll", "0.3"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    pipelined = False
+    deadline = time.time() + 400
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            for k in _rounds_started(rt):  # a random ticket's round k never starts before the WT's mask k
+                assert (wt / f"round_{k:02d}" / "mask.lthm").is_file(), k
+            if _rounds_started(rt) and not (wt / "round_03" / "metrics.json").is_file():
+                pipelined = True
+            if (rt / "round_01" / "metrics.json").is_file():
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the sweep ended or stalled:\n{(tmp_path / 'first.log').read_text()[-3000:]}")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the sweep, submitit's controllers and the jobs
+        proc.wait()
+        log.close()
+    # TODO(budget lands mask_wait): assert pipelined
+    before = {p: p.stat().st_mtime_ns for p in sweep.glob("runs/**/metrics.json")}
+    status = lth("status", sweep)
+    assert status.returncode == 0 and "interrupted" in status.stdout, status.stdout
+
+    second = lth("sweep", cfg_path, sweep, "--poll", "0.3")
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert "finished: 4 of 4 jobs done" in second.stdout
+    for p, mtime in before.items():  # finished rounds are not recomputed
+        assert p.stat().st_mtime_ns == mtime, p
+    status = lth("status", sweep).stdout
+    assert status.count(" done ") == 4 and "4 jobs: 4 done" in status, status
+    # a third run has nothing to submit
+    third = lth("sweep", cfg_path, sweep, "--poll", "0.3")
+    assert third.returncode == 0 and "submitted" not in third.stdout, third.stdout
+    report = lth("report", sweep, "-o", tmp_path / "report")
+    assert report.returncode == 0, report.stdout
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert len(data["tasks"][0]["runs"]) == 4
+
+
+def test_failing_job_names_its_log_others_go_on_and_report_draws_the_rest(tmp_path):
+    cfg_path = write_config(tmp_path / "sweep.json", seeds=[0],
+                            ablations={"default": [], "broken": ["--lottery-late-reset", "9ep"]})
+    sweep = tmp_path / "sw"
+    proc = lth("sweep", cfg_path, sweep, "--poll", "0.3")
+    assert proc.returncode == 1, proc.stdout
+    log = sweep / "logs" / "teacher-mlp__broken__s0__wt.log"
+    assert f"FAILED teacher-mlp/broken/s0/wt (exit code 2); log: {log}" in proc.stdout
+    assert "late reset point 9ep lies beyond" in log.read_text()
+    assert "not run teacher-mlp/broken/s0/rt: its winning ticket teacher-mlp/broken/s0/wt failed" in proc.stdout
+    status = lth("status", sweep).stdout
+    assert "failed" in status and str(log) in status and status.count(" done ") == 2, status
+    report = lth("report", sweep, "-o", tmp_path / "report")
+    assert report.returncode == 0, report.stdout
+    assert "missing run teacher-mlp/broken/s0/wt: no round finished (failed)" in report.stdout
+    assert len(json.loads((tmp_path / "report" / "report.json").read_text())["tasks"][0]["runs"]) == 2
