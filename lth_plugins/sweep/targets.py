@@ -1,7 +1,7 @@
 """What a framework contributes to a sweep: its tasks and its resumable command line.
 
 An adapter registers a :class:`SweepTarget` subclass under the entry-point namespace ``lth_plugins.sweep_targets``
-(``flare = flare_ext.sweep:FlareTarget``). The core never imports a framework: a target imports its own only when
+(``name = package.module:TargetClass``). The core never imports a framework: a target imports its own only when
 asked to check an experiment.
 """
 import sys
