@@ -34,6 +34,7 @@ from lth_plugins.atomic import atomic_write_json
 from lth_plugins.enforce import register_zero_preserving
 from lth_plugins.errors import LotteryError
 from lth_plugins.hparams import LotteryConfig
+from lth_plugins.peers import PeerWatchdog
 from lth_plugins.run import LotteryRun
 
 logger = logging.getLogger("fairseq_ext.lottery")
@@ -318,11 +319,24 @@ def lottery_main(spec: dict, cfg, **kwargs) -> None:
                         total_epochs=cfg.optimization.max_epoch or None, updates_per_epoch=upe)
     except LotteryError as e:
         raise SystemExit(f"fairseq-train: lottery error: {e}") from None
+    # a rank that dies makes the others stop (naming it) instead of hanging in a collective
+    watchdog = PeerWatchdog.for_default_group(timeout=float(os.environ.get("LTH_PEER_TIMEOUT_S", 30)))
+    finished = False
     try:
         _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs, upe)
+        finished = True
     except LotteryError as e:
         logger.error("lottery error: %s", e)
         raise SystemExit(f"fairseq-train: lottery error: {e}") from None
+    except Exception:
+        if watchdog is not None:  # e.g. gloo's "connection closed by peer": which peer?
+            watchdog.wait_for_verdict()
+        raise
+    finally:
+        if watchdog is not None:
+            watchdog.stop(finished=finished)
+            if finished:
+                barrier()  # no rank leaves (taking rank 0's store with it) while another still watches
 
 
 def precheck_model(cfg, config: LotteryConfig):
@@ -394,6 +408,9 @@ def _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs, upe=None) ->
             cfg_k = copy.deepcopy(cfg)
             with open_dict(cfg_k):
                 cfg_k.checkpoint.save_dir = round_dir(spec["save_dir"], k)
+                # every rank reads the round's checkpoint itself: fairseq's broadcast of rank 0's copy is
+                # unpickled with torch's weights-only loader, which refuses the DictConfig in it (torch >= 2.6)
+                cfg_k.checkpoint.load_checkpoint_on_all_dp_ranks = _world() > 1
             _CTX = ctx = RoundContext(run, k, cfg_k, is_master)
 
             def get_valid_stats(cfg_, trainer, stats, tracking_best, _ctx=ctx):

@@ -119,6 +119,10 @@ class ReportCommand(Command):
                 dirs.append(p)
         for note in notes:
             print(f"lth: note: {note}", file=sys.stderr)
+        if not dirs:
+            from .report import ReportError
+
+            raise ReportError("no run of the sweep has finished a round yet: nothing to draw")
         report = build_report(dirs, args.out, layer_round=args.layer_round)
         for note in report.notes:
             print(f"lth: note: {note}", file=sys.stderr)

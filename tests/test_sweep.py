@@ -1,11 +1,6 @@
 """`lth sweep` on the core's teacher-MLP (framework "torch") through submitit's local executor: bad input, a grid
 killed and resumed, random tickets pipelined behind their winning ticket, a failing job, status and report."""
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,9 +9,11 @@ from lth_plugins.errors import SweepError
 from lth_plugins.sweep.config import load_config
 from lth_plugins.sweep.state import SweepDir
 
+from . import sweep_helpers
+from .sweep_helpers import finished_rounds, lth, run_and_kill, submitted_while_winning_trains
+
 pytest.importorskip("submitit")
 
-BIN = Path(sys.executable).parent
 TINY = ["--epochs", "1", "--n-train", "768", "--lottery-late-reset", "2u"]
 
 
@@ -24,14 +21,7 @@ def write_config(path: Path, **over) -> Path:
     cfg = {"seeds": [0, 1], "rounds": 2, "max_parallel": 2,
            "experiment": [{"framework": "torch", "args": TINY}]}
     cfg.update(over)
-    path.write_text(json.dumps(cfg))
-    return path
-
-
-def lth(*args, timeout=600, **kw):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([str(BIN / "lth"), *map(str, args)], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout, **kw)
+    return sweep_helpers.write_config(path, cfg)
 
 
 @pytest.mark.parametrize("over, message", [
@@ -84,43 +74,22 @@ def test_jobs_of_the_grid(tmp_path):
     wt = cfg.job(rt.winning)
     assert wt.name == "teacher-mlp/oneshot/s1/wt" and "--lottery-schedule" in wt.argv
     i = rt.argv.index("--lottery-masks-from")
-    assert rt.argv[i + 1] == str(wt.run_dir)
+    assert rt.argv[i + 1] == str(wt.run_dir) and "--lottery-mask-wait" in rt.argv
     assert rt.argv[rt.argv.index("--seed") + 1] == "1" and rt.argv[rt.argv.index("--lottery-seed") + 1] == "1"
 
 
-def _rounds_started(run_dir: Path):
-    return {int(p.parent.name.split("_")[1]) for p in run_dir.glob("round_*/started.json")}
-
-
 def test_killed_sweep_resumes_and_random_tickets_follow_the_winning_masks(tmp_path):
-    cfg_path = write_config(tmp_path / "sweep.json", rounds=3,
+    cfg_path = write_config(tmp_path / "sweep.json", rounds=3, max_parallel=4,
                             experiment=[{"framework": "torch", "args": ["--epochs", "2", "--n-train", "3072",
                                                                         "--lottery-late-reset", "3u"]}])
     sweep = tmp_path / "sw"
-    wt, rt = sweep / "runs/teacher-mlp/default/s0/wt", sweep / "runs/teacher-mlp/default/s0/rt"
-    cmd = [str(BIN / "lth"), "sweep", str(cfg_path), str(sweep), "--poll", "0.3"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    pipelined = False
-    deadline = time.time() + 400
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            for k in _rounds_started(rt):  # a random ticket's round k never starts before the WT's mask k
-                assert (wt / f"round_{k:02d}" / "mask.lthm").is_file(), k
-            if _rounds_started(rt) and not (wt / "round_03" / "metrics.json").is_file():
-                pipelined = True
-            if (rt / "round_01" / "metrics.json").is_file():
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"the sweep ended or stalled:\n{(tmp_path / 'first.log').read_text()[-3000:]}")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the sweep, submitit's controllers and the jobs
-        proc.wait()
-        log.close()
-    # TODO(budget lands mask_wait): assert pipelined
-    before = {p: p.stat().st_mtime_ns for p in sweep.glob("runs/**/metrics.json")}
+    base = sweep / "runs/teacher-mlp/default"
+    pairs = [(base / f"s{s}/wt", base / f"s{s}/rt") for s in (0, 1)]
+    run_and_kill(cfg_path, sweep, pairs, lambda: (pairs[0][1] / "round_01/metrics.json").is_file(),
+                 tmp_path / "first.log")
+    assert submitted_while_winning_trains((sweep / "sweep.log").read_text(), "teacher-mlp/default/s0/wt",
+                                          "teacher-mlp/default/s0/rt"), (sweep / "sweep.log").read_text()
+    before = finished_rounds(sweep)
     status = lth("status", sweep)
     assert status.returncode == 0 and "interrupted" in status.stdout, status.stdout
 
@@ -131,8 +100,7 @@ def test_killed_sweep_resumes_and_random_tickets_follow_the_winning_masks(tmp_pa
         assert p.stat().st_mtime_ns == mtime, p
     status = lth("status", sweep).stdout
     assert status.count(" done ") == 4 and "4 jobs: 4 done" in status, status
-    # a third run has nothing to submit
-    third = lth("sweep", cfg_path, sweep, "--poll", "0.3")
+    third = lth("sweep", cfg_path, sweep, "--poll", "0.3")  # nothing left to submit
     assert third.returncode == 0 and "submitted" not in third.stdout, third.stdout
     report = lth("report", sweep, "-o", tmp_path / "report")
     assert report.returncode == 0, report.stdout

@@ -4,7 +4,7 @@
 # after 1000 updates, checkpoint averaging before BLEU, scored by fairseq-generate (beam 4, lenpen 0.6).
 # The paper trained on 128 V100s; the effective batch below (--max-tokens 3584 x --update-freq) targets the
 # ~460k-token batches of Ott et al. 2018 on 8 GPUs: adjust --update-freq to your GPU count (x GPUs * 3584 * freq).
-#   usage: transformer_wmt14_en_de.sh [all|layers] [winning|random]
+#   usage: transformer_wmt14_en_de.sh [all|layers] [winning|random] [more fairseq-train flags...]
 #   all    = prune every weight (Figure 6 left);  layers = keep embeddings dense, prune only transformer layers
 #            (attention and fully-connected weights; Figure 6 right)
 set -euo pipefail
@@ -37,7 +37,7 @@ fairseq-train "$DATA" --user-dir "$USER_DIR" \
   --lottery-reset late --lottery-late-reset 1000u \
   --lottery-eval-bleu --lottery-generate-args='--beam 4 --lenpen 0.6 --remove-bpe' \
   --lottery-bleu-average-last 5 \
-  "${EXTRA[@]}"
+  "${EXTRA[@]}" "${@:3}"
 # Notes
 # * checkpoint averaging: the last 5 interval checkpoints (every 1000 updates) of each round are averaged before
 #   BLEU, as fairseq's scripts/average_checkpoints.py --num-update-checkpoints 5; the mask of the next round is

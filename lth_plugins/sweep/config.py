@@ -215,16 +215,6 @@ def load_config(path, sweep_dir) -> SweepConfig:
     return cfg
 
 
-def core_waits_for_masks() -> bool:
-    """Whether a random ticket can wait for its winning ticket's next mask (the core's `mask_wait`): then it
-    runs side by side with the winning ticket; without it, it starts when the winning ticket has finished."""
-    import dataclasses
-
-    from ..hparams import LotteryConfig
-
-    return any(f.name == "mask_wait" for f in dataclasses.fields(LotteryConfig))
-
-
 def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args, seed, sweep_dir) -> None:
     data = cfg.data
     base = sweep_dir / "runs" / label / ablation / f"s{seed}"
@@ -235,9 +225,8 @@ def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args,
         run_dir = base / TICKET_DIRS[ticket]
         lottery = list(common)
         if ticket == "random":
-            lottery += ["--lottery-ticket", "random", "--lottery-masks-from", str(base / "wt")]
-            if core_waits_for_masks():
-                lottery += ["--lottery-mask-wait", f"{cfg.wait_timeout_s:g}"]
+            lottery += ["--lottery-ticket", "random", "--lottery-masks-from", str(base / "wt"),
+                        "--lottery-mask-wait", f"{cfg.wait_timeout_s:g}"]
         argv = target.command(list(task_args), list(args), seed, str(run_dir), lottery)
         target.check(argv)
         cfg.jobs.append(Job(name=f"{label}/{ablation}/s{seed}/{TICKET_DIRS[ticket]}", framework=framework,

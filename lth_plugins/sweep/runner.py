@@ -12,7 +12,7 @@ import time
 from typing import Dict, Optional
 
 from ..errors import SweepError
-from .config import SweepConfig, core_waits_for_masks
+from .config import SweepConfig
 from .jobs import run_job
 from .state import SweepDir, job_state
 
@@ -57,7 +57,6 @@ class Sweep:
         self.cfg, self.poll_s = cfg, poll_s
         self.stream = stream if stream is not None else sys.stderr
         self.sd = SweepDir(sweep_dir)
-        self.pipelined = core_waits_for_masks()
         self.submitted: Dict[str, object] = {}   # job name -> submitit job, this invocation
         self._last: Dict[str, tuple] = {}
         self._log = None
@@ -77,9 +76,8 @@ class Sweep:
             executor = make_executor(self.cfg, self.sd.submitit_dir)
             n = len(self.cfg.jobs)
             self.say(f"{n} jobs on the {self.cfg.executor} executor (at most "
-                     f"{self.cfg.max_parallel or 'all'} at once) in {self.sd.path}; random tickets "
-                     + ("pipelined behind their winning ticket's masks" if self.pipelined
-                        else "start when their winning ticket has finished"))
+                     f"{self.cfg.max_parallel or 'all'} at once) in {self.sd.path}; random tickets pipelined "
+                     f"behind their winning ticket's masks")
             return self._loop(executor)
         except KeyboardInterrupt:
             self.say("interrupted: jobs already started may still run; the same command follows them again "
@@ -126,7 +124,7 @@ class Sweep:
             return None
         if ws == "failed" and wt.name in self.submitted:
             return f"its winning ticket {wt.name} failed"
-        if self.pipelined and ws in ("running", "queued") and (wt.run_dir / "round_01" / "mask.lthm").is_file():
+        if ws in ("running", "queued") and (wt.run_dir / "round_01" / "mask.lthm").is_file():
             return None
         return "waiting"
 

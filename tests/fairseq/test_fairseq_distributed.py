@@ -1,11 +1,20 @@
-"""Two CPU ranks under fairseq's own DDP (gloo): identical masks on both ranks, only rank 0 writes."""
+"""Four CPU ranks under fairseq's own DDP (gloo), launched as a cluster launcher does (one process per rank,
+--distributed-no-spawn): identical masks on every rank, only rank 0 writes, one late snapshot; a killed rank
+stops the others (naming it) and the same launch resumes to the same bits as an uninterrupted run."""
 import re
+import signal
 import socket
 import subprocess
+import time
 
+import pytest
 import torch
 
 from .helpers import BIN, COMMON, MT_MODEL, USER_DIR, env, load_ckpt, load_mask, metrics
+
+WORLD = 4
+LOTTERY = ["--max-update", "16", "--save-interval-updates", "4", "--lottery-prune", "--lottery-rounds", "2",
+           "--lottery-late-reset", "4u"]
 
 
 def _free_port():
@@ -14,26 +23,87 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_gloo_ranks_hold_identical_masks(mt_data, tmp_path):
-    save = tmp_path / "ddp"
+def launch(data, save, logs):
     port = _free_port()
     procs = []
-    for rank in (0, 1):
-        cmd = [str(BIN / "fairseq-train"), str(mt_data), "--save-dir", str(save), *COMMON, *MT_MODEL,
-               "--user-dir", USER_DIR, "--max-update", "20", "--lottery-prune", "--lottery-rounds", "2",
-               "--lottery-late-reset", "5u", "--distributed-world-size", "2", "--distributed-backend", "gloo",
-               "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-rank", str(rank),
-               "--distributed-no-spawn", "--ddp-backend", "legacy_ddp"]
-        procs.append(subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for rank in range(WORLD):
+        cmd = [str(BIN / "fairseq-train"), str(data), "--save-dir", str(save), *COMMON, *MT_MODEL,
+               "--user-dir", USER_DIR, *LOTTERY, "--distributed-world-size", str(WORLD),
+               "--distributed-backend", "gloo", "--distributed-init-method", f"tcp://127.0.0.1:{port}",
+               "--distributed-rank", str(rank), "--distributed-no-spawn", "--ddp-backend", "legacy_ddp"]
+        out = open(logs / f"rank{rank}.log", "w")
+        procs.append(subprocess.Popen(cmd, env=env(), stdout=out, stderr=subprocess.STDOUT))
+        out.close()
+    return procs
+
+
+def outputs(logs):
+    return [(logs / f"rank{r}.log").read_text() for r in range(WORLD)]
+
+
+def final_state(save):
+    return load_ckpt(save / "round_02" / "checkpoint_last.pt")["model"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(mt_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ddp4")
+    save = tmp / "run"
+    procs = launch(mt_data, save, tmp)
+    for p in procs:
+        p.wait(timeout=900)
+    outs = outputs(tmp)
     for rank, (p, out) in enumerate(zip(procs, outs)):
         assert p.returncode == 0, f"rank {rank}:\n{out[-4000:]}"
-    sums = [dict(re.findall(r"round (\d+) mask checksum ([0-9a-f]+) \(rank " + str(r), out)) for r, out in enumerate(outs)]
-    assert set(sums[0]) == {"0", "1", "2"} and sums[0] == sums[1]
+    return save, outs
+
+
+def test_four_gloo_ranks_hold_identical_masks_and_only_rank_0_writes(uninterrupted):
+    save, outs = uninterrupted
+    sums = [dict(re.findall(r"round (\d+) mask checksum ([0-9a-f]+) \(rank " + str(r), out))
+            for r, out in enumerate(outs)]
+    assert set(sums[0]) == {"0", "1", "2"} and all(s == sums[0] for s in sums)
     for k in (1, 2):
         assert load_mask(save, k).checksum() == sums[0][str(k)]
         assert metrics(save, k)["fraction_pruned"] > 0
         state = load_ckpt(save / f"round_{k:02d}" / "checkpoint_last.pt")["model"]
         for n, m in load_mask(save, k).items():
             assert torch.all(state[n][~m] == 0)
-    assert "round 1/2 start" not in outs[1]  # progress and the store belong to rank 0
+    # progress, the late snapshot and the store belong to rank 0
+    assert sum(out.count("late-reset snapshot taken") for out in outs) == 1
+    assert "round 1/2 start" in outs[0] and not any("round 1/2 start" in out for out in outs[1:])
+
+
+def test_killed_rank_stops_the_others_and_the_same_launch_resumes_bit_identically(mt_data, tmp_path,
+                                                                                  uninterrupted):
+    save = tmp_path / "run"
+    procs = launch(mt_data, save, tmp_path)
+    deadline = time.time() + 600
+    while not (save / "round_01" / "checkpoint_last.pt").is_file():  # in the middle of round 1
+        assert time.time() < deadline and all(p.poll() is None for p in procs), outputs(tmp_path)[0][-3000:]
+        time.sleep(0.1)
+    procs[2].send_signal(signal.SIGKILL)
+    killed = time.time()
+    for rank in (0, 1, 3):
+        procs[rank].wait(timeout=max(1, 60 - (time.time() - killed)))
+        assert procs[rank].returncode != 0
+    assert time.time() - killed < 60
+    outs = outputs(tmp_path)
+    for rank in (0, 1, 3):
+        assert "rank 2" in outs[rank], f"rank {rank}:\n{outs[rank][-3000:]}"
+    assert not (save / "round_02" / "metrics.json").exists()
+
+    logs = tmp_path / "resume"
+    logs.mkdir()
+    procs = launch(mt_data, save, logs)
+    for rank, p in enumerate(procs):
+        p.wait(timeout=900)
+        assert p.returncode == 0, f"rank {rank}:\n{outputs(logs)[rank][-4000:]}"
+    base, _ = uninterrupted
+    resumed, expected = final_state(save), final_state(base)
+    assert resumed.keys() == expected.keys()
+    for n in expected:
+        assert torch.equal(resumed[n], expected[n]), n
+    for k in (0, 1, 2):
+        assert metrics(save, k)["metrics"] == metrics(base, k)["metrics"]
+        assert load_mask(save, k).checksum() == load_mask(base, k).checksum()

@@ -1,0 +1,40 @@
+"""`lth sweep` of tiny fairseq translation runs (2 seeds x WT/RT x 2 rounds) on submitit's local executor: killed in
+the middle, resumed by the same command; a config naming an unknown fairseq task is refused."""
+import pytest
+
+from ..sweep_helpers import finished_rounds, lth, run_and_kill, submitted_while_winning_trains, write_config
+from .helpers import COMMON, MT_MODEL
+
+pytest.importorskip("submitit")
+
+ARGS = [a for a in COMMON if a not in ("--seed", "1")] + MT_MODEL + [
+    "--max-update", "12", "--lottery-late-reset", "4u"]
+
+
+def test_fairseq_sweep_killed_and_resumed(mt_data, tmp_path):
+    cfg = write_config(tmp_path / "sweep.json", {
+        "seeds": [0, 1], "rounds": 2, "max_parallel": 4,
+        "experiment": [{"framework": "fairseq", "name": "mt", "data": str(mt_data), "args": ARGS}]})
+    sweep = tmp_path / "sw"
+    base = sweep / "runs/mt/default"
+    pairs = [(base / f"s{s}/wt", base / f"s{s}/rt") for s in (0, 1)]
+    run_and_kill(cfg, sweep, pairs, lambda: any((wt / "round_01/metrics.json").is_file() for wt, _ in pairs),
+                 tmp_path / "first.log", timeout=900)
+    assert submitted_while_winning_trains((sweep / "sweep.log").read_text(), "mt/default/s0/wt", "mt/default/s0/rt")
+    before = finished_rounds(sweep)
+    again = lth("sweep", cfg, sweep, "--poll", "0.3", timeout=1200)
+    assert again.returncode == 0, again.stdout[-4000:]
+    for p, mtime in before.items():
+        assert p.stat().st_mtime_ns == mtime, p
+    status = lth("status", sweep).stdout
+    assert "4 jobs: 4 done" in status, status
+    report = lth("report", sweep, "-o", tmp_path / "report")
+    assert report.returncode == 0, report.stdout
+
+
+def test_unknown_fairseq_task_is_refused(mt_data, tmp_path):
+    cfg = write_config(tmp_path / "sweep.json", {"experiment": [
+        {"framework": "fairseq", "data": str(mt_data), "args": ["--task", "translationn"]}]})
+    proc = lth("sweep", cfg, tmp_path / "sw")
+    assert proc.returncode == 2 and "unknown fairseq task 'translationn'" in proc.stdout, proc.stdout
+    assert not (tmp_path / "sw").exists()

@@ -1,0 +1,49 @@
+"""One rank of a gloo group for tests/test_peers.py: python peers_probe.py MODE RANK WORLD PORT RUN_DIR."""
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+
+from lth_plugins.errors import LotteryError
+from lth_plugins.hparams import LotteryConfig
+from lth_plugins.peers import PeerWatchdog
+from lth_plugins.run import LotteryRun
+
+mode, rank, world, port, run_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+dog = PeerWatchdog.for_default_group(interval=0.5, timeout=3.0)
+
+
+def gather(s):
+    out = [None] * world
+    dist.all_gather_object(out, s)
+    return out
+
+
+if mode == "masks":  # rank 2 trained other weights: its round-1 mask differs
+    torch.manual_seed(0 if rank != 2 else 1)
+    model = torch.nn.Linear(16, 8)
+    with LotteryRun(LotteryConfig(rounds=1, reset="init"), run_dir, task="t", framework="torch",
+                    is_writer=rank == 0, progress=False) as run:
+        run.start_round(0, model)
+        run.finish_round(0, model, {"m": 1.0}, primary="m", higher_is_better=True)
+        run.start_round(1, model)
+        try:
+            run.check_consistent(1, gather)
+        except LotteryError as e:
+            print(f"rank {rank}: {e}", flush=True)
+            dog.stop(finished=False)
+            sys.exit(3)
+elif mode == "kill":  # rank 2 dies; the others are blocked in a collective that would wait forever
+    if rank == 2:
+        time.sleep(1.5)
+        os.kill(os.getpid(), 9)
+    try:
+        dist.barrier()
+    except Exception:  # gloo noticed the closed connection: which rank? (as fairseq_ext.driver does)
+        dog.wait_for_verdict()
+        raise
+dog.stop()
+print(f"rank {rank}: finished", flush=True)
