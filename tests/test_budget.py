@@ -2,6 +2,7 @@
 schedule, with the update counter, lr schedule and epoch counter continuing from j; budget 'full' keeps the
 old behaviour. The core loop (lth_plugins.demo) is a real trainer with a warmup/inverse-sqrt schedule."""
 import threading
+import time
 
 import pytest
 
@@ -79,12 +80,16 @@ def test_a_random_ticket_waits_for_the_winning_tickets_masks(tmp_path, capsys):
     wt_dir.mkdir()  # as a launcher does; the random ticket starts before the winning ticket wrote anything
     thread = threading.Thread(target=random_ticket)
     thread.start()
+    waiting = f"waiting up to 300 s for the winning-ticket run {wt_dir} to write its config.json"
+    err, deadline = "", time.monotonic() + 120
+    while waiting not in err and thread.is_alive() and time.monotonic() < deadline:  # the WT starts only then
+        time.sleep(0.05)
+        err += capsys.readouterr().err
+    assert waiting in err, (err, errors)
     run_ticket(LotteryConfig(rounds=2, late_reset="1ep"), wt_dir, **KW)
     thread.join(timeout=300)
     assert not thread.is_alive() and not errors, errors
     assert all(RunStore(rt_dir).round_done(k) for k in (1, 2))
-    err = capsys.readouterr().err
-    assert f"waiting up to 300 s for the winning-ticket run {wt_dir} to write its config.json" in err
 
 
 def test_a_random_ticket_gives_up_after_its_timeout_naming_the_mask(tmp_path):
