@@ -33,6 +33,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from .atomic import atomic_write_json
 from .errors import LotteryError
+from .store import pid_alive
 
 NAMESPACE = "lth_plugins.builds"
 MARKER = "COMPLETE"
@@ -317,16 +318,6 @@ def cached_wheel(entry: Path) -> Optional[Path]:
     return wheels[0] if len(wheels) == 1 else None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale(name_dir: Path, key: str, log) -> None:
     """Under the key's lock: drop a half-written entry and the temp folders of builds that were killed."""
     entry = name_dir / key
@@ -335,7 +326,7 @@ def _remove_stale(name_dir: Path, key: str, log) -> None:
         shutil.rmtree(entry)
     for tmp in name_dir.glob(f".tmp-{key}-*"):
         pid = tmp.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or not _pid_alive(int(pid)) or int(pid) == os.getpid():
+        if not pid.isdigit() or not pid_alive(int(pid)) or int(pid) == os.getpid():
             shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -238,13 +238,14 @@ class RunStore:
         return sorted(int(p.name.split("_")[1]) for p in self.path.glob("round_[0-9]*") if p.is_dir())
 
 
-def pid_alive(pid: int) -> bool:
+def pid_alive(pid) -> bool:
+    """Whether a process with this pid exists (another user's counts); False for anything not a pid."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
+        os.kill(int(pid), 0)
     except PermissionError:
         return True
+    except (OSError, TypeError, ValueError):
+        return False
     return True
 
 

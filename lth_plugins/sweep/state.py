@@ -17,7 +17,7 @@ from typing import Optional
 
 from ..atomic import atomic_write_json
 from ..errors import SweepError
-from ..store import CONFIG
+from ..store import CONFIG, pid_alive
 from .config import Job, SweepConfig
 
 SWEEP_FILE = "sweep.json"
@@ -126,14 +126,6 @@ def rounds_of(job: Job, default_rounds: Optional[int]):
     return done, total
 
 
-def _pid_alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, TypeError, ValueError):
-        return False
-    return True
-
-
 def is_active(state: dict, submitit_dir: Path) -> bool:
     """Whether the attempt a state file describes is still queued or running."""
     if state.get("state") not in ("submitted", "running"):
@@ -147,7 +139,7 @@ def is_active(state: dict, submitit_dir: Path) -> bool:
             return True  # SLURM cannot be asked (e.g. sacct down): do not submit a second copy
     if state.get("host") not in (None, socket.gethostname()):
         return True  # another machine's process: it says itself when it ends
-    return _pid_alive(state.get("pid") or state.get("job_id"))
+    return pid_alive(state.get("pid") or state.get("job_id"))
 
 
 def job_state(job: Job, sd: SweepDir, default_rounds: Optional[int]) -> dict:
