@@ -2,7 +2,7 @@
 configuration stored, a random ticket checked against its winning run, nothing written by a refused start."""
 import json
 
-from .conftest import WT_ARGS
+from .conftest import GEN_ARGS, WT_ARGS
 from .helpers import MT_MODEL, fairseq_train
 
 
@@ -50,7 +50,7 @@ def test_random_ticket_is_checked_against_its_winning_run_before_anything_is_wri
     wt, _ = mt_winning
     rt = tmp_path / "rt"
     rt_flags = ["--lottery-prune", "--lottery-ticket", "random", "--lottery-masks-from", str(wt),
-                "--lottery-eval-bleu", "--lottery-bleu-beam", "2"]
+                "--lottery-eval-bleu", GEN_ARGS]
     other_lr = [a if a != "0.005" else "0.001" for a in MT_MODEL]
     proc = fairseq_train(mt_data, rt, *other_lr, "--max-update", "40", "--lottery-rounds", "2", *rt_flags,
                          check=False)
@@ -75,8 +75,10 @@ def test_demo_table_shows_no_random_ticket_round_0(tmp_path):
         for k in rounds:
             d = tmp_path / ticket / f"round_{k:02d}"
             d.mkdir(parents=True)
-            (d / "metrics.json").write_text(json.dumps({"round": k, "fraction_pruned": 0.4 * k, "metrics": {
-                "valid_loss": 1.0 + k, "bleu": 10.0 + k, "bleu_tok": 11.0 + k}}))
+            (d / "metrics.json").write_text(json.dumps({"round": k, "fraction_pruned": 0.4 * k, "updates": 40,
+                "metrics": {
+                "valid_loss": 1.0 + k, "bleu": 10.0 + k, "generate_command": "fairseq-generate DATA"}}))
     lines = table(tmp_path / "wt", tmp_path / "rt").splitlines()
-    assert lines[1].split("|")[2].split() == ["-", "-", "-"]
-    assert lines[2].split("|")[2].split() == ["2.000", "11.00", "12.00"]
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("round"))
+    assert lines[header + 1].split() == ["0", "0.0%", "40", "|", "10.00", "-", "|", "1.000", "-"]
+    assert lines[header + 2].split() == ["1", "40.0%", "40", "|", "11.00", "11.00", "|", "2.000", "2.000"]
