@@ -365,9 +365,12 @@ class LotteryRun:
                      curve: Optional[list] = None, training: Optional[dict] = None) -> None:
         """Record round k (idempotent) and compute the next round's mask from the trained weights. `training`
         (JSON): what the trainer reports about the round's training (e.g. optimizer steps taken)."""
-        if self.store.round_done(k):
+        started_here = self.round == k and self.mask is not None
+        # Another rank (the writer) may have recorded round k already; a rank that trained it still computes its
+        # own next mask, or the cross-rank checksum would compare the writer's mask with itself.
+        if self.store.round_done(k) and (self.is_writer or not started_here):
             return
-        if self.round != k or self.mask is None:
+        if not started_here:
             raise LotteryError(f"finish_round({k}) without start_round({k})")
         cfg = self.config
         if k == 0 and cfg.ticket == "winning" and cfg.reset == "late" and cfg.rounds > 0:
