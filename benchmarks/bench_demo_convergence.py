@@ -27,7 +27,7 @@ from fairseq_ext.evaluate import generate_command, run_generate  # noqa: E402
 
 def start(data, save, max_update):
     cmd = [sys.executable, "-c", "from fairseq_cli.train import cli_main; cli_main()", str(data), "--save-dir",
-           str(save), *demo.MODEL, *demo.COMMON, "--max-update", str(max_update)]
+           str(save), *demo.MODEL, *demo.COMMON, *demo.schedule_args(max_update)]
     log = open(f"{save}.log", "w")
     return subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=log, stderr=subprocess.STDOUT)
 

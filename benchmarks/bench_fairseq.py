@@ -45,8 +45,8 @@ def main():
     n = a.max_update
     plain, lottery = [], []
     for r in range(a.repeats):  # interleaved, so drifts in machine load hit both sides
-        plain.append(train(data, tmp / f"plain{r}", ["--max-update", str(n)])[0])
-        t = train(data, tmp / f"lth{r}", ["--max-update", str(n), "--user-dir", USER_DIR, "--lottery-prune",
+        plain.append(train(data, tmp / f"plain{r}", demo.schedule_args(n))[0])
+        t = train(data, tmp / f"lth{r}", [*demo.schedule_args(n), "--user-dir", USER_DIR, "--lottery-prune",
                                           "--lottery-rounds", "1", "--lottery-rate", "0.2",
                                           "--lottery-late-reset", "10u"])
         lottery.append(t[1])  # round 1: 20% pruned, masks enforced

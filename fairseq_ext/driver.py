@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -337,6 +338,31 @@ def lottery_main(spec: dict, cfg, **kwargs) -> None:
             watchdog.stop(finished=finished)
             if finished:
                 barrier()  # no rank leaves (taking rank 0's store with it) while another still watches
+        settle_data_threads()
+
+
+def settle_data_threads(timeout: float = 60.0) -> None:
+    """Wait until fairseq's prefetching threads are idle before the interpreter exits.
+
+    A round that stops mid-epoch (`--max-update`) leaves fairseq's `BackgroundConsumer` daemon thread collating
+    batches; when the interpreter finalizes while that thread is inside a torch call, the process aborts
+    ("terminate called without an active exception", exit -6) after all results are written. A consumer
+    blocked on its full queue, or finished, is safe."""
+    import threading
+
+    try:
+        from fairseq.data.iterators import BackgroundConsumer
+    except ImportError:
+        return
+
+    def busy(t):
+        waiters = getattr(getattr(t._queue, "not_full", None), "_waiters", None)
+        return t.is_alive() and not waiters
+
+    deadline = time.monotonic() + timeout
+    consumers = [t for t in threading.enumerate() if isinstance(t, BackgroundConsumer)]
+    while any(busy(t) for t in consumers) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def precheck_model(cfg, config: LotteryConfig):

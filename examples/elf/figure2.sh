@@ -11,15 +11,10 @@ PYTHON=${PYTHON:-python}
 export RUNS=${RUNS:-runs/elf}
 GAMES=${GAMES:-"Assault Berzerk Breakout Centipede Kangaroo Krull Qbert Seaquest SpaceInvaders"}
 SEEDS=${SEEDS:-"0 1 2"}
-EXTRA=()
-if [[ "${SMOKE:-0}" == "1" ]]; then
-  EXTRA=(--num_games 16 --batchsize 4 --lottery_rounds 2 --lottery_epochs 2 --lottery_epoch_batches 5
-         --lottery_last_games 16)
-fi
 run_dirs=()
 for g in $GAMES; do
   for seed in $SEEDS; do
-    bash "$HERE/games/$g.sh" "$seed" "${EXTRA[@]}" "$@"
+    bash "$HERE/games/$g.sh" "$seed" "$@"
     rom=$(sed -n 's/^exec .*run_game.sh" \([a-z_]*\)\.bin.*/\1/p' "$HERE/games/$g.sh")
     run_dirs+=("$RUNS/$rom/seed$seed/wt" "$RUNS/$rom/seed$seed/rt")
   done

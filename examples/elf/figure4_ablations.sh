@@ -9,18 +9,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 PYTHON=${PYTHON:-python}
 export RUNS=${RUNS:-runs/elf}
 SEEDS=${SEEDS:-"0 1 2"}
-EXTRA=()
-if [[ "${SMOKE:-0}" == "1" ]]; then
-  EXTRA=(--num_games 16 --batchsize 4 --lottery_rounds 2 --lottery_epochs 2 --lottery_epoch_batches 5
-         --lottery_last_games 16)
-fi
 run_dirs=()
 for rom in assault breakout seaquest; do
   for seed in $SEEDS; do
     # the main winning ticket (iterative, late reset) and the two ablations, each with its random ticket
-    RUNS="$RUNS" bash "$HERE/run_game.sh" "$rom.bin" "$seed" "${EXTRA[@]}" "$@"
-    RUNS="$RUNS/oneshot" bash "$HERE/run_game.sh" "$rom.bin" "$seed" --lottery_schedule oneshot "${EXTRA[@]}" "$@"
-    RUNS="$RUNS/init_reset" bash "$HERE/run_game.sh" "$rom.bin" "$seed" --lottery_reset init "${EXTRA[@]}" "$@"
+    RUNS="$RUNS" bash "$HERE/run_game.sh" "$rom.bin" "$seed" "$@"
+    RUNS="$RUNS/oneshot" bash "$HERE/run_game.sh" "$rom.bin" "$seed" --lottery_schedule oneshot "$@"
+    RUNS="$RUNS/init_reset" bash "$HERE/run_game.sh" "$rom.bin" "$seed" --lottery_reset init "$@"
     for sub in "" /oneshot /init_reset; do
       run_dirs+=("$RUNS$sub/$rom/seed$seed/wt" "$RUNS$sub/$rom/seed$seed/rt")
     done

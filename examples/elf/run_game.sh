@@ -7,11 +7,16 @@
 #   bash examples/elf/run_game.sh breakout.bin [SEED] [extra ELF / --lottery_* flags...]
 #
 # RUNS (default runs/elf), TICKETS ("wt rt", or one of them), PYTHON. ROMs come from the ale-py wheel.
+# SMOKE=1: the same pipeline with tiny settings (16 games, batch 4, 2 rounds of 2 x 5 batches), flags after them win.
 # Each run directory is resumable: re-running skips finished rounds and restarts an unfinished one.
 set -euo pipefail
 ROM=${1:?usage: run_game.sh ROM_FILE [SEED] [flags...]}
 SEED=${2:-0}
 shift $(( $# >= 2 ? 2 : 1 ))
+if [[ "${SMOKE:-0}" == "1" ]]; then
+  set -- --num_games 16 --batchsize 4 --lottery_rounds 2 --lottery_epochs 2 --lottery_epoch_batches 5 \
+    --lottery_last_games 16 "$@"
+fi
 PYTHON=${PYTHON:-python}
 RUNS=${RUNS:-runs/elf}
 TICKETS=${TICKETS:-"wt rt"}

@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fairseq_ext.demo import read_rounds  # noqa: E402  (reads any run store's round records)
+from seed_table import mean_std, print_table, ticket_rows  # noqa: E402
 
 
 def a2c(args, log):
@@ -49,7 +48,6 @@ def main():
     common = ["--game", "CartPole-v0", "--epochs", str(a.epochs), "--games-per-epoch", str(a.games_per_epoch),
               "--last-games", str(a.last_games), "--agents", str(a.agents), "--lr", str(a.lr), "--lottery-prune",
               "--lottery-rounds", str(a.rounds), "--lottery-rate", str(a.rate)]
-    recs = {}
     for s in seeds:
         wt, rt = out / f"s{s}" / "wt", out / f"s{s}" / "rt"
         print(f"[fig1] seed {s}: winning ticket -> {wt}", flush=True)
@@ -57,28 +55,13 @@ def main():
         print(f"[fig1] seed {s}: random ticket -> {rt}", flush=True)
         a2c([*common, "--seed", str(s), "--run-dir", str(rt), "--lottery-ticket", "random", "--lottery-masks-from",
              str(wt)], out / f"s{s}_rt.log")
-        recs[s] = (read_rounds(wt), read_rounds(rt))
 
-    def stats(k, i):
-        vals = [recs[s][i][k]["metrics"]["ticket_reward"] for s in seeds if k in recs[s][i]]
-        m = sum(vals) / len(vals) if vals else float("nan")
-        sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
-        return m, sd, vals
-
-    print(f"\nCartPole-v0 ticket reward (mean of the last {a.last_games} games), mean ± std over seeds {seeds}")
-    print(f"{'round':>5} {'pruned':>7} | {'WT':>15} | {'RT':>15}")
-    ks = sorted(recs[seeds[0]][0])
-    dense = stats(0, 0)[0]
-    high_wt, high_rt = [], []
-    for k in ks:
-        pruned = recs[seeds[0]][0][k]["fraction_pruned"]
-        wm, ws, wv = stats(k, 0)
-        rm, rs, rv = stats(k, 1)
-        rt_cell = f"{rm:7.1f} ± {rs:5.1f}" if rv else f"{'-':>15}"
-        print(f"{k:>5} {100 * pruned:6.1f}% | {wm:7.1f} ± {ws:5.1f} | {rt_cell}")
-        if pruned > 0.9:
-            high_wt += wv
-            high_rt += rv
+    rows = ticket_rows([(out / f"s{s}" / "wt", out / f"s{s}" / "rt") for s in seeds])
+    print_table(rows, f"\nCartPole-v0 ticket reward (mean of the last {a.last_games} games), mean ± std over seeds "
+                      f"{seeds}")
+    dense = mean_std(rows[0][2])[0]
+    high_wt = [v for _, pruned, wt, _ in rows if pruned > 0.9 for v in wt]
+    high_rt = [v for _, pruned, _, rt in rows if pruned > 0.9 for v in rt]
     print(f"settings: {len(seeds)} seeds, {a.rounds} rounds, rate {a.rate}, {a.epochs} epochs x "
           f"{a.games_per_epoch} games per round, {a.agents} agents, lr {a.lr}; runtime {time.time() - t0:.0f} s")
     if not high_wt or not high_rt:

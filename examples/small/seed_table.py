@@ -1,0 +1,37 @@
+"""What the small claim scripts share: per round, winning and random tickets over seeds, from their run stores."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from lth_plugins.report.collect import load_run  # noqa: E402
+
+
+def mean_std(values):
+    """(mean, sample std) of a list; std 0 for one value, (nan, nan) for none."""
+    if not values:
+        return float("nan"), float("nan")
+    m = sum(values) / len(values)
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return m, sd
+
+
+def ticket_rows(pairs):
+    """[(round, fraction pruned, WT values, RT values)] over seeds; `pairs` holds one (WT dir, RT dir) per seed.
+    Values are each run's primary metric (the ticket reward of an RL run); a random ticket has no round 0."""
+    runs = [(load_run(wt), load_run(rt)) for wt, rt in pairs]
+    rows = []
+    for k in sorted(runs[0][0].records):
+        wt = [w.value(k) for w, _ in runs if k in w.records]
+        rt = [r.value(k) for _, r in runs if k in r.records]
+        rows.append((k, runs[0][0].records[k]["fraction_pruned"], wt, rt))
+    return rows
+
+
+def print_table(rows, title: str) -> None:
+    print(title)
+    print(f"{'round':>5} {'pruned':>7} | {'WT':>15} | {'RT':>15}")
+    for k, pruned, wt, rt in rows:
+        cells = [f"{m:7.1f} ± {sd:5.1f}" if vals else f"{'-':>15}"
+                 for vals, (m, sd) in ((wt, mean_std(wt)), (rt, mean_std(rt)))]
+        print(f"{k:>5} {100 * pruned:6.1f}% | {cells[0]} | {cells[1]}")
