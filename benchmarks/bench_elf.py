@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SPEED = ["--rom_file", "breakout.bin", "--num_games", "16", "--batchsize", "4", "--T", "6"]
-EPOCHS, EPOCH_BATCHES = 2, 5
+EPOCHS = 2
 
 
 def _env(**extra):
@@ -30,8 +30,8 @@ def _env(**extra):
                 PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **extra)
 
 
-def plain_child(out: str, argv) -> None:
-    """ELF's train.py loop for EPOCHS x EPOCH_BATCHES training batches, timed (runs in its own process)."""
+def plain_child(out: str, epoch_batches: int, argv) -> None:
+    """ELF's train.py loop for EPOCHS x epoch_batches training batches, timed (runs in its own process)."""
     import torch
 
     from elf_ext.train import load_env, resolve_environ
@@ -50,8 +50,8 @@ def plain_child(out: str, argv) -> None:
     def train(batch):
         trainer.train(batch)
         count["train"] += 1
-        if count["train"] % EPOCH_BATCHES == 0:
-            trainer.episode_summary(count["train"] // EPOCH_BATCHES)
+        if count["train"] % epoch_batches == 0:
+            trainer.episode_summary(count["train"] // epoch_batches)
 
     def actor(batch):
         count["steps"] += batch["s"].size(1)
@@ -62,7 +62,7 @@ def plain_child(out: str, argv) -> None:
     trainer.episode_start(0)
     GC.Start()
     t0 = time.monotonic()
-    while count["train"] < EPOCHS * EPOCH_BATCHES:
+    while count["train"] < EPOCHS * epoch_batches:
         GC.Run()
     wall = time.monotonic() - t0
     Path(out).write_text(json.dumps({"steps_per_s": count["steps"] / wall, "steps": count["steps"],
@@ -71,12 +71,13 @@ def plain_child(out: str, argv) -> None:
     os._exit(0)
 
 
-def run_plain(tmp: Path, model_file=None, model=None) -> dict:
+def run_plain(tmp: Path, epoch_batches: int, model_file=None, model=None) -> dict:
     out = tmp / f"plain_{time.monotonic_ns()}.json"
     extra = {}
     if model_file:
         extra = dict(model_file=model_file, model=model)
-    p = subprocess.run([sys.executable, __file__, "_plain", str(out), "--", *SPEED, "--save_dir", str(tmp),
+    p = subprocess.run([sys.executable, __file__, "_plain", str(out), str(epoch_batches), "--", *SPEED,
+                        "--save_dir", str(tmp),
                         "--trainer_stats", "rewards", "--additional_labels", "id,last_terminal",
                         "--keys_in_reply", "V,rv"],
                        capture_output=True, text=True, env=_env(**extra), cwd=REPO)
@@ -85,10 +86,10 @@ def run_plain(tmp: Path, model_file=None, model=None) -> dict:
     return json.loads(out.read_text())
 
 
-def run_plugin(tmp: Path) -> dict:
+def run_plugin(tmp: Path, epoch_batches: int) -> dict:
     run_dir = tmp / f"plugin_{time.monotonic_ns()}"
     p = subprocess.run([sys.executable, "-m", "elf_ext.train", *SPEED, "--lottery_prune", "--lottery_rounds", "1",
-                        "--lottery_epochs", str(EPOCHS), "--lottery_epoch_batches", str(EPOCH_BATCHES),
+                        "--lottery_epochs", str(EPOCHS), "--lottery_epoch_batches", str(epoch_batches),
                         "--lottery_run_dir", str(run_dir)], capture_output=True, text=True, env=_env(), cwd=REPO)
     if p.returncode != 0:
         raise SystemExit(f"plugin run failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
@@ -104,22 +105,22 @@ def elf_own_model_file():
     return str(model)[:-3] if model.is_file() else None
 
 
-def speed(repeats: int) -> None:
+def speed(repeats: int, epoch_batches: int) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         plain, plugin_dense, plugin_pruned, own = [], [], [], []
         own_file = elf_own_model_file()
         for i in range(repeats):  # interleaved, so that load from other jobs hits both alike
-            plain.append(run_plain(tmp)["steps_per_s"])
-            r = run_plugin(tmp)
+            plain.append(run_plain(tmp, epoch_batches)["steps_per_s"])
+            r = run_plugin(tmp, epoch_batches)
             plugin_dense.append(r["dense"])
             plugin_pruned.append(r["pruned"])
             if own_file and i == 0:
-                own.append(run_plain(tmp, own_file, "actor_critic"))
+                own.append(run_plain(tmp, epoch_batches, own_file, "actor_critic"))
             print(f"repeat {i + 1}/{repeats}: plain {plain[-1]:.1f}, plugin dense {r['dense']:.1f}, "
                   f"plugin 20% pruned {r['pruned']:.1f} game steps/s", flush=True)
         med = statistics.median
-        print(f"\nsettings: {' '.join(SPEED)}, {EPOCHS} x {EPOCH_BATCHES} training batches, 1 torch thread; "
+        print(f"\nsettings: {' '.join(SPEED)}, {EPOCHS} x {epoch_batches} training batches, 1 torch thread; "
               f"median of {repeats}")
         print(f"plain ELF, paper network:          {med(plain):8.1f} game steps/s")
         if own:
@@ -131,46 +132,21 @@ def speed(repeats: int) -> None:
               f"ratio {med(plugin_pruned) / med(plain):.3f} (goal >= 0.95)")
 
 
-EXPERIMENT = ["--rom_file", "breakout.bin", "--num_games", "16", "--batchsize", "4", "--T", "6",
-              "--lottery_rounds", "2", "--lottery_epochs", "2", "--lottery_epoch_batches", "20",
-              "--lottery_last_games", "16"]
-ROUNDS = 2
-
-
-def experiment(out: Path) -> None:
-    """Reduced Breakout: WT then RT with EXPERIMENT's settings; per-round table and `lth report`."""
-    wt, rt = out / "breakout_wt", out / "breakout_rt"
-    for flags in (["--lottery_run_dir", str(wt)],
-                  ["--lottery_run_dir", str(rt), "--lottery_ticket", "random", "--lottery_masks_from", str(wt)]):
-        p = subprocess.run([sys.executable, "-m", "elf_ext.train", *EXPERIMENT, "--lottery_prune", *flags],
-                           env=_env(), cwd=REPO, stdout=subprocess.DEVNULL)
-        if p.returncode != 0:
-            raise SystemExit(f"run failed ({p.returncode}): {flags}")
-    print("settings: " + " ".join(EXPERIMENT))
-    print("| round | pruned | WT ticket reward | RT ticket reward | WT games | RT games |")
-    print("|---|---|---|---|---|---|")
-    for k in range(0, ROUNDS + 1):
-        w = json.loads((wt / f"round_{k:02d}" / "metrics.json").read_text())
-        r = json.loads((rt / f"round_{k:02d}" / "metrics.json").read_text()) if k else None
-        rt_reward = f"{r['metrics']['ticket_reward']:.2f}" if r else "(dense)"
-        print(f"| {k} | {100 * w['fraction_pruned']:.1f}% | {w['metrics']['ticket_reward']:.2f} | {rt_reward} | "
-              f"{w['metrics']['games']} | {r['metrics']['games'] if r else '-'} |")
-    subprocess.run([sys.executable, "-m", "lth_plugins.cli", "report", str(wt), str(rt), "-o", str(out / "report")],
-                   env=_env(), cwd=REPO, check=True)
-
-
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "_plain":
-        return plain_child(sys.argv[2], sys.argv[sys.argv.index("--") + 1:])
+        return plain_child(sys.argv[2], int(sys.argv[3]), sys.argv[sys.argv.index("--") + 1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["speed", "experiment"])
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("what", choices=["speed", "experiment"],
+                    help="experiment: examples/small/breakout_fig2.py with its defaults (its flags after --)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--epoch-batches", type=int, default=25, help="speed: training batches per epoch (2 epochs)")
     ap.add_argument("--out", default="lth_output/bench_elf")
-    a = ap.parse_args()
+    a, rest = ap.parse_known_args()
     if a.what == "speed":
-        speed(a.repeats)
+        speed(a.repeats, a.epoch_batches)
     else:
-        experiment(Path(a.out))
+        script = REPO / "examples" / "small" / "breakout_fig2.py"
+        sys.exit(subprocess.run([sys.executable, str(script), "--out", a.out, *rest], cwd=REPO, env=_env()).returncode)
 
 
 if __name__ == "__main__":

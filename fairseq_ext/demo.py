@@ -6,8 +6,9 @@
 1. writes a synthetic translation corpus (reverse the sentence and map every word through a fixed random
    bijection, with a context rule after "marker" words; deterministic in --seed) and binarizes it with
    fairseq-preprocess;
-2. runs `fairseq-train --user-dir fairseq_ext --lottery-prune` for the winning ticket (late reset), then for
-   the random ticket with the winning ticket's masks (--lottery-ticket random --lottery-masks-from);
+2. runs `fairseq-train --user-dir fairseq_ext --lottery-prune` for the winning ticket (late reset) and, beside
+   it, the random ticket with the winning ticket's masks (--lottery-ticket random --lottery-masks-from), whose
+   round k starts as soon as the winning ticket has written mask k;
 3. prints a per-round table: fraction pruned, updates trained, BLEU and valid loss of both tickets side by side
    (BLEU: plain fairseq-generate on the round's checkpoint, its defaults unless --generate-args; the dense
    round's command is printed so that it can be rerun by hand).
@@ -18,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,19 +43,39 @@ DEFAULTS = {"rounds": 2, "rate": 0.7, "max_update": 800, "n_train": 16000}
 LATE_RESET = "20u"
 
 
-def fairseq_train(args, log_path):
+def start_fairseq_train(args, log_path):
+    """Start fairseq-train; its output goes to `log_path` and the lottery's round lines to the console.
+    Returns a function that waits for it and raises SystemExit (naming the log) when it failed."""
     cmd = [sys.executable, "-c", "from fairseq_cli.train import cli_main; cli_main()", *args]
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    with open(log_path, "a") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for line in proc.stdout:  # everything to the log; the lottery's round lines to the console too
+    log = open(log_path, "a")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def pump():
+        for line in proc.stdout:
             log.write(line)
+            log.flush()
             if line.startswith("[lottery ") and " round " in line:
                 print("  " + line.rstrip(), file=sys.stderr, flush=True)
+
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
+
+    def wait():
         proc.wait()
-    if proc.returncode != 0:
-        tail = Path(log_path).read_text()[-3000:]
-        raise SystemExit(f"fairseq-train failed (see {log_path}):\n{tail}")
+        pumping.join()
+        log.close()
+        if proc.returncode != 0:
+            tail = Path(log_path).read_text()[-3000:]
+            raise SystemExit(f"fairseq-train failed (see {log_path}):\n{tail}")
+
+    wait.process = proc
+    return wait
+
+
+def fairseq_train(args, log_path):
+    """Run fairseq-train to the end (see `start_fairseq_train`)."""
+    start_fairseq_train(args, log_path)()
 
 
 def read_rounds(run_dir):
@@ -106,12 +128,21 @@ def run_demo(out="lth_fairseq_demo", rounds=DEFAULTS["rounds"], rate=DEFAULTS["r
     base = [str(data), "--user-dir", USER_DIR, *train_args(rounds, rate, max_update, generate_args)]
     if not quiet:
         print(f"[demo] data in {data}; winning ticket ({rounds} rounds, rate {rate}, every round trains to "
-              f"update {max_update}) -> {out / 'wt'}", flush=True)
-    fairseq_train([*base, "--save-dir", str(out / "wt")], out / "wt.log")
-    if not quiet:
-        print(f"[demo] random ticket (the winning ticket's masks, fresh init) -> {out / 'rt'}", flush=True)
-    fairseq_train([*base, "--save-dir", str(out / "rt"), "--lottery-ticket", "random", "--lottery-masks-from",
-                   str(out / "wt")], out / "rt.log")
+              f"update {max_update}) -> {out / 'wt'}; random ticket (the winning ticket's masks, fresh init) "
+              f"-> {out / 'rt'}, each of its rounds starting as soon as the winning ticket's mask is written",
+              flush=True)
+    (out / "wt").mkdir(exist_ok=True)  # the random ticket finds the winning run's directory at once
+    wait_wt = start_fairseq_train([*base, "--save-dir", str(out / "wt")], out / "wt.log")
+    # the random ticket runs behind the winning ticket, on the other core: its round k waits for mask k
+    wait_rt = start_fairseq_train([*base, "--save-dir", str(out / "rt"), "--lottery-ticket", "random",
+                                   "--lottery-masks-from", str(out / "wt")], out / "rt.log")
+    try:
+        wait_wt()
+    except BaseException:
+        wait_rt.process.terminate()  # it would wait for masks that never come
+        wait_rt.process.wait()
+        raise
+    wait_rt()
     text = table(out / "wt", out / "rt")
     print(text)
     print(f"[demo] done in {time.time() - t0:.0f} s; run stores: {out / 'wt'} {out / 'rt'}")

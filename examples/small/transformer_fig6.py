@@ -1,11 +1,12 @@
 """Figure 6 at small scale: winning vs random tickets of a Transformer on the generated translation corpus of
 `lth demo`, pruning all weights (left) and only the transformer layers, embeddings excluded (right).
 
-    python examples/small/transformer_fig6.py [--out DIR] [--rounds 3] [--rate 0.5] [--max-update N]
+    python examples/small/transformer_fig6.py [--out DIR] [--rounds 2] [--rate 0.7] [--max-update 800]
 
 Settings: `lth demo`'s model, data and converged budget (fairseq_ext/demo.py; benchmarks/bench_demo_convergence.py),
 late reset, iterative global pruning, BLEU from plain fairseq-generate with its defaults; one seed.
-Runtime: 4 fairseq-train runs of rounds+1 / rounds rounds; about 2x `lth demo` (measured: see examples/README.md).
+Runtime: 4 fairseq-train runs side by side (WT and RT of each variant, the RT pipelined behind its WT); about 2x
+`lth demo` (measured: see examples/README.md).
 Claims checked (paper section 4.2.2): (1) winning tickets beat random tickets when all weights are pruned;
 (2) with the embeddings excluded, random tickets fall off faster than when all weights are pruned, while winning
 tickets stay close to the dense model. Resumable: rerun the same command.
@@ -27,7 +28,7 @@ VARIANTS = {"all weights": [], "embeddings excluded": ["--lottery-exclude", "*em
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="lth_output/small_transformer")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=demo.DEFAULTS["rounds"])
     p.add_argument("--rate", type=float, default=demo.DEFAULTS["rate"])
     p.add_argument("--max-update", type=int, default=demo.DEFAULTS["max_update"])
     a = p.parse_args()
@@ -35,15 +36,24 @@ def main():
     t0 = time.time()
     data = make_translation_data(out / "data", seed=0, n_train=demo.DEFAULTS["n_train"], n_valid=200, n_test=200)
     base = [str(data), "--user-dir", USER_DIR, *demo.train_args(a.rounds, a.rate, a.max_update)]
-    results = {}
+    waits = []  # all four runs side by side; each random ticket's round k waits for its winning ticket's mask k
     for name, extra in VARIANTS.items():
         d = out / name.replace(" ", "_")
-        d.mkdir(parents=True, exist_ok=True)
-        print(f"[fig6] {name}: winning ticket -> {d / 'wt'}", flush=True)
-        demo.fairseq_train([*base, *extra, "--save-dir", str(d / "wt")], d / "wt.log")
-        print(f"[fig6] {name}: random ticket -> {d / 'rt'}", flush=True)
-        demo.fairseq_train([*base, *extra, "--save-dir", str(d / "rt"), "--lottery-ticket", "random",
-                            "--lottery-masks-from", str(d / "wt")], d / "rt.log")
+        (d / "wt").mkdir(parents=True, exist_ok=True)
+        print(f"[fig6] {name}: winning ticket -> {d / 'wt'}, random ticket -> {d / 'rt'}", flush=True)
+        waits.append(demo.start_fairseq_train([*base, *extra, "--save-dir", str(d / "wt")], d / "wt.log"))
+        waits.append(demo.start_fairseq_train([*base, *extra, "--save-dir", str(d / "rt"), "--lottery-ticket",
+                                               "random", "--lottery-masks-from", str(d / "wt")], d / "rt.log"))
+    try:
+        for wait in waits:
+            wait()
+    finally:
+        for wait in waits:  # a failed run: the others would wait for masks that never come
+            if wait.process.poll() is None:
+                wait.process.terminate()
+    results = {}
+    for name in VARIANTS:
+        d = out / name.replace(" ", "_")
         results[name] = (demo.read_rounds(d / "wt"), demo.read_rounds(d / "rt"))
         print(f"\n## {name}\n{demo.table(d / 'wt', d / 'rt')}\n", flush=True)
     print(f"settings: {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round (dense), late reset "
