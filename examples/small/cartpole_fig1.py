@@ -10,23 +10,13 @@ Claim checked (paper section 4.1, Figure 1): past 90% pruned, winning tickets st
 >= 80% of it) while random tickets collapse (mean <= 50% of it). Resumable: rerun the same command.
 """
 import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seed_table import mean_std, print_table, ticket_rows  # noqa: E402
-
-
-def a2c(args, log):
-    cmd = [sys.executable, "-m", "flare_ext.a2c", *args]
-    with open(log, "a") as f:
-        proc = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise SystemExit(f"flare_ext.a2c failed, see {log}")
+from seed_table import mean_std, print_table, run_module, ticket_rows  # noqa: E402
 
 
 def main():
@@ -51,10 +41,10 @@ def main():
     for s in seeds:
         wt, rt = out / f"s{s}" / "wt", out / f"s{s}" / "rt"
         print(f"[fig1] seed {s}: winning ticket -> {wt}", flush=True)
-        a2c([*common, "--seed", str(s), "--run-dir", str(wt)], out / f"s{s}_wt.log")
+        run_module("flare_ext.a2c", [*common, "--seed", str(s), "--run-dir", str(wt)], out / f"s{s}_wt.log")
         print(f"[fig1] seed {s}: random ticket -> {rt}", flush=True)
-        a2c([*common, "--seed", str(s), "--run-dir", str(rt), "--lottery-ticket", "random", "--lottery-masks-from",
-             str(wt)], out / f"s{s}_rt.log")
+        run_module("flare_ext.a2c", [*common, "--seed", str(s), "--run-dir", str(rt), "--lottery-ticket", "random",
+                                     "--lottery-masks-from", str(wt)], out / f"s{s}_rt.log")
 
     rows = ticket_rows([(out / f"s{s}" / "wt", out / f"s{s}" / "rt") for s in seeds])
     print_table(rows, f"\nCartPole-v0 ticket reward (mean of the last {a.last_games} games), mean ± std over seeds "

@@ -1,10 +1,21 @@
 """What the small claim scripts share: per round, winning and random tickets over seeds, from their run stores."""
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from lth_plugins.report.collect import load_run  # noqa: E402
+
+
+def run_module(module: str, args, log) -> None:
+    """`python -m module args`, one torch thread, output appended to `log`; SystemExit naming the log if it fails."""
+    with open(log, "a") as f:
+        proc = subprocess.run([sys.executable, "-m", module, *args], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                              stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f"{module} failed, see {log}")
 
 
 def mean_std(values):
@@ -28,10 +39,10 @@ def ticket_rows(pairs):
     return rows
 
 
-def print_table(rows, title: str) -> None:
+def print_table(rows, title: str, digits: int = 1) -> None:
     print(title)
     print(f"{'round':>5} {'pruned':>7} | {'WT':>15} | {'RT':>15}")
     for k, pruned, wt, rt in rows:
-        cells = [f"{m:7.1f} ± {sd:5.1f}" if vals else f"{'-':>15}"
+        cells = [f"{m:7.{digits}f} ± {sd:5.{digits}f}" if vals else f"{'-':>15}"
                  for vals, (m, sd) in ((wt, mean_std(wt)), (rt, mean_std(rt)))]
         print(f"{k:>5} {100 * pruned:6.1f}% | {cells[0]} | {cells[1]}")
