@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from lth_plugins.report.collect import load_run  # noqa: E402
+from lth_plugins.report.collect import load_run  # noqa: E402,F401  (also for the scripts)
 
 
 def run_module(module: str, args, log) -> None:

@@ -5,6 +5,7 @@ rate moves one equal step, so the high-sparsity rounds (90%, 95%, 98.8%) stay ap
 Every function returns the data it drew, read back from the artists.
 """
 import math
+import textwrap
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -66,7 +67,8 @@ def draw_metric_figure(spec: FigureSpec, path) -> dict:
     # rounds of the axis' rate (the smallest of the runs) that reach the most pruned point of any series
     last = max([math.ceil(math.log1p(-min(f, 0.999999)) / math.log1p(-spec.rate) - 1e-6)
                 for s in spec.series() for f in s.fraction_pruned] + [1])
-    fig = Figure(figsize=(6.4 * n if n > 1 else 7.0, 4.8), dpi=110)
+    width = 6.4 * n if n > 1 else 7.0
+    fig = Figure(figsize=(width, 4.8), dpi=110)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, n, squeeze=False)[0]
     drawn = {"kind": spec.kind, "title": spec.title, "ylabel": spec.ylabel, "panels": []}
@@ -81,7 +83,8 @@ def draw_metric_figure(spec: FigureSpec, path) -> dict:
             ax.set_title(panel.title, fontsize=10)
         ax.legend(fontsize=7, loc="best")
         drawn["panels"].append(pd)
-    fig.suptitle(spec.title, fontsize=11)
+    # wrapped to the figure's width (about 12 characters per inch at 11 pt), else a long title is cut off
+    fig.suptitle(textwrap.fill(spec.title, width=int(width * 12)), fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
     return drawn
