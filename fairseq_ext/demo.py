@@ -73,6 +73,19 @@ def start_fairseq_train(args, log_path):
     return wait
 
 
+def wait_all(waits) -> None:
+    """Wait for runs started by `start_fairseq_train`, in order; when one fails, stop the others (a random ticket
+    would wait for masks that never come) and raise its error."""
+    try:
+        for wait in waits:
+            wait()
+    finally:
+        for wait in waits:
+            if wait.process.poll() is None:
+                wait.process.terminate()
+                wait.process.wait()
+
+
 def fairseq_train(args, log_path):
     """Run fairseq-train to the end (see `start_fairseq_train`)."""
     start_fairseq_train(args, log_path)()
@@ -136,13 +149,7 @@ def run_demo(out="lth_fairseq_demo", rounds=DEFAULTS["rounds"], rate=DEFAULTS["r
     # the random ticket runs behind the winning ticket, on the other core: its round k waits for mask k
     wait_rt = start_fairseq_train([*base, "--save-dir", str(out / "rt"), "--lottery-ticket", "random",
                                    "--lottery-masks-from", str(out / "wt")], out / "rt.log")
-    try:
-        wait_wt()
-    except BaseException:
-        wait_rt.process.terminate()  # it would wait for masks that never come
-        wait_rt.process.wait()
-        raise
-    wait_rt()
+    wait_all([wait_wt, wait_rt])
     text = table(out / "wt", out / "rt")
     print(text)
     print(f"[demo] done in {time.time() - t0:.0f} s; run stores: {out / 'wt'} {out / 'rt'}")

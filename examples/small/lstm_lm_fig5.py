@@ -85,13 +85,7 @@ def main():
         src = ["--lottery-masks-from", str(dirs[masks_from])] if masks_from else []
         waits.append(demo.start_fairseq_train([*base, *extra, *src, "--save-dir", str(dirs[name])],
                                               f"{dirs[name]}.log"))
-    try:
-        for wait in waits:
-            wait()
-    finally:
-        for wait in waits:  # a failed run: the random ticket would wait for masks that never come
-            if wait.process.poll() is None:
-                wait.process.terminate()
+    demo.wait_all(waits)
     recs = {name: demo.read_rounds(d) for name, d in dirs.items()}
     dense = recs["WT late iterative"][0]["metrics"]["test_log_ppl"]
     print(f"\ntest log perplexity (lower is better); dense {dense:.3f} after "

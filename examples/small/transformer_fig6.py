@@ -44,13 +44,7 @@ def main():
         waits.append(demo.start_fairseq_train([*base, *extra, "--save-dir", str(d / "wt")], d / "wt.log"))
         waits.append(demo.start_fairseq_train([*base, *extra, "--save-dir", str(d / "rt"), "--lottery-ticket",
                                                "random", "--lottery-masks-from", str(d / "wt")], d / "rt.log"))
-    try:
-        for wait in waits:
-            wait()
-    finally:
-        for wait in waits:  # a failed run: the others would wait for masks that never come
-            if wait.process.poll() is None:
-                wait.process.terminate()
+    demo.wait_all(waits)
     results = {}
     for name in VARIANTS:
         d = out / name.replace(" ", "_")
