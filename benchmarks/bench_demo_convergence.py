@@ -10,7 +10,6 @@ round 0 (the lottery's dense round trains unmasked, as plain fairseq does).
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,10 +25,9 @@ from fairseq_ext.evaluate import generate_command, run_generate  # noqa: E402
 
 
 def start(data, save, max_update):
-    cmd = [sys.executable, "-c", "from fairseq_cli.train import cli_main; cli_main()", str(data), "--save-dir",
-           str(save), *demo.MODEL, *demo.COMMON, *demo.schedule_args(max_update)]
-    log = open(f"{save}.log", "w")
-    return subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=log, stderr=subprocess.STDOUT)
+    """Plain fairseq-train with the demo's flags to `max_update` (log: SAVE.log)."""
+    return demo.start_fairseq_train([str(data), "--save-dir", str(save), *demo.MODEL, *demo.COMMON,
+                                     *demo.schedule_args(max_update)], f"{save}.log")
 
 
 def main():
@@ -42,10 +40,7 @@ def main():
     data = make_translation_data(out / "data", seed=0, n_train=demo.DEFAULTS["n_train"], n_valid=200, n_test=200)
     budgets = (a.max_update, 2 * a.max_update)
     t0 = time.time()
-    procs = [start(data, out / f"dense_{n}", n) for n in budgets]
-    for n, proc in zip(budgets, procs):
-        if proc.wait() != 0:
-            raise SystemExit(f"fairseq-train failed: {out / f'dense_{n}.log'}")
+    demo.wait_all([start(data, out / f"dense_{n}", n) for n in budgets])
     print(f"trained in {time.time() - t0:.0f} s (both side by side)")
     cfg = SimpleNamespace(task=SimpleNamespace(data=str(data), source_lang="src", target_lang="tgt"),
                           common=SimpleNamespace(cpu=True))

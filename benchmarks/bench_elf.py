@@ -146,7 +146,8 @@ def main():
         speed(a.repeats, a.epoch_batches)
     else:
         script = REPO / "examples" / "small" / "breakout_fig2.py"
-        sys.exit(subprocess.run([sys.executable, str(script), "--out", a.out, *rest], cwd=REPO, env=_env()).returncode)
+        proc = subprocess.run([sys.executable, str(script), "--out", a.out, *rest], cwd=REPO, env=_env())
+        sys.exit(proc.returncode)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from lth_plugins.errors import LotteryConfigError
 from lth_plugins.hparams import LotteryConfig
 
 # fairseq settings that cannot change results: where files go, logging, checkpoint bookkeeping, how a
-# checkpoint is restored (the --reset-* directives), data-loader workers and the process layout of one rank. Every other parsed setting (model, task, data, optimization,
-# evaluation flags ...) is stored in the run's config.json: a rerun that changes one is refused, a random
-# ticket must repeat its winning run's (seeds aside).
+# checkpoint is restored (the --reset-* directives), data-loader workers and the process layout of one rank.
+# Every other parsed setting (model, task, data, optimization, evaluation flags ...) is stored in the run's
+# config.json: a rerun that changes one is refused, a random ticket must repeat its winning run's (seeds aside).
 NOT_TRAINING_SETTINGS = (
     "save_dir", "user_dir", "lottery_run_dir", "lottery_prune", "restore_file",
     "log_format", "log_interval", "log_file", "tensorboard_logdir", "wandb_project", "azureml_logging",

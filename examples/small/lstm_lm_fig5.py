@@ -6,8 +6,9 @@ fairseq-eval-lm computes it).
 
 Text: the documentation topics shipped inside CPython itself (`pydoc_data.topics`, the Python Software Foundation
 License), without its ASCII-art tables and underlines, lower-cased, punctuation split off, words seen fewer than 3
-times as <unk>, split by topic into train/valid/test (90/5/5): 94k / 2.6k / 6.0k tokens. Model: fairseq lstm_lm, embeddings and hidden 128, 2 layers, dropout 0.2,
-Adam lr 3e-3 (paper: 650 units, dropout 0.5, Adam 1e-3 with eps 1e-3), sequences of 35 tokens, batch 32; one seed.
+times as <unk>, split by topic into train/valid/test (90/5/5): 94k / 2.6k / 6.0k tokens. Model: fairseq lstm_lm,
+embeddings and hidden 128, 2 layers, dropout 0.2, Adam lr 3e-3 (paper: 650 units, dropout 0.5, Adam 1e-3 with eps
+1e-3), sequences of 35 tokens, batch 32; one seed.
 Runs (side by side): WT (late reset, iterative), RT with WT's masks, WT reset to init (iterative), WT late reset
 one-shot.
 Claims checked (paper section 4.2.1): (1) winning tickets beat random tickets; (2) late resetting helps at low

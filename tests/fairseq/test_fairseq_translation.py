@@ -100,7 +100,8 @@ def test_sigkill_during_round_2_then_rerun_equals_uninterrupted(mt_winning, mt_d
     deadline = time.time() + 300
     while not target.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before round 2 checkpointed: " + (tmp_path / "first.log").read_text()[-2000:]
+    assert proc.poll() is None, ("the run ended before round 2 checkpointed: "
+                                 + (tmp_path / "first.log").read_text()[-2000:])
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (save / "round_02" / "metrics.json").exists()
