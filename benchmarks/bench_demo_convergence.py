@@ -1,7 +1,8 @@
 """Is the main job's dense round converged? `lth demo`'s dense Transformer trained for the demo's budget of
 updates per round and for twice that, both scored with the command the demo records (fairseq-generate with its
 own defaults); converged = the score at the budget is within 1 BLEU of the score at twice the budget, either
-way (a score that falls with more training means the schedule is unstable, not converged).
+way (a score that falls with more training means the schedule is unstable, not converged), and the model
+learned something (BLEU >= 1 at one of them).
 
     python benchmarks/bench_demo_convergence.py [--max-update N (default: the demo's)] [--out DIR]
 
@@ -55,8 +56,11 @@ def main():
         print(f"dense, {n:5d} updates: BLEU {res['bleu']:.2f}   ({res['generate_command']})")
     gap = scores[budgets[1]] - scores[budgets[0]]
     # A score that falls when training goes on is no plateau either (a loss spike, an unstable schedule).
-    ok = abs(gap) <= 1.0
-    verdict = "CONVERGED" if ok else ("NOT CONVERGED" if gap > 0 else "UNSTABLE (the score fell)")
+    # Nor is a model that learned nothing at either budget (tiny budgets score 0 twice).
+    learned = max(scores.values()) >= 1.0
+    ok = learned and abs(gap) <= 1.0
+    verdict = ("NOT LEARNED (BLEU < 1 at both budgets)" if not learned else "CONVERGED" if ok
+               else "NOT CONVERGED" if gap > 0 else "UNSTABLE (the score fell)")
     print(f"BLEU at {budgets[0]} updates (the demo's budget): {scores[budgets[0]]:.2f}; at {budgets[1]}: "
           f"{scores[budgets[1]]:.2f}; change from doubling {gap:+.2f} -> {verdict} (goal: |change| <= 1 BLEU)")
     return 0 if ok else 1

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fairseq_ext import USER_DIR, demo  # noqa: E402
+from fairseq_ext import USER_DIR, demo, train_command  # noqa: E402
 from fairseq_ext.data import make_translation_data  # noqa: E402
 
 # the main job's tiny Transformer; quieter logging and no mid-run checkpoints, so the loop itself is timed
@@ -25,8 +25,7 @@ MODEL = [*demo.MODEL, *demo.COMMON, "--log-interval", "1000", "--save-interval",
 
 
 def train(data, save, extra):
-    cmd = [sys.executable, "-c", "from fairseq_cli.train import cli_main; cli_main()", str(data), "--save-dir",
-           str(save), *MODEL, *extra]
+    cmd = train_command(data, "--save-dir", save, *MODEL, *extra)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
     times = [float(t) for t in re.findall(r"done training in ([0-9.]+) seconds", out)]

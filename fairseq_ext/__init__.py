@@ -20,6 +20,12 @@ def user_dir() -> str:
     return USER_DIR
 
 
+def train_command(*args) -> list:
+    """The argv of fairseq-train run by this interpreter. Not `python -m fairseq_cli.train`: that runs a second
+    copy of the module as __main__, whose `cli_main` never sees the lottery's hook on `fairseq_cli.train.main`."""
+    return [sys.executable, "-c", "from fairseq_cli.train import cli_main; cli_main()", *map(str, args)]
+
+
 def install() -> None:
     """Add the lottery flags to fairseq's training parser (idempotent)."""
     from .hooks import install as _install

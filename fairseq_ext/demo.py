@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import USER_DIR
+from . import USER_DIR, train_command
 from .data import make_translation_data
 
 # The dense round converges within the budget: BLEU at DEFAULTS["max_update"] updates is within 1 BLEU of BLEU at
@@ -46,7 +46,7 @@ LATE_RESET = "20u"
 def start_fairseq_train(args, log_path):
     """Start fairseq-train; its output goes to `log_path` and the lottery's round lines to the console.
     Returns a function that waits for it and raises SystemExit (naming the log) when it failed."""
-    cmd = [sys.executable, "-c", "from fairseq_cli.train import cli_main; cli_main()", *args]
+    cmd = train_command(*args)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     log = open(log_path, "a")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

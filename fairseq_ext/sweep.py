@@ -1,12 +1,11 @@
 """fairseq's side of `lth sweep`: one task per experiment (its data and fairseq-train arguments), and the
 `fairseq-train --user-dir fairseq_ext --lottery-prune` command of one ticket (run through this interpreter)."""
 import os
-import sys
 
 from lth_plugins.errors import SweepError
 from lth_plugins.sweep.targets import SweepTarget
 
-from . import USER_DIR
+from . import USER_DIR, train_command
 
 
 class FairseqTarget(SweepTarget):
@@ -32,6 +31,5 @@ class FairseqTarget(SweepTarget):
         return [(label, [os.path.abspath(data)])]
 
     def command(self, task_args, args, seed, run_dir, lottery_args):
-        return [sys.executable, "-c", "from fairseq_cli.train import cli_main; cli_main()", *task_args,
-                "--user-dir", USER_DIR, *args, "--seed", str(seed), "--save-dir", run_dir, "--lottery-prune",
-                *lottery_args]
+        return train_command(*task_args, "--user-dir", USER_DIR, *args, "--seed", seed, "--save-dir", run_dir,
+                             "--lottery-prune", *lottery_args)

@@ -17,7 +17,6 @@ optimizer in this, the main, process).  Around FLARE's unmodified ``Manager.star
   the watcher stops the other agents, lets ``Manager.start`` return and :class:`FlareRunError` is raised
   with the agent's error.
 """
-import ctypes
 import math
 import os
 import signal
@@ -31,14 +30,11 @@ from typing import Callable, List, Optional
 
 import torch
 
+from lth_plugins.children import die_with_parent
+
 from .env import GymnasiumEnv, RewardScale
 
 
-_PR_SET_PDEATHSIG = 1
-try:
-    _LIBC = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover (not Linux)
-    _LIBC = None
 _ROUND_PARENT: Optional[int] = None  # pid of this process while it runs a round
 
 
@@ -48,10 +44,7 @@ def _child_of_round() -> None:
     if parent is None:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # agents re-enable it; the logger is stopped by the parent
-    if _LIBC is not None and hasattr(_LIBC, "prctl"):
-        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
+    die_with_parent(signal.SIGKILL, parent)
 
 
 if hasattr(os, "register_at_fork"):

@@ -100,8 +100,7 @@ class RunStore:
 
     def holds_results(self) -> bool:
         """True when the directory holds anything but its configuration (a snapshot, mask, checkpoint...)."""
-        return any(p.is_file() and p.name not in _NOT_RESULTS and not p.name.endswith(".tmp")
-                   for p in self.path.rglob("*"))
+        return holds_results(self.path)
 
     # --- locking -----------------------------------------------------------------------------------
     def _lock(self):
@@ -238,15 +237,26 @@ class RunStore:
         return sorted(int(p.name.split("_")[1]) for p in self.path.glob("round_[0-9]*") if p.is_dir())
 
 
+def holds_results(path) -> bool:
+    """True when the run directory `path` holds anything but its configuration (a snapshot, mask, checkpoint...)."""
+    return any(p.is_file() and p.name not in _NOT_RESULTS and not p.name.endswith(".tmp")
+               for p in Path(path).rglob("*"))
+
+
 def pid_alive(pid) -> bool:
-    """Whether a process with this pid exists (another user's counts); False for anything not a pid."""
+    """Whether a process with this pid runs (another user's counts; a zombie, dead but not yet reaped, does
+    not); False for anything not a pid."""
     try:
         os.kill(int(pid), 0)
     except PermissionError:
         return True
     except (OSError, TypeError, ValueError):
         return False
-    return True
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): the signal test above is all there is
 
 
 def lock_holder(path) -> Optional[int]:

@@ -57,5 +57,16 @@ def submitted_while_winning_trains(sweep_log: str, wt_job: str, rt_job: str) -> 
     return sub is not None and (done is None or sub < done)
 
 
+def failed_job_logs(sweep: Path, tail: int = 3000) -> str:
+    """The ends of the logs of the sweep's jobs whose last attempt failed (for an assertion's message)."""
+    out = []
+    for log in sorted((sweep / "logs").glob("*.log")):
+        text = log.read_text(errors="replace")
+        last_exit = text.rstrip().rsplit("\n", 1)[-1]
+        if "exit code" in last_exit and not last_exit.endswith("exit code 0"):
+            out.append(f"--- {log.name} ---\n{text[-tail:]}")
+    return "\n".join(out)
+
+
 def finished_rounds(sweep: Path):
     return {p: p.stat().st_mtime_ns for p in sweep.glob("runs/**/metrics.json")}

@@ -1,16 +1,20 @@
 """`lth sweep` on the core's teacher-MLP (framework "torch") through submitit's local executor: bad input, a grid
 killed and resumed, random tickets pipelined behind their winning ticket, a failing job, status and report."""
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from lth_plugins.errors import SweepError
 from lth_plugins.sweep.config import load_config
+from lth_plugins.store import pid_alive
 from lth_plugins.sweep.state import SweepDir
 
 from . import sweep_helpers
-from .sweep_helpers import finished_rounds, lth, run_and_kill, submitted_while_winning_trains
+from .sweep_helpers import failed_job_logs, finished_rounds, lth, run_and_kill, submitted_while_winning_trains
 
 pytest.importorskip("submitit")
 
@@ -30,6 +34,7 @@ def write_config(path: Path, **over) -> Path:
     ({"experiment": [{"framework": "torch", "tasks": ["imagenet"]}]}, "unknown task 'imagenet'"),
     ({"experiment": [{"framework": "flare", "games": ["Pong-v5"]}]}, "unknown game 'Pong-v5'"),
     ({"experiment": [{"framework": "torch", "games": ["x"]}]}, "unknown key(s) games"),
+    ({"experiment": [{"framework": "torch", "tasks": []}]}, "experiment 1 (torch) has no tasks: list at least one"),
     ({"experiment": [{"framework": "torch", "args": ["--epochs", "zero"]}]}, "invalid int value: 'zero'"),
     ({"ablations": {"rt": ["--lottery-ticket", "random"]}}, "sets --lottery-ticket, which the sweep sets"),
     ({"seeds": [0, 0]}, "seeds must be a non-empty list of distinct integers"),
@@ -45,17 +50,34 @@ def test_bad_config_is_refused_before_anything_is_written(tmp_path, over, messag
     assert not (tmp_path / "sw").exists()
 
 
+def test_toml_time_value_is_named_before_anything_is_written(tmp_path):
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text('seeds = [0]\n[[experiment]]\nframework = "torch"\n[executor_params]\ntimeout_min = 01:00:00\n')
+    proc = lth("sweep", cfg, tmp_path / "sw")
+    assert proc.returncode == 2, proc.stdout
+    assert "executor_params.timeout_min = datetime.time(1, 0) is a time" in proc.stdout, proc.stdout
+    assert not (tmp_path / "sw").exists()
+
+
 def test_sweep_dir_of_another_config_or_with_other_files_is_refused(tmp_path):
     a = load_config(write_config(tmp_path / "a.json"), tmp_path / "sw")
     sd = SweepDir(tmp_path / "sw")
     sd.open(a)
     sd.close()
+    # a grid none of whose jobs has a result (e.g. all failed on arguments the parser took) may be corrected
     b = load_config(write_config(tmp_path / "b.json", seeds=[0, 1, 2]), tmp_path / "sw")
-    with pytest.raises(SweepError, match=r"holds the sweep of another config .*seeds: \[0, 1\] vs \[0, 1, 2\]"):
-        SweepDir(tmp_path / "sw").open(b)
+    sd = SweepDir(tmp_path / "sw")
+    sd.open(b)
+    sd.close()
+    assert len(sd.jobs()) == 6
+    result = b.jobs[0].run_dir / "round_00" / "metrics.json"
+    result.parent.mkdir(parents=True)
+    result.write_text("{}")
+    with pytest.raises(SweepError, match=r"holds the sweep of another config .*seeds: \[0, 1, 2\] vs \[0, 1\]"):
+        SweepDir(tmp_path / "sw").open(a)
     # where and how it runs may change: executor settings are not part of the grid
-    c = load_config(write_config(tmp_path / "c.json", max_parallel=1, executor_params={"timeout_min": 5}),
-                    tmp_path / "sw")
+    c = load_config(write_config(tmp_path / "c.json", seeds=[0, 1, 2], max_parallel=1,
+                                 executor_params={"timeout_min": 5}), tmp_path / "sw")
     SweepDir(tmp_path / "sw").open(c)
     other = tmp_path / "other"
     other.mkdir()
@@ -94,7 +116,7 @@ def test_killed_sweep_resumes_and_random_tickets_follow_the_winning_masks(tmp_pa
     assert status.returncode == 0 and "interrupted" in status.stdout, status.stdout
 
     second = lth("sweep", cfg_path, sweep, "--poll", "0.3")
-    assert second.returncode == 0, second.stdout[-4000:]
+    assert second.returncode == 0, second.stdout[-4000:] + failed_job_logs(sweep)
     assert "finished: 4 of 4 jobs done" in second.stdout
     for p, mtime in before.items():  # finished rounds are not recomputed
         assert p.stat().st_mtime_ns == mtime, p
@@ -124,3 +146,45 @@ def test_failing_job_names_its_log_others_go_on_and_report_draws_the_rest(tmp_pa
     assert report.returncode == 0, report.stdout
     assert "missing run teacher-mlp/broken/s0/wt: no round finished (failed)" in report.stdout
     assert len(json.loads((tmp_path / "report" / "report.json").read_text())["tasks"][0]["runs"]) == 2
+
+
+def test_a_jobs_training_process_does_not_outlive_the_job(tmp_path):
+    """submitit stops a job (timeout, cancel) by signalling its own process only; SIGKILL of that process must
+    take the ticket's training process with it, or the orphan keeps the run's lock."""
+    script = ("import sys; from lth_plugins.sweep.jobs import run_job; "
+              "run_job('t', [sys.executable, '-c', 'import time; time.sleep(120)'], sys.argv[1], sys.argv[2], "
+              "'local')")
+    state = tmp_path / "state.json"
+    job = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "job.log"), str(state)])
+    deadline = time.time() + 60
+    while not state.is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    child = json.loads(state.read_text())["child_pid"]
+    assert pid_alive(child)
+    job.kill()
+    job.wait()
+    deadline = time.time() + 10
+    while pid_alive(child) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(child), "the training process outlived its killed job"
+
+
+def test_slurm_jobs_are_polled_together_not_one_sacct_each_per_poll(monkeypatch):
+    """SLURM is not on this machine: sacct is counted, not run. Polling 20 jobs 5 times asks SLURM about
+    once per new job, not 100 times (which at a second per poll floods slurmdbd on a 128-GPU grid)."""
+    import submitit
+
+    from lth_plugins.sweep import state as sweep_state
+
+    calls = []
+
+    def sacct(watcher):
+        calls.append(1)
+        watcher._output, watcher._last_status_check = b"", time.time()
+
+    monkeypatch.setattr(submitit.slurm.slurm.SlurmInfoWatcher, "update", sacct)
+    monkeypatch.setattr(sweep_state, "_SLURM_JOBS", {})
+    for _ in range(5):
+        for i in range(20):
+            sweep_state.is_active({"state": "running", "executor": "slurm", "job_id": str(1000 + i)}, Path("/x"))
+    assert len(calls) <= 20, len(calls)

@@ -140,6 +140,20 @@ def _label(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "_"
 
 
+def _check_plain_values(value, path, where: str = "") -> None:
+    """Only strings, numbers, booleans, lists and tables: TOML's dates and times (e.g. an unquoted
+    time = 01:00:00) cannot be recorded or passed on."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_plain_values(v, path, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_plain_values(v, path, f"{where}[{i}]")
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise SweepError(f"sweep config {path}: {where} = {value!r} is a {type(value).__name__}, not a string, "
+                         f"number, boolean, list or table; quote it (e.g. time = \"01:00:00\")")
+
+
 def load_config(path, sweep_dir) -> SweepConfig:
     """Read, check and expand a sweep config; raises SweepError with one message naming the problem."""
     from .targets import load_target
@@ -147,6 +161,7 @@ def load_config(path, sweep_dir) -> SweepConfig:
     data = read_file(path)
     if not isinstance(data, dict):
         raise SweepError(f"sweep config {path} must be a table of settings")
+    _check_plain_values(data, path)
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         raise SweepError(f"sweep config {path}: unknown setting(s) {', '.join(unknown)}; "
@@ -201,6 +216,9 @@ def load_config(path, sweep_dir) -> SweepConfig:
         args = _str_list(exp.get("args", []), f"args of experiment {i + 1}")
         _check_reserved(args, f"args of experiment {i + 1}")
         tasks = target.tasks(exp)
+        if not tasks:
+            raise SweepError(f"experiment {i + 1} ({exp['framework']}) has no tasks: list at least one in "
+                             f"{target.tasks_key or 'its settings'}")
         for task, task_args in tasks:
             name = exp.get("name")
             label = _label((name if len(tasks) == 1 else f"{name}-{task}") if name else task)

@@ -4,6 +4,7 @@ Under SLURM with several tasks (fairseq's multi-node training: one task per node
 SLURM's variables), every task runs the command; task 0 records the state, tasks > 0 log to <job>.rank<N>.log.
 """
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import List
 
 from ..atomic import atomic_write_json
+from ..children import die_with_parent
 
 
 class JobFailed(RuntimeError):
@@ -22,6 +24,17 @@ def _task_rank() -> int:
         if os.environ.get(var, "").isdigit():
             return int(os.environ[var])
     return 0
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL after `grace_s` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def run_job(name: str, argv: List[str], log_path: str, state_path: str, executor: str, job_id: str = "") -> int:
@@ -41,9 +54,17 @@ def run_job(name: str, argv: List[str], log_path: str, state_path: str, executor
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {name} on {base['host']} (pid {os.getpid()}): "
                   f"{' '.join(argv)}\n")
         out.flush()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-        record(state="running", pid=os.getpid(), child_pid=proc.pid, started=time.time())
-        rc = proc.wait()
+        # The ticket's process dies with this one, and stops when this one is stopped (submitit's timeout or
+        # cancel signals only this process): an orphan would keep the run's lock and train beyond the job.
+        me = os.getpid()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                preexec_fn=lambda: die_with_parent(signal.SIGTERM, me))
+        try:
+            record(state="running", pid=me, child_pid=proc.pid, started=time.time())
+            rc = proc.wait()
+        except BaseException:
+            _stop(proc)
+            raise
         out.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} exit code {rc}\n")
     record(state="finished" if rc == 0 else "failed", rc=rc, ended=time.time())
     if rc != 0:

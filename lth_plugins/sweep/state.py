@@ -13,11 +13,11 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from ..atomic import atomic_write_json
 from ..errors import SweepError
-from ..store import CONFIG, pid_alive
+from ..store import CONFIG, holds_results, pid_alive
 from .config import Job, SweepConfig
 
 SWEEP_FILE = "sweep.json"
@@ -51,17 +51,27 @@ class SweepDir:
         f = self.path / SWEEP_FILE
         if f.is_file():
             stored = json.loads(f.read_text())
-            if stored.get("identity") != cfg.identity():
+            if stored.get("identity") != cfg.identity() and self._started(stored):
                 diff = _diff(stored.get("identity", {}), cfg.identity())
                 raise SweepError(f"{self.path} holds the sweep of another config ({stored.get('config_path')}); "
                                  f"differing settings: {'; '.join(diff)}. Use another sweep directory, or the "
-                                 f"config this directory was made with")
-        elif self.path.exists() and any(self.path.iterdir()):
+                                 f"config this directory was made with (a grid may change only while no job has "
+                                 f"a result or runs)")
+        elif self.path.exists() and any(p.name != ".sweep.lock" for p in self.path.iterdir()):
             raise SweepError(f"{self.path} is not empty and not a sweep directory; give a new or empty folder")
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock()
         atomic_write_json(f, {"config_path": str(cfg.path.resolve()), "identity": cfg.identity(),
                               "data": cfg.data, "jobs": [j.to_dict() for j in cfg.jobs]})
+
+    def _started(self, stored: dict) -> bool:
+        """Whether any job of the stored grid has a result on disk or is queued or running."""
+        for d in stored.get("jobs", []):
+            job = Job.from_dict(d)
+            if (job.run_dir.is_dir() and holds_results(job.run_dir)) or is_active(self.read_state(job),
+                                                                                   self.submitit_dir):
+                return True
+        return False
 
     def _lock(self) -> None:
         fd = os.open(self.path / ".sweep.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -126,6 +136,11 @@ def rounds_of(job: Job, default_rounds: Optional[int]):
     return done, total
 
 
+# One SlurmJob per job: creating one makes submitit's shared watcher run sacct at its next question, so a new
+# object per poll would run sacct for every job every second; kept, they share one sacct call per minute or so.
+_SLURM_JOBS: Dict[Tuple[str, str], object] = {}
+
+
 def is_active(state: dict, submitit_dir: Path) -> bool:
     """Whether the attempt a state file describes is still queued or running."""
     if state.get("state") not in ("submitted", "running"):
@@ -134,7 +149,10 @@ def is_active(state: dict, submitit_dir: Path) -> bool:
         try:
             import submitit
 
-            return submitit.SlurmJob(submitit_dir, str(state["job_id"])).state.split()[0] in ACTIVE_SLURM
+            key = (str(submitit_dir), str(state["job_id"]))
+            if key not in _SLURM_JOBS:
+                _SLURM_JOBS[key] = submitit.SlurmJob(submitit_dir, key[1])
+            return _SLURM_JOBS[key].state.split()[0] in ACTIVE_SLURM
         except Exception:
             return True  # SLURM cannot be asked (e.g. sacct down): do not submit a second copy
     if state.get("host") not in (None, socket.gethostname()):

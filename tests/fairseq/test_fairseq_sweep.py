@@ -2,7 +2,8 @@
 the middle, resumed by the same command; a config naming an unknown fairseq task is refused."""
 import pytest
 
-from ..sweep_helpers import finished_rounds, lth, run_and_kill, submitted_while_winning_trains, write_config
+from ..sweep_helpers import (failed_job_logs, finished_rounds, lth, run_and_kill, submitted_while_winning_trains,
+                             write_config)
 from .helpers import COMMON, MT_MODEL
 
 pytest.importorskip("submitit")
@@ -24,7 +25,7 @@ def test_fairseq_sweep_killed_and_resumed(mt_data, tmp_path):
     assert any(submitted_while_winning_trains(log, f"mt/default/s{s}/wt", f"mt/default/s{s}/rt") for s in (0, 1)), log
     before = finished_rounds(sweep)
     again = lth("sweep", cfg, sweep, "--poll", "0.3", timeout=1200)
-    assert again.returncode == 0, again.stdout[-4000:]
+    assert again.returncode == 0, again.stdout[-4000:] + failed_job_logs(sweep)
     for p, mtime in before.items():
         assert p.stat().st_mtime_ns == mtime, p
     status = lth("status", sweep).stdout

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from ..sweep_helpers import finished_rounds, lth, run_and_kill, submitted_while_winning_trains, write_config
+from ..sweep_helpers import (failed_job_logs, finished_rounds, lth, run_and_kill, submitted_while_winning_trains,
+                             write_config)
 
 if importlib.util.find_spec("flare") is None:
     pytest.skip("FLARE sweep tests need flare-rl installed: lth deps build flare --source <checkout or tarball>",
@@ -31,7 +32,7 @@ def test_flare_sweep_killed_and_resumed(tmp_path):
     before = finished_rounds(sweep)
     assert before
     again = lth("sweep", cfg, sweep, "--poll", "0.3")
-    assert again.returncode == 0, again.stdout[-4000:]
+    assert again.returncode == 0, again.stdout[-4000:] + failed_job_logs(sweep)
     for p, mtime in before.items():
         assert p.stat().st_mtime_ns == mtime, p
     status = lth("status", sweep).stdout
