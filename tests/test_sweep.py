@@ -1,6 +1,8 @@
 """`lth sweep` on the core's teacher-MLP (framework "torch") through submitit's local executor: bad input, a grid
 killed and resumed, random tickets pipelined behind their winning ticket, a failing job, status and report."""
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -188,3 +190,26 @@ def test_slurm_jobs_are_polled_together_not_one_sacct_each_per_poll(monkeypatch)
         for i in range(20):
             sweep_state.is_active({"state": "running", "executor": "slurm", "job_id": str(1000 + i)}, Path("/x"))
     assert len(calls) <= 20, len(calls)
+
+
+def test_random_ticket_waiting_for_a_failed_winning_ticket_is_stopped(tmp_path):
+    """The winning ticket dies mid-run (its training process is killed): its random ticket, which would wait for
+    the next mask for an hour (wait_timeout_s), is stopped, and the sweep ends within minutes, naming why."""
+    cfg_path = write_config(tmp_path / "sweep.json", seeds=[0], rounds=3, wait_timeout_s=3600,
+                            experiment=[{"framework": "torch", "args": ["--epochs", "150", "--n-train", "768"]}])
+    sweep = tmp_path / "sw"
+    wt_state, rt_state = (sweep / "jobs" / f"teacher-mlp__default__s0__{t}.json" for t in ("wt", "rt"))
+    t0 = time.time()
+    proc = subprocess.Popen([str(sweep_helpers.BIN / "lth"), "sweep", str(cfg_path), str(sweep), "--poll", "0.3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while not (rt_state.is_file() and json.loads(rt_state.read_text())["state"] == "running"):
+        assert proc.poll() is None and time.time() - t0 < 300, proc.stdout.read() if proc.poll() is not None else ""
+        time.sleep(0.02)
+    os.kill(json.loads(wt_state.read_text())["child_pid"], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out
+    assert "FAILED teacher-mlp/default/s0/wt (exit code -9)" in out, out
+    rt = "teacher-mlp/default/s0/rt"
+    if f"{rt}: done" not in out:  # unless the winning ticket had made every mask before it died
+        assert f"{rt}: stopped, its winning ticket teacher-mlp/default/s0/wt failed before the mask of round" in out
+        assert f"FAILED {rt} (stopped: its winning ticket" in out, out

@@ -14,7 +14,7 @@ from typing import Dict, Optional
 from ..errors import SweepError
 from .config import SweepConfig
 from .jobs import run_job
-from .state import SweepDir, job_state
+from .state import SweepDir, failure, job_state
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill every real job
 
@@ -106,7 +106,7 @@ class Sweep:
             rounds = f"{s['done']}/{s['total'] if s['total'] is not None else '?'} rounds"
             extra = ""
             if s["state"] == "failed":
-                extra = f" (exit code {s['rc']}); log: {s['log']}"
+                extra = f" ({failure(s)}); log: {s['log']}"
             self.say(f"{j.name}: {s['state']}, {rounds}{extra}")
         if changed:
             counts: Dict[str, int] = {}
@@ -128,9 +128,34 @@ class Sweep:
             return None
         return "waiting"
 
+    def _stop_random_tickets_of_failed(self, states) -> None:
+        """A random ticket whose winning ticket failed in this invocation would wait for the next mask up to
+        wait_timeout_s, holding its slot: once it needs a mask that is not there, stop it (the next run of the
+        same command resubmits both)."""
+        for job in self.cfg.jobs:
+            sj = self.submitted.get(job.name)
+            if job.winning is None or sj is None or states[job.name]["state"] not in ("running", "queued"):
+                continue
+            wt = self.cfg.job(job.winning)
+            if states[wt.name]["state"] != "failed" or wt.name not in self.submitted:
+                continue
+            k = states[job.name]["done"] + 1  # the round it trains, or waits for the mask of
+            if (wt.run_dir / f"round_{k:02d}" / "mask.lthm").is_file():
+                continue
+            why = f"its winning ticket {wt.name} failed before the mask of round {k}"
+            try:
+                sj.cancel(check=False)
+            except Exception as e:  # scancel missing or refused: say so, the job ends at its wait timeout
+                self.say(f"{job.name}: could not stop it ({e}); {why}")
+                continue
+            self.sd.write_state(job, state="failed", rc=None, error=f"stopped: {why}", executor=self.cfg.executor)
+            states[job.name] = dict(states[job.name], state="failed", rc=None, error=f"stopped: {why}")
+            self.say(f"{job.name}: stopped, {why}")
+
     def _loop(self, executor) -> int:
         while True:
             states = self._states()
+            self._stop_random_tickets_of_failed(states)
             self._report_changes(states)
             active = sum(1 for s in states.values() if s["state"] in ("running", "queued"))
             slots = (self.cfg.max_parallel or len(self.cfg.jobs)) - active
@@ -173,7 +198,7 @@ class Sweep:
         rest = [n for n in states if n not in done and n not in failed]
         self.say(f"finished: {len(done)} of {len(states)} jobs done")
         for n in failed:
-            self.say(f"FAILED {n} (exit code {states[n]['rc']}); log: {states[n]['log']}")
+            self.say(f"FAILED {n} ({failure(states[n])}); log: {states[n]['log']}")
         for n in rest:
             why = self._blocked_by(self.cfg.job(n), states) or states[n]["state"]
             self.say(f"not run {n}: {why}")

@@ -160,12 +160,17 @@ def is_active(state: dict, submitit_dir: Path) -> bool:
     return pid_alive(state.get("pid") or state.get("job_id"))
 
 
+def failure(state: dict) -> str:
+    """How a failed job ended, for messages: its exit code, or why it never ran or was stopped."""
+    return f"exit code {state['rc']}" if state.get("rc") is not None else (state.get("error") or "no exit code")
+
+
 def job_state(job: Job, sd: SweepDir, default_rounds: Optional[int]) -> dict:
     """{'state': done|running|queued|failed|interrupted|pending, 'done': n, 'total': N|None, ...}."""
     done, total = rounds_of(job, default_rounds)
     st = sd.read_state(job)
     out = {"done": done, "total": total, "log": str(sd.log_path(job)), "rc": st.get("rc"),
-           "job_id": st.get("job_id")}
+           "job_id": st.get("job_id"), "error": st.get("error")}
     if total is not None and done >= total:
         state = "done"
     elif is_active(st, sd.submitit_dir):

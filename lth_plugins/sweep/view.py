@@ -3,7 +3,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from .config import Job
-from .state import SweepDir, job_state
+from .state import SweepDir, failure, job_state
 
 
 def sweep_jobs(path) -> Tuple[SweepDir, List[Job], dict]:
@@ -18,7 +18,7 @@ def status_table(path) -> str:
     for j in jobs:
         s = job_state(j, sd, data.get("rounds"))
         metric = _last_metric(j.run_dir)
-        note = f"exit {s['rc']}, log {s['log']}" if s["state"] == "failed" else ""
+        note = f"{failure(s)}, log {s['log']}" if s["state"] == "failed" else ""
         rows.append((j.name, s["state"], f"{s['done']}/{s['total'] if s['total'] is not None else '?'}",
                      metric, note))
     w = max(len(r[0]) for r in rows)
