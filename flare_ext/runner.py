@@ -84,7 +84,7 @@ def epoch_curve(rewards, steps, updates_at_game, games_per_epoch: int, wall_at_g
         lo, hi = max(e * games_per_epoch, first_game), min((e + 1) * games_per_epoch, end)
         chunk = rewards[lo - first_game:hi - first_game]
         entry = {"epoch": e + 1, "games": hi, "updates": int(updates_at_game[hi - first_game - 1]),
-                 "mean_reward": float(sum(chunk) / len(chunk)), "steps": int(sum(steps[lo:hi])),
+                 "mean_reward": float(sum(chunk) / len(chunk)), "steps": int(sum(steps[lo - first_game:hi - first_game])),
                  "episode_rewards": [float(r) for r in chunk]}
         if wall_at_game is not None:
             entry["wall_s"] = round(float(wall_at_game[hi - first_game - 1]), 3)

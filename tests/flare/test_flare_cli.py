@@ -106,6 +106,10 @@ def test_epoch_curve():
     assert [c["mean_reward"] for c in curve] == [2.0, 6.0, 9.0]
     assert [c["games"] for c in curve] == [2, 4, 5] and [c["updates"] for c in curve] == [1, 3, 4]
     assert curve[1]["episode_rewards"] == [5.0, 7.0] and curve[0]["steps"] == 20
+    # a round continuing the dense schedule after 3 games (a late reset): epochs keep the dense round's numbers
+    later = epoch_curve([4.0, 6.0, 8.0], [11, 12, 13], [5, 6, 7], games_per_epoch=2, first_game=3)
+    assert [(c["epoch"], c["games"], c["steps"], c["episode_rewards"]) for c in later] == \
+        [(2, 4, 11, [4.0]), (3, 6, 25, [6.0, 8.0])]
 
 
 def test_split_games():
