@@ -282,6 +282,7 @@ class LotteryRun:
             if k == 0:
                 if self.store.has_snapshot("init"):  # a restart of round 0 starts from the recorded init
                     self.reset_to(model, "init")
+                    self._discard_round0_products()
                 else:
                     self._save_snapshot("init", model)
             else:
@@ -306,6 +307,18 @@ class LotteryRun:
         self.progress.start(k, 1 - mask.density(), note="resumed" if resume else "",
                             span=f"from {self.start.describe()}, to {self.end_point()}")
         return mask
+
+    def _discard_round0_products(self) -> None:
+        """Round 0 trains again from init (its earlier attempt was killed): a late snapshot or dense weights that
+        attempt left belong to another trajectory, so they are taken again, unless a mask made from them is
+        already out (a random ticket may train on it)."""
+        if not self.is_writer or self.store.has_mask(1):
+            return
+        for kind in ("late", "dense_trained"):
+            if self.store.has_snapshot(kind):
+                self.store.discard_snapshot(kind)
+            self._snapshots.pop(kind, None)
+        self._late_meta = None
 
     def reset_to(self, model, kind: str) -> None:
         load_snapshot(model, self.snapshot(kind))

@@ -196,6 +196,12 @@ class RunStore:
             atomic_write_json(self.snapshot_path(kind).with_suffix(".json"), meta)
         atomic_torch_save(self.snapshot_path(kind), state)
 
+    def discard_snapshot(self, kind: str) -> None:
+        """Remove a snapshot: the weights file first (it marks the snapshot as taken), then its meta."""
+        self._check_writer()
+        for path in (self.snapshot_path(kind), self.snapshot_path(kind).with_suffix(".json")):
+            path.unlink(missing_ok=True)
+
     def read_snapshot_meta(self, kind: str) -> Optional[dict]:
         path = self.snapshot_path(kind).with_suffix(".json")
         return read_json(path) if path.is_file() and self.has_snapshot(kind) else None

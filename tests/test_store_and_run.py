@@ -165,3 +165,38 @@ def test_raising_rounds_extends_a_finished_oneshot_run(tmp_path):
     run_dir = small_run(tmp_path, rounds=2, schedule="oneshot")
     store = RunStore(run_dir)
     assert store.round_done(2) and store.load_mask(2).density() == pytest.approx(0.64, abs=1e-3)
+
+
+def test_round_0_trained_again_from_init_takes_its_late_snapshot_again(tmp_path):
+    """A trainer without mid-round checkpoints (FLARE, ELF) trains a killed round 0 again from init; the late
+    snapshot the killed attempt took belongs to another trajectory than the rerun's trained weights, so the
+    rerun takes its own (and the masks come from the same attempt as the snapshot)."""
+    import torch
+
+    from lth_plugins.run import LotteryRun
+
+    cfg = LotteryConfig(rounds=1, late_reset="2u")
+
+    def fresh_model():
+        torch.manual_seed(0)
+        return torch.nn.Linear(4, 3)
+
+    def attempt(step: float, killed_after: int = 0):
+        model = fresh_model()
+        run = LotteryRun(cfg, tmp_path / "wt", task="t", framework="torch", total_updates=4, progress=False)
+        run.start_round(0, model)
+        for n in range(1, 5):
+            with torch.no_grad():
+                model.weight.add_(step)  # one "update"; the two attempts take different ones
+            run.after_update(model, n)
+            if n == killed_after:
+                run.close()
+                return
+        run.finish_round(0, model, {"m": 1.0}, primary="m", higher_is_better=True)
+        run.close()
+
+    init = fresh_model().weight.detach().clone()
+    attempt(1.0, killed_after=3)
+    assert torch.allclose(RunStore(tmp_path / "wt").load_snapshot("late")["weight"], init + 2.0)
+    attempt(5.0)
+    assert torch.allclose(RunStore(tmp_path / "wt").load_snapshot("late")["weight"], init + 10.0)
