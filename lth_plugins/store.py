@@ -134,6 +134,13 @@ class RunStore:
                 continue
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())
+            try:  # until the pid was written, another starter may have read the dead holder's and replaced the file
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
             self._lock_fd = fd
             _LOCK_FDS.add(self)
             return

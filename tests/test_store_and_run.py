@@ -200,3 +200,31 @@ def test_round_0_trained_again_from_init_takes_its_late_snapshot_again(tmp_path)
     assert torch.allclose(RunStore(tmp_path / "wt").load_snapshot("late")["weight"], init + 2.0)
     attempt(5.0)
     assert torch.allclose(RunStore(tmp_path / "wt").load_snapshot("late")["weight"], init + 10.0)
+
+
+def test_a_lock_file_replaced_while_it_is_being_taken_leaves_one_writer(tmp_path, monkeypatch):
+    """The previous holder died. Starter A takes the lock; before A records its pid, starter B reads the dead pid,
+    replaces the file and locks the new one. A must notice and give way: one writer, never two."""
+    import fcntl
+
+    import lth_plugins.store as store_module
+
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / ".lock").write_text("999999999")  # no such process
+    cfg = {"lottery": LotteryConfig().to_dict(), "task": "t"}
+    real_write, other = os.write, {}
+
+    def write(fd, data):  # B acts between A's lock and A's pid
+        if not other:
+            os.unlink(run_dir / ".lock")
+            other["fd"] = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT)
+            fcntl.flock(other["fd"], fcntl.LOCK_EX | fcntl.LOCK_NB)
+            real_write(other["fd"], str(os.getpid()).encode())
+        return real_write(fd, data)
+
+    monkeypatch.setattr(store_module.os, "write", write)
+    with pytest.raises(RunStoreError, match="in use by another process"):
+        RunStore(run_dir, cfg)
+    monkeypatch.setattr(store_module.os, "write", real_write)
+    os.close(other["fd"])
