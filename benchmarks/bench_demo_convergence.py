@@ -61,7 +61,8 @@ def main():
     ok = learned and abs(gap) <= 1.0
     verdict = ("NOT LEARNED (BLEU < 1 at both budgets)" if not learned else "CONVERGED" if ok
                else "NOT CONVERGED" if gap > 0 else "UNSTABLE (the score fell)")
-    print(f"BLEU at {budgets[0]} updates (the demo's budget): {scores[budgets[0]]:.2f}; at {budgets[1]}: "
+    which = "the demo's budget" if a.max_update == demo.DEFAULTS["max_update"] else "the budget given"
+    print(f"BLEU at {budgets[0]} updates ({which}): {scores[budgets[0]]:.2f}; at {budgets[1]}: "
           f"{scores[budgets[1]]:.2f}; change from doubling {gap:+.2f} -> {verdict} (goal: |change| <= 1 BLEU)")
     return 0 if ok else 1
 
