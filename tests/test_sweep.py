@@ -200,13 +200,19 @@ def test_random_ticket_waiting_for_a_failed_winning_ticket_is_stopped(tmp_path):
     sweep = tmp_path / "sw"
     wt_state, rt_state = (sweep / "jobs" / f"teacher-mlp__default__s0__{t}.json" for t in ("wt", "rt"))
     t0 = time.time()
+    # started as from a script's `lth sweep ... &` or nohup: SIGINT ignored, in the sweep and in its jobs
     proc = subprocess.Popen([str(sweep_helpers.BIN / "lth"), "sweep", str(cfg_path), str(sweep), "--poll", "0.3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    while not (rt_state.is_file() and json.loads(rt_state.read_text())["state"] == "running"):
-        assert proc.poll() is None and time.time() - t0 < 300, proc.stdout.read() if proc.poll() is not None else ""
-        time.sleep(0.02)
-    os.kill(json.loads(wt_state.read_text())["child_pid"], signal.SIGKILL)
-    out, _ = proc.communicate(timeout=300)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        while not (rt_state.is_file() and json.loads(rt_state.read_text())["state"] == "running"):
+            assert proc.poll() is None and time.time() - t0 < 300, proc.stdout.read() if proc.poll() else ""
+            time.sleep(0.02)
+        os.kill(json.loads(wt_state.read_text())["child_pid"], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=240)  # the sweep's output ends when its last job has ended
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # nothing left behind, whatever happened
+        proc.wait()
     assert proc.returncode == 1, out
     assert "FAILED teacher-mlp/default/s0/wt (exit code -9)" in out, out
     rt = "teacher-mlp/default/s0/rt"

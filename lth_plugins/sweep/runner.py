@@ -7,11 +7,14 @@
 * A job that fails is reported with its log, is not retried in this invocation, and blocks only the random
   tickets that need its masks; the others go on. Rerunning the command resubmits what is unfinished.
 """
+import os
+import signal
 import sys
 import time
 from typing import Dict, Optional
 
 from ..errors import SweepError
+from ..store import pid_alive
 from .config import SweepConfig
 from .jobs import run_job
 from .state import SweepDir, failure, job_state
@@ -144,13 +147,28 @@ class Sweep:
                 continue
             why = f"its winning ticket {wt.name} failed before the mask of round {k}"
             try:
-                sj.cancel(check=False)
+                rc = self._cancel(job, sj)
             except Exception as e:  # scancel missing or refused: say so, the job ends at its wait timeout
                 self.say(f"{job.name}: could not stop it ({e}); {why}")
                 continue
-            self.sd.write_state(job, state="failed", rc=None, error=f"stopped: {why}", executor=self.cfg.executor)
-            states[job.name] = dict(states[job.name], state="failed", rc=None, error=f"stopped: {why}")
+            self.sd.write_state(job, state="failed", rc=rc, error=f"stopped: {why}", executor=self.cfg.executor)
+            states[job.name] = dict(states[job.name], state="failed", rc=rc, error=f"stopped: {why}")
             self.say(f"{job.name}: stopped, {why}")
+
+    def _cancel(self, job, submitit_job) -> Optional[int]:
+        """Stop a job; returns the exit code its training process recorded, if any. A local job's training
+        process is sent SIGTERM: submitit's local cancel sends SIGINT, which a sweep started in the background or
+        under nohup ignores (and so do its jobs), and its job process bypasses SIGTERM."""
+        if self.cfg.executor != "local":
+            submitit_job.cancel(check=False)
+            return None
+        child = self.sd.read_state(job).get("child_pid")
+        if child is not None and pid_alive(child):
+            os.kill(int(child), signal.SIGTERM)
+        deadline = time.time() + 15  # the job records how its training process ended
+        while time.time() < deadline and self.sd.read_state(job).get("state") in ("submitted", "running"):
+            time.sleep(0.1)
+        return self.sd.read_state(job).get("rc")
 
     def _loop(self, executor) -> int:
         while True:

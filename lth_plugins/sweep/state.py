@@ -161,8 +161,9 @@ def is_active(state: dict, submitit_dir: Path) -> bool:
 
 
 def failure(state: dict) -> str:
-    """How a failed job ended, for messages: its exit code, or why it never ran or was stopped."""
-    return f"exit code {state['rc']}" if state.get("rc") is not None else (state.get("error") or "no exit code")
+    """How a failed job ended, for messages: why it never ran or was stopped, and its exit code."""
+    code = f"exit code {state['rc']}" if state.get("rc") is not None else ""
+    return ", ".join(x for x in (state.get("error"), code) if x) or "no exit code"
 
 
 def job_state(job: Job, sd: SweepDir, default_rounds: Optional[int]) -> dict:
