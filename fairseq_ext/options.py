@@ -82,12 +82,6 @@ def check_args(args) -> dict:
     if getattr(args, "restore_file", "checkpoint_last.pt") != "checkpoint_last.pt":
         _fail("--lottery-prune cannot be combined with --restore-file: each round restores its own "
               "SAVE_DIR/round_KK/checkpoint_last.pt (start round 0 from a model with the init snapshot instead)")
-    resets = [f"--{name.replace('_', '-')}" for name in ("reset_dataloader", "reset_optimizer", "reset_lr_scheduler")
-              if getattr(args, name, False)]
-    if resets:
-        _fail(f"--lottery-prune cannot be combined with {' '.join(resets)}: a killed round resumes from its own "
-              f"checkpoint exactly as it would have gone on (epoch, data position, optimizer and lr schedule), and "
-              f"every round already starts with a fresh optimizer and schedule")
     if getattr(args, "finetune_from_model", None):
         _fail("--lottery-prune cannot be combined with --finetune-from-model")
     if getattr(args, "ddp_backend", None) == "fully_sharded":

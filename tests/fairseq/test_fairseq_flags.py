@@ -23,7 +23,6 @@ def test_help_lists_lottery_flags_only_with_user_dir():
     (["--lottery-late-reset", "5x"], "late reset point '5x' is not understood"),
     (["--lottery-reset", "sometimes"], "invalid choice: 'sometimes'"),
     (["--lottery-ticket", "random"], "--lottery-masks-from"),
-    (["--reset-dataloader"], "--lottery-prune cannot be combined with --reset-dataloader: a killed round resumes"),
     (["--lottery-exclude", "nothing.*"], "matches no parameter name"),
     (["--lottery-eval-bleu", "--lottery-generate-args=--beam x"],
      "fairseq-generate refuses it: argument --beam: invalid int value: 'x'"),
