@@ -13,6 +13,9 @@ Runs (side by side): WT (late reset, iterative), RT with WT's masks, WT reset to
 one-shot.
 Claims checked (paper section 4.2.1): (1) winning tickets beat random tickets; (2) late resetting helps at low
 pruning (first pruned round); (3) iterative pruning beats one-shot at the highest sparsity. Resumable.
+The default budget is far from converged for the dense model (benchmarks/bench_lstm_convergence.py: 5.374 at 600
+updates, 4.421 at 2400): the defaults check the pipeline and early training; give --max-update past convergence
+for the paper's claims.
 """
 import argparse
 import collections
