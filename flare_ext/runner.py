@@ -82,12 +82,13 @@ def epoch_curve(rewards, steps, updates_at_game, games_per_epoch: int, wall_at_g
     end = first_game + len(rewards)
     for e in range(first_game // games_per_epoch, math.ceil(end / games_per_epoch) if rewards else 0):
         lo, hi = max(e * games_per_epoch, first_game), min((e + 1) * games_per_epoch, end)
-        chunk = rewards[lo - first_game:hi - first_game]
-        entry = {"epoch": e + 1, "games": hi, "updates": int(updates_at_game[hi - first_game - 1]),
-                 "mean_reward": float(sum(chunk) / len(chunk)), "steps": int(sum(steps[lo - first_game:hi - first_game])),
+        here = slice(lo - first_game, hi - first_game)  # the epoch's games in this round's lists
+        chunk = rewards[here]
+        entry = {"epoch": e + 1, "games": hi, "updates": int(updates_at_game[here.stop - 1]),
+                 "mean_reward": float(sum(chunk) / len(chunk)), "steps": int(sum(steps[here])),
                  "episode_rewards": [float(r) for r in chunk]}
         if wall_at_game is not None:
-            entry["wall_s"] = round(float(wall_at_game[hi - first_game - 1]), 3)
+            entry["wall_s"] = round(float(wall_at_game[here.stop - 1]), 3)
         curve.append(entry)
     return curve
 

@@ -115,30 +115,21 @@ class RunStore:
             except BlockingIOError:
                 holder = os.read(fd, 64).decode(errors="replace").strip()
                 if holder.isdigit() and not pid_alive(int(holder)):
-                    try:
-                        if os.path.samestat(os.fstat(fd), os.stat(path)):  # not already replaced by another
+                    if _is_current(fd, path):  # not already replaced by another starter
+                        try:
                             os.unlink(path)
-                    except FileNotFoundError:
-                        pass
+                        except FileNotFoundError:
+                            pass
                     os.close(fd)
                     continue
                 os.close(fd)
                 raise RunStoreError(f"run directory {self.path} is in use by another process (pid "
                                     f"{holder or '?'}); wait for it to finish or stop it first") from None
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(path))
-            except FileNotFoundError:
-                same = False
-            if not same:  # another process replaced the file between our open and our lock
-                os.close(fd)
-                continue
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())
-            try:  # until the pid was written, another starter may have read the dead holder's and replaced the file
-                same = os.path.samestat(os.fstat(fd), os.stat(path))
-            except FileNotFoundError:
-                same = False
-            if not same:
+            # Another starter may have replaced the file since our open, or, until our pid was written, read the
+            # dead holder's pid and replaced it: then the lock we hold is on an unlinked file and blocks nobody.
+            if not _is_current(fd, path):
                 os.close(fd)
                 continue
             self._lock_fd = fd
@@ -248,6 +239,14 @@ class RunStore:
 
     def rounds_on_disk(self) -> List[int]:
         return sorted(int(p.name.split("_")[1]) for p in self.path.glob("round_[0-9]*") if p.is_dir())
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the file at `path` (not unlinked or replaced)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def holds_results(path) -> bool:

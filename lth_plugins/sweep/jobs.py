@@ -50,13 +50,13 @@ def run_job(name: str, argv: List[str], log_path: str, state_path: str, executor
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("OMP_NUM_THREADS", "1")
+    me = os.getpid()
     with open(log, "a") as out:
-        out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {name} on {base['host']} (pid {os.getpid()}): "
+        out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {name} on {base['host']} (pid {me}): "
                   f"{' '.join(argv)}\n")
         out.flush()
         # The ticket's process dies with this one, and stops when this one is stopped (submitit's timeout or
         # cancel signals only this process): an orphan would keep the run's lock and train beyond the job.
-        me = os.getpid()
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 preexec_fn=lambda: die_with_parent(signal.SIGTERM, me))
         try:
