@@ -1,10 +1,13 @@
-"""Overhead of --lottery-prune on fairseq's trainer: the same tiny-transformer fairseq-train run with and without
-the plugin, in one invocation; the lottery side is round 1 (masks at 20% pruned, hooks active).
+"""Overhead of --lottery-prune on fairseq's trainer: the same fairseq-train run with and without the plugin, in
+one invocation; the lottery side is round 1 (masks at the pruned fraction asked for, hooks active).
 
-    python benchmarks/bench_fairseq.py [--max-update 300] [--repeats 2]
+    python benchmarks/bench_fairseq.py [--max-update 300] [--repeats 2]                  # CPU, tiny Transformer
+    python benchmarks/bench_fairseq.py --gpu --model base --precision fp16 --pruned 0.2 0.8  # a GPU
 
-Prints updates/s of both and their ratio (goal >= 0.97). Times are fairseq's own "done training in X seconds"
-(the training loop, excluding process start-up and the lottery's per-round evaluation).
+Prints updates/s of each and the ratios (goal >= 0.97). Times are fairseq's own "done training in X seconds"
+(the training loop, excluding process start-up and the lottery's per-round evaluation). Every lottery run also
+prints the plugin's own end-of-round check that the pruned weights are zero in the model (and, under --fp16 or
+--bf16, in the optimizer's fp32 master copies).
 """
 import argparse
 import os
@@ -20,40 +23,67 @@ sys.path.insert(0, str(ROOT))
 from fairseq_ext import USER_DIR, demo, train_command  # noqa: E402
 from fairseq_ext.data import make_translation_data  # noqa: E402
 
-# the main job's tiny Transformer; quieter logging and no mid-run checkpoints, so the loop itself is timed
-MODEL = [*demo.MODEL, *demo.COMMON, "--log-interval", "1000", "--save-interval", "1000"]
+QUIET = ["--log-interval", "1000", "--save-interval", "1000"]  # no mid-run logs or checkpoints: the loop is timed
+MODELS = {
+    # the main job's tiny Transformer
+    "tiny": demo.MODEL,
+    # the paper's Transformer-base (transformer_wmt_en_de: 6+6 layers, 512, 2048, 8 heads) as in fairseq's recipe
+    "base": ["--task", "translation", "--arch", "transformer_wmt_en_de", "--share-all-embeddings",
+             "--dropout", "0.1", "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "5e-4",
+             "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "4000", "--max-tokens", "8192",
+             "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"],
+}
+PRECISION = {"fp32": [], "fp16": ["--fp16"], "bf16": ["--bf16"], "memory-efficient-fp16": ["--memory-efficient-fp16"],
+             "amp": ["--amp"]}
 
 
-def train(data, save, extra):
-    cmd = train_command(data, "--save-dir", save, *MODEL, *extra)
+def train(data, save, args):
+    cmd = train_command(data, "--save-dir", save, *args)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
     times = [float(t) for t in re.findall(r"done training in ([0-9.]+) seconds", out)]
     if not times:
         raise SystemExit(out[-3000:])
-    return times
+    held = re.findall(r"\[lottery\] round 1: (all \d+ pruned weights are zero in .*)", out)
+    return times, held
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--max-update", type=int, default=300)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--model", choices=sorted(MODELS), default="tiny")
+    p.add_argument("--precision", choices=list(PRECISION), default="fp32")
+    p.add_argument("--pruned", type=float, nargs="+", default=[0.2], help="fractions pruned in the timed round")
+    p.add_argument("--gpu", action="store_true", help="train on the GPU (default: --cpu)")
+    p.add_argument("--n-train", type=int, default=4000, help="generated sentence pairs")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_fairseq_"))
-    data = make_translation_data(tmp / "data", seed=0, n_train=4000, n_valid=100, n_test=100)
+    data = make_translation_data(tmp / "data", seed=0, n_train=a.n_train, n_valid=100, n_test=100)
+    common = [c for c in demo.COMMON if not (a.gpu and c == "--cpu")]
+    base = [*MODELS[a.model], *common, *QUIET, *PRECISION[a.precision]]
+    if a.model == "tiny":
+        base += demo.schedule_args(a.max_update)
+    else:
+        base += ["--max-update", str(a.max_update)]
     n = a.max_update
-    plain, lottery = [], []
+    plain, lottery, held = [], {f: [] for f in a.pruned}, {}
     for r in range(a.repeats):  # interleaved, so drifts in machine load hit both sides
-        plain.append(train(data, tmp / f"plain{r}", demo.schedule_args(n))[0])
-        t = train(data, tmp / f"lth{r}", [*demo.schedule_args(n), "--user-dir", USER_DIR, "--lottery-prune",
-                                          "--lottery-rounds", "1", "--lottery-rate", "0.2",
-                                          "--lottery-late-reset", "10u"])
-        lottery.append(t[1])  # round 1: 20% pruned, masks enforced
-    ups_plain, ups_lth = n / min(plain), n / min(lottery)
-    print(f"plain fairseq-train:            {ups_plain:8.2f} updates/s  (best of {a.repeats}: {min(plain):.2f} s)")
-    print(f"--lottery-prune, round 1 (20%): {ups_lth:8.2f} updates/s  (best of {a.repeats}: {min(lottery):.2f} s)")
-    print(f"every run (fairseq reports 0.1 s): plain {plain} s, lottery {lottery} s")
-    print(f"ratio: {ups_lth / ups_plain:.3f}  (goal >= 0.97)")
+        plain.append(train(data, tmp / f"plain{r}", base)[0][0])
+        for f in a.pruned:
+            times, held[f] = train(data, tmp / f"lth{f}_{r}", [*base, "--user-dir", USER_DIR, "--lottery-prune",
+                                                                "--lottery-rounds", "1", "--lottery-rate", str(f),
+                                                                "--lottery-reset", "init"])
+            lottery[f].append(times[1])  # round 1: f pruned, masks enforced, reset to init: updates 1..n
+    ups_plain = n / min(plain)
+    print(f"{a.model} Transformer, {a.precision}, {'GPU' if a.gpu else 'CPU'}, {n} updates per run, "
+          f"best of {a.repeats} (fairseq reports 0.1 s)")
+    print(f"plain fairseq-train:              {ups_plain:8.2f} updates/s  (runs: {plain} s)")
+    for f in a.pruned:
+        ups = n / min(lottery[f])
+        print(f"--lottery-prune, round 1 ({100 * f:.0f}%):   {ups:8.2f} updates/s  (runs: {lottery[f]} s)  "
+              f"ratio {ups / ups_plain:.3f} (goal >= 0.97)")
+        print(f"  end-of-round check: {held[f][0] if held[f] else 'NOT PRINTED'}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from omegaconf import open_dict
@@ -63,6 +63,28 @@ def torch_optimizer(fairseq_optimizer) -> torch.optim.Optimizer:
             return opt
         opt = getattr(opt, "optimizer", None) or getattr(opt, "_optimizer", None)
     raise LotteryError(f"cannot find the torch optimizer inside {type(fairseq_optimizer).__name__}")
+
+
+def fp32_master_copies(fairseq_optimizer) -> Dict[int, torch.Tensor]:
+    """id(model parameter) -> its fp32 master copy shaped like it, for FP16Optimizer (--fp16, --bf16), whose
+    torch optimizer steps these copies and writes them back to the model; {} for optimizers that keep none
+    (fp32 training, --memory-efficient-fp16)."""
+    model_params = getattr(fairseq_optimizer, "fp16_params", None)
+    masters = getattr(fairseq_optimizer, "fp32_params", None)
+    if model_params is None or masters is None:
+        return {}
+    if isinstance(masters, list):  # --fp16-no-flatten-grads: one copy per parameter
+        return {id(p): q.data.view(p.shape) for p, q in zip(model_params, masters)}
+    flats = {None: masters} if torch.is_tensor(masters) else masters  # flat copies, one per device
+    out = {}
+    for device, flat in flats.items():
+        offset = 0
+        for p in model_params:  # build_fp32_params lays the parameters of a device out in this order
+            if len(flats) > 1 and p.device.index != device:
+                continue
+            out[id(p)] = flat.data[offset:offset + p.numel()].view(p.shape)
+            offset += p.numel()
+    return out
 
 
 def weights_only_safe(obj):
@@ -146,15 +168,25 @@ class RoundContext:
               file=sys.stderr, flush=True)
         self.enforcer = self.run.enforce(model, None)
         if trainer._optimizer is not None:  # fairseq built it while restoring the checkpoint
-            self.attach_optimizer(torch_optimizer(trainer._optimizer))
+            self.attach_optimizer(trainer._optimizer)
         if resume and self.curve_path.is_file():
             n = trainer.get_num_updates()
             self.curve = [p for p in json.loads(self.curve_path.read_text()) if p["num_updates"] <= n]
         if resume:
             self._check_resumed_weights(model)
 
-    def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+    def attach_optimizer(self, fairseq_optimizer) -> None:
+        optimizer = torch_optimizer(fairseq_optimizer)
         self.enforcer.attach_optimizer(optimizer)
+        # FP16Optimizer copied the weights into its fp32 masters when it was built: zero the pruned ones there
+        # too, whichever came first (the checkpoint's restore may build it before this round's masks exist)
+        params = self.run.selected(self.trainer._model)
+        masters = fp32_master_copies(fairseq_optimizer)
+        with torch.no_grad():
+            for name, m in self.run.mask.items():
+                master = masters.get(id(params[name]))
+                if master is not None:
+                    master.masked_fill_(~m.to(master.device), 0)
         for h in self._step_hooks:
             h.remove()
 
@@ -187,12 +219,21 @@ class RoundContext:
         return {"train_iterator": weights_only_safe(itr.state_dict())} if itr is not None else None
 
     def _check_resumed_weights(self, model) -> None:
-        params = self.run.selected(model)
-        for name, m in self.run.mask.items():
-            if bool((params[name].detach().cpu()[~m] != 0).any()):
-                raise LotteryError(
-                    f"checkpoint of round {self.k} in {self.cfg.checkpoint.save_dir} has non-zero weights where "
-                    f"the round's mask prunes them ({name}); it does not belong to this lottery run")
+        name = _first_revived(self.run.selected(model), self.run.mask)
+        if name is not None:
+            raise LotteryError(
+                f"checkpoint of round {self.k} in {self.cfg.checkpoint.save_dir} has non-zero weights where "
+                f"the round's mask prunes them ({name}); it does not belong to this lottery run")
+
+    def check_masks_held(self) -> None:
+        """After training: the pruned weights are still exactly zero (see `verify_pruned_weights_zero`)."""
+        pruned = sum(m.numel() - int(torch.count_nonzero(m)) for m in self.run.mask.values())
+        if not pruned:
+            return
+        where = verify_pruned_weights_zero(self.run.selected(self.trainer._model), self.run.mask,
+                                           self.trainer._optimizer, f"round {self.k}")
+        print(f"[lottery] round {self.k}: all {pruned} pruned weights are zero in the {' and the '.join(where)} "
+              f"after {self.trainer.get_num_updates()} updates", file=sys.stderr, flush=True)
 
     def _reinit(self, seed: int) -> None:
         """Random ticket: re-draw all weights with fairseq's own initializers (a fresh task.build_model under
@@ -220,6 +261,31 @@ class RoundContext:
             self.enforcer = None
 
 
+def verify_pruned_weights_zero(params, mask, fairseq_optimizer, what: str) -> List[str]:
+    """Check that every weight `mask` prunes is exactly zero in `params` and, under --fp16/--bf16, in the fp32
+    master copies that FP16Optimizer steps and writes back to the model (a weight revived there reaches the
+    model at the next step). Returns where it looked; a violation is a bug in the enforcement, so it raises."""
+    masters = fp32_master_copies(fairseq_optimizer) if fairseq_optimizer is not None else {}
+    held = {"model": params}
+    if masters:
+        held["fp32 master copy"] = {n: masters[id(p)] for n, p in params.items() if id(p) in masters}
+    for where, tensors in held.items():
+        name = _first_revived(tensors, mask)
+        if name is not None:
+            raise LotteryError(f"{what}: pruned weights of {name} are non-zero in the {where}; the masks were "
+                               f"not enforced")
+    return list(held)
+
+
+def _first_revived(tensors, mask) -> Optional[str]:
+    """The first parameter with a non-zero entry where `mask` prunes it (None: all pruned entries are zero)."""
+    for name, m in mask.items():
+        t = tensors.get(name)
+        if t is not None and bool((t.detach()[~m.to(t.device)] != 0).any()):
+            return name
+    return None
+
+
 class LotteryTrainer(Trainer):
     """fairseq's Trainer with the lottery hooks of the current round (see module docstring)."""
 
@@ -233,7 +299,7 @@ class LotteryTrainer(Trainer):
     def _build_optimizer(self):
         super()._build_optimizer()
         if _CTX is not None and _CTX.enforcer is not None:
-            _CTX.attach_optimizer(torch_optimizer(self._optimizer))
+            _CTX.attach_optimizer(self._optimizer)
 
     def train_step(self, samples, raise_oom=False):
         # a round that already reached --max-update (killed before its evaluation) must not train further
@@ -453,6 +519,7 @@ def _run_rounds(spec, cfg, config, is_master, fairseq_main, kwargs, upe=None) ->
                 train_mod.Trainer, train_mod.get_valid_stats = orig_trainer, orig_stats
             if ctx.trainer is None:
                 raise LotteryError(f"fairseq did not train round {k} (no trainer was built)")
+            ctx.check_masks_held()
             ctx.end()
             metrics, primary, higher = evaluate.round_metrics(ctx, spec, is_master)
             run.finish_round(k, ctx.trainer._model, metrics, primary=primary, higher_is_better=higher,

@@ -43,8 +43,9 @@ TLM_MODEL = ["--task", "language_modeling", "--arch", "transformer_lm", "--decod
              "--lr", "0.003", "--criterion", "cross_entropy", "--share-decoder-input-output-embed"]
 
 
-def fairseq_train(data, save_dir, *args, user_dir=True, check=True, timeout=600, extra_env=None):
-    cmd = [str(BIN / "fairseq-train"), str(data), "--save-dir", str(save_dir), *COMMON, *args]
+def fairseq_train(data, save_dir, *args, user_dir=True, check=True, timeout=600, extra_env=None, cpu=True):
+    common = COMMON if cpu else [a for a in COMMON if a != "--cpu"]
+    cmd = [str(BIN / "fairseq-train"), str(data), "--save-dir", str(save_dir), *common, *args]
     if user_dir:
         cmd += ["--user-dir", USER_DIR]
     e = env()
