@@ -86,11 +86,6 @@ def wait_all(waits) -> None:
                 wait.process.wait()
 
 
-def fairseq_train(args, log_path):
-    """Run fairseq-train to the end (see `start_fairseq_train`)."""
-    start_fairseq_train(args, log_path)()
-
-
 def read_rounds(run_dir):
     out = {}
     for p in sorted(Path(run_dir).glob("round_*/metrics.json")):
