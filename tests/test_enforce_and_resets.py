@@ -26,7 +26,8 @@ OPTIMIZERS = {
 def test_every_zero_preserving_optimizer_is_tested():
     from lth_plugins.enforce import ZERO_PRESERVING
     tested = {type(make([torch.nn.Parameter(torch.zeros(1))])) for make in OPTIMIZERS.values()}
-    assert ZERO_PRESERVING <= tested
+    # the core's own; an adapter tests those it registers (fairseq's Adam: tests/fairseq), whichever ran first
+    assert {c for c in ZERO_PRESERVING if c.__module__.split(".")[0] == "torch"} <= tested
 
 
 def pruned_model(name, density=0.5):
