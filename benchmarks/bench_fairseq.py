@@ -7,9 +7,9 @@ one invocation; the lottery side is round 1 (masks at the pruned fraction asked 
 Prints updates/s of each and the ratios (goal >= 0.97), two ways: over the whole training loop (fairseq's own "done
 training in X seconds", excluding process start-up and the lottery's per-round evaluation) and in steady state (the
 median of fairseq's per-interval ups after the first interval). The steady-state ratio is the fair one on a GPU:
-the plain run's loop includes CUDA's warm-up, round 1 of a lottery run follows round 0 in a warm process. Every lottery run also
-prints the plugin's own end-of-round check that the pruned weights are zero in the model (and, under --fp16 or
---bf16, in the optimizer's fp32 master copies).
+the plain run's loop includes CUDA's warm-up, round 1 of a lottery run follows round 0 in a warm process. Every
+lottery run also prints the plugin's own end-of-round check that the pruned weights are zero in the model (and,
+under --fp16, in the optimizer's fp32 master copies).
 """
 import argparse
 import os
@@ -36,8 +36,8 @@ MODELS = {
              "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "4000", "--max-tokens", "8192",
              "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"],
 }
-PRECISION = {"fp32": [], "fp16": ["--fp16"], "bf16": ["--bf16"], "memory-efficient-fp16": ["--memory-efficient-fp16"],
-             "amp": ["--amp"]}
+# no bf16: fairseq 0.12's --bf16 implies --tpu (torch_xla)
+PRECISION = {"fp32": [], "fp16": ["--fp16"], "memory-efficient-fp16": ["--memory-efficient-fp16"], "amp": ["--amp"]}
 
 
 def train(data, save, args):

@@ -68,7 +68,7 @@ def torch_optimizer(fairseq_optimizer) -> torch.optim.Optimizer:
 def fp32_master_copies(fairseq_optimizer) -> Dict[int, torch.Tensor]:
     """id(model parameter) -> its fp32 master copy shaped like it, for FP16Optimizer (--fp16, --bf16), whose
     torch optimizer steps these copies and writes them back to the model; {} for optimizers that keep none
-    (fp32 training, --memory-efficient-fp16)."""
+    (fp32 training, --memory-efficient-fp16) or no optimizer yet (None)."""
     model_params = getattr(fairseq_optimizer, "fp16_params", None)
     masters = getattr(fairseq_optimizer, "fp32_params", None)
     if model_params is None or masters is None:
@@ -180,13 +180,10 @@ class RoundContext:
         self.enforcer.attach_optimizer(optimizer)
         # FP16Optimizer copied the weights into its fp32 masters when it was built: zero the pruned ones there
         # too, whichever came first (the checkpoint's restore may build it before this round's masks exist)
-        params = self.run.selected(self.trainer._model)
-        masters = fp32_master_copies(fairseq_optimizer)
+        masters = _masters_by_name(self.run.selected(self.trainer._model), fairseq_optimizer)
         with torch.no_grad():
-            for name, m in self.run.mask.items():
-                master = masters.get(id(params[name]))
-                if master is not None:
-                    master.masked_fill_(~m.to(master.device), 0)
+            for name, master in masters.items():
+                master.masked_fill_(~self.run.mask[name].to(master.device), 0)
         for h in self._step_hooks:
             h.remove()
 
@@ -227,7 +224,7 @@ class RoundContext:
 
     def check_masks_held(self) -> None:
         """After training: the pruned weights are still exactly zero (see `verify_pruned_weights_zero`)."""
-        pruned = sum(m.numel() - int(torch.count_nonzero(m)) for m in self.run.mask.values())
+        pruned = self.run.mask.num_selected() - self.run.mask.num_surviving()
         if not pruned:
             return
         where = verify_pruned_weights_zero(self.run.selected(self.trainer._model), self.run.mask,
@@ -265,16 +262,22 @@ def verify_pruned_weights_zero(params, mask, fairseq_optimizer, what: str) -> Li
     """Check that every weight `mask` prunes is exactly zero in `params` and, under --fp16/--bf16, in the fp32
     master copies that FP16Optimizer steps and writes back to the model (a weight revived there reaches the
     model at the next step). Returns where it looked; a violation is a bug in the enforcement, so it raises."""
-    masters = fp32_master_copies(fairseq_optimizer) if fairseq_optimizer is not None else {}
     held = {"model": params}
+    masters = _masters_by_name(params, fairseq_optimizer)
     if masters:
-        held["fp32 master copy"] = {n: masters[id(p)] for n, p in params.items() if id(p) in masters}
+        held["fp32 master copy"] = masters
     for where, tensors in held.items():
         name = _first_revived(tensors, mask)
         if name is not None:
             raise LotteryError(f"{what}: pruned weights of {name} are non-zero in the {where}; the masks were "
                                f"not enforced")
     return list(held)
+
+
+def _masters_by_name(params, fairseq_optimizer) -> Dict[str, torch.Tensor]:
+    """The fp32 master copies of `params` (name -> copy), for those the optimizer keeps one of."""
+    masters = fp32_master_copies(fairseq_optimizer)
+    return {n: masters[id(p)] for n, p in params.items() if id(p) in masters}
 
 
 def _first_revived(tensors, mask) -> Optional[str]:
