@@ -1,4 +1,12 @@
+import runpy
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The core's own plugins are listed once, in lth_plugins/plugin_table.py (plain data, read without importing the
+# package); the adapters' entries follow here.
+TABLE = runpy.run_path(str(Path(__file__).parent / "lth_plugins" / "plugin_table.py"))
+core = TABLE["entry_point_lines"]
 
 setup(
     name="lth-plugins",
@@ -6,7 +14,7 @@ setup(
     description="Lottery-ticket pruning (Yu et al., ICLR 2020) as plugins for fairseq, FLARE and ELF",
     packages=find_packages(include=["lth_plugins*", "fairseq_ext*", "flare_ext*", "elf_ext*"]),
     python_requires=">=3.9",
-    install_requires=["torch>=2.1", "numpy", "stevedore>=5"],
+    install_requires=["torch>=2.1", "numpy"],
     extras_require={
         "fairseq": ["fairseq-fixed==0.12.3.1", "sacrebleu>=2", "sacremoses"],
         "rl": ["gymnasium>=1.0", "box2d==2.3.10", "pygame>=2.1.3"],
@@ -16,23 +24,13 @@ setup(
     },
     entry_points={
         "console_scripts": ["lth = lth_plugins.cli:main"],
-        "lth_plugins.pruners": [
-            "global_magnitude = lth_plugins.pruners:GlobalMagnitude",
-            "layerwise_magnitude = lth_plugins.pruners:LayerwiseMagnitude",
-            "random = lth_plugins.pruners:RandomPruner",
+        "lth_plugins.pruners": core("lth_plugins.pruners"),
+        "lth_plugins.resets": core("lth_plugins.resets"),
+        "lth_plugins.zero_preserving_optimizers": core("lth_plugins.zero_preserving_optimizers") + [
+            "fairseq_adam = fairseq.optim.adam:Adam",
         ],
-        "lth_plugins.resets": [
-            "init = lth_plugins.resets:InitReset",
-            "late = lth_plugins.resets:LateReset",
-            "random = lth_plugins.resets:RandomReinit",
-        ],
-        "lth_plugins.commands": [
-            "status = lth_plugins.commands:StatusCommand",
-            "plugins = lth_plugins.commands:PluginsCommand",
-            "report = lth_plugins.commands:ReportCommand",
-            "demo-core = lth_plugins.commands:DemoCoreCommand",
+        "lth_plugins.commands": core("lth_plugins.commands") + [
             "deps = lth_plugins.commands:DepsCommand",
-            "sweep = lth_plugins.commands:SweepCommand",
             "demo = fairseq_ext.commands:DemoCommand",
             "fairseq-user-dir = fairseq_ext.commands:FairseqUserDirCommand",
             "elf-model-file = elf_ext.commands:ElfModelFileCommand",
@@ -42,13 +40,11 @@ setup(
             "flare = flare_ext.build:FlareBuild",
             "elf = elf_ext.build:ElfBuild",
         ],
-        "lth_plugins.sweep_targets": [
-            "torch = lth_plugins.sweep.targets:TorchTarget",
+        "lth_plugins.sweep_targets": core("lth_plugins.sweep_targets") + [
             "flare = flare_ext.sweep:FlareTarget",
             "fairseq = fairseq_ext.sweep:FairseqTarget",
         ],
-        "lth_plugins.frameworks": [
-            "torch = lth_plugins.demo",
+        "lth_plugins.frameworks": core("lth_plugins.frameworks") + [
             "flare = flare_ext.a2c",
             "fairseq = fairseq_ext",
             "elf = elf_ext.train",

@@ -33,7 +33,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from .atomic import atomic_write_json
 from .errors import LotteryError
-from .store import pid_alive
+from .lock import pid_alive
 
 NAMESPACE = "lth_plugins.builds"
 MARKER = "COMPLETE"

@@ -1,19 +1,12 @@
-"""`lth` subcommands as plugins: the entry-point namespace ``lth_plugins.commands`` (as cliff does).
-
-Every subcommand, the core's own included, is a :class:`Command` subclass registered under its name::
-
-    entry_points={"lth_plugins.commands": ["my-cmd = my_pkg.commands:MyCommand"]}
-
-The core never imports an adapter: ``lth`` lists the namespace and loads each class to build its parser, so a
-command's module must import its framework only inside :meth:`Command.run`.
-"""
+"""`lth` subcommands as plugins (entry points of ``lth_plugins.commands``, as cliff does) and the core's own.
+A command's module imports its framework only inside :meth:`Command.run`: ``lth`` loads every command class to
+build its parser."""
 import argparse
 import sys
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Dict
 
-NAMESPACE = "lth_plugins.commands"
+from .registry import COMMANDS, load_all
 
 
 class Command:
@@ -29,16 +22,8 @@ class Command:
 
 
 def load_commands() -> Dict[str, Command]:
-    """name -> Command of every installed entry point; one that fails to load is named on stderr and left out."""
-    commands = {}
-    for ep in sorted(entry_points(group=NAMESPACE), key=lambda e: e.name):
-        if ep.name in commands:
-            continue
-        try:
-            commands[ep.name] = ep.load()()
-        except Exception as e:  # an adapter whose framework is broken must not take `lth status` down with it
-            print(f"lth: warning: command {ep.name!r} ({ep.value}) could not be loaded: {e}", file=sys.stderr)
-    return commands
+    """name -> Command of every registered command; one that fails to load is named on stderr and left out."""
+    return {name: cls() for name, cls in load_all(COMMANDS).items()}
 
 
 class StatusCommand(Command):

@@ -1,10 +1,5 @@
-"""A small, real lottery experiment on plain torch: an MLP learning a teacher network's labels.
-
-Used by `lth demo-core`, by tests of the report and of `lth sweep` (framework "torch"): winning tickets (late
-reset) against random tickets over a few rounds, each round trained with Adam from the ticket's reset weights,
-metric = test accuracy. A round starts at the run's start point (open_lth rewinding): update counter,
-warmup/inverse-sqrt lr schedule, epoch and batch position continue from the late snapshot, with a fresh optimizer.
-One ticket from the command line (resumable, like every adapter's command):
+"""A small, real lottery experiment on plain torch: an MLP learning a teacher network's labels (`lth demo-core`,
+sweep framework "torch"). One ticket, resumable like every adapter's command:
 
     python -m lth_plugins.demo --run-dir DIR [--seed 0] [--epochs 4] [--n-train 4096] [--lottery-* flags]
 """
@@ -15,8 +10,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .hparams import LotteryConfig
-from .run import LotteryRun
+from .hparams import LotteryConfig, Ticket
+from .run import LotteryRun, Round
+from .seeds import mixed_seed
 
 
 def make_data(seed: int = 0, n_train: int = 4096, n_test: int = 2048, dim: int = 32, classes: int = 8):
@@ -39,20 +35,21 @@ def lr_at(update: int, lr: float = 1e-3, warmup: int = 8) -> float:
     return lr * min(update / warmup, (warmup / update) ** 0.5)
 
 
-def train_round(run: LotteryRun, k: int, model: nn.Module, data, epochs: int, batch: int = 128,
-                lr: float = 1e-3, seed: int = 0) -> dict:
+def train_round(r: Round, model: nn.Module, data, epochs: int, batch: int = 128, lr: float = 1e-3,
+                seed: int = 0) -> dict:
+    """Train one round from its start point (update counter, warmup/inverse-sqrt lr schedule, epoch and batch
+    position continue from the late snapshot, as open_lth rewinds) on the round's optimizer."""
     (xtr, ytr), (xte, yte) = data
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = r.optimizer
     steps = [0]
     counter = opt.register_step_post_hook(lambda *_: steps.__setitem__(0, steps[0] + 1))
-    enforcer = run.enforce(model, opt)
-    start = run.start_point(k)
+    start = r.start
     updates, curve = start.update, []
     skip = start.state.get("batch", 0)  # batches of the start epoch the dense round had already trained
     for epoch in range(start.epoch + 1, epochs + 1):
         # the data order depends on the seed and the epoch alone (as fairseq's), so a round continuing at
         # epoch e sees the batches the dense round saw from there on
-        perm = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+        perm = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(mixed_seed(seed, "data", epoch)))
         first, first_lr = updates + 1, lr_at(updates + 1, lr)
         for b, i in enumerate(range(0, len(xtr), batch)):
             if epoch == start.epoch + 1 and b < skip:
@@ -65,18 +62,18 @@ def train_round(run: LotteryRun, k: int, model: nn.Module, data, epochs: int, ba
             loss.backward()
             opt.step()
             updates += 1
-            run.after_update(model, updates, epoch=epoch - 1, state={"batch": b + 1})
-        run.after_epoch(model, epoch, state={"batch": 0})
+            r.after_update(updates, epoch=epoch - 1, state={"batch": b + 1})
+        r.after_epoch(epoch, state={"batch": 0})
         curve.append({"epoch": epoch, "train_loss": loss.item(), "first_update": first, "first_lr": first_lr,
                       "updates": updates, "steps": steps[0]})
     counter.remove()
-    enforcer.remove()
     with torch.no_grad():
         acc = float((model(xte).argmax(1) == yte).float().mean())
     return {"test_accuracy": acc, "curve": curve}
 
 
 BATCH = 128
+LR = 1e-3
 
 
 def run_ticket(config: LotteryConfig, run_dir, seed: int = 0, epochs: int = 4, n_train: int = 4096) -> Path:
@@ -87,10 +84,11 @@ def run_ticket(config: LotteryConfig, run_dir, seed: int = 0, epochs: int = 4, n
                     settings={"seed": seed, "epochs": epochs, "n_train": n_train},
                     total_epochs=epochs, total_updates=epochs * -(-n_train // BATCH), model=model) as run:
         for k in run.pending_rounds():
-            run.start_round(k, model, reinit=lambda s: _reinit(model, s))
-            out = train_round(run, k, model, data, epochs, batch=BATCH, seed=seed)
-            run.finish_round(k, model, {"test_accuracy": out["test_accuracy"]}, primary="test_accuracy",
-                             higher_is_better=True, curve=out["curve"])
+            with run.round(k, model, optimizer=lambda: torch.optim.Adam(model.parameters(), lr=LR),
+                           reinit=lambda s: _reinit(model, s)) as r:
+                out = train_round(r, model, data, epochs, batch=BATCH, lr=LR, seed=seed)
+                r.finish({"test_accuracy": out["test_accuracy"]}, primary="test_accuracy", higher_is_better=True,
+                         curve=out["curve"])
     return Path(run_dir)
 
 
@@ -105,7 +103,7 @@ def main(out_dir, rounds: int = 5, seeds=(0,), epochs: int = 4, rate: float = 0.
     for seed in seeds:
         wt = LotteryConfig(rounds=rounds, rate=rate, reset="late", late_reset="1ep", seed=seed)
         wt_dir = run_ticket(wt, out_dir / f"teacher-mlp_wt_s{seed}", seed, epochs)
-        rt = LotteryConfig(rounds=rounds, rate=rate, ticket="random", masks_from=str(wt_dir), seed=seed)
+        rt = LotteryConfig(rounds=rounds, rate=rate, ticket=Ticket.RANDOM, masks_from=str(wt_dir), seed=seed)
         rt_dir = run_ticket(rt, out_dir / f"teacher-mlp_rt_s{seed}", seed, epochs)
         dirs += [wt_dir, rt_dir]
     return dirs

@@ -7,23 +7,20 @@ optimizer step unless the optimizer is zero-preserving (so optimizers that move 
 such as decoupled weight decay with stale moments, cannot revive it).
 Modules are never reparametrized: state_dict keys, deepcopy and fused kernels see plain dense tensors.
 """
-from typing import Dict, List, Mapping, Set
+from typing import Dict, List, Mapping
 
 import torch
 
 from .masks import Mask
-
-# Optimizers whose update of a weight is exactly zero when that weight, its gradient and its per-weight state
-# are zero (Adam/AdamW moments, RMSprop averages and momentum, SGD momentum, L2 and decoupled weight decay).
-# With them, zeroed gradients and state already keep pruned weights at exactly zero, so the per-step pass
-# over the weights is skipped (tests check every one of them). Adapters register their frameworks' own.
-ZERO_PRESERVING: Set[type] = {torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop,
-                              torch.optim.Adagrad}
+from .registry import ZERO_PRESERVING, declared
 
 
-def register_zero_preserving(optimizer_class: type) -> None:
-    """Declare that `optimizer_class` never moves a weight whose value, gradient and state are all zero."""
-    ZERO_PRESERVING.add(optimizer_class)
+def is_zero_preserving(optimizer) -> bool:
+    """Whether the optimizer's class is declared (entry points of `lth_plugins.zero_preserving_optimizers`) to
+    never move a weight whose value, gradient and per-weight state are zero (Adam/AdamW moments, RMSprop averages
+    and momentum, SGD momentum, L2 and decoupled weight decay). With such an optimizer zeroed gradients and state
+    already keep pruned weights at exactly zero, so the per-step pass over the weights is skipped."""
+    return declared(ZERO_PRESERVING, type(optimizer)) is not None
 
 
 class _Zeroer:
@@ -101,10 +98,10 @@ class MaskEnforcer:
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Zero pruned gradients before and pruned weights after each `optimizer.step()`, and clear stale
-        optimizer state. For ZERO_PRESERVING optimizers zero gradients and state already keep the weights
+        optimizer state. For zero-preserving optimizers zero gradients and state already keep the weights
         at zero, so the pass over the weights is skipped unless `always_zero_weights`."""
         self._handles.append(optimizer.register_step_pre_hook(lambda *_: self.before_step()))
-        if self.always_zero_weights or type(optimizer) not in ZERO_PRESERVING:
+        if self.always_zero_weights or not is_zero_preserving(optimizer):
             self._handles.append(optimizer.register_step_post_hook(lambda *_: self.apply()))
         self.zero_optimizer_state(optimizer)
 

@@ -1,16 +1,74 @@
-"""Lottery hyperparameters: one dataclass that doubles as command-line flags."""
+"""Lottery hyperparameters: one dataclass that doubles as command-line flags, and its choices as enums."""
 import argparse
 import dataclasses
+import enum
 import re
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from .errors import LotteryConfigError
 
-SCHEDULES = ("iterative", "oneshot")
-RESETS = ("init", "late")
-TICKETS = ("winning", "random")
-BUDGETS = ("rest", "full")
+
+class Choice(str, enum.Enum):
+    """A setting with named values: compares equal to its string and is stored as it (JSON, flags)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:  # messages quote settings as the user writes them
+        return repr(self.value)
+
+    def __format__(self, spec) -> str:
+        return format(self.value, spec)
+
+    @classmethod
+    def names(cls) -> Tuple[str, ...]:
+        return tuple(m.value for m in cls)
+
+    @classmethod
+    def parse(cls, value, setting: str):
+        try:
+            return cls(value)
+        except ValueError:
+            raise LotteryConfigError(f"unknown {setting} {value!r}; choose one of: {', '.join(cls.names())}") \
+                from None
+
+
+class Schedule(Choice):
+    ITERATIVE = "iterative"
+    ONESHOT = "oneshot"
+
+
+class Reset(Choice):
+    INIT = "init"
+    LATE = "late"
+
+
+class Ticket(Choice):
+    WINNING = "winning"
+    RANDOM = "random"
+
+    @property
+    def short(self) -> str:
+        """The folder name of this ticket's run beside the other's: wt / rt."""
+        return "wt" if self is Ticket.WINNING else "rt"
+
+    @property
+    def first_round(self) -> int:
+        """Random tickets start at round 1: round 0 is the dense network, shared with the winning ticket."""
+        return 1 if self is Ticket.RANDOM else 0
+
+
+class Budget(Choice):
+    REST = "rest"
+    FULL = "full"
+
+
+SCHEDULES, RESETS, TICKETS, BUDGETS = Schedule.names(), Reset.names(), Ticket.names(), Budget.names()
+_CHOICES = {"schedule": Schedule, "reset": Reset, "ticket": Ticket, "budget": Budget}
+# What a stored configuration written before a setting existed meant: runs made before budgets existed
+# retrained the full budget after a late reset.
+LEGACY_DEFAULTS = {"budget": Budget.FULL}
 
 
 @dataclass(frozen=True)
@@ -45,21 +103,20 @@ class LotteryConfig:
 
     rounds: int = _flag("pruning rounds after the dense round 0 (the paper: 20)", default=20)
     rate: float = _flag("fraction of the surviving weights pruned per round, in (0, 1) (the paper: 0.2)", default=0.2)
-    schedule: str = _flag("iterative: prune the previous round's trained ticket; oneshot: prune the dense "
-                          "trained network straight to each round's sparsity", default="iterative",
-                          choices=SCHEDULES)
+    schedule: Schedule = _flag("iterative: prune the previous round's trained ticket; oneshot: prune the dense "
+                               "trained network straight to each round's sparsity", default=Schedule.ITERATIVE,
+                               choices=SCHEDULES)
     pruner: str = _flag("pruning strategy (entry point in lth_plugins.pruners)", default="global_magnitude")
-    reset: str = _flag("winning tickets are reset to the weights at init or at the late-reset point",
-                       default="late", choices=RESETS)
+    reset: Reset = _flag("winning tickets are reset to the weights at init or at the late-reset point",
+                         default=Reset.LATE, choices=RESETS)
     late_reset: str = _flag("late-reset point: '<N>u' after N updates or '<N>ep' after epoch N", default="1ep")
-    budget: str = _flag("rest: a ticket reset to the late snapshot at update j trains the rest of the dense "
-                        "schedule (updates j+1..T; update counter, lr schedule and epoch counter continue from "
-                        "j, as open_lth rewinds), so every round ends at update T; full: it trains T updates "
-                        "again from 0, j more than the dense round (the behaviour before issue 13)",
-                        default="rest", choices=BUDGETS)
-    ticket: str = _flag("winning: prune and reset to the snapshot; random: the winning ticket's masks "
-                        "(--masks-from) with weights re-drawn from the model's initializers",
-                        default="winning", choices=TICKETS)
+    budget: Budget = _flag("rest: a ticket reset to the late snapshot at update j trains the rest of the dense "
+                           "schedule (updates j+1..T; update counter, lr schedule and epoch counter continue from "
+                           "j, as open_lth rewinds), so every round ends at update T; full: it trains T updates "
+                           "again from 0, j more than the dense round", default=Budget.REST, choices=BUDGETS)
+    ticket: Ticket = _flag("winning: prune and reset to the snapshot; random: the winning ticket's masks "
+                           "(--masks-from) with weights re-drawn from the model's initializers",
+                           default=Ticket.WINNING, choices=TICKETS)
     masks_from: Optional[str] = _flag("run directory of the winning ticket whose masks a random ticket uses",
                                       default=None)
     include: Tuple[str, ...] = _flag("fnmatch pattern of parameter names to prune (repeatable; default: all "
@@ -73,15 +130,42 @@ class LotteryConfig:
         # a lone string is one pattern, not a sequence of one-character patterns
         self.include = (self.include,) if isinstance(self.include, str) else tuple(self.include or ())
         self.exclude = (self.exclude,) if isinstance(self.exclude, str) else tuple(self.exclude or ())
+        for name, kind in _CHOICES.items():  # an unknown value stays as given: validate() names it
+            value = getattr(self, name)
+            if value in kind.names():
+                setattr(self, name, kind(value))
+
+    @classmethod
+    def from_stored(cls, stored: dict) -> "LotteryConfig":
+        """The configuration a run directory recorded (its "lottery" table), with the meaning it had when it was
+        written: settings it predates get their legacy value, settings this version no longer knows are
+        dropped."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {**LEGACY_DEFAULTS, **{k: v for k, v in (stored or {}).items() if k in names}}
+        return cls(**values)
 
     @property
     def reset_point(self) -> ResetPoint:
         return ResetPoint.parse(self.late_reset)
 
     @property
+    def is_random(self) -> bool:
+        return self.ticket is Ticket.RANDOM
+
+    @property
+    def first_round(self) -> int:
+        return Ticket(self.ticket).first_round
+
+    @property
+    def effective_budget(self) -> Budget:
+        """The budget only tells rounds that start from a late snapshot apart: without a late reset every round
+        trains from update 0, which both budgets mean."""
+        return self.budget if self.reset is Reset.LATE else Budget.REST
+
+    @property
     def reset_strategy(self) -> str:
         """The name of the reset plugin this configuration uses."""
-        return "random" if self.ticket == "random" else self.reset
+        return "random" if self.is_random else str(self.reset)
 
     def validate(self, total_updates: Optional[int] = None, total_epochs: Optional[int] = None,
                  updates_per_epoch: Optional[int] = None) -> "LotteryConfig":
@@ -94,21 +178,19 @@ class LotteryConfig:
             raise LotteryConfigError(f"rounds must be an integer >= 1, got {self.rounds!r}")
         if not (isinstance(self.rate, (int, float)) and 0.0 < float(self.rate) < 1.0):
             raise LotteryConfigError(f"prune rate must lie strictly between 0 and 1, got {self.rate!r}")
-        for name, value, allowed in (("schedule", self.schedule, SCHEDULES), ("reset", self.reset, RESETS),
-                                     ("ticket", self.ticket, TICKETS), ("budget", self.budget, BUDGETS)):
-            if value not in allowed:
-                raise LotteryConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+        for name, kind in _CHOICES.items():
+            kind.parse(getattr(self, name), name)
         if not (isinstance(self.mask_wait, (int, float)) and self.mask_wait >= 0):
             raise LotteryConfigError(f"mask_wait must be a number of seconds >= 0, got {self.mask_wait!r}")
         check_available("lth_plugins.pruners", self.pruner)
         check_available("lth_plugins.resets", self.reset_strategy)
         point = self.reset_point
-        if self.ticket == "random" and not self.masks_from:
+        if self.is_random and not self.masks_from:
             raise LotteryConfigError("a random ticket needs the winning ticket's masks: give masks_from "
                                      "(--lottery-masks-from RUN_DIR), the run directory of the winning ticket")
-        if self.ticket == "winning" and self.masks_from:
+        if not self.is_random and self.masks_from:
             raise LotteryConfigError("masks_from is only used by random tickets (ticket='random')")
-        if self.reset == "late" and self.ticket == "winning":
+        if self.reset is Reset.LATE and not self.is_random:
             if point.updates is not None and total_updates is not None and point.updates >= total_updates:
                 raise LotteryConfigError(
                     f"late reset point {point} lies beyond the training length of {total_updates} updates")
@@ -129,8 +211,11 @@ class LotteryConfig:
         return self
 
     def to_dict(self) -> dict:
+        """Plain JSON values (choices as their strings)."""
         d = dataclasses.asdict(self)
         d["include"], d["exclude"] = list(self.include), list(self.exclude)
+        for name in _CHOICES:
+            d[name] = str(d[name])
         return d
 
     # --- flags ---------------------------------------------------------------------------------------
@@ -143,6 +228,7 @@ class LotteryConfig:
         for f in dataclasses.fields(cls):
             flag = prefix + f.name.replace("_", "-")
             default = defaults.get(f.name, f.default)
+            default = default.value if isinstance(default, Choice) else default
             kw = {"help": f.metadata["help"] + f" (default: {default})"}
             if f.name in ("include", "exclude"):
                 kw.update(action="append", default=list(default) or None, metavar="PATTERN")

@@ -7,13 +7,13 @@ copy of all the weights is ever made (transient memory stays a few MB whatever t
 threshold are broken deterministically by (parameter order, flat index).
 """
 import abc
-import zlib
 from typing import Callable, List, Mapping, Tuple
 
 import torch
 
 from .hparams import kept
 from .masks import Mask
+from .seeds import mixed_seed
 
 CHUNK = 1 << 20
 _BINS = 1 << 16
@@ -66,7 +66,7 @@ class RandomPruner(Pruner):
     def prune(self, weights, mask, density):
         def random_scores(name, chunk, offset, out):
             # Every pass over the weights must see the same scores: seed by (seed, parameter, chunk).
-            key = zlib.crc32(f"{self.seed}:{name}:{offset}".encode())
+            key = mixed_seed(self.seed, name, offset)
             return torch.rand(chunk.numel(), generator=torch.Generator().manual_seed(key), out=out)
 
         _keep_top([(n, weights[n], mask[n]) for n in mask], kept(mask.num_selected(), density),

@@ -1,9 +1,10 @@
 """What the surviving weights are reset to before a ticket is retrained (entry points in `lth_plugins.resets`)."""
 import abc
-import zlib
 from typing import Callable, Dict, Optional, Set
 
 import torch
+
+from .seeds import mixed_seed
 
 Snapshot = Dict[str, torch.Tensor]
 Reinit = Callable[[int], None]  # re-initializes the live model in place with the framework's initializers
@@ -72,7 +73,7 @@ def reset_parameters_reinit(model: torch.nn.Module, seed: int,
         if rules[n] == "constant":
             params[n].copy_(start)
         else:
-            g = torch.Generator().manual_seed(seed * 7919 + zlib.crc32(n.encode()))
+            g = torch.Generator().manual_seed(mixed_seed(seed, n))
             perm = torch.randperm(start.numel(), generator=g).to(start.device)
             params[n].copy_(start.reshape(-1)[perm].reshape(start.shape))
     return rules

@@ -1,16 +1,15 @@
-"""One lottery-ticket experiment, framework-independent: what a round starts from and what it leaves behind.
+"""One lottery-ticket experiment, framework-independent: the rounds, what each starts from and leaves behind.
 
-An adapter drives a framework's own trainer through this object:
+An adapter drives its framework's own trainer through `LotteryRun.round`, which performs every step of a round
+in the one correct order (reset, start point, fresh optimizer, mask enforcement; record; hooks removed):
 
-    run = LotteryRun(config, run_dir, task="...", framework="...")
-    for k in run.pending_rounds():
-        run.start_round(k, model, reinit=..., resume=<framework checkpoint of round k loaded?>)
-        enforcer = run.enforce(model, optimizer)
-        sp = run.start_point(k)   # train from update sp.update + 1 / epoch sp.epoch + 1 to the dense round's end
-        ... train, calling run.after_update(model, n) / run.after_epoch(model, e) ...
-        run.finish_round(k, model, metrics, primary="...", higher_is_better=...)
-        enforcer.remove()
+    with LotteryRun(config, run_dir, task=..., framework=..., settings=...) as run:
+        for k in run.pending_rounds():
+            with run.round(k, model, optimizer=lambda: make_optimizer(model)) as r:
+                ... train from r.start, calling r.after_update(n) / r.after_epoch(e) ...
+                r.finish(metrics, primary="...", higher_is_better=...)
 """
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -19,15 +18,16 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 
+from .enforce import MaskEnforcer
 from .errors import LotteryConfigError, LotteryError, RunStoreError
-from .hparams import LotteryConfig, fraction_pruned
+from .hparams import Budget, LotteryConfig, Reset, Schedule, Ticket, fraction_pruned
 from .masks import Mask
 from .progress import RoundProgress
 from .registry import load_pruner, load_reset
 from .resets import Reinit, load_snapshot, reinit_rules, take_snapshot
+from .seeds import round_seed
 from .selection import select_parameters
 from .store import RunStore, config_diff
-from .enforce import MaskEnforcer
 from .wait import wait_until
 
 # What a random ticket may set differently from the winning run it takes masks from: besides these, every
@@ -58,7 +58,7 @@ def open_winning_run(path, wait_s: float = 0.0) -> RunStore:
         wait_until(lambda: (Path(path) / "config.json").is_file(), wait_s,
                    f"the winning-ticket run {path} to write its config.json")
     store = RunStore(path)
-    if store.config.get("lottery", {}).get("ticket") != "winning":
+    if store.lottery.ticket is not Ticket.WINNING:
         raise RunStoreError(f"masks_from {path} is not a winning-ticket run")
     return store
 
@@ -66,7 +66,7 @@ def open_winning_run(path, wait_s: float = 0.0) -> RunStore:
 def masks_available(source: RunStore) -> int:
     """The last round a winning run has (or will have) a mask for."""
     masks = [k for k in source.rounds_on_disk() if source.has_mask(k)]
-    return max([int(source.config.get("lottery", {}).get("rounds", 0))] + masks)
+    return max([source.lottery.rounds] + masks)
 
 
 def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) -> None:
@@ -91,11 +91,6 @@ def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) 
             source.load_mask(first).check_matches(params, source=f"mask of round {first} in {source.path}")
 
 
-def ticket_seed(seed: int, round_index: int) -> int:
-    """Seed of a random ticket's re-initialization in a round: distinct per round and per base seed."""
-    return 1_000_003 * (seed + 1) + round_index
-
-
 class LotteryRun:
     """State of one experiment across rounds, persisted in a RunStore (only when `is_writer`)."""
 
@@ -114,7 +109,7 @@ class LotteryRun:
         full = {"lottery": config.to_dict(), "framework": framework, "task": task, "settings": settings or {}}
         full = json.loads(json.dumps(full, default=str))
         self.source = None
-        if config.ticket == "random":
+        if config.is_random:
             self.source = open_winning_run(config.masks_from, config.mask_wait)
             self._check_budget_matches_source()
             check_ticket_source(self.source, full, config.rounds, params)
@@ -127,7 +122,7 @@ class LotteryRun:
         self._masks: Dict[int, Mask] = {}
         self._snapshots: Dict[str, dict] = {}
         self.mask: Optional[Mask] = None
-        self.round: Optional[int] = None
+        self.active_round: Optional[int] = None
         self.start: StartPoint = StartPoint()
         self._last_update: Optional[int] = None  # the trainer's update counter, as last reported
         self._last_epoch: int = 0
@@ -138,8 +133,7 @@ class LotteryRun:
     # --- which rounds -------------------------------------------------------------------------------
     @property
     def first_round(self) -> int:
-        """Random tickets start at round 1: round 0 is the dense network, shared with the winning ticket."""
-        return 1 if self.config.ticket == "random" else 0
+        return self.config.first_round
 
     def pending_rounds(self) -> Iterator[int]:
         for k in range(self.first_round, self.config.rounds + 1):
@@ -176,15 +170,16 @@ class LotteryRun:
         return self._snapshots[kind]
 
     # --- start points -------------------------------------------------------------------------------
-    def _winning_lottery(self) -> dict:
-        return (self.source.config if self.source is not None else self.store.config).get("lottery", {})
+    def _winning_lottery(self) -> LotteryConfig:
+        """The configuration whose masks and start points this run trains: its winning run's for a random ticket."""
+        return self.source.lottery if self.source is not None else self.config
 
     def _check_budget_matches_source(self) -> None:
         if self.source is None:
             return
         src = self._winning_lottery()
-        theirs = src.get("budget", "full")  # runs made before budgets existed trained the full budget
-        if src.get("reset") == "late" and theirs != self.config.budget:
+        theirs = src.budget
+        if src.reset is Reset.LATE and theirs != self.config.budget:
             raise LotteryConfigError(
                 f"the random ticket's budget {self.config.budget!r} differs from the winning ticket's {theirs!r} "
                 f"({self.source.path}): give the same budget (--lottery-budget {theirs}) so both train the same "
@@ -195,7 +190,7 @@ class LotteryRun:
         snapshot continue from it (budget 'rest'), or start at 0 again (budget 'full'). A random ticket uses
         its winning ticket's start point."""
         src = self._winning_lottery()
-        if k == 0 or src.get("reset") != "late" or self.config.budget == "full":
+        if k == 0 or src.reset is not Reset.LATE or self.config.budget is Budget.FULL:
             return StartPoint()
         store = self.source or self.store
         meta = self._late_meta if self.source is None and self._late_meta else store.read_snapshot_meta("late")
@@ -226,7 +221,7 @@ class LotteryRun:
             mask = self.source.load_mask(k)
         elif self.store.has_mask(k):
             mask = self.store.load_mask(k)
-        elif self.config.schedule == "oneshot" and self.store.has_snapshot("dense_trained"):
+        elif self.config.schedule is Schedule.ONESHOT and self.store.has_snapshot("dense_trained"):
             mask = self._prune_into(k, Mask.ones(params), self.store.load_snapshot("dense_trained"))
         else:
             raise RunStoreError(f"no mask for round {k} in {self.store.path}: round {k - 1} has not finished")
@@ -239,24 +234,25 @@ class LotteryRun:
         round too, so that raising `rounds` extends a finished run), or every pruned round's mask from the
         dense trained weights (one-shot, after round 0, which also keeps those weights for extensions)."""
         cfg = self.config
-        if cfg.ticket != "winning":
+        if cfg.is_random:
             return
-        if cfg.schedule == "iterative":
+        if cfg.schedule is Schedule.ITERATIVE:
             self._prune_into(k + 1, self._masks[k], params)
         elif k == 0:
             if self.is_writer and not self.store.has_snapshot("dense_trained"):
                 self.store.save_snapshot("dense_trained", {n: p.detach().cpu().clone() for n, p in params.items()})
-            for j in range(1, cfg.rounds + 1):
-                self._prune_into(j, Mask.ones(params), params)
+            for later in range(1, cfg.rounds + 1):
+                self._prune_into(later, Mask.ones(params), params)
 
-    def _prune_into(self, j: int, base: Mask, weights) -> Mask:
-        if self.is_writer and self.store.has_mask(j):
-            return self.store.load_mask(j)
+    def _prune_into(self, k: int, base: Mask, weights) -> Mask:
+        """Round k's mask: `base` pruned down to round k's density."""
+        if self.is_writer and self.store.has_mask(k):
+            return self.store.load_mask(k)
         mask = Mask((n, m.clone()) for n, m in base.items())
-        self.pruner.prune(weights, mask, (1.0 - self.config.rate) ** j)
-        self._masks[j] = mask
+        self.pruner.prune(weights, mask, (1.0 - self.config.rate) ** k)
+        self._masks[k] = mask
         if self.is_writer:
-            self.store.save_mask(j, mask)
+            self.store.save_mask(k, mask)
         return mask
 
     def mask_checksum(self, k: int) -> str:
@@ -276,7 +272,7 @@ class LotteryRun:
         own checkpoint, whose update counter is `num_updates`) and zero the pruned ones. Returns the mask."""
         params = self.selected(model)
         mask = self.mask_for_round(k, params)
-        if self.config.ticket == "random" and not self.store.has_snapshot("init") and not resume:
+        if self.config.is_random and not self.store.has_snapshot("init") and not resume:
             self._save_snapshot("init", model)  # the initial values bare parameters are re-drawn from
         if not resume:
             if k == 0:
@@ -286,23 +282,23 @@ class LotteryRun:
                 else:
                     self._save_snapshot("init", model)
             else:
-                self._reinit_rules = self.reset.apply(model, self.snapshot, ticket_seed(self.config.seed, k),
+                self._reinit_rules = self.reset.apply(model, self.snapshot, round_seed(self.config.seed, k),
                                                       reinit) or {}
-        elif self.config.ticket == "random":
+        elif self.config.is_random:
             init = self.snapshot("init") if self.store.has_snapshot("init") else None
             self._reinit_rules = ({n: "reinit" for n, _ in model.named_parameters()} if reinit is not None
                                   else reinit_rules(model, init))
         with torch.no_grad():
             for n, p in params.items():
                 p.masked_fill_(~mask[n].to(p.device), 0)
-        self.mask, self.round = mask, k
+        self.mask, self.active_round = mask, k
         self.start = self.start_point(k)
         self._last_update, self._last_epoch = (num_updates if resume else None), self.start.epoch
         if self.is_writer:
             self.store.write_started(k, {"round": k, "start": {"update": self.start.update,
                                                                "epoch": self.start.epoch},
                                          "end": {"update": self.total_updates, "epoch": self.total_epochs},
-                                         "budget": self.config.budget, "resumed": bool(resume),
+                                         "budget": str(self.config.budget), "resumed": bool(resume),
                                          "started_at": time.time()})
         self.progress.start(k, 1 - mask.density(), note="resumed" if resume else "",
                             span=f"from {self.start.describe()}, to {self.end_point()}")
@@ -331,7 +327,7 @@ class LotteryRun:
 
     def _late_point_reached(self, model, reached: bool, passed: bool, state: Optional[dict]) -> None:
         cfg = self.config
-        if self.round != 0 or cfg.ticket != "winning" or cfg.reset != "late":
+        if self.active_round != 0 or cfg.is_random or cfg.reset is not Reset.LATE:
             return
         if "late" in self._snapshots or self.store.has_snapshot("late"):
             return
@@ -340,7 +336,7 @@ class LotteryRun:
                     "state": state or {}}
             self._late_meta = meta
             self._save_snapshot("late", model, meta)
-            then = ("pruned rounds start again at update 0 (budget 'full')" if cfg.budget == "full"
+            then = ("pruned rounds start again at update 0 (budget 'full')" if cfg.budget is Budget.FULL
                     else f"pruned rounds train from there to {self.end_point()}")
             where = StartPoint(meta["update"], meta["epoch"]).describe()
             self.progress.note(f"late-reset snapshot taken after {where}; {then}")
@@ -378,37 +374,58 @@ class LotteryRun:
                      curve: Optional[list] = None, training: Optional[dict] = None) -> None:
         """Record round k (idempotent) and compute the next round's mask from the trained weights. `training`
         (JSON): what the trainer reports about the round's training (e.g. optimizer steps taken)."""
-        started_here = self.round == k and self.mask is not None
+        started_here = self.active_round == k and self.mask is not None
         # Another rank (the writer) may have recorded round k already; a rank that trained it still computes its
         # own next mask, or the cross-rank checksum would compare the writer's mask with itself.
         if self.store.round_done(k) and (self.is_writer or not started_here):
             return
         if not started_here:
             raise LotteryError(f"finish_round({k}) without start_round({k})")
+        if primary not in metrics:  # before any file of the round is written
+            raise LotteryError(f"metrics of round {k} lack the primary metric {primary!r}")
         cfg = self.config
-        if k == 0 and cfg.ticket == "winning" and cfg.reset == "late" and cfg.rounds > 0:
+        if k == 0 and not cfg.is_random and cfg.reset is Reset.LATE and cfg.rounds > 0:
             self.snapshot("late")  # raises a clear error if the point was never reached
         params = self.selected(model)
         self._compute_next_masks(k, params)
         record = {
-            "round": k, "ticket": cfg.ticket, "fraction_pruned": 1.0 - self.mask.density(),
+            "round": k, "ticket": str(cfg.ticket), "fraction_pruned": 1.0 - self.mask.density(),
             "nominal_fraction_pruned": self.fraction_pruned(k), "surviving": self.mask.num_surviving(),
             "selected": self.mask.num_selected(), "primary": primary, "higher_is_better": bool(higher_is_better),
-            "metrics": metrics, "curve": curve or [], "finished_at": time.time(), "budget": cfg.budget,
+            "metrics": metrics, "curve": curve or [], "finished_at": time.time(), "budget": str(cfg.budget),
             "start": {"update": self.start.update, "epoch": self.start.epoch}, "end_update": self._last_update,
             "updates": (self._last_update - self.start.update
                         if None not in (self._last_update, self.start.update) else None),
             "training": training or {},
         }
-        if cfg.ticket == "random":
+        if cfg.is_random:
             record["reinit"] = dict(self._reinit_rules)  # how each parameter was re-drawn
-        if primary not in metrics:
-            raise LotteryError(f"metrics of round {k} lack the primary metric {primary!r}")
         sparsity = {"round": k, "density": self.mask.densities(),
                     "numel": {n: m.numel() for n, m in self.mask.items()}}
         if self.is_writer:
             self.store.write_round(k, record, sparsity)
         self.progress.finish(k, record["fraction_pruned"], primary, metrics[primary])
+
+    # --- the round as one unit ----------------------------------------------------------------------
+    def open_round(self, k: int, model: torch.nn.Module, reinit: Optional[Reinit] = None,
+                   resume: bool = False, num_updates: Optional[int] = None) -> "Round":
+        """Start round k (see `Round`); the caller closes it. `round()` is the same as a context manager."""
+        return Round(self, k, model, reinit=reinit, resume=resume, num_updates=num_updates)
+
+    @contextlib.contextmanager
+    def round(self, k: int, model: torch.nn.Module, optimizer: Optional[Callable[[], object]] = None,
+              reinit: Optional[Reinit] = None, resume: bool = False,
+              num_updates: Optional[int] = None) -> Iterator["Round"]:
+        """Round k from its reset to its record. `optimizer`: builds the round's fresh optimizer (after the
+        reset, so it holds the reset weights; no state crosses rounds); a framework that builds its own later
+        hands it to `Round.attach_optimizer`. The hooks are removed when the block ends, however it ends."""
+        r = self.open_round(k, model, reinit=reinit, resume=resume, num_updates=num_updates)
+        try:
+            if optimizer is not None:
+                r.attach_optimizer(optimizer())
+            yield r
+        finally:
+            r.close()
 
     def close(self) -> None:
         self.store.close()
@@ -418,3 +435,40 @@ class LotteryRun:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Round:
+    """One round of a run: the model reset (or resumed) and masked, its start point, the hooks that keep the
+    pruned weights at zero on the optimizer, and its record. Created by `LotteryRun.round` / `open_round`."""
+
+    def __init__(self, run: LotteryRun, k: int, model: torch.nn.Module, reinit: Optional[Reinit] = None,
+                 resume: bool = False, num_updates: Optional[int] = None):
+        self.run, self.k, self.model = run, k, model
+        self.mask = run.start_round(k, model, reinit=reinit, resume=resume, num_updates=num_updates)
+        self.start: StartPoint = run.start
+        self.optimizer = None
+        self.enforcer: Optional[MaskEnforcer] = run.enforce(model, None)  # gradients from the first backward
+
+    def attach_optimizer(self, optimizer):
+        """Hold the masks on the round's optimizer (built after the reset); returns it."""
+        self.optimizer = optimizer
+        self.enforcer.attach_optimizer(optimizer)
+        return optimizer
+
+    def after_update(self, num_updates: int, epoch: Optional[int] = None, state: Optional[dict] = None) -> None:
+        self.run.after_update(self.model, num_updates, epoch=epoch, state=state)
+
+    def after_epoch(self, epoch: int, num_updates: Optional[int] = None, state: Optional[dict] = None) -> None:
+        self.run.after_epoch(self.model, epoch, num_updates=num_updates, state=state)
+
+    def finish(self, metrics: dict, primary: str, higher_is_better: bool, curve: Optional[list] = None,
+               training: Optional[dict] = None) -> None:
+        """Remove the hooks, then record the round and prune the next round's mask from the trained weights."""
+        self.close()
+        self.run.finish_round(self.k, self.model, metrics, primary=primary, higher_is_better=higher_is_better,
+                              curve=curve, training=training)
+
+    def close(self) -> None:
+        if self.enforcer is not None:
+            self.enforcer.remove()
+            self.enforcer = None

@@ -1,8 +1,11 @@
-"""`lth status RUN_DIR`: one line per round of a run (and of its random tickets, when given)."""
+"""Per-round tables of runs, winning and random tickets side by side: `lth status RUN_DIR...` and the tables
+adapters print (e.g. `lth demo`), all from one row model and one renderer."""
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
-from .store import RunStore, lock_holder
+from .hparams import Ticket, fraction_pruned
+from .store import RunStore
 
 
 def _updates(record: Optional[dict], end: Optional[int] = None) -> str:
@@ -15,23 +18,29 @@ def _updates(record: Optional[dict], end: Optional[int] = None) -> str:
     return f"{record['start']['update']}-{last if last is not None else '?'}"
 
 
+def updates_trained(record: dict) -> int:
+    """Optimizer updates the round itself trained (a late-reset round starts its counter after the reset
+    point)."""
+    if record.get("updates") is not None:
+        return int(record["updates"])
+    return int(record["metrics"]["num_updates"]) - int((record.get("start") or {}).get("update") or 0)
+
+
 def round_rows(store: RunStore) -> List[dict]:
     """Per round: state "done", "pending", "mask ready", "in progress" (a live process holds the run) or
-    "interrupted" (started, but no live process holds the run: killed or crashed; rerun the command), and
-    `updates`: the updates it trains, 'j-T' (from its start point j to the end of the schedule)."""
-    running = lock_holder(store.path) is not None
-    cfg = store.config.get("lottery", {})
-    ticket = cfg.get("ticket", "?")
-    first = 1 if ticket == "random" else 0
+    "interrupted" (started, but no live process holds the run: killed or crashed; rerun the command), `updates`
+    ('j-T', from its start point j to the end of the schedule) and, when done, its `record` (metrics.json)."""
+    running = store.holder() is not None
+    cfg = store.lottery
+    first = cfg.first_round
     rows = []
-    for k in range(first, int(cfg.get("rounds", 0)) + 1):
-        rate = float(cfg.get("rate", 0.2))
-        row = {"round": k, "ticket": ticket, "fraction_pruned": 1 - (1 - rate) ** k, "metric": None,
-               "value": None, "state": "pending", "updates": ""}
+    for k in range(first, cfg.rounds + 1):
+        row = {"round": k, "ticket": str(cfg.ticket), "fraction_pruned": fraction_pruned(cfg.rate, k),
+               "metric": None, "value": None, "state": "pending", "updates": "", "record": None}
         started = store.read_started(k)
         if store.round_done(k):
             m = store.read_metrics(k)
-            row.update(fraction_pruned=m["fraction_pruned"], metric=m["primary"],
+            row.update(fraction_pruned=m["fraction_pruned"], metric=m["primary"], record=m,
                        value=m["metrics"].get(m["primary"]), state="done", updates=_updates(m))
         elif (k == first or store.round_done(k - 1)) and (started or store.has_snapshot("init")):
             # a random ticket's masks are its winning run's: its running round is told by its start record
@@ -46,37 +55,77 @@ def round_rows(store: RunStore) -> List[dict]:
 def primary_metric(store: RunStore) -> Optional[str]:
     """The metric a run reports, from its finished rounds or, for a random ticket with none yet, from its
     winning run's."""
-    for k in store.rounds_on_disk():
-        if store.round_done(k):
-            return store.read_metrics(k)["primary"]
-    source = store.config.get("lottery", {}).get("masks_from")
+    last = store.last_metrics()
+    if last is not None:
+        return last["primary"]
+    source = store.lottery.masks_from
     if source and (Path(source) / "config.json").is_file():
         return primary_metric(RunStore(Path(source)))
     return None
 
 
-def status_table(paths) -> str:
-    """Rounds of every given run, winning and random side by side when both are given."""
-    by_round = {}
-    metric = None
-    tickets = []
+@dataclass
+class Column:
+    """One column of a round table: its title, width, and the text of a cell from the round's rows by ticket."""
+    title: str
+    width: int
+    cell: Callable[[int, Dict[str, dict]], str]
+    sep: str = " "   # what stands before it
+
+
+def render(columns: List[Column], by_round: Dict[int, Dict[str, dict]]) -> str:
+    """Right-aligned columns, one line per round."""
+    def line(cells):
+        return "".join((c.sep if i else "") + f"{text:>{c.width}}" for i, (c, text) in enumerate(zip(columns, cells)))
+
+    lines = [line([c.title for c in columns])]
+    lines += [line([c.cell(k, by_round[k]) for c in columns]) for k in sorted(by_round)]
+    return "\n".join(lines)
+
+
+def rows_by_round(paths) -> Dict[str, object]:
+    """{'by_round': {k: {ticket: row}}, 'tickets': [ticket of each path], 'stores': [...], 'metric': name}."""
+    by_round: Dict[int, Dict[str, dict]] = {}
+    tickets, stores, metric = [], [], None
     for path in paths:
         store = RunStore(Path(path))
-        ticket = store.config.get("lottery", {}).get("ticket", "?")
+        ticket = str(store.lottery.ticket)
         tickets.append(ticket)
+        stores.append(store)
         for row in round_rows(store):
             by_round.setdefault(row["round"], {})[ticket] = row
         metric = metric or primary_metric(store)
-    lines = [f"{'round':>5}  {'pruned':>7}  " + "  ".join(
-        f"{t + ' ' + (metric or '(no round finished)'):>24}  {'updates':>13}  {'state':>11}" for t in tickets)]
-    for k in sorted(by_round):
-        rows = by_round[k]
-        frac = next(iter(rows.values()))["fraction_pruned"]
-        cells = []
-        for t in tickets:
-            r = rows.get(t)
-            val = "" if r is None or r["value"] is None else f"{r['value']:.4f}"
-            state = "-" if r is None else r["state"]
-            cells.append(f"{val:>24}  {'' if r is None else r['updates']:>13}  {state:>11}")
-        lines.append(f"{k:>5}  {100 * frac:>6.1f}%  " + "  ".join(cells))
-    return "\n".join(lines)
+    return {"by_round": by_round, "tickets": tickets, "stores": stores, "metric": metric}
+
+
+def pruned_column(sep: str = "  ") -> Column:
+    return Column("pruned", 7, lambda k, rows: f"{100 * next(iter(rows.values()))['fraction_pruned']:6.1f}%", sep)
+
+
+def status_table(paths) -> str:
+    """Rounds of every given run, winning and random side by side when both are given."""
+    t = rows_by_round(paths)
+    columns = [Column("round", 5, lambda k, rows: str(k)), pruned_column()]
+    for ticket in t["tickets"]:
+        def value(k, rows, ticket=ticket):
+            r = rows.get(ticket)
+            return "" if r is None or r["value"] is None else f"{r['value']:.4f}"
+
+        columns += [Column(f"{ticket} {t['metric'] or '(no round finished)'}", 24, value, "  "),
+                    Column("updates", 13, lambda k, rows, ticket=ticket: (rows.get(ticket) or {}).get("updates", ""),
+                           "  "),
+                    Column("state", 11, lambda k, rows, ticket=ticket: (rows.get(ticket) or {}).get("state", "-"),
+                           "  ")]
+    return render(columns, t["by_round"])
+
+
+def metric_columns(key: str, label: str, width: int, fmt: str, tickets=(Ticket.WINNING, Ticket.RANDOM),
+                   sep: str = " | ") -> List[Column]:
+    """One column per ticket with `key` of its finished rounds' metrics ('-' where the ticket has no such round,
+    e.g. a random ticket's round 0, which is the winning run's dense round)."""
+    def cell(k, rows, ticket):
+        rec = (rows.get(str(ticket)) or {}).get("record")
+        return "-" if rec is None else f"{rec['metrics'].get(key, float('nan')):{fmt}}"
+
+    return [Column(f"{ticket.short.upper()} {label}", width, lambda k, rows, t=ticket: cell(k, rows, t),
+                   sep if i == 0 else " ") for i, ticket in enumerate(tickets)]

@@ -1,65 +1,55 @@
-"""The run store: one directory per experiment, every write atomic, every phase skippable when done.
+"""The run store: the one place that knows a run directory's layout; every write atomic, every phase skippable.
 
-    RUN_DIR/config.json          the configuration (its hash names the directory when the store derives it)
-    RUN_DIR/snapshots/init.pt    weights before the first update
-    RUN_DIR/snapshots/late.pt    weights at the late-reset point
-    RUN_DIR/snapshots/late.json  where the late snapshot was taken (update, epoch, the trainer's state): the
-                                 start point of the rounds that reset to it
+    RUN_DIR/config.json          the configuration (read back with the meaning it had when written)
+    RUN_DIR/snapshots/KIND.pt    weights: init (before the first update), late (at the late-reset point),
+                                 dense_trained (one-shot); KIND.json beside one: where it was taken
     RUN_DIR/round_KK/mask.lthm   the round's mask, bit-packed
     RUN_DIR/round_KK/sparsity.json  per-parameter density
     RUN_DIR/round_KK/started.json   written when the round starts training: its start point and end
     RUN_DIR/round_KK/metrics.json   the round's metrics; its presence marks the round finished
+    RUN_DIR/FRAMEWORK/round_KK/  a framework's own files of the round (checkpoints)
 """
-import fcntl
-import hashlib
 import json
-import os
-import weakref
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from .atomic import atomic_torch_save, atomic_write_json, read_json
-from .errors import RunStoreError
+from .errors import LotteryError, RunStoreError
+from .hparams import LotteryConfig
+from .lock import FileLock, Holder, live_holder
 from .masks import Mask
 
 CONFIG = "config.json"
+LOCK = ".lock"
 # Keys that may change between invocations of one experiment: raising `rounds` extends a run.
 # How long a random ticket waits for its winning ticket's masks changes nothing it computes.
 MUTABLE_KEYS = ("lottery.rounds", "lottery.mask_wait")
-# What a configuration stored before a key existed meant: runs made before budgets retrained the full budget.
-LEGACY_VALUES = {"lottery.budget": "full"}
 # Files that do not make a directory hold results: one holding only these may take another configuration.
-_NOT_RESULTS = (CONFIG, ".lock")
-
-# Lock descriptors of this process's writers: a forked child (a framework's worker) closes its copies, so that
-# no child outlives its parent holding the run's lock.
-_LOCK_FDS: "weakref.WeakSet[RunStore]" = weakref.WeakSet()
+_NOT_RESULTS = (CONFIG, LOCK)
 
 
-def _close_inherited_locks():
-    for store in list(_LOCK_FDS):
-        if store._lock_fd is not None:
-            try:
-                os.close(store._lock_fd)  # this copy only; the parent's lock stays
-            except OSError:
-                pass
-            store._lock_fd = None
+def round_name(k: int) -> str:
+    """The folder of round k, in a run directory and in a framework's checkpoint folder alike."""
+    return f"round_{k:02d}"
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_inherited_locks)
+def default_run_dir(framework: str, task: str, seed: int, ticket) -> Path:
+    """Where a run goes when its command names no directory: runs/<framework>_<task>_s<seed>_<ticket>."""
+    return Path("runs") / f"{framework}_{task}_s{seed}_{ticket}"
 
 
-def config_hash(config: dict) -> str:
-    identity = {k: v for k, v in _flatten(config).items() if k not in MUTABLE_KEYS}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def derive_run_dir(parent, config: dict, prefix: str = "lottery") -> Path:
-    """open_lth style: the directory name is derived from the configuration, so equal configs share it."""
-    return Path(parent) / f"{prefix}_{config_hash(config)}"
+def upgrade(config: dict) -> dict:
+    """A stored configuration as this version reads it: its lottery table completed with the values that
+    settings it predates had (LotteryConfig.from_stored). The one place stored configurations are upgraded."""
+    if isinstance(config, dict) and isinstance(config.get("lottery"), dict):
+        try:
+            lottery = LotteryConfig.from_stored(config["lottery"]).to_dict()
+        except (TypeError, ValueError):
+            return config  # not a configuration this version can read: compared (and refused) as it is
+        config = {**config, "lottery": {**config["lottery"], **lottery}}
+    return config
 
 
 class RunStore:
@@ -68,20 +58,19 @@ class RunStore:
     def __init__(self, path, config: Optional[dict] = None, writer: bool = True):
         self.path = Path(path)
         self.writer = writer
-        self._lock_fd = None
+        self._lock: Optional[FileLock] = None
         if config is None:  # read-only view of an existing run (status, report, masks of a winning ticket)
-            if not (self.path / CONFIG).is_file():
+            if not self.config_path.is_file():
                 raise RunStoreError(f"{self.path} is not a lottery run directory (no {CONFIG})")
-            self.config = read_json(self.path / CONFIG)
+            self.config = upgrade(read_json(self.config_path))
             self.writer = False
             return
         config = json.loads(json.dumps(config, default=str))
         if writer:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._lock()
-        existing = self.path / CONFIG
-        if existing.is_file():
-            stored = read_json(existing)
+            self._take_lock()
+        if self.config_path.is_file():
+            stored = upgrade(read_json(self.config_path))
             diff = config_diff(stored, config)
             if diff and writer and not self.holds_results():
                 diff = []  # a start that failed before any result may be corrected freely
@@ -93,56 +82,52 @@ class RunStore:
                     f"Differing keys: " + "; ".join(f"{k}: stored {a!r} vs now {b!r}" for k, a, b in diff)
                     + ". Use another run directory.")
             if writer and stored != config:  # only mutable keys differ
-                atomic_write_json(existing, config)
+                atomic_write_json(self.config_path, config)
         elif writer:
-            atomic_write_json(existing, config)
+            atomic_write_json(self.config_path, config)
         self.config = config
+
+    @classmethod
+    def view(cls, path) -> "RunStore":
+        """A read-only view that may not hold a configuration yet (a run that has not started): paths and
+        progress only; `config` is {} until the run writes one."""
+        store = cls.__new__(cls)
+        store.path, store.writer, store._lock = Path(path), False, None
+        store.config = upgrade(read_json(store.config_path)) if store.config_path.is_file() else {}
+        return store
+
+    @property
+    def lottery(self) -> LotteryConfig:
+        """The run's lottery configuration, with the meaning it had when it was written."""
+        return LotteryConfig.from_stored(self.config.get("lottery") or {})
+
+    @property
+    def task(self) -> Optional[str]:
+        return self.config.get("task")
+
+    @property
+    def framework(self) -> Optional[str]:
+        return self.config.get("framework")
 
     def holds_results(self) -> bool:
         """True when the directory holds anything but its configuration (a snapshot, mask, checkpoint...)."""
         return holds_results(self.path)
 
     # --- locking -----------------------------------------------------------------------------------
-    def _lock(self):
-        """Exclusive flock on RUN_DIR/.lock, which records the holder's pid. A lock whose recorded holder is
-        dead (held by orphans of a killed process through an inherited descriptor) is replaced by a fresh
-        lock file: the orphans keep a lock on the unlinked file, which blocks nobody."""
-        path = self.path / ".lock"
-        for _ in range(5):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 64).decode(errors="replace").strip()
-                if holder.isdigit() and not pid_alive(int(holder)):
-                    if _is_current(fd, path):  # not already replaced by another starter
-                        try:
-                            os.unlink(path)
-                        except FileNotFoundError:
-                            pass
-                    os.close(fd)
-                    continue
-                os.close(fd)
-                raise RunStoreError(f"run directory {self.path} is in use by another process (pid "
-                                    f"{holder or '?'}); wait for it to finish or stop it first") from None
-            os.ftruncate(fd, 0)
-            os.write(fd, str(os.getpid()).encode())
-            # Another starter may have replaced the file since our open, or, until our pid was written, read the
-            # dead holder's pid and replaced it: then the lock we hold is on an unlinked file and blocks nobody.
-            if not _is_current(fd, path):
-                os.close(fd)
-                continue
-            self._lock_fd = fd
-            _LOCK_FDS.add(self)
-            return
-        raise RunStoreError(f"could not lock run directory {self.path}: its lock file keeps changing")
+    def _take_lock(self):
+        try:
+            self._lock = FileLock(self.lock_path, f"run directory {self.path}").acquire()
+        except LotteryError as e:
+            raise RunStoreError(str(e)) from None
+
+    def holder(self) -> Optional[Holder]:
+        """The live process that writes this run (None: nobody; a holder on another host counts as live)."""
+        return live_holder(self.lock_path)
 
     def close(self):
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
-        _LOCK_FDS.discard(self)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __del__(self):
         try:
@@ -161,8 +146,16 @@ class RunStore:
             raise RunStoreError(f"this process may not write to {self.path} (read-only or non-zero rank)")
 
     # --- paths ----------------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK
+
     def round_dir(self, k: int) -> Path:
-        return self.path / f"round_{k:02d}"
+        return self.path / round_name(k)
 
     def mask_path(self, k: int) -> Path:
         return self.round_dir(k) / "mask.lthm"
@@ -170,8 +163,21 @@ class RunStore:
     def metrics_path(self, k: int) -> Path:
         return self.round_dir(k) / "metrics.json"
 
+    def sparsity_path(self, k: int) -> Path:
+        return self.round_dir(k) / "sparsity.json"
+
+    def started_path(self, k: int) -> Path:
+        return self.round_dir(k) / "started.json"
+
     def snapshot_path(self, kind: str) -> Path:
         return self.path / "snapshots" / f"{kind}.pt"
+
+    def framework_dir(self, framework: str, k: int) -> Path:
+        """Where a framework keeps its own files of round k (checkpoints), inside the run directory."""
+        return self.path / framework / round_name(k)
+
+    def log_path(self, name: str = "train.log") -> Path:
+        return self.path / name
 
     # --- masks and snapshots --------------------------------------------------------------------------
     def has_mask(self, k: int) -> bool:
@@ -219,34 +225,45 @@ class RunStore:
 
     def write_started(self, k: int, info: dict) -> None:
         self._check_writer()
-        atomic_write_json(self.round_dir(k) / "started.json", info)
+        atomic_write_json(self.started_path(k), info)
 
     def read_started(self, k: int) -> Optional[dict]:
-        path = self.round_dir(k) / "started.json"
+        path = self.started_path(k)
         return read_json(path) if path.is_file() else None
 
     def write_round(self, k: int, metrics: dict, sparsity: dict) -> None:
         """Sparsity report first, metrics last: metrics.json is the round's completion marker."""
         self._check_writer()
-        atomic_write_json(self.round_dir(k) / "sparsity.json", sparsity)
+        atomic_write_json(self.sparsity_path(k), sparsity)
         atomic_write_json(self.metrics_path(k), metrics)
 
     def read_metrics(self, k: int) -> dict:
         return read_json(self.metrics_path(k))
 
     def read_sparsity(self, k: int) -> dict:
-        return read_json(self.round_dir(k) / "sparsity.json")
+        return read_json(self.sparsity_path(k))
 
     def rounds_on_disk(self) -> List[int]:
-        return sorted(int(p.name.split("_")[1]) for p in self.path.glob("round_[0-9]*") if p.is_dir())
+        return sorted(int(p.name.split("_")[1]) for p in self.path.glob("round_[0-9]*")
+                      if p.is_dir() and p.name.split("_")[1].isdigit())
 
+    def finished_rounds(self) -> List[int]:
+        return [k for k in self.rounds_on_disk() if self.round_done(k)]
 
-def _is_current(fd: int, path: Path) -> bool:
-    """Whether the open file `fd` is still the file at `path` (not unlinked or replaced)."""
-    try:
-        return os.path.samestat(os.fstat(fd), os.stat(path))
-    except FileNotFoundError:
-        return False
+    def last_metrics(self) -> Optional[dict]:
+        """The record of the last finished round, or None."""
+        done = self.finished_rounds()
+        return self.read_metrics(done[-1]) if done else None
+
+    def progress(self, planned: Optional[int] = None, first: int = 0) -> Tuple[int, Optional[int]]:
+        """(rounds finished, rounds to finish or None). `planned` and `first` (the rounds asked for and the
+        first round) stand in for the configuration of a run that has not recorded one yet."""
+        if self.config.get("lottery"):
+            cfg = self.lottery
+            first, planned = cfg.first_round, cfg.rounds
+        if planned is None:
+            return len(self.finished_rounds()), None
+        return sum(1 for k in range(first, planned + 1) if self.round_done(k)), planned + 1 - first
 
 
 def holds_results(path) -> bool:
@@ -255,48 +272,9 @@ def holds_results(path) -> bool:
                for p in Path(path).rglob("*"))
 
 
-def pid_alive(pid) -> bool:
-    """Whether a process with this pid runs (another user's counts; a zombie, dead but not yet reaped, does
-    not); False for anything not a pid."""
-    try:
-        os.kill(int(pid), 0)
-    except PermissionError:
-        return True
-    except (OSError, TypeError, ValueError):
-        return False
-    try:
-        with open(f"/proc/{int(pid)}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (not Linux): the signal test above is all there is
-
-
-def lock_holder(path) -> Optional[int]:
-    """The pid of the live process holding the run directory's lock, or None (not running, or killed)."""
-    lock = Path(path) / ".lock"
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip()
-            return int(holder) if holder.isdigit() and pid_alive(int(holder)) else None
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
 def config_diff(a: dict, b: dict):
     """[(key, value in a, value in b)] over flattened keys that differ, ignoring MUTABLE_KEYS."""
     fa, fb = _flatten(a), _flatten(b)
-    for flat in (fa, fb):
-        if "lottery.ticket" in flat:
-            for k, v in LEGACY_VALUES.items():
-                flat.setdefault(k, v)
     return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb))
             if k not in MUTABLE_KEYS and fa.get(k) != fb.get(k)]
 

@@ -24,10 +24,14 @@ OPTIMIZERS = {
 
 
 def test_every_zero_preserving_optimizer_is_tested():
-    from lth_plugins.enforce import ZERO_PRESERVING
-    tested = {type(make([torch.nn.Parameter(torch.zeros(1))])) for make in OPTIMIZERS.values()}
-    # the core's own; an adapter tests those it registers (fairseq's Adam: tests/fairseq), whichever ran first
-    assert {c for c in ZERO_PRESERVING if c.__module__.split(".")[0] == "torch"} <= tested
+    from lth_plugins.enforce import is_zero_preserving
+    from lth_plugins.registry import ZERO_PRESERVING, targets
+
+    optimizers = [make([torch.nn.Parameter(torch.zeros(1))]) for make in OPTIMIZERS.values()]
+    tested = {f"{type(o).__module__}:{type(o).__qualname__}" for o in optimizers}
+    assert all(is_zero_preserving(o) for o in optimizers)
+    # the core's own; an adapter tests those it declares (fairseq's Adam: tests/fairseq)
+    assert {t for t in targets(ZERO_PRESERVING).values() if t.startswith("torch.")} == tested
 
 
 def pruned_model(name, density=0.5):

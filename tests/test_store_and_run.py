@@ -13,7 +13,7 @@ import pytest
 from lth_plugins import LotteryConfig, RunStore
 from lth_plugins.demo import run_ticket
 from lth_plugins.errors import RunStoreError
-from lth_plugins.store import config_hash, derive_run_dir
+from lth_plugins.store import default_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,12 +136,9 @@ def test_raising_rounds_extends_a_finished_run(tmp_path):
     assert RunStore(run_dir).round_done(2)
 
 
-def test_run_dir_name_derives_from_the_configuration(tmp_path):
-    a = {"lottery": LotteryConfig().to_dict(), "task": "x"}
-    b = {"lottery": LotteryConfig(rate=0.3).to_dict(), "task": "x"}
-    c = {"lottery": LotteryConfig(rounds=5).to_dict(), "task": "x"}
-    assert derive_run_dir(tmp_path, a) != derive_run_dir(tmp_path, b)
-    assert config_hash(a) == config_hash(c)  # rounds only extend a run
+def test_default_run_dir_names_framework_task_seed_and_ticket():
+    assert str(default_run_dir("flare", "CartPole-v0", 2, "random")) == "runs/flare_CartPole-v0_s2_random"
+    assert default_run_dir("elf", "breakout", 0, "winning") != default_run_dir("elf", "breakout", 1, "winning")
 
 
 def test_status_table_lists_rounds(tmp_path):
@@ -207,7 +204,7 @@ def test_a_lock_file_replaced_while_it_is_being_taken_leaves_one_writer(tmp_path
     replaces the file and locks the new one. A must notice and give way: one writer, never two."""
     import fcntl
 
-    import lth_plugins.store as store_module
+    import lth_plugins.lock as lock_module
 
     run_dir = tmp_path / "r"
     run_dir.mkdir()
@@ -223,8 +220,8 @@ def test_a_lock_file_replaced_while_it_is_being_taken_leaves_one_writer(tmp_path
             real_write(other["fd"], str(os.getpid()).encode())
         return real_write(fd, data)
 
-    monkeypatch.setattr(store_module.os, "write", write)
+    monkeypatch.setattr(lock_module.os, "write", write)
     with pytest.raises(RunStoreError, match="in use by another process"):
         RunStore(run_dir, cfg)
-    monkeypatch.setattr(store_module.os, "write", real_write)
+    monkeypatch.setattr(lock_module.os, "write", real_write)
     os.close(other["fd"])

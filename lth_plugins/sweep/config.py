@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..errors import SweepError
-from ..hparams import TICKETS
+from ..hparams import TICKETS, Ticket
 
 EXECUTORS = ("local", "slurm")
 TOP_KEYS = {"executor", "executor_params", "max_parallel", "seeds", "tickets", "rounds", "lottery",
@@ -42,7 +42,6 @@ MUTABLE_KEYS = ("executor", "executor_params", "max_parallel", "wait_timeout_s")
 # Set by the sweep for every job: an ablation or `lottery` may not set them.
 RESERVED_FLAGS = ("--lottery-ticket", "--lottery-masks-from", "--lottery-rounds", "--lottery-seed", "--seed",
                   "--run-dir", "--save-dir", "--lottery-run-dir", "--lottery-prune", "--lottery-mask-wait")
-TICKET_DIRS = {"winning": "wt", "random": "rt"}
 
 
 @dataclass
@@ -181,7 +180,7 @@ def load_config(path, sweep_dir) -> SweepConfig:
     tickets = data.setdefault("tickets", list(TICKETS))
     if not isinstance(tickets, list) or not tickets or any(t not in TICKETS for t in tickets):
         raise SweepError(f"tickets must be a non-empty list of {', '.join(TICKETS)}, got {tickets!r}")
-    if "random" in tickets and "winning" not in tickets:
+    if Ticket.RANDOM in tickets and Ticket.WINNING not in tickets:
         raise SweepError("random tickets take the winning tickets' masks: tickets = ['random'] needs 'winning'")
     rounds = data.get("rounds")
     if rounds is not None and (not isinstance(rounds, int) or rounds < 1):
@@ -238,15 +237,16 @@ def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args,
     base = sweep_dir / "runs" / label / ablation / f"s{seed}"
     common = ([] if data.get("rounds") is None else ["--lottery-rounds", str(data["rounds"])]) \
         + [str(a) for a in data["lottery"]] + ab_args + ["--lottery-seed", str(seed)]
-    wt_name = f"{label}/{ablation}/s{seed}/wt"
+    wt_name = f"{label}/{ablation}/s{seed}/{Ticket.WINNING.short}"
     for ticket in data["tickets"]:
-        run_dir = base / TICKET_DIRS[ticket]
+        ticket = Ticket(ticket)
+        run_dir = base / ticket.short
         lottery = list(common)
-        if ticket == "random":
-            lottery += ["--lottery-ticket", "random", "--lottery-masks-from", str(base / "wt"),
+        if ticket is Ticket.RANDOM:
+            lottery += ["--lottery-ticket", str(Ticket.RANDOM), "--lottery-masks-from", str(base / Ticket.WINNING.short),
                         "--lottery-mask-wait", f"{cfg.wait_timeout_s:g}"]
         argv = target.command(list(task_args), list(args), seed, str(run_dir), lottery)
         target.check(argv)
-        cfg.jobs.append(Job(name=f"{label}/{ablation}/s{seed}/{TICKET_DIRS[ticket]}", framework=framework,
-                            task=label, ablation=ablation, seed=seed, ticket=ticket, run_dir=run_dir, argv=argv,
-                            winning=wt_name if ticket == "random" else None))
+        cfg.jobs.append(Job(name=f"{label}/{ablation}/s{seed}/{ticket.short}", framework=framework,
+                            task=label, ablation=ablation, seed=seed, ticket=str(ticket), run_dir=run_dir, argv=argv,
+                            winning=wt_name if ticket is Ticket.RANDOM else None))

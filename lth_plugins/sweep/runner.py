@@ -14,7 +14,8 @@ import time
 from typing import Dict, Optional
 
 from ..errors import SweepError
-from ..store import pid_alive
+from ..lock import pid_alive
+from ..store import RunStore
 from .config import SweepConfig
 from .jobs import run_job
 from .state import SweepDir, failure, job_state
@@ -127,7 +128,7 @@ class Sweep:
             return None
         if ws == "failed" and wt.name in self.submitted:
             return f"its winning ticket {wt.name} failed"
-        if ws in ("running", "queued") and (wt.run_dir / "round_01" / "mask.lthm").is_file():
+        if ws in ("running", "queued") and RunStore.view(wt.run_dir).has_mask(1):
             return None
         return "waiting"
 
@@ -143,7 +144,7 @@ class Sweep:
             if states[wt.name]["state"] != "failed" or wt.name not in self.submitted:
                 continue
             k = states[job.name]["done"] + 1  # the round it trains, or waits for the mask of
-            if (wt.run_dir / f"round_{k:02d}" / "mask.lthm").is_file():
+            if RunStore.view(wt.run_dir).has_mask(k):
                 continue
             why = f"its winning ticket {wt.name} failed before the mask of round {k}"
             try:

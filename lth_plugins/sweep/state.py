@@ -7,17 +7,16 @@
     SWEEP_DIR/submitit/           submitit's own files (pickled job, its stdout/stderr)
     SWEEP_DIR/runs/...            the run directories (the truth about rounds: `lth status` reads them)
 """
-import fcntl
 import json
-import os
-import socket
 import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 from ..atomic import atomic_write_json
 from ..errors import SweepError
-from ..store import CONFIG, holds_results, pid_alive
+from ..hparams import Ticket
+from ..lock import FileLock, LockBusy, pid_alive, this_host
+from ..store import RunStore, holds_results
 from .config import Job, SweepConfig
 
 SWEEP_FILE = "sweep.json"
@@ -32,7 +31,7 @@ def is_sweep_dir(path) -> bool:
 class SweepDir:
     def __init__(self, path):
         self.path = Path(path).resolve()
-        self._lock_fd = None
+        self._lock = FileLock(self.path / ".sweep.lock", f"sweep directory {self.path}")
 
     # --- the directory and its config ---------------------------------------------------------------
     def jobs(self):
@@ -60,7 +59,11 @@ class SweepDir:
         elif self.path.exists() and any(p.name != ".sweep.lock" for p in self.path.iterdir()):
             raise SweepError(f"{self.path} is not empty and not a sweep directory; give a new or empty folder")
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock()
+        try:
+            self._lock.acquire()
+        except LockBusy as e:
+            raise SweepError(f"another `lth sweep` ({e.holder.describe()}) is following {self.path}; stop it "
+                             f"first or watch it with `lth status {self.path}`") from None
         atomic_write_json(f, {"config_path": str(cfg.path.resolve()), "identity": cfg.identity(),
                               "data": cfg.data, "jobs": [j.to_dict() for j in cfg.jobs]})
 
@@ -73,23 +76,8 @@ class SweepDir:
                 return True
         return False
 
-    def _lock(self) -> None:
-        fd = os.open(self.path / ".sweep.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise SweepError(f"another `lth sweep` (pid {holder}) is following {self.path}; stop it first or "
-                             f"watch it with `lth status {self.path}`") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
-
     def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._lock.release()
 
     # --- per-job files ------------------------------------------------------------------------------
     def state_path(self, job: Job) -> Path:
@@ -120,20 +108,7 @@ def _diff(a: dict, b: dict):
 # --- what a job's state is -------------------------------------------------------------------------------
 def rounds_of(job: Job, default_rounds: Optional[int]):
     """(rounds done, rounds planned or None) read from the job's run directory."""
-    run_dir = job.run_dir
-    planned = default_rounds
-    if (run_dir / CONFIG).is_file():
-        try:
-            planned = int(json.loads((run_dir / CONFIG).read_text())["lottery"]["rounds"])
-        except (OSError, ValueError, KeyError):
-            pass
-    first = 1 if job.ticket == "random" else 0
-    if planned is None:
-        done = sum(1 for p in run_dir.glob("round_*/metrics.json"))
-    else:
-        done = sum(1 for k in range(first, planned + 1) if (run_dir / f"round_{k:02d}" / "metrics.json").is_file())
-    total = None if planned is None else planned + 1 - first
-    return done, total
+    return RunStore.view(job.run_dir).progress(default_rounds, first=Ticket(job.ticket).first_round)
 
 
 # One SlurmJob per job: creating one makes submitit's shared watcher run sacct at its next question, so a new
@@ -155,7 +130,7 @@ def is_active(state: dict, submitit_dir: Path) -> bool:
             return _SLURM_JOBS[key].state.split()[0] in ACTIVE_SLURM
         except Exception:
             return True  # SLURM cannot be asked (e.g. sacct down): do not submit a second copy
-    if state.get("host") not in (None, socket.gethostname()):
+    if state.get("host") not in (None, this_host()):
         return True  # another machine's process: it says itself when it ends
     return pid_alive(state.get("pid") or state.get("job_id"))
 

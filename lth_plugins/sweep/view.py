@@ -2,6 +2,7 @@
 from pathlib import Path
 from typing import List, Tuple
 
+from ..store import RunStore
 from .config import Job
 from .state import SweepDir, failure, job_state
 
@@ -32,13 +33,10 @@ def status_table(path) -> str:
 
 
 def _last_metric(run_dir: Path) -> str:
-    import json
-
-    files = sorted(run_dir.glob("round_*/metrics.json"))
-    if not files:
-        return "-"
     try:
-        rec = json.loads(files[-1].read_text())
+        rec = RunStore.view(run_dir).last_metrics()
+        if rec is None:
+            return "-"
         value = rec["metrics"][rec["primary"]]
         return f"round {rec['round']}: {rec['primary']}={float(value):.4g}"
     except (OSError, ValueError, KeyError, TypeError):

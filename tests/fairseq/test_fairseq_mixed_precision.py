@@ -61,14 +61,16 @@ def test_pruned_weights_stay_zero_in_fp32_master_copies_and_a_revived_one_is_nam
 
 @pytest.mark.parametrize("model_name", ["mlp", "transformer"])
 def test_fairseq_adam_keeps_pruned_weights_zero_as_registered(monkeypatch, model_name):
-    """fairseq_ext registers fairseq's Adam as zero-preserving (no pass over the weights after its steps): the
+    """fairseq_ext declares fairseq's Adam zero-preserving (no pass over the weights after its steps): the
     core's test of that promise, stale moments and weight decay included, run on it."""
     from fairseq.optim.adam import Adam
 
-    from lth_plugins.enforce import ZERO_PRESERVING
+    from lth_plugins.enforce import is_zero_preserving
+    from lth_plugins.registry import ZERO_PRESERVING, targets
     from .. import test_enforce_and_resets as core_tests
 
-    assert {c for c in ZERO_PRESERVING if c.__module__.startswith("fairseq")} == {Adam}
+    assert {t for t in targets(ZERO_PRESERVING).values() if t.startswith("fairseq")} == {"fairseq.optim.adam:Adam"}
+    assert is_zero_preserving(Adam([torch.nn.Parameter(torch.zeros(1))]))
     monkeypatch.setitem(core_tests.OPTIMIZERS, "fairseq_adam", lambda ps: Adam(ps, lr=1e-2, weight_decay=0.1))
     core_tests.test_masked_entries_stay_zero_through_training(model_name, "fairseq_adam", 0.1, 20)
 
