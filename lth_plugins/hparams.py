@@ -123,8 +123,12 @@ class LotteryConfig:
                                      "parameters, weights and biases)", default=())
     exclude: Tuple[str, ...] = _flag("fnmatch pattern of parameter names never pruned (repeatable)", default=())
     seed: int = _flag("seed of the random ticket's re-initialization and of random pruning", default=0)
-    mask_wait: float = _flag("random ticket: seconds to wait for a mask the winning ticket has not written yet "
-                             "(the two may run side by side); 0: fail at once", default=3600.0)
+    mask_wait: float = _flag("random ticket: the most seconds to wait for a mask the winning ticket has not "
+                             "written yet (the two may run side by side); it waits only while the winning run is "
+                             "alive; 0: fail at once", default=7 * 24 * 3600.0)
+    dense_from: Optional[str] = _flag("run directory of a winning run whose dense round 0 (and snapshots) this "
+                                      "run reuses instead of training it again: ablations of one seed share it; "
+                                      "its framework settings must equal this run's", default=None)
 
     def __post_init__(self):
         # a lone string is one pattern, not a sequence of one-character patterns
@@ -190,6 +194,9 @@ class LotteryConfig:
                                      "(--lottery-masks-from RUN_DIR), the run directory of the winning ticket")
         if not self.is_random and self.masks_from:
             raise LotteryConfigError("masks_from is only used by random tickets (ticket='random')")
+        if self.is_random and self.dense_from:
+            raise LotteryConfigError("dense_from is only used by winning tickets: a random ticket has no dense "
+                                     "round of its own (it takes its winning run's masks)")
         if self.reset is Reset.LATE and not self.is_random:
             if point.updates is not None and total_updates is not None and point.updates >= total_updates:
                 raise LotteryConfigError(

@@ -31,6 +31,7 @@ class LockBusy(LotteryError):
 class Holder:
     pid: Optional[int]
     host: Optional[str]   # None: a record written without a host (taken to be this host)
+    job: Optional[str] = None  # the SLURM job of the holder, when it ran in one
 
     @property
     def here(self) -> bool:
@@ -42,13 +43,14 @@ class Holder:
 
     def describe(self) -> str:
         where = "" if self.here else f" on host {self.host}"
-        return f"pid {self.pid if self.pid is not None else '?'}{where}"
+        job = f", SLURM job {self.job}" if self.job else ""
+        return f"pid {self.pid if self.pid is not None else '?'}{where}{job}"
 
     @classmethod
     def parse(cls, text: str) -> "Holder":
         parts = text.split()
         pid = int(parts[0]) if parts and parts[0].isdigit() else None
-        return cls(pid, parts[1] if len(parts) > 1 else None)
+        return cls(pid, parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None)
 
 
 def this_host() -> str:
@@ -117,8 +119,11 @@ class FileLock:
                 raise LockBusy(f"{self.what} is in use by another process ({holder.describe()}); wait for it to "
                                f"finish or stop it first", holder) from None
             except OSError as e:
+                empty = os.fstat(fd).st_size == 0
                 os.close(fd)
                 if e.errno in _NO_FLOCK:
+                    if empty:  # the file this open created: a holder writes its record right after creating it
+                        self.path.unlink(missing_ok=True)
                     return self._acquire_exclusive_file()
                 raise
             os.ftruncate(fd, 0)
@@ -180,7 +185,10 @@ class FileLock:
 
 
 def _record() -> bytes:
-    return f"{os.getpid()} {this_host()}".encode()
+    from .scheduler import current_job
+
+    job = current_job()
+    return f"{os.getpid()} {this_host()}{' ' + job if job else ''}".encode()
 
 
 def _is_current(fd: int, path: Path) -> bool:

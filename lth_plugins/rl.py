@@ -3,7 +3,10 @@ the last L finished games) and the per-epoch learning-curve record."""
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
+from .run import partial_key
+
 PRIMARY = "ticket_reward"
+PARTIAL = partial_key(PRIMARY)
 
 
 @dataclass(frozen=True)
@@ -31,12 +34,12 @@ class TicketReward:
 
     def metrics(self) -> dict:
         """The round's metrics.json entries: ticket_reward, ticket_reward_clipped, ticket_games, last_games and,
-        for a value over fewer than L games, ticket_reward_partial with the reason."""
+        for a value over fewer than L games, PARTIAL with the reason."""
         out = {PRIMARY: self.value, "ticket_games": self.games, "last_games": self.last_games}
         if self.clipped is not None:
             out["ticket_reward_clipped"] = self.clipped
         if self.note is not None:
-            out["ticket_reward_partial"] = self.note
+            out[PARTIAL] = self.note
         return out
 
 

@@ -30,10 +30,18 @@ from .selection import select_parameters
 from .store import RunStore, config_diff
 from .wait import wait_until
 
+def partial_key(metric: str) -> str:
+    """The metrics key that flags a round's value of `metric` as standing on less than the metric asks for (e.g.
+    fewer finished games than the ticket reward averages); its value says why. Reports draw such points hollow."""
+    return f"{metric}_partial"
+
+
 # What a random ticket may set differently from the winning run it takes masks from: besides these, every
 # setting (the framework's whole configuration included) must match. Keys ending in ".seed" are free too.
 RANDOM_TICKET_FREE_KEYS = ("lottery.ticket", "lottery.masks_from", "lottery.rounds", "lottery.reset",
-                           "lottery.late_reset", "lottery.mask_wait")
+                           "lottery.late_reset", "lottery.mask_wait", "lottery.dense_from")
+# What a run reusing another run's dense round must share with it: everything that shapes round 0.
+DENSE_ROUND_KEYS = ("framework", "task", "settings")
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,35 @@ def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) 
             source.load_mask(first).check_matches(params, source=f"mask of round {first} in {source.path}")
 
 
+def open_dense_run(path, full: dict, config: LotteryConfig) -> RunStore:
+    """The read-only store of the winning run whose dense round 0 a run reuses (`dense_from`), once that round has
+    finished (waited for while that run is alive, up to `mask_wait`). Refused, before anything is written, when
+    anything that shapes round 0 differs or the late snapshot this run resets to is not there."""
+    if not (Path(path) / "config.json").is_file():
+        raise LotteryConfigError(f"dense_from {path} is not a lottery run directory (no config.json)")
+    source = RunStore(path)
+    if source.lottery.is_random:
+        raise LotteryConfigError(f"dense_from {path} is a random ticket: it has no dense round of its own")
+    diff = [(k, a, b) for k, a, b in config_diff(source.config, full) if k.split(".")[0] in DENSE_ROUND_KEYS]
+    if diff:
+        raise LotteryConfigError(
+            f"dense_from {path} trained its dense round with other settings, so it is not this run's dense round; "
+            f"differing: " + "; ".join(f"{k}: {a!r} there vs {b!r} here" for k, a, b in diff[:12])
+            + (f" ... ({len(diff) - 12} more)" if len(diff) > 12 else ""))
+    theirs = source.lottery
+    if config.reset is Reset.LATE and (theirs.reset is not Reset.LATE or theirs.late_reset != config.late_reset):
+        raise LotteryConfigError(
+            f"this run resets to the late snapshot at {config.late_reset}, but dense_from {path} "
+            + ("takes none (it resets to init)" if theirs.reset is not Reset.LATE
+               else f"took it at {theirs.late_reset}") + ": reuse a run with the same late-reset point")
+    wait_until(lambda: source.round_done(0), config.mask_wait, f"the dense round 0 of {path}", alive=source.alive,
+               writer=f"the run {path}")
+    if not source.has_snapshot("dense_trained"):
+        raise RunStoreError(f"dense_from {path} kept no trained dense weights (snapshots/dense_trained.pt; runs "
+                            f"of older versions do not): train round 0 in this run instead (drop dense_from)")
+    return source
+
+
 class LotteryRun:
     """State of one experiment across rounds, persisted in a RunStore (only when `is_writer`)."""
 
@@ -113,6 +150,11 @@ class LotteryRun:
             self.source = open_winning_run(config.masks_from, config.mask_wait)
             self._check_budget_matches_source()
             check_ticket_source(self.source, full, config.rounds, params)
+        dense_source = None
+        if config.dense_from and not RunStore.view(run_dir).round_done(0):
+            if Path(config.dense_from).resolve() == Path(run_dir).resolve():
+                raise LotteryConfigError("dense_from names this run's own directory; give another run's")
+            dense_source = open_dense_run(config.dense_from, full, config)
         self.store = RunStore(run_dir, full, writer=is_writer)
         self.total_updates, self.total_epochs = total_updates, total_epochs
         self._reinit_rules: Dict[str, str] = {}
@@ -129,6 +171,8 @@ class LotteryRun:
         self._late_meta: Optional[dict] = None
         self.progress = RoundProgress(self.first_round, config.rounds, label=f"lottery {task} {config.ticket}",
                                       enabled=progress and is_writer)
+        if dense_source is not None:
+            self._reuse_dense_round(dense_source)
 
     # --- which rounds -------------------------------------------------------------------------------
     @property
@@ -217,7 +261,8 @@ class LotteryRun:
             mask = Mask.ones(params)
         elif self.source is not None:
             wait_until(lambda: self.source.has_mask(k), self.config.mask_wait,
-                       f"the mask of round {k} from the winning-ticket run {self.source.path}")
+                       f"the mask of round {k} from the winning-ticket run {self.source.path}",
+                       alive=self.source.alive, writer=f"the winning-ticket run {self.source.path}")
             mask = self.source.load_mask(k)
         elif self.store.has_mask(k):
             mask = self.store.load_mask(k)
@@ -232,17 +277,33 @@ class LotteryRun:
     def _compute_next_masks(self, k: int, params) -> None:
         """After round k: the mask of round k+1 from the trained weights (iterative; computed after the last
         round too, so that raising `rounds` extends a finished run), or every pruned round's mask from the
-        dense trained weights (one-shot, after round 0, which also keeps those weights for extensions)."""
+        dense trained weights (one-shot, after round 0; kept in the dense_trained snapshot for extensions)."""
         cfg = self.config
         if cfg.is_random:
             return
         if cfg.schedule is Schedule.ITERATIVE:
             self._prune_into(k + 1, self._masks[k], params)
         elif k == 0:
-            if self.is_writer and not self.store.has_snapshot("dense_trained"):
-                self.store.save_snapshot("dense_trained", {n: p.detach().cpu().clone() for n, p in params.items()})
             for later in range(1, cfg.rounds + 1):
                 self._prune_into(later, Mask.ones(params), params)
+
+    def _reuse_dense_round(self, source: RunStore) -> None:
+        """Take round 0 from `source` (open_dense_run checked it): its snapshots, its record, and this run's
+        masks pruned from its trained dense weights. The record is written last: it marks round 0 done."""
+        if not self.is_writer:
+            return
+        for kind in ("init", "late", "dense_trained"):
+            if source.has_snapshot(kind):
+                self.store.save_snapshot(kind, source.load_snapshot(kind), source.read_snapshot_meta(kind))
+        params = select_parameters(self.store.load_snapshot("dense_trained"), self.config.include,
+                                   self.config.exclude)
+        self._masks[0] = Mask.ones(params)
+        self._compute_next_masks(0, params)
+        record = dict(source.read_metrics(0), dense_from=str(source.path), surviving=self._masks[0].num_surviving(),
+                      selected=self._masks[0].num_selected(), ticket=str(self.config.ticket))
+        self.store.write_started(0, dict(source.read_started(0) or {}, dense_from=str(source.path)))
+        self.store.write_round(0, record, _sparsity_report(0, self._masks[0]))
+        self.progress.note(f"round 0 is the dense round of {source.path} (its settings match): not trained again")
 
     def _prune_into(self, k: int, base: Mask, weights) -> Mask:
         """Round k's mask: `base` pruned down to round k's density."""
@@ -387,6 +448,10 @@ class LotteryRun:
         if k == 0 and not cfg.is_random and cfg.reset is Reset.LATE and cfg.rounds > 0:
             self.snapshot("late")  # raises a clear error if the point was never reached
         params = self.selected(model)
+        if k == 0 and not cfg.is_random and self.is_writer and not self.store.has_snapshot("dense_trained"):
+            # the trained dense weights: one-shot masks of later rounds, and runs that reuse this dense round
+            self.store.save_snapshot("dense_trained", {n: p.detach().cpu().clone()
+                                                       for n, p in model.named_parameters()})
         self._compute_next_masks(k, params)
         record = {
             "round": k, "ticket": str(cfg.ticket), "fraction_pruned": 1.0 - self.mask.density(),
@@ -400,10 +465,8 @@ class LotteryRun:
         }
         if cfg.is_random:
             record["reinit"] = dict(self._reinit_rules)  # how each parameter was re-drawn
-        sparsity = {"round": k, "density": self.mask.densities(),
-                    "numel": {n: m.numel() for n, m in self.mask.items()}}
         if self.is_writer:
-            self.store.write_round(k, record, sparsity)
+            self.store.write_round(k, record, _sparsity_report(k, self.mask))
         self.progress.finish(k, record["fraction_pruned"], primary, metrics[primary])
 
     # --- the round as one unit ----------------------------------------------------------------------
@@ -435,6 +498,10 @@ class LotteryRun:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _sparsity_report(k: int, mask: Mask) -> dict:
+    return {"round": k, "density": mask.densities(), "numel": {n: m.numel() for n, m in mask.items()}}
 
 
 class Round:

@@ -18,7 +18,8 @@ import torch
 from .atomic import atomic_torch_save, atomic_write_json, read_json
 from .errors import LotteryError, RunStoreError
 from .hparams import LotteryConfig
-from .lock import FileLock, Holder, live_holder
+from .lock import FileLock, Holder, live_holder, read_holder
+from .scheduler import job_active
 from .masks import Mask
 
 CONFIG = "config.json"
@@ -123,6 +124,14 @@ class RunStore:
     def holder(self) -> Optional[Holder]:
         """The live process that writes this run (None: nobody; a holder on another host counts as live)."""
         return live_holder(self.lock_path)
+
+    def alive(self) -> Optional[bool]:
+        """Whether a process writes this run, or will again: a live holder, or a last holder whose SLURM job is
+        still queued (requeued after a time limit or preemption). None when SLURM cannot be asked."""
+        if self.holder() is not None:
+            return True
+        last = read_holder(self.lock_path)
+        return job_active(last.job) if last is not None and last.job else False
 
     def close(self):
         if self._lock is not None:

@@ -1,24 +1,36 @@
-"""Waiting for a file another process writes (a random ticket waiting for its winning ticket's masks)."""
+"""Waiting for a file another process writes (a random ticket waiting for its winning ticket's masks, a run
+waiting for the dense round it reuses): as long as that process is alive, up to an upper bound."""
 import sys
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from .errors import RunStoreError
 
+ALIVE_CHECK_S = 15.0  # how often the writer's liveness is checked (it may ask the cluster's scheduler)
 
-def wait_until(ready: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 1.0,
-               stream=None) -> None:
-    """Return once `ready()` holds; say what is awaited (then every 10 minutes); after `timeout_s` seconds
-    raise RunStoreError naming it."""
+
+def wait_until(ready: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 1.0, stream=None,
+               alive: Optional[Callable[[], Optional[bool]]] = None, writer: str = "") -> None:
+    """Return once `ready()` holds; say what is awaited (then every 10 minutes). `alive()` tells whether the
+    process that will make it ready (`writer`, for messages) still runs: False ends the wait at once with a
+    RunStoreError naming it (None: cannot tell, keep waiting). After `timeout_s` seconds raise RunStoreError."""
     if ready():
         return
     stream = stream if stream is not None else sys.stderr
     if timeout_s <= 0:
         raise RunStoreError(f"{what} does not exist (not waiting: mask_wait is 0)")
     t0 = last = time.monotonic()
-    print(f"[lottery] waiting up to {timeout_s:g} s for {what}", file=stream, flush=True)
+    last_alive = t0 - ALIVE_CHECK_S  # the first look is at once
+    print(f"[lottery] waiting up to {timeout_s:g} s for {what}" + (f", while {writer} runs" if alive else ""),
+          file=stream, flush=True)
     while not ready():
         now = time.monotonic()
+        if alive is not None and now - last_alive >= ALIVE_CHECK_S:
+            last_alive = now
+            if alive() is False and not ready():  # ready() again: it may have written it and exited
+                raise RunStoreError(f"{what} does not exist and {writer or 'the run that writes it'} is not "
+                                    f"running (no live process holds it, no queued job will resume it): "
+                                    f"resume that run first, then this one")
         if now - t0 >= timeout_s:
             raise RunStoreError(f"gave up after {timeout_s:g} s waiting for {what}: start or resume that run, "
                                 f"or wait longer (mask_wait, --lottery-mask-wait)")

@@ -95,10 +95,19 @@ def test_a_random_ticket_waits_for_the_winning_tickets_masks(tmp_path, capsys):
 def test_a_random_ticket_gives_up_after_its_timeout_naming_the_mask(tmp_path):
     wt = run_ticket(LotteryConfig(rounds=1, late_reset="1ep"), tmp_path / "wt", **KW)
     (RunStore(wt).mask_path(1)).rename(tmp_path / "mask1")  # as if round 0 were still training
-    with pytest.raises(RunStoreError, match=r"gave up after 0.3 s waiting for the mask of round 1 from the "
-                                            r"winning-ticket run"):
-        run_ticket(LotteryConfig(rounds=1, ticket="random", masks_from=str(wt), mask_wait=0.3),
+    # the winning run is dead: the random ticket fails at once, naming the mask and the run to resume
+    t0 = time.monotonic()
+    with pytest.raises(RunStoreError, match=r"the mask of round 1 from the winning-ticket run .* does not exist "
+                                            r"and the winning-ticket run .* is not running"):
+        run_ticket(LotteryConfig(rounds=1, ticket="random", masks_from=str(wt), mask_wait=3600),
                    tmp_path / "rt", **KW)
+    assert time.monotonic() - t0 < 30
+    # while it is alive (a process holds its lock), the wait ends at the upper bound
+    with RunStore(wt, RunStore(wt).config):
+        with pytest.raises(RunStoreError, match=r"gave up after 0.3 s waiting for the mask of round 1 from the "
+                                                r"winning-ticket run"):
+            run_ticket(LotteryConfig(rounds=1, ticket="random", masks_from=str(wt), mask_wait=0.3),
+                       tmp_path / "rt", **KW)
     # the corrected command (masks there, or a longer wait) runs in the same directory
     (tmp_path / "mask1").rename(RunStore(wt).mask_path(1))
     run_ticket(LotteryConfig(rounds=1, ticket="random", masks_from=str(wt), mask_wait=5), tmp_path / "rt", **KW)

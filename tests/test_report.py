@@ -344,3 +344,31 @@ def test_round_progress_lines():
     assert "round 1/20 start: 20.0% pruned, last bleu=27.6" in lines[2] and "ETA" in lines[2]
     assert re.search(r"round 1/20 finished in \d+:\d\d: 20\.0% pruned, bleu=27\.1 \| elapsed .*, ETA", lines[3])
     assert not any("\r" in line for line in lines)
+
+
+def test_rounds_over_fewer_games_than_asked_are_hollow_and_explained(tmp_path):
+    """An RL round whose ticket reward averages fewer than L games (or none finished) is drawn hollow, or left
+    out, and the tables say why."""
+    from lth_plugins.rl import ticket_reward
+
+    def value(ticket, seed, k):
+        return 10.0 + k if ticket == "winning" else 5.0
+
+    dirs = write_experiment(tmp_path / "runs", seeds=(0, 1), rounds=3, primary="ticket_reward",
+                            higher_is_better=True, framework="elf", task="breakout", value=value)
+    wt0 = RunStore(dirs[0])
+    rec = wt0.read_metrics(2)
+    rec["metrics"].update(ticket_reward([3.0, 4.0], last_games=8).metrics())  # 2 of 8 games finished
+    wt0.metrics_path(2).write_text(json.dumps(rec))
+    rec = wt0.read_metrics(3)
+    rec["metrics"].update(ticket_reward([], last_games=8).metrics())  # none finished: no value
+    wt0.metrics_path(3).write_text(json.dumps(rec))
+    report = build_report(dirs, tmp_path / "out")
+    wt = next(s for s in report.drawn["figures/breakout_tickets.png"]["panels"][0]["series"]
+              if s["ticket"] == "winning")
+    assert wt["rounds"] == [0, 1, 2, 3] and wt["hollow"] == [False, False, True, True]
+    assert wt["n"] == [2, 2, 2, 1]  # round 3: only the seed with a value
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "only 2 of the last 8 games finished (wt_s0)" in md and "no game finished in this round (wt_s0)" in md
+    assert "| 7.75 ± 6.01 * |" in md.split("| 2 |")[1].split("\n")[0]  # (3.5 + 12) / 2, marked
+    assert "only 2 of the last 8 games finished" in report.summary

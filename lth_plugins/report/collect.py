@@ -5,13 +5,14 @@ exclude). A random ticket has no masks of its own: it takes the variant of the w
 `masks_from`. Runs of one task with different variants (e.g. prune rates) share the fraction-pruned axis as
 separate series; different frameworks or metrics cannot share a figure.
 """
-import json
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import LotteryError, RunStoreError
+from ..hparams import Budget, LotteryConfig, Reset, Schedule, Ticket
+from ..run import partial_key
 from ..store import CONFIG, RunStore
 
 
@@ -21,12 +22,22 @@ class ReportError(LotteryError):
 
 @dataclass(frozen=True)
 class Variant:
-    schedule: str = "iterative"
-    reset: str = "late"
-    include: Tuple[str, ...] = ()
-    exclude: Tuple[str, ...] = ()
-    rate: float = 0.2
-    budget: str = "rest"  # "full": late-reset rounds trained all T updates again (see LotteryConfig.budget)
+    schedule: Schedule
+    reset: Reset
+    include: Tuple[str, ...]
+    exclude: Tuple[str, ...]
+    rate: float
+    budget: Budget
+
+    @classmethod
+    def of(cls, config: LotteryConfig) -> "Variant":
+        return cls(schedule=config.schedule, reset=config.reset, include=tuple(config.include),
+                   exclude=tuple(config.exclude), rate=float(config.rate), budget=config.effective_budget)
+
+    @classmethod
+    def paper(cls) -> "Variant":
+        """The paper's method: the defaults of LotteryConfig."""
+        return cls.of(LotteryConfig())
 
     @property
     def selection(self) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
@@ -37,10 +48,10 @@ class Variant:
         return self.schedule, self.reset, self.rate, self.budget
 
     def method_label(self, show_rate: bool = False) -> str:
-        schedule = "one-shot" if self.schedule == "oneshot" else self.schedule
-        return (f"{schedule}, {'late reset' if self.reset == 'late' else 'reset to init'}"
+        schedule = "one-shot" if self.schedule is Schedule.ONESHOT else str(self.schedule)
+        return (f"{schedule}, {'late reset' if self.reset is Reset.LATE else 'reset to init'}"
                 + (f", p={self.rate:g}" if show_rate else "")
-                + (", full budget after the reset" if self.budget == "full" else ""))
+                + (", full budget after the reset" if self.budget is Budget.FULL else ""))
 
     def selection_label(self) -> str:
         if not self.include and not self.exclude:
@@ -54,9 +65,10 @@ class Variant:
 
     def sort_key(self):
         """The paper's default first: all weights, iterative, late reset."""
+        paper = Variant.paper()
         return (bool(self.include or self.exclude), self.include, self.exclude,
-                self.schedule != "iterative", self.schedule, self.reset != "late", self.reset,
-                self.budget != "rest", self.rate != 0.2, self.rate)
+                self.schedule != paper.schedule, str(self.schedule), self.reset != paper.reset, str(self.reset),
+                self.budget != paper.budget, self.rate != paper.rate, self.rate)
 
 
 @dataclass
@@ -64,7 +76,7 @@ class Run:
     path: Path
     task: str
     framework: str
-    ticket: str
+    ticket: Ticket
     seed: int
     rate: float
     planned_rounds: int
@@ -84,16 +96,23 @@ class Run:
     def higher_is_better(self) -> bool:
         return bool(next(iter(self.records.values()))["higher_is_better"])
 
-    def value(self, k: int) -> float:
+    def value(self, k: int) -> Optional[float]:
+        """Round k's primary metric; None when the round has no value (e.g. no game finished)."""
         rec = self.records[k]
-        return float(rec["metrics"][rec["primary"]])
+        value = rec["metrics"][rec["primary"]]
+        return None if value is None else float(value)
+
+    def partial(self, k: int) -> Optional[str]:
+        """Why round k's value stands on less than its metric asks for (e.g. fewer than L games), or None."""
+        rec = self.records[k]
+        return rec["metrics"].get(partial_key(rec["primary"]))
 
     def sparsity(self, k: int) -> dict:
-        path = self.path / f"round_{k:02d}" / "sparsity.json"
+        store = RunStore(self.path)
         try:
-            return json.loads(path.read_text())
+            return store.read_sparsity(k)
         except (OSError, ValueError) as e:
-            raise ReportError(f"{path} is missing or unreadable ({e})") from None
+            raise ReportError(f"{store.sparsity_path(k)} is missing or unreadable ({e})") from None
 
 
 def expand_paths(paths) -> List[Path]:
@@ -120,46 +139,35 @@ def expand_paths(paths) -> List[Path]:
     return unique
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(store: RunStore, k: int) -> dict:
     try:
-        return json.loads(path.read_text())
+        return store.read_metrics(k)
     except (OSError, ValueError) as e:
-        raise ReportError(f"{path} is unreadable ({e})") from None
-
-
-def _variant_of(lottery: dict) -> Variant:
-    reset = str(lottery.get("reset", "late"))
-    # runs made before budgets existed trained the full budget; without a late reset both budgets are one
-    budget = str(lottery.get("budget", "full")) if reset == "late" else "rest"
-    return Variant(schedule=str(lottery.get("schedule", "iterative")), reset=reset,
-                   include=tuple(lottery.get("include") or ()), exclude=tuple(lottery.get("exclude") or ()),
-                   rate=float(lottery.get("rate", 0.2)), budget=budget)
+        raise ReportError(f"{store.metrics_path(k)} is unreadable ({e})") from None
 
 
 def load_run(path) -> Run:
     path = Path(path)
     try:
         store = RunStore(path)
+        lottery = store.lottery if isinstance(store.config.get("lottery"), dict) else None
     except RunStoreError as e:
         raise ReportError(str(e)) from None
-    except ValueError as e:
+    except (ValueError, TypeError, AttributeError) as e:
         raise ReportError(f"{path / CONFIG} is unreadable ({e})") from None
-    cfg = store.config
-    lottery = cfg.get("lottery") if isinstance(cfg, dict) else None
-    if not isinstance(lottery, dict) or "task" not in cfg:
+    if lottery is None or "task" not in store.config:
         raise ReportError(f"{path} is not a lottery run directory ({CONFIG} lacks the 'lottery' or 'task' key)")
-    run = Run(path=path, task=str(cfg["task"]), framework=str(cfg.get("framework", "?")),
-              ticket=str(lottery.get("ticket", "winning")), seed=int(lottery.get("seed", 0)),
-              rate=float(lottery.get("rate", 0.2)), planned_rounds=int(lottery.get("rounds", 0)),
-              variant=_variant_of(lottery), masks_from=lottery.get("masks_from"))
-    for k in store.rounds_on_disk():
-        if not store.round_done(k):
-            continue
-        rec = _read_json(store.metrics_path(k))
+    run = Run(path=path, task=str(store.task), framework=str(store.framework or "?"), ticket=lottery.ticket,
+              seed=int(lottery.seed), rate=float(lottery.rate), planned_rounds=int(lottery.rounds),
+              variant=Variant.of(lottery), masks_from=lottery.masks_from)
+    for k in store.finished_rounds():
+        rec = _read_json(store, k)
         primary = rec.get("primary") if isinstance(rec, dict) else None
-        value = (rec.get("metrics") or {}).get(primary) if primary else None
-        if (not isinstance(value, Real) or isinstance(value, bool) or "fraction_pruned" not in rec
-                or "higher_is_better" not in rec):
+        metrics = (rec.get("metrics") or {}) if primary else {}
+        value = metrics.get(primary)
+        valid = ((isinstance(value, Real) and not isinstance(value, bool))
+                 or (value is None and primary in metrics and partial_key(primary) in metrics))
+        if not valid or "fraction_pruned" not in rec or "higher_is_better" not in rec:
             raise ReportError(f"{store.metrics_path(k)} lacks the fraction pruned, the primary metric or its "
                               f"value; was it written by a lottery run?")
         run.records[k] = rec
@@ -174,10 +182,10 @@ def load_run(path) -> Run:
 
 def _resolve_random_tickets(runs: List[Run]) -> None:
     """Give each random ticket the variant (and check the task) of the winning run its masks come from."""
-    winners = [r for r in runs if r.ticket == "winning"]
+    winners = [r for r in runs if r.ticket is Ticket.WINNING]
     by_path = {r.path.resolve(): r for r in winners}
     for run in runs:
-        if run.ticket != "random" or not run.masks_from:
+        if run.ticket is not Ticket.RANDOM or not run.masks_from:
             continue
         src = Path(run.masks_from)
         candidates = [src] if src.is_absolute() else [src, run.path.parent / src.name]
@@ -195,8 +203,11 @@ def _resolve_random_tickets(runs: List[Run]) -> None:
         if source_cfg is None:
             for c in candidates:
                 if (c / CONFIG).is_file():
-                    cfg = _read_json(c / CONFIG)
-                    source_cfg = {"task": cfg.get("task"), "variant": _variant_of(cfg.get("lottery") or {})}
+                    try:
+                        store = RunStore(c)
+                        source_cfg = {"task": store.task, "variant": Variant.of(store.lottery)}
+                    except (RunStoreError, ValueError, TypeError) as e:
+                        raise ReportError(f"{c / CONFIG} is unreadable ({e})") from None
                     where = str(c)
                     break
         if source_cfg is None:  # the winning run is gone: its own config is the best guess
@@ -238,20 +249,20 @@ class TaskGroup:
     def seeds(self) -> int:
         return len({r.seed for r in self.runs})
 
-    def variants(self, ticket: Optional[str] = None) -> List[Variant]:
+    def variants(self, ticket: Optional[Ticket] = None) -> List[Variant]:
         vs = {r.variant for r in self.runs if ticket is None or r.ticket == ticket}
         return sorted(vs, key=Variant.sort_key)
 
-    def runs_of(self, variant: Variant, ticket: str) -> List[Run]:
+    def runs_of(self, variant: Variant, ticket: Ticket) -> List[Run]:
         return [r for r in self.runs if r.variant == variant and r.ticket == ticket]
 
     def default_variant(self) -> Variant:
         """The main figure's variant: all weights, iterative, late reset, as far as the runs have them."""
-        return (self.variants("winning") or self.variants())[0]
+        return (self.variants(Ticket.WINNING) or self.variants())[0]
 
     def dense_runs(self) -> List[Run]:
         """Runs whose round 0 (the unpruned network) is on disk, of the default variant when it has some."""
-        dense = [r for r in self.runs if r.ticket == "winning" and 0 in r.records]
+        dense = [r for r in self.runs if r.ticket is Ticket.WINNING and 0 in r.records]
         default = [r for r in dense if r.variant == self.default_variant()]
         return default or dense
 
@@ -284,7 +295,7 @@ def group_by_task(runs: List[Run]) -> List[TaskGroup]:
                                   f"{r.ticket} ticket, {r.variant.method_label()}, seed {r.seed}); "
                                   f"give only one of them")
             seen[key] = r
-        groups.append(TaskGroup(task, sorted(rs, key=lambda r: (r.ticket, r.variant.sort_key(), r.seed))))
+        groups.append(TaskGroup(task, sorted(rs, key=lambda r: (str(r.ticket), r.variant.sort_key(), r.seed))))
     return groups
 
 

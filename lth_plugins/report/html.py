@@ -3,7 +3,7 @@ from html import escape
 from typing import List
 
 from .series import LayerChart
-from .tables import dense_text, wide
+from .tables import dense_text, partial_notes, wide
 
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0 1.5em}
@@ -39,6 +39,8 @@ def index_html(tasks, charts: List[LayerChart], files: List[str]) -> str:
                 if panel.title and len(spec.panels) > 1:
                     parts.append(f"<h4>{escape(panel.title)}</h4>")
                 parts.append(_table(*wide(spec, j)))
+                for note in partial_notes(([spec.dense] if spec.dense else []) + panel.series):
+                    parts.append(f"<p class='note'>{escape(note)}</p>")
         chart = by_task.get(group.task)
         if chart is not None:
             parts.append(f"<h3>Pruning per parameter at round {chart.round}</h3>")
@@ -49,7 +51,7 @@ def index_html(tasks, charts: List[LayerChart], files: List[str]) -> str:
                     for n, e, m, s in zip(chart.names, chart.numel, chart.pruned_mean, chart.pruned_std)]
             parts.append("<details><summary>table</summary>" + _table(["parameter", "entries", "% pruned"], rows)
                          + "</details>")
-        runs = "".join(f"<li><code>{escape(str(r.path))}</code>: {escape(r.ticket)} ticket, "
+        runs = "".join(f"<li><code>{escape(str(r.path))}</code>: {escape(str(r.ticket))} ticket, "
                        f"{escape(r.variant.method_label())}, {escape(r.variant.selection_label())}, seed {r.seed}, "
                        f"{len(r.records)} round(s) finished</li>" for r in group.runs)
         parts.append(f"<details><summary>{len(group.runs)} run(s)</summary><ul>{runs}</ul></details>")

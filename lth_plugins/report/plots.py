@@ -43,13 +43,19 @@ def pruning_axis(ax, rate: float, last_round: int, label: bool = True) -> None:
 def _draw_series(ax, s: Series) -> dict:
     x = [100.0 * f for f in s.fraction_pruned]
     mean, std = np.asarray(s.mean), np.asarray(s.std)
-    (line,) = ax.plot(x, mean, color=s.color, linestyle=s.linestyle, marker="o", markersize=3, linewidth=1.5,
-                      label=s.label)
+    hollow = [bool(p) for p in s.partial] if s.partial else [False] * len(x)
+    (line,) = ax.plot(x, mean, color=s.color, linestyle=s.linestyle, linewidth=1.5, label=s.label)
+    # points whose value stands on less than the metric asks for (e.g. fewer finished games) are drawn hollow
+    for flag in (False, True):
+        idx = [i for i, h in enumerate(hollow) if h == flag]
+        if idx:
+            ax.plot([x[i] for i in idx], mean[idx], linestyle="none", marker="o", markersize=5 if flag else 3,
+                    color=s.color, markerfacecolor="white" if flag else s.color)
     band = ax.fill_between(x, mean - std, mean + std, color=s.color, alpha=0.2, linewidth=0)
-    return {"label": line.get_label(), "ticket": s.ticket, "color": s.color, "rounds": list(s.rounds),
+    return {"label": line.get_label(), "ticket": str(s.ticket), "color": s.color, "rounds": list(s.rounds),
             "x_percent_pruned": [float(v) for v in line.get_xdata()],
             "y_mean": [float(v) for v in line.get_ydata()], "y_std": [float(v) for v in std],
-            "n": list(s.n), "shaded": band is not None}
+            "n": list(s.n), "shaded": band is not None, "hollow": hollow}
 
 
 def _draw_dense(ax, dense: Series) -> dict:

@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from ..hparams import Budget, Reset, Ticket
 from .collect import ReportError, Run, TaskGroup, Variant
 
 BLUE, RED, GRAY = "tab:blue", "tab:red", "tab:gray"
@@ -37,12 +38,15 @@ class Series:
     runs: List[str]
     color: str = BLUE
     linestyle: str = "-"
+    # per round: why some of its values stand on less than the metric asks for (drawn hollow); "" when none
+    partial: List[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("label", "ticket", "rounds", "fraction_pruned", "mean", "std", "n",
-                                           "values", "runs", "color", "linestyle")}
+        d = {k: getattr(self, k) for k in ("label", "rounds", "fraction_pruned", "mean", "std", "n",
+                                           "values", "runs", "color", "linestyle", "partial")}
+        d["ticket"] = str(self.ticket)
         if self.variant is not None:
-            d["variant"] = {"schedule": self.variant.schedule, "reset": self.variant.reset,
+            d["variant"] = {"schedule": str(self.variant.schedule), "reset": str(self.variant.reset),
                             "include": list(self.variant.include), "exclude": list(self.variant.exclude)}
         return d
 
@@ -55,22 +59,26 @@ def _mean_std(xs: List[float]):
 
 def aggregate(runs: List[Run], label: str, ticket: str, variant: Optional[Variant], color: str,
               linestyle: str = "-", rounds=None) -> Optional[Series]:
-    """Per round, the mean and std over the runs that finished it (None when no run has any such round)."""
+    """Per round, the mean and std over the runs that finished it with a value (None when no run has any such
+    round); rounds where some run's value is partial or missing say why in `partial`."""
     ks = sorted({k for r in runs for k in r.records if rounds is None or k in rounds})
-    if not ks:
-        return None
     s = Series(label, ticket, variant, [], [], [], [], [], [], [str(r.path) for r in runs], color, linestyle)
     for k in ks:
         have = [r for r in runs if k in r.records]
-        vals = [r.value(k) for r in have]
+        valued = [r for r in have if r.value(k) is not None]
+        reasons = sorted({f"{r.partial(k)} ({r.name})" for r in have if r.partial(k)})
+        if not valued:
+            continue
+        vals = [r.value(k) for r in valued]
         m, sd = _mean_std(vals)
         s.rounds.append(k)
-        s.fraction_pruned.append(sum(float(r.records[k]["fraction_pruned"]) for r in have) / len(have))
+        s.fraction_pruned.append(sum(float(r.records[k]["fraction_pruned"]) for r in valued) / len(valued))
         s.mean.append(m)
         s.std.append(sd)
         s.n.append(len(vals))
         s.values.append(vals)
-    return s
+        s.partial.append("; ".join(reasons))
+    return s if s.rounds else None
 
 
 def dense_baseline(group: TaskGroup) -> Optional[Series]:
@@ -100,7 +108,7 @@ def _seeds(runs: List[Run]) -> str:
     return f"{len(runs)} seed{'s' * (len(runs) > 1)}"
 
 
-def _ticket_series(group: TaskGroup, variant: Variant, ticket: str, color: str, linestyle: str = "-",
+def _ticket_series(group: TaskGroup, variant: Variant, ticket: Ticket, color: str, linestyle: str = "-",
                    label: Optional[str] = None) -> Optional[Series]:
     runs = group.runs_of(variant, ticket)
     if not runs:
@@ -170,15 +178,16 @@ def spread_caption(series: List[Series]) -> str:
 
 def budget_caption(group: TaskGroup, variants: List[Variant]) -> str:
     """What the pruned rounds trained: the rest of the dense schedule after a late reset, or all of it."""
-    late = [v for v in variants if v.reset == "late" and group.runs_of(v, "winning") + group.runs_of(v, "random")]
+    late = [v for v in variants if v.reset is Reset.LATE
+            and group.runs_of(v, Ticket.WINNING) + group.runs_of(v, Ticket.RANDOM)]
     if not late:
         return "Pruned rounds reset to init and train the dense round's full schedule."
     budgets = {v.budget for v in late}
     parts = []
-    if "rest" in budgets:
+    if Budget.REST in budgets:
         parts.append("after the late reset at update j, pruned rounds train updates j+1..T of the dense "
                      "schedule (lr schedule continued), ending where the dense round ended")
-    if "full" in budgets:
+    if Budget.FULL in budgets:
         parts.append("runs marked 'full budget' retrained all T updates after the late reset, j more than "
                      "the dense round (budget 'full')")
     text = "; ".join(parts)
@@ -194,10 +203,10 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
     default = group.default_variant()
     figures = []
 
-    main = [s for s in (_ticket_series(group, default, "winning", BLUE, label="winning ticket"),
-                        _ticket_series(group, default, "random", RED, label="random ticket")) if s]
+    main = [s for s in (_ticket_series(group, default, Ticket.WINNING, BLUE, label="winning ticket"),
+                        _ticket_series(group, default, Ticket.RANDOM, RED, label="random ticket")) if s]
     show_rate = len(group.rates) > 1
-    sel = ("" if default == Variant() else
+    sel = ("" if default == Variant.paper() else
            f" [{default.method_label(show_rate=show_rate)}; {default.selection_label()}]")
     note = training_note(group)
     sel += f" ({note})" if note else ""
@@ -209,17 +218,17 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
     def method_panel(selection_variants: List[Variant], base: Variant) -> List[Series]:
         out, colors = [], iter(OTHER_COLORS)
         for v in selection_variants:
-            s = _ticket_series(group, v, "winning", BLUE if v == base else next(colors, "black"))
+            s = _ticket_series(group, v, Ticket.WINNING, BLUE if v == base else next(colors, "black"))
             if s:
                 out.append(s)
         for v in selection_variants:
-            s = _ticket_series(group, v, "random", RED, "-" if v == base else ":")
+            s = _ticket_series(group, v, Ticket.RANDOM, RED, "-" if v == base else ":")
             if s:
                 out.append(s)
         return out
 
     same_selection = [v for v in group.variants() if v.selection == default.selection]
-    if len({v.method for v in same_selection if group.runs_of(v, "winning")}) > 1:
+    if len({v.method for v in same_selection if group.runs_of(v, Ticket.WINNING)}) > 1:
         series = method_panel(same_selection, default)
         title = (f"{group.task}: pruning schedules, resets and prune rates" if show_rate else
                  f"{group.task}: iterative vs one-shot pruning, late reset vs reset to init")
@@ -237,7 +246,7 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
         panels = []
         for selection in selections:
             vs = [v for v in group.variants() if v.selection == selection]
-            base = next((v for v in vs if group.runs_of(v, "winning")), vs[0])
+            base = next((v for v in vs if group.runs_of(v, Ticket.WINNING)), vs[0])
             panels.append(Panel(vs[0].selection_label(), method_panel(vs, base)))
         figures.append(FigureSpec("selection", group.task, f"{group.task}: which weights are pruned",
                                   f"figures/{stem}_selection.png", ylabel, group.rate, panels, dense,
@@ -250,7 +259,7 @@ def plan_layers(group: TaskGroup, stem: str, round_index: Optional[int] = None) 
     """Fraction pruned per parameter at one round (default: the last round every run of the default variant
     finished), mean over seeds, for the default variant's winning tickets (random tickets share their masks)."""
     default = group.default_variant()
-    runs = group.runs_of(default, "winning") or group.runs_of(default, "random")
+    runs = group.runs_of(default, Ticket.WINNING) or group.runs_of(default, Ticket.RANDOM)
     pruned_rounds = sorted({k for r in runs for k in r.records if k > 0})
     if not pruned_rounds:
         return None

@@ -6,7 +6,7 @@ from typing import List, Optional, Tuple
 from .series import FigureSpec, LayerChart, Series
 
 CSV_COLUMNS = ["task", "framework", "metric", "higher_is_better", "ticket", "schedule", "reset", "rate", "budget",
-               "weights_pruned", "round", "fraction_pruned", "seeds", "mean", "std", "values"]
+               "weights_pruned", "round", "fraction_pruned", "seeds", "mean", "std", "values", "partial"]
 LAYER_COLUMNS = ["task", "round", "schedule", "reset", "weights_pruned", "parameter", "numel", "seeds",
                  "fraction_pruned_mean", "fraction_pruned_std"]
 
@@ -20,7 +20,14 @@ def cell(s: Series, k: int) -> str:
         return "-"
     i = s.rounds.index(k)
     spread = f" ± {_fmt(s.std[i])}" if s.n[i] > 1 else ""  # one seed has no spread
-    return f"{_fmt(s.mean[i])}{spread}" + (f" (n={s.n[i]})" if s.n[i] != max(s.n) else "")
+    partial = " *" if s.partial and s.partial[i] else ""  # explained under the table (`partial_notes`)
+    return f"{_fmt(s.mean[i])}{spread}" + (f" (n={s.n[i]})" if s.n[i] != max(s.n) else "") + partial
+
+
+def partial_notes(series: List[Series]) -> List[str]:
+    """Why the cells marked * stand on less than their metric asks for (hollow points in the figure)."""
+    return [f"* {s.label.split(',')[0]}, round {k}: {why}" for s in series
+            for k, why in zip(s.rounds, s.partial or []) if why]
 
 
 def wide(spec: FigureSpec, panel: int = 0) -> Tuple[List[str], List[List[str]]]:
@@ -59,7 +66,7 @@ def csv_text(tasks) -> str:
                             v.schedule if v else "", v.reset if v else "", v.rate if v else "",
                             v.budget if v else "", v.selection_label() if v else "",
                             k, f"{s.fraction_pruned[i]:.6f}", s.n[i], repr(s.mean[i]), repr(s.std[i]),
-                            " ".join(repr(x) for x in s.values[i])])
+                            " ".join(repr(x) for x in s.values[i]), s.partial[i] if s.partial else ""])
     return buf.getvalue()
 
 
@@ -102,6 +109,8 @@ def markdown_text(tasks, charts: List[LayerChart]) -> str:
                 if panel.title and len(spec.panels) > 1:
                     out += [f"**{panel.title}**", ""]
                 out += [_md_table(*wide(spec, i)), ""]
+                notes = partial_notes(([spec.dense] if spec.dense else []) + panel.series)
+                out += [n + "  " for n in notes] + ([""] if notes else [])
         chart = by_task.get(group.task)
         if chart is not None:
             out += [f"### Pruning per parameter at round {chart.round}", "", f"![layers]({chart.file})", ""]
@@ -120,7 +129,8 @@ def ascii_text(tasks) -> str:
         header = header[:2] + [s.label.split(",")[0] for s in spec.panels[0].series]
         widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
         line = lambda r: "  ".join(str(c).rjust(w) for c, w in zip(r, widths))  # noqa: E731
+        notes = partial_notes(([spec.dense] if spec.dense else []) + spec.panels[0].series)
         blocks.append("\n".join([f"{group.task} ({group.primary}, "
                                  f"{'higher' if group.higher_is_better else 'lower'} is better) - "
-                                 + dense_text(spec.dense), line(header)] + [line(r) for r in rows]))
+                                 + dense_text(spec.dense), line(header)] + [line(r) for r in rows] + notes))
     return "\n\n".join(blocks)

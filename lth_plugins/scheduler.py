@@ -1,0 +1,30 @@
+"""What the cluster's scheduler says about a job: whether SLURM still has it (pending, running or requeued).
+A run whose process is gone is still alive while its job waits in the queue to be started again."""
+import os
+import shutil
+import subprocess
+from typing import Optional
+
+# squeue states of a job that will (again) run; anything else, or no line at all, means it is over
+ACTIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
+                 "SUSPENDED", "RESIZING", "STOPPED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
+
+
+def current_job() -> Optional[str]:
+    """The SLURM job this process runs in, or None."""
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
+def job_active(job_id: Optional[str]) -> Optional[bool]:
+    """True while SLURM still has the job, False once it has left the queue, None when SLURM cannot be asked."""
+    if not job_id or not shutil.which("squeue"):
+        return None
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        # squeue exits 1 with "Invalid job id specified" for a job that has left the queue
+        return False if "Invalid job id" in out.stderr else None
+    return any(line.strip() in ACTIVE_STATES for line in out.stdout.splitlines())
