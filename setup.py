@@ -12,7 +12,7 @@ setup(
     name="lth-plugins",
     version="0.1.0",
     description="Lottery-ticket pruning (Yu et al., ICLR 2020) as plugins for fairseq, FLARE and ELF",
-    packages=find_packages(include=["lth_plugins*", "fairseq_ext*", "flare_ext*", "elf_ext*"]),
+    packages=find_packages(include=["lth_plugins*", "lth_deps*", "fairseq_ext*", "flare_ext*", "elf_ext*"]),
     python_requires=">=3.9",
     install_requires=["torch>=2.1", "numpy"],
     extras_require={
@@ -30,7 +30,7 @@ setup(
             "fairseq_adam = fairseq.optim.adam:Adam",
         ],
         "lth_plugins.commands": core("lth_plugins.commands") + [
-            "deps = lth_plugins.commands:DepsCommand",
+            "deps = lth_deps.commands:DepsCommand",
             "demo = fairseq_ext.commands:DemoCommand",
             "fairseq-user-dir = fairseq_ext.commands:FairseqUserDirCommand",
             "elf-model-file = elf_ext.commands:ElfModelFileCommand",

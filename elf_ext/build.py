@@ -14,9 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List
 
-from lth_plugins.builds import BuildError, SourceBuild, run_step
+from lth_deps import BuildError, SourceBuild, run_step
+from lth_deps.edits import apply_edits
+from lth_deps.wheel import write_wheel
 
-from . import source_edits, wheel
+from . import source_edits
 
 ALE_VERSION = "0.12.1"
 PYBIND11_VERSION = "3.0.1"
@@ -36,7 +38,7 @@ def build_jobs() -> int:
 class ElfBuild(SourceBuild):
     name = "elf"
     dist_name = "elf-rl"
-    expected_commit = "1f79017"
+    expected_commit = source_edits.ELF_COMMIT
     apt_packages = ["cmake", "g++", "make", "pkg-config", "libtbb-dev", "zlib1g-dev"]
 
     def identify(self, tree: Path) -> None:
@@ -48,19 +50,19 @@ class ElfBuild(SourceBuild):
                              f"{', '.join(missing)}")
 
     def build_files(self) -> List[Path]:
-        return sorted(Path(m.__file__) for m in (sys.modules[__name__], source_edits, wheel))
+        return sorted(Path(m.__file__) for m in (sys.modules[__name__], source_edits))
 
     def build_wheel(self, tree: Path, wheel_dir: Path, log: Callable[[str], None]) -> Path:
         tree = Path(tree)
         with tempfile.TemporaryDirectory(prefix="elf-rl-", dir=tree.parent) as work:
             work = Path(work)
             ale = build_ale(work, log)
-            source_edits.apply_edits(tree, log=log)
+            apply_edits(tree, source_edits.EDITS, f"ELF {self.expected_commit}", log)
             module = build_atari_module(tree, work, ale, log)
             files = wheel_files(tree, module, ale / "lib" / "libale.so")
-            made = wheel.write_wheel(wheel_dir, self.dist_name, VERSION, files, REQUIRES,
-                                     summary="ELF (facebookresearch/ELF) Python side and Atari game, built by "
-                                     "lth-plugins", license_file=tree / "LICENSE")
+            made = write_wheel(wheel_dir, self.dist_name, VERSION, files, REQUIRES,
+                               summary="ELF (facebookresearch/ELF) Python side and Atari game, built by lth-plugins",
+                               license_file=tree / "LICENSE")
             log(f"wrote {made.name} ({len(files)} files)")
             return made
 

@@ -1,27 +1,12 @@
-"""The edits that make ELF 1f79017 build and run on Python 3.11, torch 2.13, pybind11 3 and ALE 0.12.
-
-Each edit replaces text it must find exactly `count` times in a private copy of the upstream tree, and says
-why; a tree where one does not match (another commit) stops the build with the file and the reason named.
+"""The edits that make ELF 1f79017 build and run on Python 3.11, torch 2.13, pybind11 3 and ALE 0.12, as
+`lth_deps.edits.Edit`s (applied to a private copy; one that does not match stops the build naming file and reason).
 Facts behind them: ../shared/third_party/ELF-BUILD-NOTES.md.
 """
-import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, List, Sequence
+from typing import List
 
-from lth_plugins.builds import BuildError
+from lth_deps.edits import MARK, Edit
 
-MARK = "lth-plugins build edit"
-
-
-@dataclass(frozen=True)
-class Edit:
-    path: str          # relative to the tree's root
-    old: str           # literal text, or a regular expression when `regex`
-    new: str
-    reason: str
-    count: int = 1
-    regex: bool = False
+ELF_COMMIT = "1f79017"  # the ELF these edits are written for
 
 
 def _cmake_comment(reason: str) -> str:
@@ -118,19 +103,3 @@ EDITS: List[Edit] = [
          "default --rom_dir: ale-py's ROM folder"),
 ]
 
-
-def apply_edits(tree: Path, edits: Sequence[Edit] = EDITS, log: Callable[[str], None] = lambda m: None) -> None:
-    """Apply `edits` to the tree at `tree` in place (it must be a private copy)."""
-    tree = Path(tree)
-    for e in edits:
-        f = tree / e.path
-        if not f.is_file():
-            raise BuildError(f"ELF tree {tree}: {e.path} is missing (needed for: {e.reason}); is this ELF 1f79017?")
-        text = f.read_text()
-        pattern = re.compile(e.old if e.regex else re.escape(e.old))
-        found = len(pattern.findall(text))
-        if found != e.count:
-            raise BuildError(f"ELF tree {tree}: {e.path}: expected {e.count} occurrence(s) of {e.old!r} "
-                             f"({e.reason}), found {found}; this builder knows ELF 1f79017")
-        f.write_text(pattern.sub(lambda m: e.new, text))
-    log(f"applied {len(edits)} edits to {len({e.path for e in edits})} files")

@@ -1,12 +1,9 @@
 """``lth deps build flare --source DIR_OR_TARBALL``: the ``flare-rl`` wheel (FLARE's ``flare`` package) from an
 upstream tree of github.com/idlrl/flare, which ships no packaging of its own.
 
-On the private copy the core hands over, this builder makes these edits, each for a reason:
-
-* ``flare/framework/common_functions.py``: ``from collections import Iterable`` -> ``collections.abc``
-  (the alias was removed in Python 3.10; FLARE fails to import without it).
-* adds ``setup.py`` (FLARE has none): distribution ``flare-rl``, the ``flare`` packages without their unit-test
-  folders, requiring ``torch`` and ``numpy``.
+On the private copy lth_deps hands over, this builder makes the edits of ``EDITS`` (each with its reason) and
+adds ``setup.py`` (FLARE has none): distribution ``flare-rl``, the ``flare`` packages without their unit-test
+folders, requiring ``torch`` and ``numpy``.
 
 Left as upstream has it: ``flare/env_zoo/gym_env.py`` (``GymEnv``) imports the old ``gym`` and
 ``scipy.misc.imresize``; its old reset/step API differs from gymnasium's in behaviour, not spelling, so the
@@ -19,7 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from lth_plugins.builds import BuildError, SourceBuild, run_step
+from lth_deps import BuildError, SourceBuild, run_step
+from lth_deps.edits import Edit, apply_edits
 
 FLARE_URL = "https://github.com/idlrl/flare"
 FLARE_COMMIT = "33b71b4"
@@ -39,12 +37,10 @@ setup(
 )
 '''
 
-# (file, upstream text, replacement, reason): each must match exactly once (or be fixed already), else the
-# build stops rather than ship a FLARE it did not check.
 EDITS = [
-    ("flare/framework/common_functions.py", "from collections import Iterable\n",
-     "from collections.abc import Iterable\n",
-     "collections.Iterable was removed in Python 3.10"),
+    Edit("flare/framework/common_functions.py", "from collections import Iterable\n",
+         "from collections.abc import Iterable\n",
+         "collections.Iterable was removed in Python 3.10; FLARE fails to import without it"),
 ]
 
 
@@ -65,17 +61,7 @@ class FlareBuild(SourceBuild):
             raise BuildError(f"{tree} is not a FLARE tree ({FLARE_URL}): no {', '.join(missing)}{hint}")
 
     def build_wheel(self, tree, wheel_dir, log):
-        for rel, old, new, why in EDITS:
-            path = Path(tree) / rel
-            text = path.read_text()
-            if old not in text and new in text:
-                log(f"{rel}: already fixed upstream ({why})")
-                continue
-            if text.count(old) != 1:
-                raise BuildError(f"{rel}: expected one {old.strip()!r} to edit ({why}), found {text.count(old)}; "
-                                 f"this FLARE differs from {FLARE_COMMIT}")
-            path.write_text(text.replace(old, new))
-            log(f"edited {rel}: {why}")
+        apply_edits(tree, EDITS, f"FLARE {FLARE_COMMIT}", log)
         if (Path(tree) / "setup.py").exists():
             raise BuildError(f"{tree} already has a setup.py; this FLARE differs from {FLARE_COMMIT}")
         (Path(tree) / "setup.py").write_text(SETUP_PY.format(commit=FLARE_COMMIT, url=FLARE_URL))

@@ -1,5 +1,6 @@
-"""The build infrastructure (`lth_plugins.builds`, `lth deps build`) on a small framework tree of its own: cache
-keys, interrupted builds, folder vs tarball, bad input. The real FLARE build is tested in tests/flare."""
+"""The build infrastructure (`lth_deps`, `lth deps build`) on a small framework tree of its own: cache keys,
+interrupted builds, folder vs tarball, source edits, system packages, bad input. The real FLARE build is tested in
+tests/flare, ELF's in tests/elf."""
 import base64
 import hashlib
 import os
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from lth_plugins import builds
-from lth_plugins.builds import BuildError, Source, SourceBuild, build, cache_key, cached_wheel
+from lth_deps import BuildError, BuildLog, SourceBuild, build, run_step
+from lth_deps.cache import MARKER, cache_key, cached_wheel
+from lth_deps.edits import Edit, apply_edits
+from lth_deps.source import Source
 from lth_plugins.cli import main as lth_main
 
 HERE = Path(__file__).resolve().parent
@@ -118,7 +121,7 @@ def test_build_then_cache_hit_then_rebuild_on_change(tmp_path, cache, capsys):
     assert not first.cached and first.wheel.is_file() and first.wheel.parent.parent == cache / "wheels" / "toy"
     assert b"NAME = 'NEW'" in wheel_contents(first.wheel)["toyfw/__init__.py"]
     assert "OLD" in (tree / "toyfw" / "__init__.py").read_text(), "the upstream tree must not be edited"
-    assert (first.wheel.parent / "build.json").is_file() and (first.wheel.parent / builds.MARKER).is_file()
+    assert (first.wheel.parent / "build.json").is_file() and (first.wheel.parent / MARKER).is_file()
     log = cache / "wheels" / "toy" / f"{first.key}.log"
     assert "packing" in log.read_text() and "packing" in capsys.readouterr().err
 
@@ -165,7 +168,7 @@ def test_failed_build_leaves_no_trusted_entry_and_the_next_build_works(tmp_path,
 def test_half_written_entry_is_detected_and_rebuilt(tmp_path, cache):
     tree = make_tree(tmp_path / "src")
     good = build(ToyBuild(), tree, install=False)
-    (good.wheel.parent / builds.MARKER).unlink()  # as if a copy of the cache lost its marker
+    (good.wheel.parent / MARKER).unlink()  # as if a copy of the cache lost its marker
     good.wheel.write_bytes(b"truncated")
     assert cached_wheel(good.wheel.parent) is None
     again = build(ToyBuild(), tree, install=False)
@@ -176,7 +179,7 @@ SLOW_BUILD = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
     from test_builds import ToyBuild, write_wheel
-    from lth_plugins.builds import build
+    from lth_deps import build
     class Slow(ToyBuild):
         def build_wheel(self, tree, wheel_dir, log):
             w = write_wheel(tree, wheel_dir)
@@ -260,26 +263,60 @@ def test_builder_writing_no_wheel_or_the_wrong_dist_is_an_error(tmp_path):
         build(WrongDist(), tree, install=False)
 
 
-def test_missing_system_packages_are_named_when_they_cannot_be_installed(tmp_path, monkeypatch):
+def test_missing_system_packages_are_named_with_the_apt_get_line_never_installed(tmp_path, monkeypatch):
     class NeedsPkg(ToyBuild):
         apt_packages = ["lth-no-such-package-xyz"]
 
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # as a user without root
+    calls = []
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda cmd, *a, **k: calls.append(cmd) or real_run(cmd, *a, **k))
     with pytest.raises(BuildError, match=r"needs system packages that are not installed: lth-no-such-package-xyz"
-                                         r"\. Install them with:\n    sudo apt-get install"):
-        build(NeedsPkg(), make_tree(tmp_path / "src"), install=False)
+                                         r"\. Install them with:\n    sudo apt-get install -y --no-install-recommends "
+                                         r"lth-no-such-package-xyz$"):
+        build(NeedsPkg(), make_tree(tmp_path / "src"), install=False)  # as root too: Python never runs apt-get
+    assert calls and not any("apt-get" in str(c[0]) for c in calls)
+
+
+def test_setup_script_gets_the_apt_get_line_of_the_registered_builders():
+    def system(*names):
+        return subprocess.run([sys.executable, "-m", "lth_deps.system", *names], capture_output=True, text=True)
+
+    flare = system("flare")  # FLARE needs no system package
+    assert flare.returncode == 0 and flare.stdout == "" and flare.stderr == ""
+    unknown = system("flare", "nosuch")
+    assert unknown.returncode == 2 and "unknown build 'nosuch'; available:" in unknown.stderr
+
+
+def test_edits_apply_to_a_private_copy_or_stop_naming_the_file_and_the_reason(tmp_path):
+    tree = make_tree(tmp_path / "src")
+    edits = [Edit("toyfw/__init__.py", "NAME = 'OLD'\n", "NAME = 'NEW'\n", "the toy's name changed"),
+             Edit("toyfw/sub/mod.py", r"\bX\b", "Y", "X is a keyword here", count=1, regex=True)]
+    lines = []
+    apply_edits(tree, edits, "toy abc1234", lines.append)
+    assert (tree / "toyfw" / "__init__.py").read_text() == "VALUE = 1\nNAME = 'NEW'\n"
+    assert (tree / "toyfw" / "sub" / "mod.py").read_text() == "Y = 2\n"
+    assert lines == ["applied 2 edits to 2 files"]
+    lines.clear()
+    apply_edits(tree, edits[:1], "toy abc1234", lines.append)  # a tree that already has the new text
+    assert lines[0] == "toyfw/__init__.py: already fixed upstream (the toy's name changed)"
+    with pytest.raises(BuildError, match=r"toy tree .*: toyfw/sub/mod.py: expected 2 occurrence\(s\) of 'Y' "
+                                         r"\(two of them\), found 1; this builder knows toy abc1234"):
+        apply_edits(tree, [Edit("toyfw/sub/mod.py", "Y", "Z", "two of them", count=2)], "toy abc1234")
+    assert (tree / "toyfw" / "sub" / "mod.py").read_text() == "Y = 2\n"
+    with pytest.raises(BuildError, match=r"toyfw/gone.py is missing \(needed for: gone\); is this toy abc1234\?"):
+        apply_edits(tree, [Edit("toyfw/gone.py", "a", "b", "gone")], "toy abc1234")
 
 
 def test_run_step_reports_the_failing_command_with_its_output(tmp_path):
-    log = builds.BuildLog("toy", path=tmp_path / "b.log")
+    log = BuildLog("toy", path=tmp_path / "b.log")
     with pytest.raises(BuildError, match=r"(?s)make thing failed \(exit 3\); full log: .*b\.log.*boom"):
-        builds.run_step([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], log, what="make thing")
+        run_step([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], log, what="make thing")
     log.close()
     assert "boom" in (tmp_path / "b.log").read_text()
 
 
 def test_lth_deps_build_cli_errors(tmp_path, capsys):
     assert lth_main(["deps", "build", "nosuch", "--source", str(tmp_path)]) == 2
-    assert "no builder named 'nosuch'; available:" in capsys.readouterr().err
+    assert "unknown build 'nosuch'; available:" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         lth_main(["deps", "build", "flare"])  # --source is required

@@ -1,5 +1,5 @@
 """elf-rl: the edits `lth deps build elf` makes to the ELF tree, its wheel writer, and the installed wheel (imports,
-a Breakout game context that delivers batches). Cache behaviour is the core's (tests/test_builds.py).
+a Breakout game context that delivers batches). Cache behaviour is lth_deps' (tests/test_builds.py).
 
 The upstream tarball is $ELF_SRC or ../shared/third_party/ELF-1f79017.tar.gz (CI has it; a skip there fails CI).
 """
@@ -16,13 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from elf_ext import source_edits, wheel
+from elf_ext import source_edits
 from elf_ext.build import ElfBuild
-from lth_plugins.builds import BuildError, Source, build
+from lth_deps import BuildError, build, wheel
+from lth_deps.edits import MARK, apply_edits
+from lth_deps.source import Source
 
 REPO = Path(__file__).resolve().parents[2]
 TARBALL = Path(os.environ.get("ELF_SRC") or REPO.parent / "shared" / "third_party" / "ELF-1f79017.tar.gz")
 SMOKE = Path(__file__).with_name("elf_smoke.py")
+UPSTREAM = f"ELF {source_edits.ELF_COMMIT}"
 
 needs_source = pytest.mark.skipif(not TARBALL.exists(), reason=f"needs ELF's upstream source ({TARBALL})")
 
@@ -54,7 +57,7 @@ def test_edits_apply_to_elf_1f79017_and_its_python_compiles(tmp_path):
             with pytest.raises(SyntaxError):
                 compile(f.read_text(), str(f), "exec")
     lines = []
-    source_edits.apply_edits(tree, log=lines.append)
+    apply_edits(tree, source_edits.EDITS, UPSTREAM, lines.append)
     assert lines == [f"applied {len(source_edits.EDITS)} edits to {len(original)} files"]
     assert all((tree / path).read_text() != text for path, text in original.items())
     for pkg in ("rlpytorch", "elf", "atari"):
@@ -76,10 +79,10 @@ def test_a_tree_the_edits_do_not_fit_stops_with_the_file_and_the_reason(tmp_path
     cc = tree / "atari" / "atari_game.cc"
     cc.write_text(cc.read_text().replace('  _ale->setBool("showinfo", false);\n', ""))
     with pytest.raises(BuildError, match=r"atari/atari_game.cc: expected 1 occurrence.*showinfo.*found 0"):
-        source_edits.apply_edits(tree)
+        apply_edits(tree, source_edits.EDITS, UPSTREAM)
     (tree / "rlpytorch" / "model_base.py").unlink()
     with pytest.raises(BuildError, match=r"rlpytorch/model_base.py is missing .*torch.load"):
-        source_edits.apply_edits(tree, [e for e in source_edits.EDITS if e.path.endswith("model_base.py")])
+        apply_edits(tree, [e for e in source_edits.EDITS if e.path.endswith("model_base.py")], UPSTREAM)
 
 
 def test_sources_that_are_not_elf_are_refused(tmp_path, monkeypatch):
@@ -140,7 +143,7 @@ def test_installed_elf_rl_imports_from_anywhere_and_declares_ale_py(tmp_path):
     assert p.returncode == 0, p.stderr
     module, rl, utils_src, roms = json.loads(p.stdout)
     assert "-packages" in module and "-packages" in rl
-    assert source_edits.MARK in utils_src and "non_blocking" in utils_src  # the edited copy was packed
+    assert MARK in utils_src and "non_blocking" in utils_src  # the edited copy was packed
     assert (Path(roms) / "breakout.bin").is_file() and Path(roms).parts[-2:] == ("ale_py", "roms")
     assert hashlib.md5((Path(roms) / "breakout.bin").read_bytes()).hexdigest() == "f34f08e5eb96e500e851a80be3277a56"
 

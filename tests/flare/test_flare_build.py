@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lth_plugins.builds import BuildError, Source, build
+from lth_deps import BuildError, build
+from lth_deps.source import Source
 
 REPO = Path(__file__).resolve().parents[2]
 TARBALL = Path(os.environ.get("FLARE_SRC") or REPO.parent / "shared" / "third_party" / "flare-33b71b4.tar.gz")
