@@ -70,7 +70,6 @@ def plain_flare(games: int, agents: int, seed: int) -> dict:
 
 def plugin_round0(games: int, agents: int, seed: int, epochs: int = 20) -> dict:
     from flare_ext import a2c
-    from lth_plugins.run import LotteryRun
 
     run_dir = tempfile.mkdtemp(prefix="bench_flare_")
     args = a2c.parse_args(["--game", "CartPole-v0", "--agents", str(agents), "--epochs", str(epochs),
@@ -79,20 +78,12 @@ def plugin_round0(games: int, agents: int, seed: int, epochs: int = 20) -> dict:
     a2c.setup_logging(False)
     t0 = time.monotonic()
     session = a2c.TrainSession(args)
-    model = session.model
-    run = LotteryRun(args.lottery, args.run_dir, task=args.game, framework="flare",
-                     settings=a2c.training_settings(args), total_epochs=args.epochs, progress=False)
-    run.start_round(0, model)
-    result = session.train(0, on_update=lambda n, games: run.after_update(model, n),
-                           on_epoch=lambda e, n, games: run.after_epoch(model, e, num_updates=n),
-                           optimizer_ready=lambda o: run.enforce(model, o))
-    run.finish_round(0, model, a2c.round_metrics(result, args), primary="ticket_reward", higher_is_better=True,
-                     curve=result.curve(args.games_per_epoch))
-    run.close()
+    with a2c.open_lottery_run(args, progress=False) as run:
+        result = a2c.train_lottery_round(args, session, run, 0)
     total = time.monotonic() - t0
     return {"mode": "plugin", "games": result.games, "wall_s": result.wall_s, "games_per_s": result.games_per_s,
             "round_wall_s": total, "updates": result.updates,
-            "ticket_reward": result.ticket_reward(args.last_games), "run_dir": run_dir}
+            "ticket_reward": result.ticket(args.last_games).value, "run_dir": run_dir}
 
 
 def _child(mode: str, games: int, agents: int, seed: int, epochs: int) -> dict:

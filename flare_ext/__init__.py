@@ -1,13 +1,7 @@
-"""lth-plugins adapter for FLARE (github idlrl/flare, commit 33b71b4): lottery-ticket rounds around FLARE's
-own agents, Manager, ``SimpleAC`` and optimizer, on Python 3.10+, torch 2.x and gymnasium 1.x.
-
-FLARE is on no package registry: ``lth deps build flare --source CHECKOUT_OR_TARBALL`` builds and installs it as
-``flare-rl`` (``build``), then run ``python -m flare_ext.a2c --game CartPole-v0 --lottery-prune``.
-
-Modules: ``build`` (the flare-rl wheel from an upstream tree), ``flare_compat`` (importing the installed FLARE,
-the fork start method), ``env`` (the gymnasium bridge behind FLARE's Env interface), ``runner`` (one watched FLARE
-round: per-game reports, epoch and update callbacks on FLARE's optimizer, agent-crash detection) and
-``a2c`` (the command line).  Importing this package imports neither FLARE nor gymnasium.
+"""lth-plugins adapter for FLARE (github idlrl/flare, commit 33b71b4): lottery-ticket rounds around FLARE's own
+agents, Manager, SimpleAC and optimizer. Modules: a2c (command line and rounds), runner (one watched FLARE round),
+env (gymnasium behind FLARE's Env), flare_compat (importing the installed flare-rl), build, sweep.
+Importing this package imports neither FLARE nor gymnasium.
 """
 FRAMEWORK = "flare"
 

@@ -1,10 +1,5 @@
-"""FLARE A2C on classic control with lottery-ticket rounds (Yu et al., ICLR 2020, Table 1 and Sec. 3.2.3).
-
-Written the way FLARE's own ``flare/examples/a2c_example.py`` is: ``SimpleRLAgent`` agents (one game
-process each), ``SimpleAC`` on ``SimpleModelAC`` with an MLP perception net, a ``Manager``.  With
-``--lottery-prune`` every round builds fresh agents and a fresh Manager around the same model, whose
-surviving weights the core reset; the core's hooks hold the masks on FLARE's own RMSprop.  Without it,
-the run is a plain dense FLARE A2C run (the baseline).
+"""FLARE A2C on classic control, optionally in lottery-ticket rounds (the paper's Table 1 and Sec. 3.2.3): the
+command line, the paper's settings, and one round of FLARE training per lottery round.
 
     python -m flare_ext.a2c --game CartPole-v0 --lottery-prune --run-dir runs/cartpole_s0_wt --seed 0
     python -m flare_ext.a2c --game CartPole-v0 --lottery-prune --lottery-ticket random \\
@@ -15,6 +10,8 @@ import logging
 import os
 import sys
 import time
+
+from . import FRAMEWORK
 
 GAMES = ("CartPole-v0", "Acrobot-v1", "LunarLander-v3")
 
@@ -110,6 +107,7 @@ def parse_args(argv=None):
     """Parsed flags with every None filled from the paper's settings for the game; `args.lottery` is a
     LotteryConfig (None without --lottery-prune)."""
     from lth_plugins.hparams import LotteryConfig
+    from lth_plugins.store import default_run_dir
 
     from .env import resolve_game
 
@@ -118,9 +116,9 @@ def parse_args(argv=None):
     if args.game == "LunarLander-v2":
         print("note: LunarLander-v2 does not exist in gymnasium 1.x; using LunarLander-v3", file=sys.stderr)
     args.game = resolve_game(args.game, warn=False)
-    for k, v in paper_settings(args.game).items():
-        if getattr(args, k, None) is None:
-            setattr(args, k, v)
+    for name, value in paper_settings(args.game).items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
     args.hidden = tuple(args.hidden)
     if args.sample_interval < 2:
         p.error("--sample-interval must be >= 2 (FLARE's NoReplacementQueue needs it)")
@@ -133,7 +131,7 @@ def parse_args(argv=None):
         args.lottery_seed = args.seed
     args.lottery = LotteryConfig.from_namespace(args, prefix="--lottery-") if args.lottery_prune else None
     if args.run_dir is None and args.lottery_prune:
-        args.run_dir = os.path.join("runs", f"flare_{args.game}_s{args.seed}_{args.lottery.ticket}")
+        args.run_dir = str(default_run_dir(FRAMEWORK, args.game, args.seed, args.lottery.ticket))
     return args
 
 
@@ -142,17 +140,19 @@ NOT_TRAINING_SETTINGS = ("run_dir", "torch_threads", "flare_print_interval", "lo
 
 
 def training_settings(args) -> dict:
-    """The whole configuration but the lottery flags (stored apart) and NOT_TRAINING_SETTINGS: stored in the
-    run's config.json; a resumed run must repeat it, a random ticket must match its winning run's."""
-    d = {k: v for k, v in sorted(vars(args).items())
-         if k not in NOT_TRAINING_SETTINGS and not k.startswith("lottery_")}
-    d["hidden"] = list(d["hidden"])
-    d["algorithm"] = "flare.SimpleAC"
-    return d
+    """The settings that identify a run (stored in its config.json; a resumed run must repeat them, a random
+    ticket must match its winning run's), with the algorithm they configure."""
+    from lth_plugins.settings import training_settings as identity
+
+    return {**identity(vars(args), NOT_TRAINING_SETTINGS), "algorithm": "flare.SimpleAC"}
 
 
-def round_seed(seed: int, k: int) -> int:
-    return (seed * 1_000_003 + 7919 * k) % (2**31 - 1)
+def env_seed(seed: int, k: int) -> int:
+    """The env seed of agent 0 in round k; agent i seeds its env with this + i. A multiple of 1024, so that
+    the seeds of up to 1024 agents stay 31-bit integers and distinct."""
+    from lth_plugins.seeds import mixed_seed
+
+    return mixed_seed(seed, "env", k) % (2**31 // 1024) * 1024
 
 
 def setup_logging(terminal: bool) -> None:
@@ -186,23 +186,36 @@ class TrainSession:
         probe.close()
         self.model = build_model(self.flare, self.obs_dim, self.num_actions, args.hidden, seed=args.seed)
 
-    def train(self, k: int, on_update=None, on_epoch=None, optimizer_ready=None, start=None):
-        """Train the model for one round (N epochs of M games) with fresh FLARE agents, Manager and
-        SimpleAC (fresh RMSprop).  `optimizer_ready(optim)` returns a handle with .remove() (mask hooks).
-        `start` (a lth_plugins StartPoint): the round continues the dense schedule from there, playing the
-        games left of the N*M with the update and epoch counters continuing."""
+    def train(self, k: int, lottery_round=None):
+        """Train the model for round k (N epochs of M games) with fresh FLARE agents, Manager and SimpleAC (a
+        fresh RMSprop). `lottery_round` (a lth_plugins Round, None for a dense run) holds the masks on that
+        optimizer, hears of every update and epoch, and says where the round starts: a round after a late reset
+        continues the dense schedule, playing the games left of the N*M with FLARE's counters continuing."""
         import torch
+
+        from lth_plugins.seeds import round_seed
 
         from .runner import build_algorithm, run_round, stdout_is_terminal
 
         a = self.args
+        start = lottery_round.start if lottery_round is not None else None
         start_update = (start.update or 0) if start is not None else 0
         start_games = int(start.state.get("games", start.epoch * a.games_per_epoch)) if start is not None else 0
         torch.manual_seed(round_seed(a.seed, k))
         alg = build_algorithm(self.flare, self.model, lr=a.lr, alpha=a.rmsprop_alpha, eps=a.rmsprop_eps,
                               discount=a.discount, value_weight=a.value_weight,
                               entropy_weight=a.entropy_weight, grad_clip=a.grad_clip)
-        handle = optimizer_ready(alg.optim) if optimizer_ready is not None else None
+        on_update = on_epoch = None
+        if lottery_round is not None:
+            lottery_round.attach_optimizer(alg.optim)
+
+            def on_update(n, games):
+                lottery_round.after_update(n, state={"games": games})
+
+            def on_epoch(e, n, games):
+                # the epoch's own games, not those finished by now: a round resumed from here plays the rest
+                lottery_round.after_epoch(e, num_updates=n, state={"games": e * a.games_per_epoch})
+
         terminal = stdout_is_terminal()
         label = f"[flare {a.game} round {k}]"
         t0 = time.monotonic()
@@ -216,22 +229,19 @@ class TrainSession:
                       f"{len(rewards)} games, {rate:.1f} games/s, elapsed {elapsed:.0f}s, round ETA {eta:.0f}s",
                       flush=True)
 
-        try:
-            return run_round(self.flare, alg, game=a.game, num_agents=a.agents,
-                             total_games=a.epochs * a.games_per_epoch - start_games,
-                             games_per_epoch=a.games_per_epoch, start_update=start_update, start_games=start_games,
-                             reward_divisor=a.reward_divisor, sample_interval=a.sample_interval,
-                             env_seed=round_seed(a.seed, k) * 64 % (2**31 - 1024), env_class=self.env_class,
-                             on_update=on_update, on_epoch=on_epoch, on_epoch_end_log=epoch_log,
-                             print_interval=a.flare_print_interval if terminal else 10**9,
-                             torch_threads=a.torch_threads)
-        finally:
-            if handle is not None:
-                handle.remove()
+        return run_round(self.flare, alg, game=a.game, num_agents=a.agents,
+                         total_games=a.epochs * a.games_per_epoch - start_games,
+                         games_per_epoch=a.games_per_epoch, start_update=start_update, start_games=start_games,
+                         reward_divisor=a.reward_divisor, sample_interval=a.sample_interval,
+                         env_seed=env_seed(a.seed, k), env_class=self.env_class,
+                         on_update=on_update, on_epoch=on_epoch, on_epoch_end_log=epoch_log,
+                         print_interval=a.flare_print_interval if terminal else 10**9,
+                         torch_threads=a.torch_threads)
 
 
 def round_metrics(result, args) -> dict:
-    return {"ticket_reward": result.ticket_reward(args.last_games), "last_games": args.last_games,
+    """The ticket reward (lth_plugins.rl: FLARE's rewards are unclipped game scores) beside FLARE's counters."""
+    return {**result.ticket(args.last_games).metrics(),
             "games": result.games, "updates": result.updates, "end_update": result.end_update,
             "first_game": result.first_game, "steps": int(sum(result.steps)),
             "wall_s": round(result.wall_s, 3), "games_per_s": round(result.games_per_s, 3),
@@ -239,12 +249,14 @@ def round_metrics(result, args) -> dict:
 
 
 def run_dense(args, session: TrainSession) -> dict:
+    from lth_plugins.rl import PRIMARY
+
     from .runner import stdout_is_terminal
 
     result = session.train(0)
     metrics = round_metrics(result, args)
-    print(f"[flare {args.game} dense] ticket reward (mean of last {args.last_games} games) "
-          f"{metrics['ticket_reward']:.2f}; {result.games} games, {result.updates} updates in "
+    print(f"[flare {args.game} dense] ticket reward (mean of last {metrics['ticket_games']} games) "
+          f"{metrics[PRIMARY]:.2f}; {result.games} games, {result.updates} updates in "
           f"{result.wall_s:.1f}s ({result.games_per_s:.2f} games/s)", flush=stdout_is_terminal())
     if args.run_dir:
         from lth_plugins.atomic import atomic_write_json
@@ -256,27 +268,29 @@ def run_dense(args, session: TrainSession) -> dict:
     return metrics
 
 
-def run_lottery(args, session: TrainSession):
+def open_lottery_run(args, progress: bool = True):
+    """The lottery run of these flags (validated against the winning run for a random ticket)."""
     from lth_plugins.run import LotteryRun
 
-    model = session.model
-    run = LotteryRun(args.lottery, args.run_dir, task=args.game, framework="flare",
-                     settings=training_settings(args), total_epochs=args.epochs)
-    try:
+    return LotteryRun(args.lottery, args.run_dir, task=args.game, framework=FRAMEWORK,
+                      settings=training_settings(args), total_epochs=args.epochs, progress=progress)
+
+
+def train_lottery_round(args, session: TrainSession, run, k: int):
+    """Round k of `run`, from its reset to its record; returns FLARE's RoundResult."""
+    from lth_plugins.rl import PRIMARY
+
+    with run.round(k, session.model) as r:
+        result = session.train(k, r)
+        r.finish(round_metrics(result, args), primary=PRIMARY, higher_is_better=True,
+                 curve=result.curve(args.games_per_epoch))
+    return result
+
+
+def run_lottery(args, session: TrainSession):
+    with open_lottery_run(args) as run:
         for k in run.pending_rounds():
-            run.start_round(k, model)
-            # a late-reset round continues the dense schedule: games, epochs and updates from the snapshot on
-            result = session.train(
-                k,
-                on_update=lambda n, games: run.after_update(model, n, state={"games": games}),
-                on_epoch=lambda e, n, games: run.after_epoch(model, e, num_updates=n,
-                                                             state={"games": e * args.games_per_epoch}),
-                optimizer_ready=lambda optim: run.enforce(model, optim),
-                start=run.start_point(k))
-            run.finish_round(k, model, round_metrics(result, args), primary="ticket_reward",
-                             higher_is_better=True, curve=result.curve(args.games_per_epoch))
-    finally:
-        run.close()
+            train_lottery_round(args, session, run, k)
     return run
 
 

@@ -1,17 +1,5 @@
-"""A gymnasium 1.x environment behind FLARE's environment interface.
-
-FLARE (commit 33b71b4) drives environments through ``flare.framework.env.Env``: ``reset()`` returns a
-dict of observations, ``step(actions, actrep)`` returns ``(observations, {"reward": [r]}, game_over)``
-with ``game_over`` in {0 alive, 1 success, -1 failure}, and ``time_out()`` ends an episode.  Its own
-``GymEnv`` wraps the *old* gym API (``reset()`` -> obs, ``step()`` -> 4-tuple, ``_max_episode_steps``)
-and imports ``gym`` and ``scipy.misc.imresize``, neither of which exist here.
-
-:class:`GymnasiumEnv` reproduces ``GymEnv``'s behaviour exactly on top of gymnasium and is handed to
-FLARE's own ``Agent.set_env(GymnasiumEnv, game_name=..., seed=...)``.  :class:`OldGymAPI` exposes a
-gymnasium env through the old gym API, for FLARE code that wants a raw ``gym`` env.
-
-It needs no FLARE import (FLARE's ``Env`` is an empty abstract class FLARE never type-checks), so it is
-unit-tested without a FLARE checkout.
+"""A gymnasium 1.x environment behind FLARE's Env interface: FLARE's own GymEnv needs the old gym API and
+scipy.misc.imresize, neither of which exist here. Needs no FLARE import (FLARE never type-checks its Env).
 """
 import warnings
 
@@ -74,9 +62,11 @@ class OldGymAPI:
 
 
 class GymnasiumEnv:
-    """FLARE ``Env`` for a gymnasium game; same contract and episode semantics as FLARE's ``GymEnv``
-    (observations under ``"sensor"`` as float32, actions under ``"action"``, rewards under ``"reward"``,
-    ``time_out()`` after ``max_episode_steps - 1`` steps, ``game_over == -1`` when the game is done).
+    """FLARE ``Env`` for a gymnasium game, handed to FLARE's ``Agent.set_env(GymnasiumEnv, game_name=...,
+    seed=...)``; same contract and episode semantics as FLARE's ``GymEnv`` (``reset()`` returns a dict of
+    observations, ``step(actions, actrep)`` returns ``(observations, {"reward": [r]}, game_over)``; observations
+    under ``"sensor"`` as float32, actions under ``"action"``, ``time_out()`` after ``max_episode_steps - 1``
+    steps, ``game_over == -1`` when the game is done).
 
     ``seed`` seeds the env's first reset (agent ``i`` of a run gets ``seed`` + i)."""
 

@@ -1,13 +1,5 @@
-"""Importing FLARE (github idlrl/flare) as the installed ``flare-rl`` distribution.
-
-FLARE is on no package registry; ``lth deps build flare --source CHECKOUT_OR_TARBALL`` builds and installs it
-(``scripts/setup.sh`` does so when ``FLARE_SRC`` is set), fixing what FLARE needs on today's Python on a copy of
-the tree (see ``flare_ext/build.py``). One run-time setting stays here: FLARE's agents are
-``multiprocessing.Process`` subclasses that inherit the model, queues and closures from the parent, which only
-works with the ``fork`` start method; the adapter sets it for its own process before starting FLARE (Python 3.14
-changes the Linux default to ``forkserver``).
-
-FLARE's old gym API is bridged separately, by :class:`flare_ext.env.GymnasiumEnv`.
+"""Importing FLARE as the installed ``flare-rl`` distribution (built by ``lth deps build flare --source ...``), with
+one clear error saying why it is not importable and how to build it.
 """
 import importlib
 import multiprocessing
@@ -36,7 +28,9 @@ def _missing_message(detail: str, source: str = "/path/to/flare") -> str:
 
 
 def use_fork_start_method() -> None:
-    """FLARE's agents must be forked; raise a clear error where fork is unavailable."""
+    """FLARE's agents are multiprocessing.Process subclasses that inherit the model, queues and closures from the
+    parent, which only the fork start method gives (Python 3.14 makes forkserver Linux's default). Set for this
+    process only, not baked into `import flare`: the start method is the whole program's choice."""
     if "fork" not in multiprocessing.get_all_start_methods():
         raise RuntimeError("FLARE's agents need the 'fork' multiprocessing start method, which this platform "
                            "does not offer (FLARE runs on Linux)")

@@ -1,21 +1,6 @@
-"""Running one training round of FLARE's own pipeline (agents + Manager + a FLARE algorithm), watched.
-
-FLARE's agents are forked processes that run a fixed number of games each and run once, so every round
-builds fresh agents and a fresh ``Manager`` around the algorithm (which owns the model and FLARE's own
-optimizer in this, the main, process).  Around FLARE's unmodified ``Manager.start()`` this module adds:
-
-* per-game reports (unscaled episodic reward, steps) from the agents to the main process, in game
-  completion order: the learning curve, the epoch boundaries (an epoch = M games) and the ticket reward;
-* an update counter and epoch callbacks on FLARE's own optimizer (``register_step_post_hook``), which
-  is where the core takes the late-reset snapshot;
-* children that die with the main process: FLARE's agents and its logger are forked processes; each child
-  forked during a round gets the kernel's parent-death signal (SIGKILL) and ignores Ctrl-C (the main process
-  stops FLARE, which stops them), so a SIGKILL or SIGTERM of the main process leaves no orphan and Ctrl-C
-  prints no traceback from FLARE's logger;
-* failure detection.  FLARE's main process hangs or exits 0 when an agent dies (its CDP threads wait for
-  the dead agent forever, ``Manager.start`` busy-waits on it).  A crashed agent reports its traceback,
-  the watcher stops the other agents, lets ``Manager.start`` return and :class:`FlareRunError` is raised
-  with the agent's error.
+"""One watched round of FLARE's own pipeline (fresh agents and Manager around a FLARE algorithm): per-game reports
+from the agents, update and epoch callbacks on FLARE's optimizer, agent crashes raised as FlareRunError instead of
+FLARE's hang, and forked children that die with the main process.
 """
 import math
 import os
@@ -31,6 +16,7 @@ from typing import Callable, List, Optional
 import torch
 
 from lth_plugins.children import die_with_parent
+from lth_plugins.rl import TicketReward, curve_entry, ticket_reward
 
 from .env import GymnasiumEnv, RewardScale
 
@@ -39,7 +25,9 @@ _ROUND_PARENT: Optional[int] = None  # pid of this process while it runs a round
 
 
 def _child_of_round() -> None:
-    """In every process forked while a round runs (FLARE's agents and logger)."""
+    """In every process forked while a round runs (FLARE's agents and logger): killed with the main process, so a
+    SIGKILL or SIGTERM of it leaves no orphan; Ctrl-C ignored, so FLARE's logger prints no traceback (the main
+    process stops FLARE, which stops them)."""
     parent = _ROUND_PARENT
     if parent is None:
         return
@@ -63,38 +51,27 @@ def split_games(total_games: int, num_agents: int) -> List[int]:
     return [base + (1 if i < extra else 0) for i in range(num_agents)]
 
 
-def ticket_reward(episode_rewards, last_games: int) -> float:
-    """The paper's ticket reward: mean (unscaled) episodic reward over the last L games."""
-    if not episode_rewards:
-        raise ValueError("no finished games: cannot compute a ticket reward")
-    if last_games < 1:
-        raise ValueError(f"last_games must be >= 1, got {last_games}")
-    tail = list(episode_rewards)[-last_games:]
-    return float(sum(tail) / len(tail))
-
-
 def epoch_curve(rewards, steps, updates_at_game, games_per_epoch: int, wall_at_game=None,
                 first_game: int = 0) -> list:
-    """Per-epoch learning curve: mean episodic reward of the epoch's M games, games/updates so far and
-    every game's reward (in completion order). `first_game`: games the round's start point had already
-    played (a round continuing at epoch e+1 of the dense schedule); epochs keep the dense round's numbers."""
+    """The round's learning curve, one entry per epoch of M games (in completion order), counted at the epoch's
+    last game. `first_game`: games the round's start point had already played (a round continuing at epoch e+1
+    of the dense schedule); epochs keep the dense round's numbers."""
     curve = []
     end = first_game + len(rewards)
     for e in range(first_game // games_per_epoch, math.ceil(end / games_per_epoch) if rewards else 0):
         lo, hi = max(e * games_per_epoch, first_game), min((e + 1) * games_per_epoch, end)
         here = slice(lo - first_game, hi - first_game)  # the epoch's games in this round's lists
-        chunk = rewards[here]
-        entry = {"epoch": e + 1, "games": hi, "updates": int(updates_at_game[here.stop - 1]),
-                 "mean_reward": float(sum(chunk) / len(chunk)), "steps": int(sum(steps[here])),
-                 "episode_rewards": [float(r) for r in chunk]}
-        if wall_at_game is not None:
-            entry["wall_s"] = round(float(wall_at_game[here.stop - 1]), 3)
-        curve.append(entry)
+        last = here.stop - 1
+        curve.append(curve_entry(e + 1, rewards[here], updates=updates_at_game[last], games=hi,
+                                 steps=sum(steps[here]),
+                                 wall_s=wall_at_game[last] if wall_at_game is not None else None))
     return curve
 
 
 @dataclass
 class RoundResult:
+    """What one round of FLARE training left: every finished game's score and steps, with the update counter and
+    the wall time when it finished."""
     rewards: List[float] = field(default_factory=list)  # unscaled episodic rewards, completion order
     steps: List[int] = field(default_factory=list)
     updates_at_game: List[int] = field(default_factory=list)  # the update counter (from the start point)
@@ -113,7 +90,8 @@ class RoundResult:
     def games_per_s(self) -> float:
         return self.games / self.wall_s if self.wall_s > 0 else float("nan")
 
-    def ticket_reward(self, last_games: int) -> float:
+    def ticket(self, last_games: int) -> TicketReward:
+        """The ticket reward: the mean game score of the last `last_games` games (FLARE's rewards are unclipped)."""
         return ticket_reward(self.rewards, last_games)
 
     def curve(self, games_per_epoch: int) -> list:
@@ -275,6 +253,8 @@ def run_round(flare, alg, *, game: str, num_agents: int, total_games: int, games
         return f"FLARE agent {aid} crashed:\n{tb}"
 
     def watcher():
+        """FLARE hangs or exits 0 when an agent dies (its CDP threads wait for the dead agent forever and
+        Manager.start busy-waits on it): record the first error, stop the other agents, let Manager.start return."""
         started = False
         while not watch.done.is_set():
             drain(block=True)

@@ -29,6 +29,7 @@ class CrashingEnv(GymnasiumEnv):
 
 
 def lottery(out_path, argv):
+    from lth_plugins.hparams import Reset, Ticket
     from lth_plugins.run import LotteryRun
 
     events = {"epochs": [], "updates_seen": 0, "rounds": []}
@@ -42,7 +43,7 @@ def lottery(out_path, argv):
     def after_epoch(self, model, epoch, **kw):
         before = self.store.has_snapshot("late")
         orig_after_epoch(self, model, epoch, **kw)
-        events["epochs"].append({"round": self.round, "epoch": epoch, "update": events["updates_seen"],
+        events["epochs"].append({"round": self.active_round, "epoch": epoch, "update": events["updates_seen"],
                                  "late_before": before, "late_after": self.store.has_snapshot("late")})
 
     def start_round(self, k, model, *args, **kwargs):
@@ -60,8 +61,8 @@ def lottery(out_path, argv):
         moved = sum(int((params[n].detach() != start[n]).sum()) for n in params)
         rec = {"round": k, "pruned": pruned, "pruned_nonzero": pruned_nonzero, "moved": moved,
                "density": mask.density()}
-        if k > 0 and self.config.ticket == "winning":
-            snap = self.snapshot(self.config.reset if self.config.reset == "late" else "init")
+        if k > 0 and self.config.ticket is Ticket.WINNING:
+            snap = self.snapshot("late" if self.config.reset is Reset.LATE else "init")
             rec["start_equals_snapshot_times_mask"] = all(
                 torch.equal(start[n], snap[n] * mask[n].to(snap[n].dtype)) for n in mask)
         events["rounds"].append(rec)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from flare_ext.a2c import PAPER_GAME_SETTINGS, paper_settings, parse_args, training_settings
-from flare_ext.runner import epoch_curve, split_games, ticket_reward
+from flare_ext.a2c import PAPER_GAME_SETTINGS, env_seed, paper_settings, parse_args, training_settings
+from flare_ext.runner import RoundResult, epoch_curve, split_games
 from lth_plugins.errors import LotteryConfigError
+from lth_plugins.hparams import Reset, Schedule, Ticket
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,8 +28,8 @@ def test_paper_defaults_per_game(game, hidden, m):
 def test_lottery_defaults_are_the_papers():
     a = parse_args(["--lottery-prune", "--seed", "3"])
     c = a.lottery
-    assert (c.rounds, c.rate, c.schedule, c.pruner) == (20, 0.2, "iterative", "global_magnitude")
-    assert (c.reset, c.late_reset, c.ticket) == ("late", "1ep", "winning")
+    assert (c.rounds, c.rate, c.pruner) == (20, 0.2, "global_magnitude") and c.schedule is Schedule.ITERATIVE
+    assert c.reset is Reset.LATE and c.late_reset == "1ep" and c.ticket is Ticket.WINNING
     assert c.seed == 3  # --lottery-seed follows --seed
     assert a.run_dir == os.path.join("runs", "flare_CartPole-v0_s3_winning")
     c.validate(total_epochs=a.epochs)
@@ -45,15 +46,26 @@ def test_every_setting_can_be_overridden():
     assert (a.lr, a.rmsprop_alpha, a.rmsprop_eps, a.sample_interval, a.reward_divisor) == (3e-4, 0.9, 1e-5, 5, 10)
     assert (a.discount, a.entropy_weight, a.value_weight, a.grad_clip) == (0.95, 0.02, 0.5, 1.0)
     c = a.lottery
-    assert (c.rounds, c.rate, c.reset, c.late_reset, c.seed) == (3, 0.5, "init", "10u", 7)
+    assert (c.rounds, c.rate, c.late_reset, c.seed) == (3, 0.5, "10u", 7) and c.reset is Reset.INIT
     assert a.run_dir == "/tmp/x"
     s = training_settings(a)
     assert s["hidden"] == [16, 8] and s["game"] == "Acrobot-v1" and s["games_per_epoch"] == 8
 
 
+def test_stored_settings_are_those_existing_run_directories_hold():
+    """A run directory's config.json holds these settings; a resumed run must repeat them exactly."""
+    a = parse_args(["--lottery-prune", "--seed", "2", "--run-dir", "/tmp/x", "--torch-threads", "2",
+                    "--flare-print-interval", "7"])
+    assert training_settings(a) == {
+        "agents": 32, "algorithm": "flare.SimpleAC", "discount": 0.99, "entropy_weight": 0.01, "epochs": 20,
+        "game": "CartPole-v0", "games_per_epoch": 160, "grad_clip": None, "hidden": [128, 128, 128],
+        "last_games": 100, "lr": 1e-4, "reward_divisor": 100.0, "rmsprop_alpha": 0.99, "rmsprop_eps": 1e-8,
+        "sample_interval": 4, "seed": 2, "value_weight": 1.0}
+
+
 def test_random_ticket_flags():
     a = parse_args(["--lottery-prune", "--lottery-ticket", "random", "--lottery-masks-from", "runs/wt"])
-    assert a.lottery.ticket == "random" and a.lottery.masks_from == "runs/wt"
+    assert a.lottery.ticket is Ticket.RANDOM and a.lottery.masks_from == "runs/wt"
     b = parse_args(["--lottery-prune", "--lottery-ticket", "random"])
     with pytest.raises(LotteryConfigError, match="masks"):
         b.lottery.validate()
@@ -89,14 +101,25 @@ def test_help_mentions_lunarlander_v3_and_the_flare_build():
 
 
 def test_ticket_reward_is_mean_of_last_l_games():
+    def ticket(rewards, last_games):
+        return RoundResult(rewards=[float(r) for r in rewards]).ticket(last_games)
+
     rewards = list(range(1, 301))  # unscaled episodic rewards in completion order
-    assert ticket_reward(rewards, 100) == pytest.approx(sum(range(201, 301)) / 100)
-    assert ticket_reward([10.0, 20.0], 100) == 15.0  # fewer games than L: all of them
-    assert ticket_reward([5.0], 1) == 5.0
+    full = ticket(rewards, 100)
+    assert full.value == pytest.approx(sum(range(201, 301)) / 100)
+    assert full.metrics() == {"ticket_reward": full.value, "ticket_games": 100, "last_games": 100}
+    few = ticket([10.0, 20.0], 100)  # fewer games than L: all of them, marked
+    assert few.value == 15.0 and few.metrics()["ticket_games"] == 2 and "ticket_reward_partial" in few.metrics()
+    assert ticket([5.0], 1).value == 5.0
+    assert ticket([], 100).value is None  # no game finished: no value
     with pytest.raises(ValueError):
-        ticket_reward([], 100)
-    with pytest.raises(ValueError):
-        ticket_reward([1.0], 0)
+        ticket([1.0], 0)
+
+
+def test_env_seeds_differ_per_round_and_run_and_stay_31_bit():
+    seeds = {env_seed(s, k) for s in range(20) for k in range(21)}
+    assert len(seeds) == 20 * 21
+    assert all(s % 1024 == 0 and 0 <= s + 1023 < 2**31 for s in seeds)  # agent i's env: s + i
 
 
 def test_epoch_curve():

@@ -124,22 +124,22 @@ def test_agent_crash_fails_the_run(tmp_path):
 
 
 def test_late_reset_rounds_continue_the_dense_schedule(runs):
-    """Fair budgets (issue 13): WT and RT rounds after a late reset at epoch 1 play epoch 2 only, FLARE's update
-    counter continuing from the snapshot's update j; every round ends with the dense round's last epoch."""
+    """Fair budgets: WT and RT rounds after a late reset at epoch 1 play epoch 2 only, FLARE's update counter
+    continuing from the snapshot's update; every round ends with the dense round's last epoch."""
     from lth_plugins.store import RunStore
 
     meta = RunStore(runs["tmp"] / "wt").read_snapshot_meta("late")
-    j = meta["update"]
+    late_update = meta["update"]
     assert meta["epoch"] == 1 and meta["state"] == {"games": 4}
     dense = _metrics(runs["tmp"] / "wt", 0)
-    assert 0 < j < dense["metrics"]["end_update"] == dense["metrics"]["updates"]
+    assert 0 < late_update < dense["metrics"]["end_update"] == dense["metrics"]["updates"]
     for kind in ("wt", "rt"):
         rec = _metrics(runs["tmp"] / kind, 1)
         m = rec["metrics"]
-        assert rec["start"] == {"update": j, "epoch": 1} and m["first_game"] == 4
-        assert m["end_update"] == j + m["updates"] == rec["end_update"]  # updates = FLARE optimizer steps
-        assert rec["curve"][0]["updates"] > j
-    assert f"round 1/1 start: 20.0% pruned, from update {j}, epoch 1, to epoch 2" in runs["wt_proc"].stderr
+        assert rec["start"] == {"update": late_update, "epoch": 1} and m["first_game"] == 4
+        assert m["end_update"] == late_update + m["updates"] == rec["end_update"]  # updates = FLARE optimizer steps
+        assert rec["curve"][0]["updates"] > late_update
+    assert f"round 1/1 start: 20.0% pruned, from update {late_update}, epoch 1, to epoch 2" in runs["wt_proc"].stderr
 
 
 def test_full_budget_replays_every_epoch(tmp_path):

@@ -1,4 +1,4 @@
-"""FLARE run integrity on the real FLARE (issue 8): a kill of the main process leaves no orphan and no lock, the
+"""FLARE run integrity on the real FLARE: a kill of the main process leaves no orphan and no lock, the
 same command resumes, Ctrl-C prints no traceback, a log file shows per-epoch progress, a random ticket must
 train as its winning run did."""
 import os
