@@ -1,20 +1,31 @@
-""".ci/run names the frameworks whose upstream sources it built (LTH_REQUIRE_FRAMEWORK_TESTS=flare,elf): a
-skipped test under tests/<framework>/ then fails the run, since those tests must run on the real framework there.
+""".ci/run names the frameworks that must be tested for real there (LTH_REQUIRE_FRAMEWORK_TESTS=flare,elf,slurm): a
+skipped test of one of them then fails the run. A test belongs to a framework when it lies under
+tests/<framework>/ or uses that framework's fixture (FIXTURES: `slurm_cluster` for the local SLURM).
 Its hooks are imported by tests/conftest.py."""
 import os
 
 import pytest
 
 REQUIRED = {f.strip() for f in os.environ.get("LTH_REQUIRE_FRAMEWORK_TESTS", "").split(",") if f.strip()}
+FIXTURES = {"slurm_cluster": "slurm"}
 _required_skips = []
+_fixture_frameworks = {}  # nodeid -> frameworks whose fixtures the test uses
 
 
 def _note_skip(report):
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
     parts = report.nodeid.split("/")
-    if report.skipped and not hasattr(report, "wasxfail") and len(parts) > 2 and parts[0] == "tests" \
-            and parts[1] in REQUIRED:
+    by_path = len(parts) > 2 and parts[0] == "tests" and parts[1] in REQUIRED
+    if by_path or _fixture_frameworks.get(report.nodeid, set()) & REQUIRED:
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         _required_skips.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_itemcollected(item):
+    names = {FIXTURES[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURES}
+    if names:
+        _fixture_frameworks[item.nodeid] = names
 
 
 def pytest_runtest_logreport(report):
