@@ -1,13 +1,12 @@
 """Core benchmark on a Transformer-base-shaped model (~61M parameters), all figures printed.
 
-1. One global pruning round (p=0.2): time and peak extra memory of lth_plugins' global magnitude pruner against
-   torch.nn.utils.prune.global_unstructured(..., L1Unstructured, amount=0.2) on the same model.
-2. One Adam step with masks enforced (hooks) against a dense one: the optimizer step alone and a whole training
-   step (forward, backward, step).
-
-Each memory figure is measured in a fresh process (peak RSS over the baseline after the model is built; on a GPU
-also the peak of GPU memory allocated over the model's).
-Run: python benchmarks/bench_core.py [--threads N] [--device cuda]
+1. One global pruning round (p=0.2): time and peak extra memory against torch.nn.utils.prune.global_unstructured.
+2. Memory the mask enforcement adds, at 20%, 50% and 90% pruned (host RSS; on a GPU, GPU memory allocated).
+3. Masked against dense training steps (forward, backward, Adam) at each batch size asked for, in interleaved pairs:
+   the median of the per-pair ratios with its spread, warm-up pairs left out.
+4. The enforcement's tensor operations per pruned parameter in one training step (torch's profiler).
+Memory figures are measured in fresh processes.
+Run: python benchmarks/bench_core.py [--threads N] [--device cuda] [--batches 16x64 64x64]
 """
 import argparse
 import json
@@ -99,18 +98,38 @@ def _prune_torch(q, threads, device):
     q.put({"seconds": seconds, "extra_bytes": extra, "gpu_extra": _gpu_extra(device, gpu), "surviving": kept})
 
 
-def in_fresh_process(fn, threads, device):
+def in_fresh_process(fn, threads, device, *extra):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=fn, args=(q, threads, device))
+    p = ctx.Process(target=fn, args=(q, threads, device, *extra))
     p.start()
     out = q.get()
     p.join()
     return out
 
 
-def make_trainer(model, masked: bool):
-    """An Adam optimizer on `model`, with masks at 20% pruned enforced by hooks when `masked`."""
+def _enforcer_memory(q, threads, device, pruned):
+    """Bytes per weight the enforcer adds over the round's mask (which the run holds anyway)."""
+    torch.set_num_threads(threads)
+    from lth_plugins.enforce import MaskEnforcer
+    from lth_plugins.masks import Mask
+    from lth_plugins.pruners import GlobalMagnitude
+    from lth_plugins.selection import select_parameters
+
+    model = build_model().to(device)
+    params = select_parameters(model)
+    mask = Mask.ones(params)
+    GlobalMagnitude().prune(params, mask, 1.0 - pruned)
+    gpu = _gpu_base(device)
+    base = start_peak()
+    enforcer = MaskEnforcer(params, mask, torch.optim.Adam(model.parameters()))
+    sync(device)
+    q.put({"host": peak_since(base), "gpu": _gpu_extra(device, gpu), "params": sum(p.numel() for p in params.values()),
+           "mask_host": sum(m.numel() * m.element_size() for m in mask.values()), "holds": enforcer.device_bytes()})
+
+
+def make_trainer(model, masked: bool, pruned: float = 0.2):
+    """An Adam optimizer on `model`, with masks at `pruned` enforced by hooks when `masked`."""
     from lth_plugins.enforce import MaskEnforcer
     from lth_plugins.masks import Mask
     from lth_plugins.pruners import GlobalMagnitude
@@ -121,93 +140,114 @@ def make_trainer(model, masked: bool):
     if masked:
         params = select_parameters(model)
         mask = Mask.ones(params)
-        GlobalMagnitude().prune(params, mask, 0.8)
+        GlobalMagnitude().prune(params, mask, 1.0 - pruned)
         enforcer = MaskEnforcer(params, mask, opt)
     return opt, enforcer
 
 
-def one_step(model, opt, batch, device):
-    """(optimizer step seconds, whole training step seconds)."""
+def one_step(model, opt, batch, device) -> float:
+    """Seconds of one whole training step (zero_grad, forward, backward, Adam step)."""
     src, tgt = batch
     sync(device)
     t0 = time.perf_counter()
     opt.zero_grad()
     h = model["transformer"](model["embed"](src), model["embed"](tgt))
     (h @ model["embed"].weight.t()).logsumexp(-1).mean().backward()
-    sync(device)
-    t1 = time.perf_counter()
     opt.step()
     sync(device)
-    t2 = time.perf_counter()
-    return t2 - t1, t2 - t0
+    return time.perf_counter() - t0
+
+
+ENFORCEMENT_OPS = ("aten::mul_", "aten::_foreach_mul_", "aten::index_fill_", "aten::index_select", "aten::index_copy_",
+                   "aten::masked_fill_", "aten::zero_")
+
+
+def op_count(model, opt, batch, device) -> int:
+    """Calls of the tensor operations mask enforcement uses, in one training step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        one_step(model, opt, batch, device)
+    return sum(e.count for e in prof.key_averages() if e.key in ENFORCEMENT_OPS)
+
+
+def step_ratios(args, dev, tokens_batch):
+    """Interleaved dense/masked training steps: per pair the ratio masked/dense; the first pairs are warm-up."""
+    n_sent, n_tok = tokens_batch
+    torch.manual_seed(0)
+    batch = tuple(torch.randint(0, 32768, (n_sent, n_tok), device=dev) for _ in range(2))
+    models = {"dense": build_model().to(dev), "masked": build_model().to(dev)}
+    opts = {k: make_trainer(m, k == "masked")[0] for k, m in models.items()}
+    dense, masked, ratios = [], [], []
+    for i in range(args.warmup + args.repeats):  # alternating, so drifts in machine load hit both sides
+        d = one_step(models["dense"], opts["dense"], batch, dev)
+        m = one_step(models["masked"], opts["masked"], batch, dev)
+        if i >= args.warmup:
+            dense.append(d)
+            masked.append(m)
+            ratios.append(m / d)
+    ops = op_count(models["masked"], opts["masked"], batch, dev) - op_count(models["dense"], opts["dense"], batch, dev)
+    return dense, masked, ratios, ops
+
+
+def spread(xs):
+    q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
+    return f"median {statistics.median(xs):.3f}, quartiles {q[0]:.3f}-{q[2]:.3f}, range {min(xs):.3f}-{max(xs):.3f}"
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=16, help="sentences per training step")
-    parser.add_argument("--tokens", type=int, default=64, help="tokens per sentence (source and target)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed pairs of steps per batch size")
+    parser.add_argument("--warmup", type=int, default=2, help="pairs of steps run first and not timed")
+    parser.add_argument("--batches", nargs="+", default=["16x64"], metavar="SENTENCESxTOKENS",
+                        help="batch sizes of the step comparison (e.g. 16x64 64x64)")
     parser.add_argument("--device", default="cpu", help="where the model lives: cpu or cuda")
+    parser.add_argument("--skip-pruning", action="store_true", help="leave out the pruning round and memory parts")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = args.device
-
-    ours = in_fresh_process(_prune_ours, args.threads, dev)
-    theirs = in_fresh_process(_prune_torch, args.threads, dev)
-    n = ours["params"]
-    assert ours["surviving"] == theirs["surviving"] == round(n * 0.8), (ours, theirs)
     where = torch.cuda.get_device_name() if dev.startswith("cuda") else f"CPU, {args.threads} thread(s)"
-    print(f"model: {n / 1e6:.1f}M parameters (Embedding 32768x512 + nn.Transformer 512/8 heads/6+6/2048) on {where}")
-    print(f"global round p=0.2  lth_plugins: {ours['seconds']:.3f} s, peak extra {ours['extra_bytes'] / n:.2f} B/param")
-    print(f"global round p=0.2  torch prune: {theirs['seconds']:.3f} s, peak extra {theirs['extra_bytes'] / n:.2f} B/param")
-    if dev.startswith("cuda"):
-        print(f"peak extra GPU memory: lth_plugins {ours['gpu_extra'] / n:.2f} B/param, torch prune "
-              f"{theirs['gpu_extra'] / n:.2f} B/param (lth_plugins selects on the host, chunk by chunk)")
-    speedup = theirs["seconds"] / ours["seconds"]
-    goal = " (goal >= 10x, on the CPU)" if dev == "cpu" else ""
-    print(f"speedup: {speedup:.1f}x{goal}; transient host memory {ours['extra_bytes'] / n:.2f} B/param (goal <= 2)")
+    figures = {"device": where}
 
-    torch.manual_seed(0)
-    batch = tuple(torch.randint(0, 32768, (args.batch, args.tokens), device=dev) for _ in range(2))
-    models = {"dense": build_model().to(dev), "masked": build_model().to(dev)}
-    trainers = {k: make_trainer(m, k == "masked") for k, m in models.items()}
-    opts = {k: t[0] for k, t in trainers.items()}
-    enforcer = trainers["masked"][1]
-    times = {"dense": [], "masked": []}
-    hook_times = []
-    pre_step = enforcer.before_step
+    if not args.skip_pruning:
+        ours = in_fresh_process(_prune_ours, args.threads, dev)
+        theirs = in_fresh_process(_prune_torch, args.threads, dev)
+        n = ours["params"]
+        assert ours["surviving"] == theirs["surviving"] == round(n * 0.8), (ours, theirs)
+        print(f"model: {n / 1e6:.1f}M parameters (Embedding 32768x512 + nn.Transformer 512/8 heads/6+6/2048) on {where}")
+        print(f"global round p=0.2  lth_plugins: {ours['seconds']:.3f} s, peak extra {ours['extra_bytes'] / n:.2f} B/param")
+        print(f"global round p=0.2  torch prune: {theirs['seconds']:.3f} s, peak extra {theirs['extra_bytes'] / n:.2f} B/param")
+        if dev.startswith("cuda"):
+            print(f"peak extra GPU memory: lth_plugins {ours['gpu_extra'] / n:.2f} B/param, torch prune "
+                  f"{theirs['gpu_extra'] / n:.2f} B/param (lth_plugins selects on the host, chunk by chunk)")
+        speedup = theirs["seconds"] / ours["seconds"]
+        print(f"speedup: {speedup:.1f}x (goal >= 25x, on the CPU); transient host memory "
+              f"{ours['extra_bytes'] / n:.2f} B/param (goal <= 2)")
+        figures.update(params=n, ours=ours, torch_prune=theirs, speedup=speedup, memory={})
+        for pruned in (0.2, 0.5, 0.9):
+            mem = in_fresh_process(_enforcer_memory, args.threads, dev, pruned)
+            figures["memory"][pruned] = mem
+            gpu = f", GPU {mem['gpu'] / n:.2f} B/weight" if mem["gpu"] is not None else ""
+            print(f"mask enforcement at {100 * pruned:.0f}% pruned: holds {mem['holds'] / n:.2f} B/weight on the "
+                  f"{dev.split(':')[0].upper()} (host RSS added {mem['host'] / n:.2f} B/weight{gpu}); the round's "
+                  f"mask itself {mem['mask_host'] / n:.2f} B/weight on the host (goal <= 1 on the training device)")
 
-    def timed_pre_step():  # the optimizer's pre-step hook looks the method up on each step
-        sync(dev)
-        t0 = time.perf_counter()
-        pre_step()
-        sync(dev)
-        hook_times.append(time.perf_counter() - t0)
-
-    enforcer.before_step = timed_pre_step
-    for i in range(args.repeats + 1):  # alternate, so that drift in machine load hits both alike
-        for label in ("dense", "masked"):
-            t = one_step(models[label], opts[label], batch, dev)
-            if i:  # the first step allocates optimizer state
-                times[label].append(t)
-    med = {k: (statistics.median(t[0] for t in v), statistics.median(t[1] for t in v)) for k, v in times.items()}
-    (dense_step, dense_train), (masked_step, masked_train) = med["dense"], med["masked"]
-    print(f"Adam step alone   dense {dense_step * 1e3:.0f} ms, masked {masked_step * 1e3:.0f} ms: "
-          f"overhead {100 * (masked_step / dense_step - 1):+.1f}%  (median of {args.repeats})")
-    hook = statistics.median(hook_times)
-    rest = ("; the rest is torch's CPU sqrt, slower on the exact zeros that pruned entries keep in Adam's second "
-            "moment") if dev == "cpu" else ""
-    print(f"  of which the enforcement hook in the step: {hook * 1e3:.2f} ms = {100 * hook / dense_step:.2f}% "
-          f"(Adam is zero-preserving: no pass over the weights){rest}")
-    print(f"training step     dense {dense_train * 1e3:.0f} ms, masked {masked_train * 1e3:.0f} ms: "
-          f"overhead {100 * (masked_train / dense_train - 1):+.1f}% (goal <= 3%)")
+    figures["steps"] = {}
+    for spec in args.batches:
+        shape = tuple(int(x) for x in spec.lower().split("x"))
+        dense, masked, ratios, ops = step_ratios(args, dev, shape)
+        n_pruned = sum(1 for _ in build_model().parameters())  # every parameter has pruned entries at 20%
+        print(f"training step {spec} ({shape[0] * shape[1]} tokens), 20% pruned, {args.repeats} interleaved pairs "
+              f"after {args.warmup} warm-up: dense median {statistics.median(dense) * 1e3:.0f} ms, masked "
+              f"{statistics.median(masked) * 1e3:.0f} ms; ratio masked/dense {spread(ratios)} (goal <= 1.01 on the "
+              f"CPU, 1.03 on a GPU); enforcement ops per step {ops} = {ops / n_pruned:.2f} per pruned parameter")
+        figures["steps"][spec] = {"dense_s": dense, "masked_s": masked, "ratios": ratios, "ops": ops,
+                                  "ops_per_pruned_parameter": ops / n_pruned}
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": where, "params": n, "ours": ours, "torch_prune": theirs, "speedup": speedup,
-                       "adam_step_overhead": masked_step / dense_step - 1, "hook_seconds": hook,
-                       "train_step_overhead": masked_train / dense_train - 1}, f, indent=2)
+            json.dump(figures, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -199,3 +199,56 @@ def test_random_reinit_uses_a_framework_initializer_when_given():
 
     RandomReinit().apply(model, lambda kind: None, seed=7, reinit=reinit)
     assert seen == [7] and all(bool((p == 0.5).all()) for p in model.parameters())
+
+
+def test_a_step_with_untouched_gradients_makes_no_pass_and_a_touched_one_is_zeroed(monkeypatch):
+    """Before the step only gradients changed since backward are zeroed again: with a zero-preserving
+    optimizer an ordinary step costs the gradient hooks alone."""
+    import lth_plugins.enforce as enforce
+
+    model, params, mask = pruned_model("mlp")
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    MaskEnforcer(params, mask, opt)
+    passes = []
+    real = enforce.zero_pruned
+    monkeypatch.setattr(enforce, "zero_pruned", lambda ts, ks: (passes.append(len(ts)), real(ts, ks)))
+    loss_of("mlp", model).backward()
+    opt.step()
+    assert passes == []
+    opt.zero_grad()
+    loss_of("mlp", model).backward()
+    name, p = next(iter(params.items()))
+    p.grad.add_(1.0)  # one gradient changed in place after backward
+    opt.step()
+    assert passes == [1] and not p[~mask[name]].any()
+
+
+def test_masks_cost_one_byte_per_pruned_weight_and_share_the_round_mask_on_the_cpu():
+    model, params, mask = pruned_model("transformer")
+    enforcer = MaskEnforcer(params, mask)
+    pruned = [n for n, m in mask.items() if not bool(m.all())]
+    assert enforcer.device_bytes() == sum(mask[n].numel() for n in pruned)
+    assert all(enforcer._keep[n].data_ptr() == mask[n].data_ptr() for n in pruned)
+    enforcer.remove()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("numel", [7, 5000, (1 << 18) + 3])
+def test_zeroing_writes_exact_zeros_whatever_the_values(dtype, numel):
+    from lth_plugins.enforce import zero_where
+
+    g = torch.Generator().manual_seed(numel)
+    t = torch.randn(numel, generator=g).to(dtype)
+    t[::5] = float("nan")
+    t[1::7] = float("-inf")
+    keep = torch.rand(numel, generator=g) > 0.4
+    expected = torch.where(keep, t, torch.zeros((), dtype=dtype))
+    zero_where(t, keep)
+    assert torch.equal(t[~keep].view(-1), torch.zeros(int((~keep).sum()), dtype=dtype))
+    assert not torch.signbit(t[~keep]).any()  # +0.0, not -0.0
+    assert torch.equal(t[keep].isnan(), expected[keep].isnan())
+    assert torch.equal(t[keep].nan_to_num(), expected[keep].nan_to_num())
+    square = torch.randn(64, 80).to(dtype)  # a non-contiguous view takes the general path
+    view, mask = square.t(), torch.rand(80, 64, generator=g) > 0.5
+    zero_where(view, mask)
+    assert not view[~mask].any() and view[mask].ne(0).all()
