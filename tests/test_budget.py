@@ -1,4 +1,4 @@
-"""Fair budgets (issue 13): a ticket reset to the late snapshot at update j trains updates j+1..T of the dense
+"""Fair budgets: a ticket reset to the late snapshot at update j trains updates j+1..T of the dense
 schedule, with the update counter, lr schedule and epoch counter continuing from j; budget 'full' keeps the
 old behaviour. The core loop (lth_plugins.demo) is a real trainer with a warmup/inverse-sqrt schedule."""
 import threading

@@ -29,3 +29,23 @@ def test_defaults_are_the_papers():
 def test_reset_points():
     assert ResetPoint.parse("1000u") == ResetPoint(updates=1000)
     assert ResetPoint.parse("1ep") == ResetPoint(epochs=1) and str(ResetPoint.parse("2ep")) == "2ep"
+
+
+def test_builtin_pruners_and_resets_work_without_installed_entry_points(tmp_path):
+    """A plain checkout on sys.path (nothing pip-installed): the core's own plugins are still found."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import importlib.metadata as md\n"
+        "md.entry_points = lambda **kw: []  # no installed metadata at all\n"
+        "from lth_plugins import LotteryConfig\n"
+        "from lth_plugins.demo import run_ticket\n"
+        "LotteryConfig(pruner='layerwise_magnitude', reset='init').validate()\n"
+        f"run_ticket(LotteryConfig(rounds=1, late_reset='1ep'), {str(tmp_path / 'r')!r}, epochs=2, n_train=256)\n"
+        "print('ok')\n")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

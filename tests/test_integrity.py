@@ -1,5 +1,5 @@
 """Run integrity in the core: validation before any write, one whole configuration, locks of dead processes,
-masks that mean what they say (issue 8)."""
+masks that mean what they say."""
 import fcntl
 import gc
 import io
