@@ -15,13 +15,17 @@
 Both runs resume where they stopped when the command is run again.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from lth_plugins.hparams import Ticket
+from lth_plugins.status import Column, metric_columns, pruned_column, render
+from lth_plugins.status import updates_trained as round_updates
+from lth_plugins.store import RunStore
 
 from . import USER_DIR, train_command
 from .data import make_translation_data
@@ -86,43 +90,33 @@ def wait_all(waits) -> None:
                 wait.process.wait()
 
 
-def read_rounds(run_dir):
-    out = {}
-    for p in sorted(Path(run_dir).glob("round_*/metrics.json")):
-        rec = json.loads(p.read_text())
-        out[rec["round"]] = rec
-    return out
-
-
-def round_updates(rec) -> int:
-    """Optimizer updates the round itself trained (a late-reset round starts its counter after the reset point)."""
-    if rec.get("updates") is not None:
-        return int(rec["updates"])
-    return int(rec["metrics"]["num_updates"]) - int((rec.get("start") or {}).get("update") or 0)
+def read_rounds(run_dir) -> dict:
+    """{k: the record of round k} of the rounds `run_dir` has finished."""
+    store = RunStore.view(run_dir)
+    return {k: store.read_metrics(k) for k in store.finished_rounds()}
 
 
 def table(wt_dir, rt_dir) -> str:
     """Per round: fraction pruned, updates trained, BLEU and valid loss of WT and RT side by side; the random
     ticket has no round 0 (the dense round is shared), so it shows "-" there."""
-    wt, rt = read_rounds(wt_dir), read_rounds(rt_dir)
+    records = {Ticket.WINNING: read_rounds(wt_dir), Ticket.RANDOM: read_rounds(rt_dir)}
+    by_round = {}
+    for ticket, rounds in records.items():
+        for k, rec in rounds.items():
+            by_round.setdefault(k, {})[str(ticket)] = {"record": rec, "fraction_pruned": rec["fraction_pruned"]}
     lines = []
-    if 0 in wt:
-        m = wt[0]["metrics"]
-        lines += [f"dense (round 0): BLEU {m['bleu']:.2f} after {round_updates(wt[0])} updates",
+    dense = records[Ticket.WINNING].get(0)
+    if dense is not None:
+        m = dense["metrics"]
+        lines += [f"dense (round 0): BLEU {m['bleu']:.2f} after {round_updates(dense)} updates",
                   f"  reproduce: {m['generate_command']}"]
-    lines.append(f"{'round':>5} {'pruned':>7} {'updates':>7} | {'WT BLEU':>7} {'RT BLEU':>7} | "
-                 f"{'WT valid loss':>13} {'RT valid loss':>13}")
 
-    def col(rec, key, width, fmt):
-        return f"{'-':>{width}}" if rec is None else f"{rec['metrics'].get(key, float('nan')):{width}{fmt}}"
+    def updates(k, rows):
+        return "/".join(sorted({str(round_updates(row["record"])) for row in rows.values()}))
 
-    for k in sorted(set(wt) | set(rt)):
-        w, r = wt.get(k), rt.get(k)
-        src = w or r
-        updates = "/".join(sorted({str(round_updates(x)) for x in (w, r) if x is not None}))
-        lines.append(f"{k:>5} {100 * src['fraction_pruned']:6.1f}% {updates:>7} | {col(w, 'bleu', 7, '.2f')} "
-                     f"{col(r, 'bleu', 7, '.2f')} | {col(w, 'valid_loss', 13, '.3f')} "
-                     f"{col(r, 'valid_loss', 13, '.3f')}")
+    columns = [Column("round", 5, lambda k, rows: str(k)), pruned_column(" "), Column("updates", 7, updates),
+               *metric_columns("bleu", "BLEU", 7, ".2f"), *metric_columns("valid_loss", "valid loss", 13, ".3f")]
+    lines.append(render(columns, by_round))
     return "\n".join(lines)
 
 

@@ -22,24 +22,24 @@ import torch
 
 from fairseq import checkpoint_utils, utils
 
+from .spec import EvalOptions, LotterySpec
+
 LN2 = math.log(2)
 
 
-def precheck(cfg, spec) -> None:
+def precheck(cfg, spec: LotterySpec) -> None:
     """Fail before training when the evaluation could not run at the end of round 0."""
     from lth_plugins.errors import LotteryConfigError
 
-    ev = spec["eval"]
     data = str(getattr(cfg.task, "data", "") or "")
-    subset = ev.get("test_subset", "test")
-    wants_test = ev.get("eval_bleu") or (spec["task"] == "language_modeling" and not ev.get("no_test"))
-    if wants_test and data:
+    subset = spec.evaluation.test_subset
+    if spec.wants_test_split and data:
         paths = [p for d in data.split(os.pathsep) for p in glob.glob(os.path.join(d, f"{subset}*.idx"))]
         if not paths:
             raise LotteryConfigError(
                 f"no '{subset}' split in {data}: the round evaluation needs it (binarize it with "
                 f"fairseq-preprocess --testpref, choose another with --lottery-test-subset"
-                + (", or pass --lottery-no-test)" if spec["task"] == "language_modeling" else ")"))
+                + (", or pass --lottery-no-test)" if spec.task == "language_modeling" else ")"))
 
 
 def _valid_metrics(curve: List[dict]) -> Dict[str, float]:
@@ -58,28 +58,22 @@ def _valid_metrics(curve: List[dict]) -> Dict[str, float]:
     return out
 
 
-def round_metrics(ctx, spec, is_master: bool) -> Tuple[dict, str, bool]:
-    ev = spec["eval"]
-    task_name = spec["task"]
-    if ev.get("eval_bleu"):
-        primary, higher = "bleu", True
-    elif task_name == "language_modeling" and not ev.get("no_test"):
-        primary, higher = "test_log_ppl", False
-    else:
-        primary, higher = "valid_loss", False
+def round_metrics(ctx, spec: LotterySpec, is_master: bool) -> Tuple[dict, str, bool]:
+    """(the metrics of the round `ctx` trained, its primary metric, whether higher is better)."""
+    primary, higher = spec.primary_metric
     if not is_master:  # only rank 0 evaluates and writes; the other ranks only prune
         return {primary: float("nan")}, primary, higher
     trainer = ctx.trainer
+    ev = spec.evaluation
     metrics = _valid_metrics(ctx.curve)
     metrics["num_updates"] = trainer.get_num_updates()
     model = trainer._model
     was_training = model.training
     model.eval()
     try:
-        if task_name == "language_modeling" and not ev.get("no_test"):
-            metrics.update(lm_test_metrics(ctx.cfg, trainer.task, model, ev.get("test_subset", "test"),
-                                           ev.get("lm_context_window", 0)))
-        if ev.get("eval_bleu"):
+        if spec.lm_test:
+            metrics.update(lm_test_metrics(ctx.cfg, trainer.task, model, ev.test_subset, ev.lm_context_window))
+        if ev.eval_bleu:
             metrics.update(bleu_metrics(ctx.cfg, ev))
     finally:
         model.train(was_training)
@@ -189,17 +183,19 @@ def parse_generate_args(text: Optional[str]) -> List[str]:
     return extra
 
 
-def generate_command(cfg, checkpoint: str, ev) -> List[str]:
-    """The fairseq-generate command line that scores `checkpoint` as this round's evaluation does."""
+def generate_command(cfg, checkpoint: str, ev: Optional[EvalOptions] = None) -> List[str]:
+    """The fairseq-generate command line that scores `checkpoint` as this round's evaluation does (`ev`: the
+    round evaluation's options; default: fairseq-generate's own settings on the test split)."""
+    ev = ev or EvalOptions()
     cmd = ["fairseq-generate", str(cfg.task.data), "--path", str(checkpoint), "--task", "translation",
-           "--gen-subset", ev.get("test_subset", "test")]
+           "--gen-subset", ev.test_subset]
     for flag, key in (("--source-lang", "source_lang"), ("--target-lang", "target_lang")):
         value = getattr(cfg.task, key, None)
         if value:
             cmd += [flag, str(value)]
     if getattr(cfg.common, "cpu", False):
         cmd.append("--cpu")
-    return cmd + parse_generate_args(ev.get("generate_args"))
+    return cmd + parse_generate_args(ev.generate_args)
 
 
 _RESULT_RE = re.compile(r"^Generate \S+ with beam=\d+: (\w+) = ([-\d.]+)(.*)$", re.M)
@@ -230,14 +226,14 @@ def run_generate(cmd: List[str], out_dir: str) -> Dict[str, object]:
             "bleu_sentences": n, "generate_command": shlex.join(cmd)}
 
 
-def bleu_metrics(cfg, ev) -> Dict[str, object]:
+def bleu_metrics(cfg, ev: EvalOptions) -> Dict[str, object]:
     """BLEU of the round's final checkpoint (or the average of its last checkpoints), scored by
     fairseq-generate; records the equivalent command."""
     save_dir = cfg.checkpoint.save_dir
     checkpoint = os.path.join(save_dir, "checkpoint_last.pt")
     out = {}
-    n_avg = ev.get("bleu_average_last", 0)
-    if n_avg and n_avg > 1:
+    n_avg = ev.bleu_average_last
+    if n_avg > 1:
         avg, used = write_averaged_checkpoint(save_dir, n_avg)
         if avg is not None:
             checkpoint = avg

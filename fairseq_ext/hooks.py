@@ -2,31 +2,25 @@
 
 1. `fairseq.options.add_optimization_args` (called only by `get_training_parser`, after the user dir is
    imported) also adds the `--lottery-*` flags, so `fairseq-train --help` lists them.
-2. `fairseq.options.parse_args_and_arch` validates the lottery flags right after parsing (a clear error
-   before anything is trained or written) and, only when `--lottery-prune` is given, replaces
-   `fairseq_cli.train.main` (which `cli_main` looks up at call time) by the lottery round loop with the
-   lottery spec bound to it (a picklable partial, so fairseq's multi-GPU spawn carries it to every worker).
+2. `fairseq.options.parse_args_and_arch` validates the lottery flags right after parsing (a clear error before
+   anything is trained or written) and, only when `--lottery-prune` is given, replaces `fairseq_cli.train.main`
+   (which `cli_main` looks up at call time) by the round loop of the run spec (`fairseq_ext.driver.LotteryMain`).
 Without `--lottery-prune` nothing else changes.
 """
 import functools
 import sys
 
-_INSTALLED = False
-ORIGINAL = {}
-
 
 def install() -> None:
-    global _INSTALLED
-    if _INSTALLED:
-        return
+    """Wrap fairseq's two option functions (once per process)."""
     from fairseq import options
 
     from .options import add_lottery_args
 
+    if getattr(options.parse_args_and_arch, "lottery_hook", False):
+        return
     orig_add_opt = options.add_optimization_args
     orig_parse = options.parse_args_and_arch
-    ORIGINAL["add_optimization_args"] = orig_add_opt
-    ORIGINAL["parse_args_and_arch"] = orig_parse
 
     @functools.wraps(orig_add_opt)
     def add_optimization_args(parser):
@@ -42,25 +36,23 @@ def install() -> None:
             _activate(parser, ns)
         return result
 
+    parse_args_and_arch.lottery_hook = True
     options.add_optimization_args = add_optimization_args
     options.parse_args_and_arch = parse_args_and_arch
-    _INSTALLED = True
 
 
 def _activate(parser, ns) -> None:
     from lth_plugins.errors import LotteryError
 
-    from .options import check_args
+    from .options import build_spec
 
     try:
-        spec = check_args(ns)
+        spec = build_spec(ns)
     except LotteryError as e:
         parser.error(str(e))
     train_mod = sys.modules.get("fairseq_cli.train")
     if train_mod is None:
         import fairseq_cli.train as train_mod
-    from .driver import lottery_main
+    from .driver import LotteryMain
 
-    if "train_main" not in ORIGINAL:
-        ORIGINAL["train_main"] = train_mod.main
-    train_mod.main = functools.partial(lottery_main, spec)
+    train_mod.main = LotteryMain(spec, train_mod.main)

@@ -1,12 +1,20 @@
-"""The `--lottery-*` flags of fairseq-train and their validation (before any training, nothing written)."""
+"""The `--lottery-*` flags of fairseq-train, and the run spec they make, validated before any training
+(nothing written when a flag is refused)."""
 import argparse
 import dataclasses
-import math
 import os
-from typing import Optional
+from typing import Optional, Tuple
 
-from lth_plugins.errors import LotteryConfigError
+from lth_plugins.errors import LotteryConfigError, RunStoreError
 from lth_plugins.hparams import LotteryConfig
+from lth_plugins.run import open_winning_run
+from lth_plugins.settings import training_settings
+from lth_plugins.store import RunStore
+
+from .spec import EvalOptions, LotterySpec
+
+FLAG_PREFIX = "--lottery-"
+DEST_PREFIX = FLAG_PREFIX.lstrip("-").replace("-", "_")  # where argparse keeps them: lottery_rate ...
 
 # fairseq settings that cannot change results: where files go, logging, checkpoint bookkeeping, how a
 # checkpoint is restored (the --reset-* directives), data-loader workers and the process layout of one rank.
@@ -32,49 +40,43 @@ def add_lottery_args(parser: argparse.ArgumentParser) -> None:
     if any(a.dest == "lottery_prune" for a in parser._actions):
         return
     group = parser.add_argument_group("lottery ticket (lth-plugins)")
-    group.add_argument("--lottery-prune", action="store_true",
+    group.add_argument(FLAG_PREFIX + "prune", action="store_true",
                        help="run the lottery-ticket procedure: dense round 0, then prune, reset and retrain for "
                             "--lottery-rounds rounds; round k's checkpoints go to SAVE_DIR/round_KK/")
-    LotteryConfig.add_arguments(parser, prefix="--lottery-", group_title="lottery ticket hyperparameters")
-    group.add_argument("--lottery-run-dir", default=None, metavar="DIR",
+    LotteryConfig.add_arguments(parser, prefix=FLAG_PREFIX, group_title="lottery ticket hyperparameters")
+    group.add_argument(FLAG_PREFIX + "run-dir", default=None, metavar="DIR",
                        help="lottery run store (config, masks, snapshots, per-round metrics); default: --save-dir")
-    group.add_argument("--lottery-eval-bleu", action="store_true",
-                       help="translation: after each round, score the round's checkpoint on the test split with "
-                            "fairseq-generate (its defaults, or --lottery-generate-args)")
-    group.add_argument("--lottery-test-subset", default="test", metavar="SPLIT",
-                       help="split used for BLEU / test perplexity (default: test)")
-    group.add_argument("--lottery-no-test", action="store_true",
-                       help="language modeling: skip the test-set log-perplexity (computed by default)")
-    group.add_argument("--lottery-lm-context-window", type=int, default=0, metavar="N",
-                       help="context window of the test perplexity, as fairseq-eval-lm --context-window")
-    group.add_argument("--lottery-generate-args", default="", metavar="'OPTIONS'",
-                       help="fairseq-generate options for the round's BLEU, in one string, e.g. "
-                            "\"--beam 4 --lenpen 0.6 --remove-bpe\" (default: none, i.e. fairseq-generate's own "
-                            "defaults); each round records the equivalent fairseq-generate command")
-    group.add_argument("--lottery-bleu-average-last", type=int, default=0, metavar="N",
-                       help="average the round's last N saved checkpoints into round_KK/checkpoint_avgN.pt "
-                            "and score that (paper: checkpoint averaging); 0 = score checkpoint_last.pt")
+    for f in dataclasses.fields(EvalOptions):
+        flag = FLAG_PREFIX + f.name.replace("_", "-")
+        if f.type is bool:
+            group.add_argument(flag, action="store_true", help=f.metadata["help"])
+        else:
+            group.add_argument(flag, type=f.type, default=f.default, metavar=f.metadata["metavar"],
+                               help=f.metadata["help"])
 
 
 def _fail(msg: str):
     raise LotteryConfigError(msg)
 
 
-def lottery_config(args) -> LotteryConfig:
-    return LotteryConfig.from_namespace(args, prefix="--lottery-")
+def lottery_dests() -> Tuple[str, ...]:
+    """The argparse dests of LotteryConfig's flags: stored apart, under "lottery", not among the settings."""
+    return tuple(DEST_PREFIX + f.name for f in dataclasses.fields(LotteryConfig))
 
 
-def check_args(args) -> dict:
-    """Validate the lottery flags against the fairseq flags; returns the spec the driver runs.
+def build_spec(args) -> LotterySpec:
+    """Validate the lottery flags against the fairseq flags and build the spec the round loop runs. What depends
+    on the data (updates per epoch) is checked when the round loop has loaded it.
 
     Raises LotteryConfigError (one message naming the problem) before anything is trained or written."""
-    config = lottery_config(args)
+    config = LotteryConfig.from_namespace(args, prefix=FLAG_PREFIX)
+    evaluation = EvalOptions.from_namespace(args, prefix=DEST_PREFIX)
     max_update = getattr(args, "max_update", 0) or None
     max_epoch = getattr(args, "max_epoch", 0) or None
     if max_update is None and max_epoch is None:
         _fail("--lottery-prune needs a finite training length per round: give --max-update or --max-epoch")
     config.validate(total_updates=max_update, total_epochs=max_epoch)
-    if config.ticket == "random":
+    if config.is_random:
         _check_masks_from(config.masks_from)
     task = getattr(args, "task", None)  # any task trains; translation and language modeling get test metrics
     if getattr(args, "no_save", False):
@@ -88,60 +90,32 @@ def check_args(args) -> dict:
         _fail("--lottery-prune does not support --ddp-backend fully_sharded (sharded parameters cannot be "
               "masked by name); use legacy_ddp or c10d")
     # --fp16 is allowed: FP16Optimizer's fp32 master copies start from the masked weights and get zero gradients
-    if getattr(args, "lottery_eval_bleu", False) and task not in ("translation",):
+    if evaluation.eval_bleu and task not in ("translation",):
         _fail(f"--lottery-eval-bleu needs --task translation (got --task {task})")
-    if getattr(args, "lottery_bleu_average_last", 0) < 0:
+    if evaluation.bleu_average_last < 0:
         _fail("--lottery-bleu-average-last must be >= 0")
-    if getattr(args, "lottery_eval_bleu", False):
-        from fairseq_ext.evaluate import parse_generate_args
-        parse_generate_args(getattr(args, "lottery_generate_args", ""))
+    if evaluation.eval_bleu:
+        from .evaluate import parse_generate_args
+        parse_generate_args(evaluation.generate_args)
         if getattr(args, "no_last_checkpoints", False):
             _fail("--lottery-eval-bleu scores the round's checkpoint_last.pt: drop --no-last-checkpoints")
     save_dir = getattr(args, "save_dir", "checkpoints")
     run_dir = args.lottery_run_dir or save_dir
-    if config.ticket == "random" and os.path.abspath(config.masks_from) == os.path.abspath(run_dir):
+    if config.is_random and os.path.abspath(config.masks_from) == os.path.abspath(run_dir):
         _fail("--lottery-masks-from must be another run directory than this run's own "
               f"({run_dir}); give the random ticket its own --save-dir")
-    spec = {
-        "config": config.to_dict(),
-        "run_dir": os.path.abspath(run_dir),
-        "save_dir": os.path.abspath(save_dir),
-        "task": task,
-        "settings": training_settings(args),
-        "eval": {k[len("lottery_"):]: getattr(args, k) for k in vars(args)
-                 if k.startswith("lottery_") and (k.startswith("lottery_bleu") or k in (
-                     "lottery_eval_bleu", "lottery_generate_args", "lottery_test_subset", "lottery_no_test",
-                     "lottery_lm_context_window"))},
-    }
-    return spec
-
-
-def training_settings(args) -> dict:
-    """fairseq's whole parsed configuration but NOT_TRAINING_SETTINGS and the lottery hyperparameters
-    (stored apart, under "lottery")."""
-    lottery = {"lottery_" + f.name for f in dataclasses.fields(LotteryConfig)}
-    return {k: _plain(v) for k, v in sorted(vars(args).items())
-            if k not in NOT_TRAINING_SETTINGS and k not in lottery and not k.startswith("_")}
-
-
-def _plain(v):
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, float) and math.isinf(v):
-        return str(v)
-    return v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+    settings = training_settings(vars(args), not_training=NOT_TRAINING_SETTINGS + lottery_dests(), prefixes=())
+    return LotterySpec(config=config, run_dir=os.path.abspath(run_dir), save_dir=os.path.abspath(save_dir),
+                       task=task, settings=settings, evaluation=evaluation)
 
 
 def _check_masks_from(path: Optional[str]) -> None:
     """The winning run must exist; its masks may still be coming (the random ticket waits for each, up to
     --lottery-mask-wait seconds, so that both can run side by side)."""
-    from lth_plugins.errors import RunStoreError
-    from lth_plugins.run import open_winning_run
-
     if not path or not os.path.isdir(path):
         _fail(f"--lottery-masks-from {path!r} is not a directory: give the run directory of a finished (or "
               f"running) winning-ticket experiment")
-    if not os.path.isfile(os.path.join(path, "config.json")):
+    if not RunStore.view(path).config:
         return  # the winning ticket is starting: the run waits for it
     try:
         open_winning_run(path)

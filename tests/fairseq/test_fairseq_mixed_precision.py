@@ -13,7 +13,7 @@ from fairseq import options  # noqa: E402  (helpers skips the module without fai
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
 from fairseq.optim.fp16_optimizer import FP16Optimizer  # noqa: E402
 
-from fairseq_ext.driver import fp32_master_copies, torch_optimizer, verify_pruned_weights_zero  # noqa: E402
+from fairseq_ext.fp16 import fp32_master_copies, torch_optimizer, verify_pruned_weights_zero  # noqa: E402
 from lth_plugins.enforce import MaskEnforcer  # noqa: E402
 from lth_plugins.errors import LotteryError  # noqa: E402
 from lth_plugins.masks import Mask  # noqa: E402
