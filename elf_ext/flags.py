@@ -16,7 +16,7 @@ PAPER_DEFAULTS = {
     "batchsize": 128,         # time steps per training batch
     "entropy_ratio": 0.01,
     "ratio_clamp": 1.5,       # importance factor clamp
-    "reward_clip": 1,         # immediate rewards clipped to [-1, 1] (in ELF's game)
+    "reward_clip": 1,         # rewards trained on clipped to [-1, 1] (lottery runs score games unclipped)
     "lr": 1e-3,               # Adam, betas (0.9, 0.999) (ELF's ModelInterface), eps 1e-3
     "adam_eps": 1e-3,
     "freq_update": 1,         # the acting copy is refreshed after every training batch
@@ -26,8 +26,20 @@ PAPER_DEFAULTS = {
 }
 
 # The round's length and the ticket reward (Sec. 3.2.2): N epochs of M training batches, the ticket reward
-# is the mean episodic reward of the last L finished games.
-ROUND_DEFAULTS = {"lottery_epochs": 25, "lottery_epoch_batches": 1000, "lottery_last_games": 1024}
+# is the mean game score of the last L finished games; ELF checkpoints kept per round.
+ROUND_DEFAULTS = {"lottery_epochs": 25, "lottery_epoch_batches": 1000, "lottery_last_games": 1024,
+                  "lottery_keep_checkpoints": 1}
+
+# Flags that cannot change what a run computes: where files go, what is printed, ELF's checkpoint bookkeeping,
+# threads and the device, the plain-ELF loop (lottery rounds have their own length), the batch labels the adapter
+# asks for. Every other flag identifies a run (stored in its config.json; a rerun must repeat it, a random ticket
+# must match its winning run's). The lottery_* fields of the core's LotteryConfig are stored apart.
+NOT_TRAINING = (
+    "rom_dir", "save_dir", "save_prefix", "latest_symlink", "record_dir", "command_line",
+    "tqdm", "verbose_comm", "verbose_collector", "mcts_verbose", "mcts_verbose_time", "mcts_save_tree_filename",
+    "trainer_stats", "num_minibatch", "num_episode", "gpu", "num_collectors", "torch_threads",
+    "additional_labels", "lottery_prune", "lottery_run_dir", "lottery_keep_checkpoints",
+)
 
 
 def _lottery_define_args():
@@ -53,8 +65,11 @@ def _lottery_define_args():
         ("lottery_epoch_batches", dict(type=int, default=ROUND_DEFAULTS["lottery_epoch_batches"],
                                        help="M: training batches per epoch (the paper: 1000)")),
         ("lottery_last_games", dict(type=int, default=ROUND_DEFAULTS["lottery_last_games"],
-                                    help="L: the ticket reward is the mean episodic reward of the last L "
-                                         "finished games of the round (the paper: 1024)")),
+                                    help="L: the ticket reward is the mean game score of the last L finished "
+                                         "games of the round (the paper: 1024)")),
+        ("lottery_keep_checkpoints", dict(type=int, default=ROUND_DEFAULTS["lottery_keep_checkpoints"],
+                                          help="ELF checkpoints kept per round: the last N epochs' (1: the "
+                                               "round's final one)")),
     ]
     return args
 
@@ -79,8 +94,21 @@ class LotteryArgs:
         return LotteryConfig(**values)
 
     def check(self) -> None:
-        """Raise ValueError naming the first round-length flag that is not positive."""
-        for name in ("lottery_epochs", "lottery_epoch_batches", "lottery_last_games"):
+        """Raise ValueError naming the first round-length or retention flag that is not positive."""
+        for name in ("lottery_epochs", "lottery_epoch_batches", "lottery_last_games", "lottery_keep_checkpoints"):
             v = getattr(self.args, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {v!r}")
+
+
+class RunArgs:
+    """How ``python -m elf_ext.train`` uses this machine (group "RunArgs" in ELF's ``--help``)."""
+
+    def __init__(self):
+        from rlpytorch import ArgsProvider
+
+        self.args = ArgsProvider(call_from=self, define_args=[
+            ("torch_threads", dict(type=int, default=0,
+                                   help="torch threads of the trainer and the actor; 0: every core this process "
+                                        "may use")),
+        ])

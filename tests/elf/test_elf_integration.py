@@ -7,7 +7,6 @@ counts, snapshots and files do not.
 """
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,29 +16,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from .helpers import require_elf
+from .helpers import PROBE, REPO, read_events, require_elf, run_python, subprocess_env
 
 require_elf(game=True)
 
 from lth_plugins.hparams import survivors  # noqa: E402
 from lth_plugins.masks import Mask  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-PROBE = Path(__file__).with_name("elf_probe.py")
 TINY = ["--rom_file", "breakout.bin", "--num_games", "8", "--batchsize", "4", "--T", "6",
         "--lottery_epochs", "2", "--lottery_epoch_batches", "3", "--lottery_last_games", "8",
-        "--lottery_rounds", "2", "--lottery_late_reset", "1ep", "--lottery_seed", "0"]
+        "--lottery_rounds", "2", "--lottery_late_reset", "1ep", "--lottery_seed", "0", "--torch_threads", "1"]
 N_PARAMS = 1_444_357  # the paper's network for Breakout (4 actions)
-
-
-def _env(**extra):
-    return dict(os.environ, OMP_NUM_THREADS="1",
-                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **extra)
-
-
-def _run(args, timeout=300, **env):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=_env(**env),
-                          timeout=timeout, cwd=REPO)
 
 
 def _probe_cmd(out, flags):
@@ -54,17 +41,13 @@ def _digest(run_dir, rounds):
     return {f: hashlib.sha256((run_dir / f).read_bytes()).hexdigest() for f in files}
 
 
-def _events(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def wt(tmp_path_factory):
     """A winning-ticket run killed during round 2, then rerun to the end with the same command."""
     tmp = tmp_path_factory.mktemp("elf")
     run_dir, probe = tmp / "wt", tmp / "wt_probe.jsonl"
     cmd = [sys.executable, *_probe_cmd(probe, ["--lottery_run_dir", str(run_dir)])]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=REPO)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env(), cwd=REPO)
     lines, deadline = [], time.monotonic() + 300
     try:
         for line in p.stdout:
@@ -78,14 +61,14 @@ def wt(tmp_path_factory):
         p.kill()
         p.wait()
     assert not (run_dir / "round_02" / "metrics.json").exists()
-    rerun = _run(_probe_cmd(probe, ["--lottery_run_dir", str(run_dir)]))
+    rerun = run_python(_probe_cmd(probe, ["--lottery_run_dir", str(run_dir)]))
     return dict(dir=run_dir, probe=probe, before=before, rerun=rerun, tmp=tmp, first="".join(lines))
 
 
 def test_kill_during_round_2_and_rerun_continues(wt):
     assert wt["rerun"].returncode == 0, wt["rerun"].stdout[-3000:] + wt["rerun"].stderr[-3000:]
     assert _digest(wt["dir"], [0, 1]) == wt["before"]  # rounds 0-1 untouched, byte for byte
-    starts = [e["round"] for e in _events(wt["probe"]) if e["event"] == "start"]
+    starts = [e["round"] for e in read_events(wt["probe"]) if e["event"] == "start"]
     # the rerun starts at round 2 (the killed run may die before its probe records round 2's start)
     assert starts[:2] == [0, 1] and set(starts[2:]) == {2} and starts.count(0) == starts.count(1) == 1
     log = (wt["dir"] / "train.log").read_text()
@@ -103,26 +86,29 @@ def test_masks_survivors_snapshots(wt):
         # rounds 1-2 continue from the late-reset point (update 3, after epoch 1) to update 6
         assert m["metrics"]["start_update"] == (3 if k else 0) and len(m["curve"]) == (1 if k else 2)
         mask = Mask.load(d / f"round_{k:02d}" / "mask.lthm") if k else None
-        # ELF's own checkpoint of the round (ModelSaver) holds zeros at every pruned entry
-        ckpt = torch.load(d / "elf" / f"round_{k:02d}" / "latest0", weights_only=False)
+        # ELF's own checkpoint of the round (ModelSaver) holds zeros at every pruned entry; by default only the
+        # round's final checkpoint stays (its resume point goes once the round is recorded)
+        elf_dir = d / "elf" / f"round_{k:02d}"
+        assert sorted(p.name for p in elf_dir.iterdir()) == ["latest0", "save-6.bin"]
+        ckpt = torch.load(elf_dir / "latest0", weights_only=False)
         assert ckpt["step"] == 6
         if mask is not None:
             assert mask.num_surviving() == survivors(N_PARAMS, 0.2, k)
             for n, keep in mask.items():
                 assert not ckpt["stats_dict"][n][~keep].any(), n
-    events = _events(wt["probe"])
+    events = read_events(wt["probe"])
     for e in events:
         if e["event"] == "epoch":
             assert e["model_pruned_nonzero"] == 0 and e["actor_pruned_nonzero"] == 0, e
             assert e["actor_is_copy"] and e["actor_equals_model"], e
-        elif e["round"] > 0:  # rounds 1 and 2 start from the late snapshot (after epoch 1 of round 0)
-            assert e["pruned_nonzero"] == 0 and e["max_diff_to_late"] == 0.0, e
+        elif e["event"] == "start" and e["round"] > 0:  # from the late snapshot (after epoch 1 of round 0)
+            assert e["pruned_nonzero"] == 0 and e["actor_pruned_nonzero"] == 0 and e["max_diff_to_late"] == 0.0, e
             assert e["surviving"] == survivors(N_PARAMS, 0.2, e["round"])
 
 
 def test_random_ticket_uses_the_winning_masks_with_new_weights(wt):
     rt, probe = wt["tmp"] / "rt", wt["tmp"] / "rt_probe.jsonl"
-    p = _run(_probe_cmd(probe, ["--lottery_ticket", "random", "--lottery_masks_from", str(wt["dir"]),
+    p = run_python(_probe_cmd(probe, ["--lottery_ticket", "random", "--lottery_masks_from", str(wt["dir"]),
                                 "--lottery_run_dir", str(rt)]))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert not (rt / "round_00").exists()
@@ -133,11 +119,11 @@ def test_random_ticket_uses_the_winning_masks_with_new_weights(wt):
         ckpt = torch.load(rt / "elf" / f"round_{k:02d}" / "latest0", weights_only=False)
         for n, keep in mask.items():  # the winning ticket's masks hold in the random ticket's model
             assert not ckpt["stats_dict"][n][~keep].any(), n
-    starts = [e for e in _events(probe) if e["event"] == "start"]
+    starts = [e for e in read_events(probe) if e["event"] == "start"]
     assert [e["round"] for e in starts] == [1, 2]
     for e in starts:  # the winning masks, weights re-drawn: far from the late snapshot, zeros where pruned
         assert e["pruned_nonzero"] == 0 and e["max_diff_to_late"] > 0.01
-    assert all(e["actor_pruned_nonzero"] == 0 for e in _events(probe) if e["event"] == "epoch")
+    assert all(e["actor_pruned_nonzero"] == 0 for e in read_events(probe) if e["event"] == "epoch")
     status = subprocess.run([str(Path(sys.executable).with_name("lth")), "status", str(wt["dir"]), str(rt)],
                             capture_output=True, text=True)
     assert status.returncode == 0, status.stderr
@@ -145,7 +131,7 @@ def test_random_ticket_uses_the_winning_masks_with_new_weights(wt):
 
 def test_masks_from_another_network_is_refused(wt):
     rt = wt["tmp"] / "rt_bad"
-    p = _run(["-m", "elf_ext.train", *TINY, "--hist_len", "2", "--lottery_prune", "--lottery_ticket", "random",
+    p = run_python(["-m", "elf_ext.train", *TINY, "--hist_len", "2", "--lottery_prune", "--lottery_ticket", "random",
               "--lottery_masks_from", str(wt["dir"]), "--lottery_run_dir", str(rt)])
     assert p.returncode == 2, p.stderr[-3000:]
     assert "must train as the winning run" in p.stderr and "hist_len" in p.stderr
@@ -159,7 +145,7 @@ def test_masks_from_another_network_is_refused(wt):
 ])
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, flags, message):
     run_dir = tmp_path / "run"
-    p = _run(["-m", "elf_ext.train", *TINY, "--lottery_prune", "--lottery_run_dir", str(run_dir), *flags],
+    p = run_python(["-m", "elf_ext.train", *TINY, "--lottery_prune", "--lottery_run_dir", str(run_dir), *flags],
              timeout=120)
     assert p.returncode == 2, p.stdout[-2000:] + p.stderr[-2000:]
     assert message in p.stderr
@@ -181,7 +167,7 @@ def test_crash_in_elf_trainer_ends_the_run_with_an_error(tmp_path):
         "        return super().forward(x)\n"
         "Models = {'crashing': [Crashing, ActorCriticClipped]}\nDefaults = dict(PAPER_DEFAULTS)\n")
     run_dir = tmp_path / "run"
-    p = _run(["-m", "elf_ext.train", *TINY, "--lottery_prune", "--lottery_run_dir", str(run_dir)], timeout=180,
+    p = run_python(["-m", "elf_ext.train", *TINY, "--lottery_prune", "--lottery_run_dir", str(run_dir)], timeout=180,
              model_file=str(tmp_path / "crashing_model"), model="crashing")
     assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
     assert "boom in the trainer" in p.stderr and "the ELF run failed" in p.stderr
@@ -189,7 +175,7 @@ def test_crash_in_elf_trainer_ends_the_run_with_an_error(tmp_path):
 
 
 def test_plain_elf_training_without_lottery_prune(tmp_path):
-    p = _run(["-m", "elf_ext.train", "--rom_file", "breakout.bin", "--num_games", "8", "--batchsize", "4",
+    p = run_python(["-m", "elf_ext.train", "--rom_file", "breakout.bin", "--num_games", "8", "--batchsize", "4",
               "--num_minibatch", "12", "--num_episode", "1", "--save_dir", str(tmp_path)], timeout=120)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     saved = list(tmp_path.glob("save-*.bin"))
