@@ -176,3 +176,26 @@ def test_torch_uses_every_core_once_openmp_threads_sleep():
                           env=env)
     assert first.stdout.split() == ["True", "PASSIVE", str(cores), "3"], first.stderr
     assert late.stdout.split() == ["False", "PASSIVE", "1", "3"], late.stderr
+
+
+def test_an_ablation_reuses_the_dense_round_of_its_seed(finished, tmp_path):
+    """--lottery_dense_from: a one-shot ablation takes round 0 (record, snapshots) from the finished run instead
+    of training it again, and trains its pruned round; a source trained with other settings is refused."""
+    ablation = tmp_path / "oneshot"
+    cmd = lottery(ablation, "--lottery_reset", "init", "--lottery_schedule", "oneshot",
+                  "--lottery_dense_from", finished["dir"], epochs=1, batches=3)
+    p = run_python(cmd, timeout=300, **TINY_MODEL)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    mine, theirs = read_metrics(ablation, 0), read_metrics(finished["dir"], 0)
+    assert mine["dense_from"] == str(finished["dir"]) and mine["metrics"] == theirs["metrics"]
+    assert read_metrics(ablation, 1)["metrics"]["updates"] == 3
+    log = (ablation / "train.log").read_text()
+    assert "round 0]" not in log and log.count("round 1] epoch 1/1") == 1
+    assert not (ablation / "elf" / "round_00").exists()
+
+    other = tmp_path / "other_lr"
+    p = run_python(lottery(other, "--lottery_reset", "init", "--lottery_schedule", "oneshot", "--lr", "0.01",
+                           "--lottery_dense_from", finished["dir"], epochs=1, batches=3), timeout=300, **TINY_MODEL)
+    assert p.returncode == 2, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "trained its dense round with other settings" in p.stderr and "settings.lr" in p.stderr
+    assert not other.exists()
