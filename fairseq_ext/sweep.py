@@ -13,6 +13,8 @@ class FairseqTarget(SweepTarget):
     name (the task's label; default: the fairseq task and the data folder's name)."""
 
     tasks_key = "data"
+    port_flag = "--distributed-port"
+    checkpoints = ("round_*/checkpoint*.pt",)
 
     def tasks(self, experiment):
         data = experiment.get("data")

@@ -31,6 +31,8 @@ class StatusCommand(Command):
 
     def add_arguments(self, parser):
         parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR|SWEEP_DIR")
+        parser.add_argument("--attempts", action="store_true",
+                            help="a sweep's jobs: every attempt (where it ran, how it ended, training redone)")
 
     def run(self, args):
         from .status import status_table
@@ -40,7 +42,7 @@ class StatusCommand(Command):
         sweeps = [p for p in args.run_dirs if is_sweep_dir(p)]
         runs = [p for p in args.run_dirs if p not in sweeps]
         for p in sweeps:
-            print(sweep_table(p))
+            print(sweep_table(p, attempts=args.attempts))
         if runs:
             print(status_table(runs))
         return 0
@@ -54,11 +56,14 @@ class SweepCommand(Command):
         parser.add_argument("config", help="sweep config, TOML or JSON (see lth_plugins/sweep/config.py)")
         parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="where the runs, logs and states go")
         parser.add_argument("--poll", type=float, default=2.0, metavar="S", help="seconds between checks")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="print every job with its command, resources and run directory; submit and "
+                                 "write nothing")
 
     def run(self, args):
         from .sweep.runner import run_sweep
 
-        return run_sweep(args.config, args.sweep_dir, poll_s=args.poll)
+        return run_sweep(args.config, args.sweep_dir, poll_s=args.poll, dry_run=args.dry_run)
 
 
 class PluginsCommand(Command):

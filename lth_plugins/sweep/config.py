@@ -8,8 +8,10 @@
     lottery = ["--lottery-rate", "0.2"]   # more --lottery-* flags for every job
     wait_timeout_s = 86400           # how long a random ticket waits for a winning ticket's mask
 
-    [executor_params]                # submitit's parameters (slurm: partition, time, gpus_per_node, ...)
-    timeout_min = 600
+    [executor_params]                # one vocabulary for both executors (sweep/resources.py)
+    timeout_min = 600                # required for SLURM
+    gpus_per_node = 1
+    slurm_partition = "learnfair"
 
     [ablations]                      # named variants of the winning ticket (default: {default = []})
     default = []
@@ -19,26 +21,29 @@
     framework = "flare"
     games = ["CartPole-v0", "Acrobot-v1"]
     args = ["--epochs", "20"]
+    executor_params = {cpus_per_task = 32}   # over the top-level ones, for this experiment's jobs
 
 Every (task, ablation, seed) gets a winning-ticket job and, pipelined behind it, a random-ticket job with its
-masks. A job is the framework's own resumable lottery command, with its run directory in
-SWEEP_DIR/runs/<task>/<ablation>/s<seed>/{wt,rt}.
+masks. A job is the framework's own resumable command, with its run directory in
+SWEEP_DIR/runs/<task>/<ablation>/s<seed>/{wt,rt}. A job's identity is its command without the settings that
+may change (rounds, the mask wait); its resources and port are not part of it.
 """
-import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..errors import SweepError
 from ..hparams import TICKETS, Ticket
+from . import resources
 
 EXECUTORS = ("local", "slurm")
 TOP_KEYS = {"executor", "executor_params", "max_parallel", "seeds", "tickets", "rounds", "lottery",
             "wait_timeout_s", "ablations", "experiment"}
-# May change between invocations of one sweep (where and how it runs, not what it computes).
-MUTABLE_KEYS = ("executor", "executor_params", "max_parallel", "wait_timeout_s")
+# Flags the sweep sets whose value may change between invocations (the run store lets rounds grow; the mask wait
+# changes nothing computed): not part of a job's identity.
+MUTABLE_FLAGS = ("--lottery-rounds", "--lottery-mask-wait")
 # Set by the sweep for every job: an ablation or `lottery` may not set them.
 RESERVED_FLAGS = ("--lottery-ticket", "--lottery-masks-from", "--lottery-rounds", "--lottery-seed", "--seed",
                   "--run-dir", "--save-dir", "--lottery-run-dir", "--lottery-prune", "--lottery-mask-wait")
@@ -56,10 +61,32 @@ class Job:
     run_dir: Path
     argv: List[str]
     winning: Optional[str] = None  # a random ticket: the name of its winning-ticket job
+    resources: Dict = field(default_factory=dict)   # executor parameters (sweep/resources.py vocabulary)
+    port_flag: Optional[str] = None  # the command's distributed-port flag, if it takes one
+    port: Optional[int] = None       # this job's own port (the sweep directory assigns it)
+    checkpoints: List[str] = field(default_factory=list)  # globs of the framework's resume points in run_dir
 
     @property
     def file_stem(self) -> str:
         return self.name.replace("/", "__")
+
+    def command(self) -> List[str]:
+        """The argv the job runs: its command with its own distributed port."""
+        if self.port_flag and self.port is not None:
+            return self.argv + [self.port_flag, str(self.port)]
+        return list(self.argv)
+
+    def identity(self) -> List[str]:
+        """What the job computes: its command without the flags whose value may change (MUTABLE_FLAGS)."""
+        out, skip = [], False
+        for a in self.argv:
+            if skip:
+                skip = False
+            elif a in MUTABLE_FLAGS:
+                skip = True
+            elif a.split("=", 1)[0] not in MUTABLE_FLAGS:
+                out.append(a)
+        return out
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -68,7 +95,8 @@ class Job:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Job":
-        return cls(**dict(d, run_dir=Path(d["run_dir"])))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known and k != "run_dir"}, run_dir=Path(d["run_dir"]))
 
 
 @dataclass
@@ -83,6 +111,7 @@ class SweepConfig:
 
     @property
     def executor_params(self) -> dict:
+        """The top-level executor parameters (an experiment's own are merged into its jobs' `resources`)."""
         return dict(self.data.get("executor_params") or {})
 
     @property
@@ -92,12 +121,6 @@ class SweepConfig:
     @property
     def wait_timeout_s(self) -> float:
         return float(self.data.get("wait_timeout_s", 86400))
-
-    def identity(self) -> dict:
-        return {k: v for k, v in self.data.items() if k not in MUTABLE_KEYS}
-
-    def identity_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
 
     def job(self, name: str) -> Job:
         return next(j for j in self.jobs if j.name == name)
@@ -127,11 +150,15 @@ def _str_list(value, what: str) -> List[str]:
     return [str(x) for x in value]
 
 
-def _check_reserved(args: List[str], what: str) -> None:
+def _check_reserved(args: List[str], what: str, port_flag: Optional[str] = None) -> None:
     for a in args:
-        if a.split("=", 1)[0] in RESERVED_FLAGS:
-            raise SweepError(f"{what} sets {a.split('=', 1)[0]}, which the sweep sets for every job "
+        flag = a.split("=", 1)[0]
+        if flag in RESERVED_FLAGS:
+            raise SweepError(f"{what} sets {flag}, which the sweep sets for every job "
                              f"(seeds, tickets, rounds and run directories come from the grid)")
+        if port_flag and flag == port_flag:
+            raise SweepError(f"{what} sets {flag}, which the sweep sets: each job gets its own port (a winning "
+                             f"ticket and its random ticket may run on one node at once)")
 
 
 def _label(text: str) -> str:
@@ -168,8 +195,7 @@ def load_config(path, sweep_dir) -> SweepConfig:
     data.setdefault("executor", "local")
     if data["executor"] not in EXECUTORS:
         raise SweepError(f"unknown executor {data['executor']!r}; choose one of: {', '.join(EXECUTORS)}")
-    if not isinstance(data.get("executor_params", {}), dict):
-        raise SweepError("executor_params must be a table of submitit parameters")
+    top_params = resources.check(data.get("executor_params", {}), "executor_params")
     mp = data.get("max_parallel")
     if mp is not None and (not isinstance(mp, int) or mp < 1):
         raise SweepError(f"max_parallel must be an integer >= 1, got {mp!r}")
@@ -207,13 +233,20 @@ def load_config(path, sweep_dir) -> SweepConfig:
         if not isinstance(exp, dict) or "framework" not in exp:
             raise SweepError(f"experiment {i + 1} names no framework (framework = \"flare\", \"fairseq\", ...)")
         target = load_target(exp["framework"])
-        allowed = {"framework", "name", "args", target.tasks_key, *target.extra_keys} - {None}
+        allowed = {"framework", "name", "args", "executor_params", target.tasks_key, *target.extra_keys} - {None}
         extra = sorted(set(exp) - allowed)
         if extra:
             raise SweepError(f"experiment {i + 1} ({exp['framework']}): unknown key(s) {', '.join(extra)}; "
                              f"known: {', '.join(sorted(allowed))}")
         args = _str_list(exp.get("args", []), f"args of experiment {i + 1}")
-        _check_reserved(args, f"args of experiment {i + 1}")
+        _check_reserved(args, f"args of experiment {i + 1}", target.port_flag)
+        params = {**top_params, **resources.check(exp.get("executor_params", {}),
+                                                  f"executor_params of experiment {i + 1}")}
+        if data["executor"] == "slurm" and resources.time_limit(params) is None:
+            raise SweepError(f"experiment {i + 1} ({exp['framework']}) has no time limit for SLURM: give "
+                             f"timeout_min (minutes) in [executor_params] or in the experiment's executor_params "
+                             f"(a job outliving it is requeued and resumes from its last finished round or "
+                             f"checkpoint)")
         tasks = target.tasks(exp)
         if not tasks:
             raise SweepError(f"experiment {i + 1} ({exp['framework']}) has no tasks: list at least one in "
@@ -228,11 +261,11 @@ def load_config(path, sweep_dir) -> SweepConfig:
             for ablation, ab_args in ablations.items():
                 for seed in seeds:
                     _add_jobs(cfg, target, exp["framework"], label, task_args, args, ablation,
-                              [str(a) for a in ab_args], seed, sweep_dir)
+                              [str(a) for a in ab_args], seed, sweep_dir, params)
     return cfg
 
 
-def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args, seed, sweep_dir) -> None:
+def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args, seed, sweep_dir, params) -> None:
     data = cfg.data
     base = sweep_dir / "runs" / label / ablation / f"s{seed}"
     common = ([] if data.get("rounds") is None else ["--lottery-rounds", str(data["rounds"])]) \
@@ -249,4 +282,5 @@ def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args,
         target.check(argv)
         cfg.jobs.append(Job(name=f"{label}/{ablation}/s{seed}/{ticket.short}", framework=framework,
                             task=label, ablation=ablation, seed=seed, ticket=str(ticket), run_dir=run_dir, argv=argv,
-                            winning=wt_name if ticket is Ticket.RANDOM else None))
+                            winning=wt_name if ticket is Ticket.RANDOM else None, resources=dict(params),
+                            port_flag=target.port_flag, checkpoints=list(target.checkpoints)))

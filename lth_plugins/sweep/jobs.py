@@ -1,4 +1,11 @@
-"""What a submitit job runs: one ticket's command, its output appended to the job's log, its state recorded.
+"""What a submitit job runs: one ticket's command, its output appended to the job's log, each attempt recorded.
+
+`JobRun` is a submitit Checkpointable: at the time-limit signal (SLURM's USR2, `slurm_signal_delay_s` before the
+limit) submitit calls `checkpoint`, which requeues the job unless its attempts stopped making progress; the next
+attempt reruns the framework's resumable command, which continues from the run's last finished round or
+checkpoint. The state file records how every attempt ended: finished, failed (exit code), requeued at the time
+limit, stopped by the scheduler (SIGTERM: preemption, `scontrol requeue`, scancel, node drain), or, when nothing
+was recorded, killed (SIGKILL, node loss; `lth status` adds SLURM's word).
 
 Under SLURM with several tasks (fairseq's multi-node training: one task per node or per GPU, fairseq reads
 SLURM's variables), every task runs the command; task 0 records the state, tasks > 0 log to <job>.rank<N>.log.
@@ -9,14 +16,27 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Sequence
+
+from submitit.helpers import Checkpointable
 
 from ..atomic import atomic_write_json
 from ..children import die_with_parent
+from ..store import RunStore
+from .state import read_state
+
+# Attempts in a row that reach the time limit without a new finished round or checkpoint before the job is
+# stopped instead of requeued: one may be unlucky (SLURM signals up to 30 s early), two mean the limit is shorter
+# than one resumable unit.
+STALLED_ATTEMPTS = 2
 
 
 class JobFailed(RuntimeError):
     pass
+
+
+class JobStopped(RuntimeError):
+    """The scheduler stopped this attempt (SIGTERM); SLURM requeues or ends the job."""
 
 
 def _task_rank() -> int:
@@ -37,37 +57,200 @@ def _stop(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
             proc.wait()
 
 
-def run_job(name: str, argv: List[str], log_path: str, state_path: str, executor: str, job_id: str = "") -> int:
-    rank = _task_rank()
-    log = Path(log_path) if rank == 0 else Path(log_path).with_suffix(f".rank{rank}.log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    base = {"job": name, "executor": executor, "host": socket.gethostname(), "log": str(log),
-            "job_id": os.environ.get("SLURM_JOB_ID") or job_id}
+def _child_setup(parent: int) -> None:
+    # The ticket's process dies with the job's (submitit's timeout or cancel signals only the job's process: an
+    # orphan would keep the run's lock and train on). SLURM's time-limit warning (USR2) is the job's to handle:
+    # SLURM sends it to every process of the step, and its default action would kill the training at once.
+    die_with_parent(signal.SIGTERM, parent)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
-    def record(**values):
-        if rank == 0:
-            atomic_write_json(state_path, {**base, **values, "time": time.time()})
 
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.setdefault("OMP_NUM_THREADS", "1")
-    me = os.getpid()
-    with open(log, "a") as out:
-        out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {name} on {base['host']} (pid {me}): "
-                  f"{' '.join(argv)}\n")
-        out.flush()
-        # The ticket's process dies with this one, and stops when this one is stopped (submitit's timeout or
-        # cancel signals only this process): an orphan would keep the run's lock and train beyond the job.
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                preexec_fn=lambda: die_with_parent(signal.SIGTERM, me))
+class JobRun(Checkpointable):
+    """One ticket's command as a submitit job, requeued at its time limit while it makes progress."""
+
+    def __init__(self, name: str, argv: List[str], log_path: str, state_path: str, executor: str,
+                 run_dir: Optional[str] = None, checkpoints: Sequence[str] = (), masks_from: Optional[str] = None,
+                 first_round: int = 0, time_limit_min: float = 0.0, gpus: Optional[List[str]] = None,
+                 port: Optional[int] = None):
+        self.name, self.argv, self.executor = name, list(argv), executor
+        self.log_path, self.state_path = log_path, state_path
+        self.run_dir, self.checkpoints, self.masks_from = run_dir, list(checkpoints), masks_from
+        self.first_round, self.time_limit_min = first_round, time_limit_min
+        self.gpus, self.port = gpus, port
+        self.stalled = 0  # attempts in a row that reached the time limit without progress
+        self._runtime = None
+
+    def __getstate__(self):  # what a requeued attempt gets: no process, no open file
+        d = dict(self.__dict__)
+        d["_runtime"] = None
+        return d
+
+    # --- progress ---------------------------------------------------------------------------------------
+    def resume_points(self):
+        """What a rerun resumes from: the finished rounds and the framework's checkpoint files (with mtimes)."""
+        if not self.run_dir:
+            return None
+        path = Path(self.run_dir)
+        files = sorted((str(p), p.stat().st_mtime_ns) for pattern in self.checkpoints for p in path.glob(pattern)
+                       if p.is_file())
+        return tuple(RunStore.view(path).finished_rounds()), tuple(files)
+
+    def _next_round(self) -> int:
+        done = set(RunStore.view(self.run_dir).finished_rounds()) if self.run_dir else set()
+        k = self.first_round
+        while k in done:
+            k += 1
+        return k
+
+    def _masks_ready(self) -> bool:
+        """A random ticket: whether the winning ticket's mask of the round it trains next is there."""
+        return self.masks_from is None or RunStore.view(self.masks_from).has_mask(self._next_round())
+
+    # --- the attempt's record -----------------------------------------------------------------------------
+    def _record(self, **values) -> None:
+        rt = self._runtime
+        if rt is None or rt["rank"] != 0:
+            return
+        old = read_state(self.state_path)
+        attempts = old.get("attempts", [])
+        if attempts and attempts[-1].get("attempt_id") == rt["attempt_id"]:
+            attempts[-1].update(values.pop("attempt", {}))
+        else:
+            attempts.append(values.pop("attempt", {}))
+        atomic_write_json(self.state_path, {**rt["base"], "submitted": old.get("submitted"), **values,
+                                            "attempts": attempts, "time": time.time()})
+
+    def _start_record(self) -> None:
+        rt = self._runtime
+        if rt["rank"] != 0:
+            return
+        old = read_state(self.state_path)
+        attempts = old.get("attempts", [])
+        last = attempts[-1] if attempts else None
+        if last is not None and "end" not in last:
+            last["end"] = "killed (no word from it: SIGKILL or node loss)"
+        if attempts:
+            atomic_write_json(self.state_path, {**old, "attempts": attempts})
+
+    # --- the job --------------------------------------------------------------------------------------------
+    def __call__(self) -> int:
+        rank = _task_rank()
+        log = Path(self.log_path) if rank == 0 else Path(self.log_path).with_suffix(f".rank{rank}.log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        host = socket.gethostname()
+        job_id = os.environ.get("SLURM_JOB_ID", "")
+        attempt = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+        me = os.getpid()
+        base = {"job": self.name, "executor": self.executor, "host": host, "log": str(log), "pid": me,
+                "job_id": job_id or os.environ.get("SUBMITIT_LOCAL_JOB_ID", ""), "gpus": self.gpus,
+                "port": self.port}
+        self._runtime = rt = {"rank": rank, "base": base, "attempt_id": f"{job_id or me}.{attempt}.{time.time()}",
+                              "started": time.time(), "stopped_by": None, "proc": None}
+        self._start_record()
+        rt["points"], rt["masks_ready"] = self.resume_points(), self._masks_ready()
+
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.setdefault("OMP_NUM_THREADS", "1")
+        if self.gpus is not None:  # the local executor's GPUs for this job; under SLURM, SLURM's
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus)
+        if self.port is not None:
+            env["MASTER_PORT"] = str(self.port)
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
-            record(state="running", pid=me, child_pid=proc.pid, started=time.time())
-            rc = proc.wait()
-        except BaseException:
-            _stop(proc)
-            raise
-        out.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} exit code {rc}\n")
-    record(state="finished" if rc == 0 else "failed", rc=rc, ended=time.time())
-    if rc != 0:
-        raise JobFailed(f"{name} exited with code {rc}; log: {log}")
-    return rc
+            with open(log, "a") as out:
+                where = f"{host}, job {job_id}, attempt {attempt + 1}" if job_id else f"{host}"
+                out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {self.name} on {where} (pid {me}, GPUs "
+                          f"{env.get('CUDA_VISIBLE_DEVICES', 'as given')}, port {self.port or '-'}): "
+                          f"{' '.join(self.argv)}\n")
+                out.flush()
+                proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                        preexec_fn=lambda: _child_setup(me))
+                rt["proc"] = proc
+                try:
+                    self._record(state="running", child_pid=proc.pid, started=rt["started"],
+                                 attempt={"attempt_id": rt["attempt_id"], "job_id": base["job_id"], "host": host,
+                                          "started": rt["started"]})
+                    rc = proc.wait()
+                    if rc < 0 and job_id and rt["stopped_by"] is None:
+                        time.sleep(1.0)  # SLURM signals every process of the step: ours may come a moment later
+                except BaseException:
+                    _stop(proc)
+                    raise
+                out.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} exit code {rc}\n")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        # The training has ended: a time-limit warning arriving now has nothing to requeue (with the default
+        # action it would kill this process on its way out and SLURM would call the job FAILED).
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        ended = time.time()
+        if rt["stopped_by"] is not None:
+            self._record(state="stopped", rc=rc, ended=ended,
+                         attempt={"end": f"stopped by {rt['stopped_by']}", "ended": ended, "rc": rc})
+            raise JobStopped(f"{self.name}: stopped by {rt['stopped_by']} (exit code {rc})")
+        self._record(state="finished" if rc == 0 else "failed", rc=rc, ended=ended,
+                     attempt={"end": "finished" if rc == 0 else f"exit code {rc}", "ended": ended, "rc": rc})
+        if rc != 0:
+            raise JobFailed(f"{self.name} exited with code {rc}; log: {log}")
+        return rc
 
+    def _on_sigterm(self, signum, frame) -> None:
+        """The scheduler ends this attempt (preemption, requeue, cancel, the time limit itself): the training
+        process gets SIGTERM too (SLURM signals the step; locally we forward it); record how it ended."""
+        rt = self._runtime
+        if rt is None:
+            return
+        rt["stopped_by"] = "SIGTERM"
+        proc = rt.get("proc")
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except OSError:
+                pass
+
+    def checkpoint(self, *args, **kwargs):
+        """Called by submitit at the time-limit signal: requeue (return the job itself), or stop a job whose
+        attempts no longer make progress (return None; submitit then ends it)."""
+        rt = self._runtime
+        if rt is None:  # the signal came before the command started: nothing to judge
+            return super().checkpoint(*args, **kwargs)
+        now = time.time()
+        ran_s = now - rt["started"]
+        limit_s = self.time_limit_min * 60
+        points = self.resume_points()
+        progressed = points != rt["points"]
+        # submitit's own rule for "timed out" (vs preempted early)
+        timed_out = limit_s <= 0 or ran_s >= min(0.8 * limit_s, limit_s - 600)
+        waited = not rt["masks_ready"]
+        self.stalled = 0 if progressed or waited or not timed_out else self.stalled + 1
+        redone = self._redone_s(now)
+        attempt = {"ended": now, "ran_s": round(ran_s, 1), "progress": progressed, "redone_s": redone}
+        if self.stalled >= STALLED_ATTEMPTS:
+            msg = (f"no progress in {self.stalled} attempts in a row: each reached the time limit "
+                   f"({self.time_limit_min:g} min) before finishing a round or writing a checkpoint. Raise the "
+                   f"time limit (timeout_min) above the time of one round, or checkpoint more often")
+            self._record(state="failed", rc=None, error=msg, ended=now, attempt=dict(attempt, end="no progress"))
+            return None
+        self._record(state="requeued", ended=now, attempt=dict(attempt, end="time limit: requeued"))
+        return super().checkpoint(*args, **kwargs)
+
+    def _redone_s(self, now: float) -> Optional[float]:
+        """Seconds of training since the last resume point (or the attempt's start): what the next attempt
+        trains again."""
+        rt = self._runtime
+        newest = rt["started"]
+        if self.run_dir:
+            store = RunStore.view(self.run_dir)
+            for k in store.finished_rounds():
+                try:
+                    newest = max(newest, store.metrics_path(k).stat().st_mtime)
+                except OSError:
+                    pass
+            for pattern in self.checkpoints:
+                for p in Path(self.run_dir).glob(pattern):
+                    newest = max(newest, p.stat().st_mtime)
+        return round(now - newest, 1)
+
+
+def run_job(name: str, argv: List[str], log_path: str, state_path: str, executor: str, job_id: str = "") -> int:
+    """Run one command as a job without a run directory to follow (no requeue bookkeeping)."""
+    return JobRun(name, argv, log_path, state_path, executor)()

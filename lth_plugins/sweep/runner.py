@@ -7,53 +7,37 @@
 * A job that fails is reported with its log, is not retried in this invocation, and blocks only the random
   tickets that need its masks; the others go on. Rerunning the command resubmits what is unfinished.
 """
+import json
 import os
+import shlex
 import signal
+import subprocess
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from ..errors import SweepError
+from ..hparams import Ticket
 from ..lock import pid_alive
 from ..store import RunStore
-from .config import SweepConfig
-from .jobs import run_job
-from .state import SweepDir, failure, job_state
-
-LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill every real job
-
-
-LOCAL_PARAMS = ("timeout_min", "gpus_per_node", "visible_gpus", "tasks_per_node", "nodes", "signal_delay_s",
-                "setup", "stderr_to_stdout")
+from . import resources
+from .accounting import Accounting
+from .config import Job, SweepConfig
+from .jobs import JobRun
+from .state import SweepDir, failure, job_state, slurm_ids
 
 
-def check_executor_params(cfg: SweepConfig) -> None:
-    """Refuse parameters submitit's executor does not know, before anything is written."""
-    try:
-        import submitit
-    except ImportError:
-        raise SweepError("lth sweep needs submitit: pip install 'lth-plugins[sweep]'") from None
-    known = set(LOCAL_PARAMS) if cfg.executor == "local" else set(submitit.SlurmExecutor._valid_parameters())
-    unknown = sorted(set(cfg.executor_params) - known)
-    if unknown:
-        raise SweepError(f"executor_params are refused by submitit's {cfg.executor} executor: unknown "
-                         f"{', '.join(unknown)}; known: {', '.join(sorted(known))}")
-
-
-def make_executor(cfg: SweepConfig, folder):
+def make_executor(executor: str, params: dict, folder):
+    """submitit's AutoExecutor for one set of job parameters (sweep/resources.py vocabulary)."""
     import submitit
 
-    params = cfg.executor_params
-    if cfg.executor == "local":
-        executor = submitit.LocalExecutor(folder=str(folder))
-        params.setdefault("timeout_min", LOCAL_TIMEOUT_MIN)
-    else:
-        executor = submitit.SlurmExecutor(folder=str(folder))
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=executor,
+                               slurm_max_num_timeout=resources.max_num_timeout(params))
     try:
-        executor.update_parameters(**params)
-    except (ValueError, TypeError) as e:
-        raise SweepError(f"executor_params are refused by submitit's {cfg.executor} executor: {e}") from None
-    return executor
+        ex.update_parameters(**resources.submitit_params(params, executor, gpus_managed=True))
+    except (ValueError, TypeError, NameError, AssertionError) as e:
+        raise SweepError(f"executor_params are refused by submitit's {executor} executor: {e}") from None
+    return ex
 
 
 class Sweep:
@@ -64,6 +48,15 @@ class Sweep:
         self.submitted: Dict[str, object] = {}   # job name -> submitit job, this invocation
         self._last: Dict[str, tuple] = {}
         self._log = None
+        self._executors: Dict[str, object] = {}
+        self.acct = Accounting(interval_s=max(poll_s, 5.0))
+        self.records = {}
+        self.pool: Optional[resources.GpuPool] = None
+        self.gpus_needed: Dict[str, int] = {}
+
+    @property
+    def local(self) -> bool:
+        return self.cfg.executor == "local"
 
     def say(self, msg: str) -> None:
         line = f"[sweep {time.strftime('%H:%M:%S')}] {msg}"
@@ -72,17 +65,25 @@ class Sweep:
             self._log.write(line + "\n")
             self._log.flush()
 
+    def prepare(self) -> None:
+        """Everything that may refuse the grid on this machine, before anything is written: the local GPUs."""
+        if self.local:
+            gpus = resources.local_pool(j.resources for j in self.cfg.jobs)
+            self.pool = resources.GpuPool(gpus)
+            self.gpus_needed = {j.name: resources.local_gpus(j.resources, gpus, j.name) for j in self.cfg.jobs}
+
     def run(self) -> int:
-        check_executor_params(self.cfg)
+        self.prepare()
         self.sd.open(self.cfg)
         try:
             self._log = open(self.sd.path / "sweep.log", "a")
-            executor = make_executor(self.cfg, self.sd.submitit_dir)
             n = len(self.cfg.jobs)
             self.say(f"{n} jobs on the {self.cfg.executor} executor (at most "
                      f"{self.cfg.max_parallel or 'all'} at once) in {self.sd.path}; random tickets pipelined "
                      f"behind their winning ticket's masks")
-            return self._loop(executor)
+            for line in self._policy():
+                self.say(line)
+            return self._loop()
         except KeyboardInterrupt:
             self.say("interrupted: jobs already started may still run; the same command follows them again "
                      "and submits what is unfinished")
@@ -92,25 +93,55 @@ class Sweep:
                 self._log.close()
             self.sd.close()
 
+    def _policy(self) -> List[str]:
+        if not self.local:
+            return ["a job reaching its time limit is requeued and resumes from its last finished round or "
+                    f"checkpoint, while its attempts make progress (up to slurm_max_num_timeout, default "
+                    f"{resources.MAX_NUM_TIMEOUT}); node loss and preemption requeue it too"]
+        if not self.pool.gpus:
+            return []
+        asked = sorted({self.gpus_needed[j.name] for j in self.cfg.jobs})
+        default = [j for j in self.cfg.jobs if resources.gpus_asked(j.resources) is None]
+        return [f"GPUs {','.join(self.pool.gpus)}: each job gets its own ({' or '.join(map(str, asked))} per job"
+                f"{'; 1 where gpus_per_node is not given, 0 runs on the CPU' if default else ''}); a job waits "
+                f"for free GPUs"]
+
+    def _executor(self, job: Job):
+        key = json.dumps(job.resources, sort_keys=True)
+        if key not in self._executors:
+            self._executors[key] = make_executor(self.cfg.executor, job.resources, self.sd.submitit_dir)
+        return self._executors[key]
+
     def _states(self):
         for job in self.submitted.values():
-            if job is not None:
+            if job is not None and self.local:
                 job.done()  # lets submitit reap a finished local job
-        return {j.name: job_state(j, self.sd, self.cfg.data.get("rounds")) for j in self.cfg.jobs}
+        if not self.local:
+            self.records = self.acct.refresh(slurm_ids([self.sd.read_state(j) for j in self.cfg.jobs]))
+        states = {j.name: job_state(j, self.sd, self.cfg.data.get("rounds"), self.records) for j in self.cfg.jobs}
+        if self.pool is not None:
+            active = {n for n, s in states.items() if s["state"] in ("running", "queued")}
+            self.pool.keep_only(active)
+            for n in active:  # jobs of an earlier invocation keep their GPUs
+                if n not in self.pool.in_use and states[n].get("gpus"):
+                    self.pool.in_use[n] = list(states[n]["gpus"])
+        return states
 
     def _report_changes(self, states) -> None:
         changed = False
         for j in self.cfg.jobs:
             s = states[j.name]
-            key = (s["state"], s["done"])
+            key = (s["state"], s["done"], s["requeues"])
             if self._last.get(j.name) == key:
                 continue
             changed = True
             self._last[j.name] = key
             rounds = f"{s['done']}/{s['total'] if s['total'] is not None else '?'} rounds"
             extra = ""
+            if s["requeues"]:
+                extra += f", requeued {s['requeues']}x"
             if s["state"] == "failed":
-                extra = f" ({failure(s)}); log: {s['log']}"
+                extra += f" ({failure(s)}); log: {s['log']}"
             self.say(f"{j.name}: {s['state']}, {rounds}{extra}")
         if changed:
             counts: Dict[str, int] = {}
@@ -137,8 +168,7 @@ class Sweep:
         wait_timeout_s, holding its slot: once it needs a mask that is not there, stop it (the next run of the
         same command resubmits both)."""
         for job in self.cfg.jobs:
-            sj = self.submitted.get(job.name)
-            if job.winning is None or sj is None or states[job.name]["state"] not in ("running", "queued"):
+            if job.winning is None or states[job.name]["state"] not in ("running", "queued"):
                 continue
             wt = self.cfg.job(job.winning)
             if states[wt.name]["state"] != "failed" or wt.name not in self.submitted:
@@ -148,30 +178,34 @@ class Sweep:
                 continue
             why = f"its winning ticket {wt.name} failed before the mask of round {k}"
             try:
-                rc = self._cancel(job, sj)
+                rc = self._cancel(job)
             except Exception as e:  # scancel missing or refused: say so, the job ends at its wait timeout
                 self.say(f"{job.name}: could not stop it ({e}); {why}")
                 continue
-            self.sd.write_state(job, state="failed", rc=rc, error=f"stopped: {why}", executor=self.cfg.executor)
+            self.sd.write_state(job, state="failed", rc=rc, error=f"stopped: {why}", executor=self.cfg.executor,
+                                job_id=states[job.name].get("job_id"))
             states[job.name] = dict(states[job.name], state="failed", rc=rc, error=f"stopped: {why}")
             self.say(f"{job.name}: stopped, {why}")
 
-    def _cancel(self, job, submitit_job) -> Optional[int]:
+    def _cancel(self, job) -> Optional[int]:
         """Stop a job; returns the exit code its training process recorded, if any. A local job's training
         process is sent SIGTERM: submitit's local cancel sends SIGINT, which a sweep started in the background or
-        under nohup ignores (and so do its jobs), and its job process bypasses SIGTERM."""
-        if self.cfg.executor != "local":
-            submitit_job.cancel(check=False)
-            return None
-        child = self.sd.read_state(job).get("child_pid")
-        if child is not None and pid_alive(child):
-            os.kill(int(child), signal.SIGTERM)
+        under nohup ignores (and so do its jobs), and its job process bypasses SIGTERM. A SLURM job is cancelled
+        (SIGTERM to its processes, which record it)."""
+        st = self.sd.read_state(job)
+        if not self.local:
+            subprocess.run(["scancel", str(st["job_id"])], check=True, capture_output=True, timeout=60)
+        else:
+            child = st.get("child_pid")
+            if child is not None and pid_alive(child):
+                os.kill(int(child), signal.SIGTERM)
+        waiting = ("submitted", "running") if self.local else ("running",)
         deadline = time.time() + 15  # the job records how its training process ended
-        while time.time() < deadline and self.sd.read_state(job).get("state") in ("submitted", "running"):
+        while time.time() < deadline and self.sd.read_state(job).get("state") in waiting:
             time.sleep(0.1)
         return self.sd.read_state(job).get("rc")
 
-    def _loop(self, executor) -> int:
+    def _loop(self) -> int:
         while True:
             states = self._states()
             self._stop_random_tickets_of_failed(states)
@@ -186,30 +220,45 @@ class Sweep:
                     continue
                 if job.name in self.submitted or self._blocked_by(job, states) is not None:
                     continue
-                self._submit(executor, job)
-                slots -= 1
-                started += 1
+                if self._submit(job):
+                    slots -= 1
+                    started += 1
             if not active and not started:
                 return self._finish(self._states())
             time.sleep(self.poll_s)
 
-    def _submit(self, executor, job) -> None:
+    def _submit(self, job) -> bool:
+        """Submit `job`; False when it must wait (its GPUs are taken)."""
         sd = self.sd
+        gpus = None
+        if self.local:
+            gpus = self.pool.take(job.name, self.gpus_needed[job.name])
+            if gpus is None:
+                return False
         log, state = str(sd.log_path(job)), str(sd.state_path(job))
+        executor = self._executor(job)
         executor.update_parameters(name=f"lth-{job.file_stem}"[:120])
+        run = JobRun(job.name, job.command(), log, state, self.cfg.executor, run_dir=str(job.run_dir),
+                     checkpoints=job.checkpoints,
+                     masks_from=str(self.cfg.job(job.winning).run_dir) if job.winning else None,
+                     first_round=Ticket(job.ticket).first_round,
+                     time_limit_min=resources.time_limit_min(job.resources, self.cfg.executor), gpus=gpus,
+                     port=job.port)
         t0 = time.time()
         try:
-            sj = executor.submit(run_job, job.name, job.argv, log, state, self.cfg.executor)
+            sj = executor.submit(run)
         except Exception as e:  # sbatch refused the job, the folder is unwritable, ...
             sd.write_state(job, state="failed", rc=None, error=str(e), executor=self.cfg.executor)
             self.submitted[job.name] = None
             self.say(f"{job.name}: submission failed: {e}")
-            return
+            return True
         self.submitted[job.name] = sj
         if sd.read_state(job).get("time", 0) < t0:  # unless the job has already written its own state
-            sd.write_state(job, state="submitted", job_id=str(sj.job_id), pid=_local_pid(sj),
-                           executor=self.cfg.executor)
-        self.say(f"{job.name}: submitted (job {sj.job_id}), log: {log}")
+            sd.write_state(job, state="submitted", job_id=str(sj.job_id), pid=_local_pid(sj), submitted=t0,
+                           executor=self.cfg.executor, gpus=gpus, port=job.port)
+        where = f", GPUs {','.join(gpus)}" if gpus else ""
+        self.say(f"{job.name}: submitted (job {sj.job_id}{where}), log: {log}")
+        return True
 
     def _finish(self, states) -> int:
         done = [n for n, s in states.items() if s["state"] == "done"]
@@ -227,13 +276,49 @@ class Sweep:
             return 1
         return 0
 
+    def dry_run(self) -> int:
+        """Print every job with its command, resources and run directory; submit and write nothing."""
+        self.prepare()
+        self.sd.plan(self.cfg)
+        out = self.stream
+        exists = (self.sd.path / "sweep.json").is_file()
+        states = {}
+        if exists:
+            records = None if self.local else Accounting(0).refresh(
+                slurm_ids([self.sd.read_state(j) for j in self.cfg.jobs]))
+            states = {j.name: job_state(j, self.sd, self.cfg.data.get("rounds"), records) for j in self.cfg.jobs}
+        print(f"{len(self.cfg.jobs)} jobs on the {self.cfg.executor} executor, sweep directory {self.sd.path} "
+              f"(dry run: nothing is submitted or written)", file=out)
+        for line in self._policy():
+            print(line, file=out)
+        for j in self.cfg.jobs:
+            s = states.get(j.name)
+            note = f"{s['state']}, {s['done']}/{s['total'] if s['total'] is not None else '?'} rounds" if s \
+                else "new"
+            if s and s["state"] in ("done", "running", "queued"):
+                note += " (not submitted)"
+            elif j.winning:
+                note += f" (submitted once {j.winning} has written its first mask)"
+            res = resources.describe(j.resources, self.cfg.executor)
+            if self.local:
+                res += f"; GPUs: {self.gpus_needed[j.name] or 'none (CPU)'}"
+            print(f"\n{j.name}: {note}", file=out)
+            print(f"  run dir:   {j.run_dir}", file=out)
+            print(f"  resources: {res}", file=out)
+            if j.port is not None:
+                print(f"  port:      {j.port} (MASTER_PORT{', ' + j.port_flag if j.port_flag else ''})", file=out)
+            print(f"  command:   {shlex.join(j.command())}", file=out)
+        return 0
+
 
 def _local_pid(submitit_job):
     proc = getattr(submitit_job, "_process", None)
     return getattr(proc, "pid", None)
 
 
-def run_sweep(config_path, sweep_dir, poll_s: float = 1.0) -> int:
+def run_sweep(config_path, sweep_dir, poll_s: float = 1.0, dry_run: bool = False) -> int:
     from .config import load_config
 
-    return Sweep(load_config(config_path, sweep_dir), sweep_dir, poll_s=poll_s).run()
+    sweep = Sweep(load_config(config_path, sweep_dir), sweep_dir, poll_s=poll_s,
+                  stream=sys.stdout if dry_run else None)
+    return sweep.dry_run() if dry_run else sweep.run()

@@ -1,27 +1,33 @@
 """The sweep directory: what each job has done, is doing, or why it stopped.
 
-    SWEEP_DIR/sweep.json          the config (a sweep directory refuses another grid)
+    SWEEP_DIR/sweep.json          the grid: its config and jobs (a sweep directory may grow, not change its jobs)
     SWEEP_DIR/sweep.log           the sweep's progress lines
-    SWEEP_DIR/jobs/<job>.json     the job's last attempt: submitted / running / finished / failed, pid, exit code
+    SWEEP_DIR/jobs/<job>.json     the job's state (submitted / running / requeued / stopped / finished / failed)
+                                  and every attempt: where it ran, how it ended, the progress it made
     SWEEP_DIR/logs/<job>.log      the job's command output (every attempt appended)
     SWEEP_DIR/submitit/           submitit's own files (pickled job, its stdout/stderr)
     SWEEP_DIR/runs/...            the run directories (the truth about rounds: `lth status` reads them)
 """
+import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional
 
 from ..atomic import atomic_write_json
 from ..errors import SweepError
 from ..hparams import Ticket
 from ..lock import FileLock, LockBusy, pid_alive, this_host
 from ..store import RunStore, holds_results
+from . import accounting
 from .config import Job, SweepConfig
 
 SWEEP_FILE = "sweep.json"
-ACTIVE_SLURM = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING",
-                "UNKNOWN"}
+# States a job's own file may say while the job may still run (or run again after a requeue).
+LIVE_FILE_STATES = ("submitted", "running", "requeued", "stopped")
+# A job SLURM has not listed yet is taken to be queued this long after its submission (accounting lags).
+SACCT_GRACE_S = 300
+PORTS = (20000, 32768)  # below Linux's ephemeral ports (32768-60999), which outgoing connections take
 
 
 def is_sweep_dir(path) -> bool:
@@ -44,37 +50,56 @@ class SweepDir:
                              f"`lth sweep CONFIG {self.path}`")
         return json.loads((self.path / SWEEP_FILE).read_text())
 
-    def open(self, cfg: SweepConfig) -> None:
-        """Create the sweep directory for `cfg`, or check that it holds this grid; lock it against a second
-        sweep process."""
+    def plan(self, cfg: SweepConfig) -> None:
+        """Check that `cfg` fits this directory and give its jobs their ports; writes nothing. A sweep may grow
+        (seeds, ablations, tickets, tasks, rounds); a job with a result, or queued or running, keeps its command;
+        no job is dropped once any job has a result."""
         f = self.path / SWEEP_FILE
+        stored: List[Job] = []
         if f.is_file():
-            stored = json.loads(f.read_text())
-            if stored.get("identity") != cfg.identity() and self._started(stored):
-                diff = _diff(stored.get("identity", {}), cfg.identity())
-                raise SweepError(f"{self.path} holds the sweep of another config ({stored.get('config_path')}); "
-                                 f"differing settings: {'; '.join(diff)}. Use another sweep directory, or the "
-                                 f"config this directory was made with (a grid may change only while no job has "
-                                 f"a result or runs)")
+            stored = [Job.from_dict(d) for d in json.loads(f.read_text()).get("jobs", [])]
         elif self.path.exists() and any(p.name != ".sweep.lock" for p in self.path.iterdir()):
             raise SweepError(f"{self.path} is not empty and not a sweep directory; give a new or empty folder")
+        if stored:
+            self._check_growth(stored, cfg)
+        assign_ports(cfg.jobs, stored, str(self.path))
+
+    def _check_growth(self, stored: List[Job], cfg: SweepConfig) -> None:
+        records = accounting.query(self.read_state(j).get("job_id") for j in stored
+                                   if self.read_state(j).get("executor") == "slurm")
+        started = {j.name for j in stored if self._started(j, records)}
+        if not started:
+            return  # nothing computed yet: the grid may be corrected freely
+        new = {j.name: j for j in cfg.jobs}
+        problems = []
+        for old in stored:
+            j = new.get(old.name)
+            if j is None:
+                problems.append(f"{old.name} is not in the config")
+            elif old.name in started and j.identity() != old.identity():
+                problems.append(f"{old.name} would change: {_argv_diff(old.identity(), j.identity())}")
+        if problems:
+            raise SweepError(f"{self.path} holds a sweep whose jobs the config {cfg.path} changes: "
+                             f"{'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}. A sweep may grow "
+                             f"(seeds, ablations, tickets, tasks, rounds) but keeps its jobs and, once they have a "
+                             f"result or run, their settings; use another sweep directory for another grid")
+
+    def open(self, cfg: SweepConfig) -> None:
+        """Create the sweep directory for `cfg`, or check that `cfg` fits it (plan); lock it against a second
+        sweep process; record the grid."""
+        self.plan(cfg)
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire()
         except LockBusy as e:
             raise SweepError(f"another `lth sweep` ({e.holder.describe()}) is following {self.path}; stop it "
                              f"first or watch it with `lth status {self.path}`") from None
-        atomic_write_json(f, {"config_path": str(cfg.path.resolve()), "identity": cfg.identity(),
-                              "data": cfg.data, "jobs": [j.to_dict() for j in cfg.jobs]})
+        atomic_write_json(self.path / SWEEP_FILE, {"config_path": str(cfg.path.resolve()), "data": cfg.data,
+                                                   "jobs": [j.to_dict() for j in cfg.jobs]})
 
-    def _started(self, stored: dict) -> bool:
-        """Whether any job of the stored grid has a result on disk or is queued or running."""
-        for d in stored.get("jobs", []):
-            job = Job.from_dict(d)
-            if (job.run_dir.is_dir() and holds_results(job.run_dir)) or is_active(self.read_state(job),
-                                                                                   self.submitit_dir):
-                return True
-        return False
+    def _started(self, job: Job, records) -> bool:
+        """Whether the job has a result on disk or is queued or running."""
+        return (job.run_dir.is_dir() and holds_results(job.run_dir)) or is_active(self.read_state(job), records)
 
     def close(self) -> None:
         self._lock.release()
@@ -91,18 +116,45 @@ class SweepDir:
         return self.path / "submitit"
 
     def read_state(self, job: Job) -> dict:
-        try:
-            return json.loads(self.state_path(job).read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_state(self.state_path(job))
 
     def write_state(self, job: Job, **values) -> None:
-        atomic_write_json(self.state_path(job), {"job": job.name, **values, "time": time.time()})
+        """Write the job's state; the attempts the job recorded are kept."""
+        old = self.read_state(job)
+        keep = {"attempts": old["attempts"]} if "attempts" in old else {}
+        atomic_write_json(self.state_path(job), {"job": job.name, **keep, **values, "time": time.time()})
 
 
-def _diff(a: dict, b: dict):
-    keys = sorted(set(a) | set(b))
-    return [f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)] or ["(order)"]
+def read_state(path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _argv_diff(a: List[str], b: List[str]) -> str:
+    only_a = [x for x in a if x not in b]
+    only_b = [x for x in b if x not in a]
+    return f"{' '.join(only_a) or '(nothing)'} -> {' '.join(only_b) or '(nothing)'}" if only_a or only_b \
+        else "argument order"
+
+
+def assign_ports(jobs: List[Job], stored: List[Job], salt: str) -> None:
+    """Give every job its own distributed port (MASTER_PORT, and the command's port flag when it takes one): a job
+    keeps the port it had, a new job gets one no other job of the sweep has (its first choice depends on the sweep
+    directory and the job, so two sweeps on one node rarely meet)."""
+    had = {j.name: j.port for j in stored if j.port is not None}
+    used = set(had.values())
+    lo, hi = PORTS
+    for j in jobs:
+        if j.name in had:
+            j.port = had[j.name]
+        else:
+            port = lo + int(hashlib.sha256(f"{salt}:{j.name}".encode()).hexdigest(), 16) % (hi - lo)
+            while port in used:
+                port = lo + (port + 1 - lo) % (hi - lo)
+            j.port = port
+            used.add(port)
 
 
 # --- what a job's state is -------------------------------------------------------------------------------
@@ -111,25 +163,26 @@ def rounds_of(job: Job, default_rounds: Optional[int]):
     return RunStore.view(job.run_dir).progress(default_rounds, first=Ticket(job.ticket).first_round)
 
 
-# One SlurmJob per job: creating one makes submitit's shared watcher run sacct at its next question, so a new
-# object per poll would run sacct for every job every second; kept, they share one sacct call per minute or so.
-_SLURM_JOBS: Dict[Tuple[str, str], object] = {}
+def slurm_ids(states: List[dict]) -> List[str]:
+    """The SLURM job ids of the states that may still run."""
+    return [s["job_id"] for s in states
+            if s.get("executor") == "slurm" and s.get("job_id") and s.get("state") in LIVE_FILE_STATES]
 
 
-def is_active(state: dict, submitit_dir: Path) -> bool:
-    """Whether the attempt a state file describes is still queued or running."""
-    if state.get("state") not in ("submitted", "running"):
+def is_active(state: dict, records: Optional[Dict[str, "accounting.SlurmRecord"]] = None) -> bool:
+    """Whether the job a state file describes is queued, running, or requeued to run again. `records`: SLURM's
+    (accounting.query) for SLURM jobs; None when SLURM could not be asked."""
+    if state.get("state") not in LIVE_FILE_STATES:
         return False
     if state.get("executor") == "slurm" and state.get("job_id"):
-        try:
-            import submitit
-
-            key = (str(submitit_dir), str(state["job_id"]))
-            if key not in _SLURM_JOBS:
-                _SLURM_JOBS[key] = submitit.SlurmJob(submitit_dir, key[1])
-            return _SLURM_JOBS[key].state.split()[0] in ACTIVE_SLURM
-        except Exception:
+        if records is None:
             return True  # SLURM cannot be asked (e.g. sacct down): do not submit a second copy
+        rec = records.get(str(state["job_id"]))
+        if rec is None:
+            return time.time() - state.get("submitted", state.get("time", 0)) < SACCT_GRACE_S
+        return rec.active
+    if state.get("state") == "stopped":
+        return False
     if state.get("host") not in (None, this_host()):
         return True  # another machine's process: it says itself when it ends
     return pid_alive(state.get("pid") or state.get("job_id"))
@@ -141,19 +194,34 @@ def failure(state: dict) -> str:
     return ", ".join(x for x in (state.get("error"), code) if x) or "no exit code"
 
 
-def job_state(job: Job, sd: SweepDir, default_rounds: Optional[int]) -> dict:
-    """{'state': done|running|queued|failed|interrupted|pending, 'done': n, 'total': N|None, ...}."""
+def job_state(job: Job, sd: SweepDir, default_rounds: Optional[int],
+              records: Optional[Dict[str, "accounting.SlurmRecord"]] = None) -> dict:
+    """{'state': done|running|queued|failed|interrupted|pending, 'done': n, 'total': N|None, 'scheduler': sacct's
+    word or None, 'requeues': n, ...}."""
     done, total = rounds_of(job, default_rounds)
     st = sd.read_state(job)
+    slurm = st.get("executor") == "slurm"
+    rec = (records or {}).get(str(st.get("job_id"))) if slurm else None
+    attempts = st.get("attempts", [])
     out = {"done": done, "total": total, "log": str(sd.log_path(job)), "rc": st.get("rc"),
-           "job_id": st.get("job_id"), "error": st.get("error")}
+           "job_id": st.get("job_id"), "error": st.get("error"), "gpus": st.get("gpus"),
+           "scheduler": rec.describe() if rec else None,
+           "requeues": rec.requeues if rec else max(0, len([a for a in attempts
+                                                            if a.get("job_id") == st.get("job_id")]) - 1),
+           "attempts": attempts}
     if total is not None and done >= total:
         state = "done"
-    elif is_active(st, sd.submitit_dir):
-        state = "running" if st.get("state") == "running" else "queued"
+    elif is_active(st, records if slurm else None):
+        running = rec.state == "RUNNING" if rec else st.get("state") == "running"
+        state = "running" if running else "queued"
     elif st.get("state") == "failed":
         state = "failed"
-    elif st.get("state") in ("submitted", "running"):
+    elif st.get("state") == "stopped" or (slurm and st.get("state") in LIVE_FILE_STATES):
+        state = "failed"
+        ended = f"ended by SLURM: {rec.detail}" if rec else "ended"
+        how = attempts[-1].get("end") if attempts and attempts[-1].get("end") else None
+        out["error"] = ", ".join(x for x in (ended if slurm else None, how) if x) or "stopped"
+    elif st.get("state") in LIVE_FILE_STATES:
         state = "interrupted"
     else:
         state = "pending"

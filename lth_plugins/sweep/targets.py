@@ -5,7 +5,7 @@ An adapter registers a :class:`SweepTarget` subclass under the entry-point names
 asked to check an experiment.
 """
 import sys
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from ..errors import SweepError
 from ..registry import available, load
@@ -20,6 +20,12 @@ class SweepTarget:
     tasks_key = "tasks"
     #: further keys an experiment of this framework may have (besides framework, name, args and tasks_key)
     extra_keys: Tuple[str, ...] = ()
+    #: the flag by which the command takes its distributed port (e.g. "--distributed-port"); the sweep gives
+    #: each job its own
+    port_flag: Optional[str] = None
+    #: globs, inside the run directory, of the framework's checkpoints a rerun resumes from (beyond finished
+    #: rounds, which every target has): a requeued job that wrote none of them in an attempt made no progress
+    checkpoints: Tuple[str, ...] = ()
 
     def tasks(self, experiment: dict) -> List[Tuple[str, List[str]]]:
         """[(label, task arguments)] of an experiment; raise SweepError naming an unknown task."""

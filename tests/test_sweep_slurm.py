@@ -1,0 +1,228 @@
+"""`lth sweep` against the real local SLURM (scripts/slurm_local.sh, fixture `slurm_cluster`) on the core's
+teacher-MLP (framework "torch": deterministic, resumable per round): jobs outliving their time limit are requeued
+and resume, a job requeued mid-round (preemption, node loss) resumes, a cancelled winning ticket stops its random
+ticket, a killed sweep re-attaches, a requeue loop without progress is stopped, each job gets its own port, and
+SLURM is asked about all jobs in one sacct call.
+
+SLURM here signals a job at its time limit only on its 30-s check: with timeout_min = 1 and slurm_signal_delay_s = 15
+an attempt gets its warning 15 to 45 s after it starts, then waits about 12 s to run again.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lth_plugins.store import RunStore
+from lth_plugins.sweep.accounting import Accounting
+from lth_plugins.sweep.config import load_config
+
+from . import sweep_helpers
+from .sweep_helpers import failed_job_logs, lth
+
+pytest.importorskip("submitit")
+
+WT, RT = "teacher-mlp/default/s0/wt", "teacher-mlp/default/s0/rt"
+# 1200 updates a round, about 4 s here: an attempt of 15 s or more finishes at least one
+ROUND_ARGS = ["--epochs", "6", "--n-train", "25600", "--lottery-late-reset", "2u"]
+
+
+def grid(path: Path, **over) -> Path:
+    cfg = {"executor": "slurm", "seeds": [0], "rounds": 2,
+           "experiment": [{"framework": "torch", "args": ROUND_ARGS}],
+           "executor_params": {"timeout_min": 10, "cpus_per_task": 1}}
+    cfg.update(over)
+    return sweep_helpers.write_config(path, cfg)
+
+
+def state(sweep: Path, job: str) -> dict:
+    try:
+        return json.loads((sweep / "jobs" / f"{job.replace('/', '__')}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def start_sweep(cfg: Path, sweep: Path, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([str(sweep_helpers.BIN / "lth"), "sweep", str(cfg), str(sweep), "--poll", "0.5"],
+                            env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_until(cond, timeout: float, what: str, proc=None, log=None) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the sweep ended before {what}:\n{log.read_text()[-4000:] if log else ''}")
+        assert time.monotonic() < deadline, f"not after {timeout} s: {what}\n{log.read_text()[-4000:] if log else ''}"
+        time.sleep(0.2)
+
+
+def sacct_attempts(cluster, job_id) -> list:
+    """Every attempt's state of a SLURM job once it has ended, oldest first (REQUEUED for each requeue). The sweep
+    may end first: it ends when the runs are done, while the job's process is still exiting."""
+    cluster.wait_job(job_id, timeout=120)
+    p = subprocess.run(["sacct", "-D", "-X", "-P", "-n", "-j", str(job_id), "-o", "State"], capture_output=True,
+                       text=True, timeout=60, check=True)
+    return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
+
+
+def reference(cfg: Path, where: Path, names) -> list:
+    """The same jobs' commands run on this machine without interruption (niced: the SLURM jobs come first)."""
+    jobs = load_config(cfg, where).jobs
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return [subprocess.Popen(["nice", "-n", "10", *j.command()], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT) for j in jobs if j.name in names]
+
+
+def assert_identical(run: Path, ref: Path) -> int:
+    """Every round of `run` equals `ref`'s: metrics, the loss curve (bit for bit) and the mask. Returns the rounds."""
+    a, b = RunStore.view(run), RunStore.view(ref)
+    rounds = b.finished_rounds()
+    assert rounds and a.finished_rounds() == rounds, (a.finished_rounds(), rounds)
+    for k in rounds:
+        ma, mb = a.read_metrics(k), b.read_metrics(k)
+        assert (ma["metrics"], ma["curve"]) == (mb["metrics"], mb["curve"]), (run, k)
+        if b.has_mask(k):
+            assert a.mask_path(k).read_bytes() == b.mask_path(k).read_bytes(), (run, k)
+    return len(rounds)
+
+
+def test_time_limit_requeues_resume_a_killed_sweep_reattaches_and_results_match_an_uninterrupted_run(
+        slurm_cluster, tmp_path):
+    # the winning ticket trains 15 rounds, a minute or more: longer than any attempt (at most 45 s)
+    cfg = grid(tmp_path / "grid.json", rounds=14,
+               executor_params={"timeout_min": 1, "cpus_per_task": 1, "slurm_signal_delay_s": 15})
+    sweep, log = tmp_path / "sw", tmp_path / "first.log"
+    t0 = time.monotonic()
+    first = start_sweep(cfg, sweep, log)
+    ref = reference(cfg, tmp_path / "ref", (WT, RT))
+    try:
+        # the winning ticket needs several attempts: kill the sweep once it has been requeued (and the random
+        # ticket submitted), then run the same command again
+        wait_until(lambda: any(a.get("end", "").startswith("time limit")
+                               for a in state(sweep, WT).get("attempts", [])) and state(sweep, RT).get("job_id"),
+                   240, "the winning ticket's first requeue", first, log)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    ids = {j: state(sweep, j)["job_id"] for j in (WT, RT)}
+    second = lth("sweep", cfg, sweep, "--poll", "0.5", timeout=600)
+    took = time.monotonic() - t0
+    assert second.returncode == 0, second.stdout[-4000:] + failed_job_logs(sweep)
+    assert "submitted" not in second.stdout, second.stdout  # it followed the jobs already in SLURM
+    assert {j: state(sweep, j)["job_id"] for j in (WT, RT)} == ids
+    assert "finished: 2 of 2 jobs done" in second.stdout
+
+    attempts = sacct_attempts(slurm_cluster, ids[WT])
+    assert attempts[-1] == "COMPLETED" and attempts[:-1] and set(attempts[:-1]) == {"REQUEUED"}, attempts
+    ends = [a["end"] for a in state(sweep, WT)["attempts"]]
+    assert ends == ["time limit: requeued"] * (len(attempts) - 1) + ["finished"], ends
+    status = lth("status", sweep, "--attempts").stdout
+    wt_row = next(line for line in status.splitlines() if line.startswith(WT))
+    assert f" {len(attempts) - 1} " in wt_row and f"SLURM {ids[WT]}: COMPLETED; before: REQUEUED" in wt_row, status
+
+    for p in ref:
+        assert p.wait(timeout=600) == 0
+    rounds = [assert_identical(sweep / "runs/teacher-mlp/default/s0" / t, tmp_path / "ref/runs/teacher-mlp/default/s0"
+                               / t) for t in ("wt", "rt")]
+    assert rounds == [15, 14]
+    # the figures: every attempt, how long the requeue took and the training redone (at most one round here)
+    print(f"\nsweep of 2 jobs x 14 rounds, timeout_min = 1, slurm_signal_delay_s = 15: {took:.0f} s\n{status}")
+    for a in state(sweep, WT)["attempts"][:-1]:
+        assert a["progress"] and a["redone_s"] < 30, a
+
+
+def test_a_job_requeued_mid_round_resumes_identical_and_jobs_at_once_get_their_own_ports(slurm_cluster, tmp_path):
+    cfg = grid(tmp_path / "grid.json", tickets=["winning"], seeds=[0, 1],
+               experiment=[{"framework": "torch", "args": ["--epochs", "8", "--n-train", "16384"]}])
+    sweep, log = tmp_path / "sw", tmp_path / "sweep.log"
+    run0 = sweep / "runs/teacher-mlp/default/s0/wt"
+    proc = start_sweep(cfg, sweep, log)
+    ref = reference(cfg, tmp_path / "ref", (WT,))
+    try:
+        # preemption or node loss: SLURM requeues the job in the middle of its round 1
+        wait_until(lambda: (run0 / "round_01/started.json").is_file(), 240, "round 1 of s0", proc, log)
+        time.sleep(1)
+        assert not (run0 / "round_01/metrics.json").is_file(), "round 1 finished before the requeue: make it longer"
+        job_id = state(sweep, WT)["job_id"]
+        subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=60)
+        proc.wait(timeout=400)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text()
+    assert proc.returncode == 0, text[-4000:] + failed_job_logs(sweep)
+    assert sacct_attempts(slurm_cluster, job_id) == ["REQUEUED", "COMPLETED"]
+    ends = [a["end"] for a in state(sweep, WT)["attempts"]]
+    assert ends == ["stopped by SIGTERM", "finished"], ends
+    for p in ref:
+        assert p.wait(timeout=600) == 0
+    assert assert_identical(run0, tmp_path / "ref/runs/teacher-mlp/default/s0/wt") == 3
+
+    # both seeds ran at the same time on the one node, each with its own port (MASTER_PORT; a command taking a
+    # port flag gets it too)
+    s0, s1 = state(sweep, WT), state(sweep, "teacher-mlp/default/s1/wt")
+    assert s0["port"] != s1["port"] and s0["host"] == s1["host"]
+    a0, a1 = s0["attempts"][0], s1["attempts"][0]
+    assert a0["started"] < a1["ended"] and a1["started"] < a0["ended"], (a0, a1)
+    for s in (s0, s1):
+        assert f"port {s['port']})" in Path(s["log"]).read_text()
+
+
+def test_a_cancelled_winning_ticket_stops_its_random_ticket_and_the_sweep_names_both(slurm_cluster, tmp_path):
+    cfg = grid(tmp_path / "grid.json", rounds=4, wait_timeout_s=3600,
+               experiment=[{"framework": "torch", "args": ["--epochs", "8", "--n-train", "16384"]}])
+    sweep, log = tmp_path / "sw", tmp_path / "sweep.log"
+    proc = start_sweep(cfg, sweep, log)
+    try:
+        wait_until(lambda: state(sweep, RT).get("state") == "running", 240, "the random ticket's start", proc, log)
+        wt_id = state(sweep, WT)["job_id"]
+        subprocess.run(["scancel", wt_id], check=True, timeout=60)
+        proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = log.read_text()
+    assert proc.returncode == 1, out
+    assert f"FAILED {WT} (ended by SLURM: CANCELLED by 0, stopped by SIGTERM" in out, out
+    assert f"{RT}: stopped, its winning ticket {WT} failed before the mask of round" in out, out
+    assert f"FAILED {RT} (stopped: its winning ticket {WT} failed" in out, out
+    assert sacct_attempts(slurm_cluster, state(sweep, RT)["job_id"])[-1] == "CANCELLED"
+    status = lth("status", sweep).stdout
+    assert f"SLURM {wt_id}: CANCELLED by 0" in status, status
+
+
+def test_a_requeue_loop_without_progress_is_stopped_naming_the_time_limit(slurm_cluster, tmp_path):
+    # one round needs minutes; every attempt gets under a minute
+    cfg = grid(tmp_path / "grid.json", tickets=["winning"], rounds=1,
+               experiment=[{"framework": "torch", "args": ["--epochs", "400", "--n-train", "20000"]}],
+               executor_params={"timeout_min": 1, "cpus_per_task": 1, "slurm_signal_delay_s": 20})
+    sweep = tmp_path / "sw"
+    proc = lth("sweep", cfg, sweep, "--poll", "0.5", timeout=400)
+    assert proc.returncode == 1, proc.stdout
+    assert (f"FAILED {WT} (no progress in 2 attempts in a row: each reached the time limit (1 min) before "
+            f"finishing a round or writing a checkpoint. Raise the time limit (timeout_min)") in proc.stdout
+    assert sacct_attempts(slurm_cluster, state(sweep, WT)["job_id"]) == ["REQUEUED", "FAILED"]
+
+
+def test_slurm_is_asked_about_all_jobs_in_one_sacct_call(slurm_cluster, tmp_path, monkeypatch):
+    """Following 20 jobs for 5 polls: one sacct call with every job, not one per job per poll (which floods
+    slurmdbd on a 128-GPU grid). The real sacct runs, through a wrapper that counts its calls."""
+    calls = tmp_path / "calls.txt"
+    wrapper = tmp_path / "bin" / "sacct"
+    wrapper.parent.mkdir()
+    real = subprocess.run(["which", "sacct"], capture_output=True, text=True, check=True).stdout.strip()
+    wrapper.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\nexec {real} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    acct = Accounting(interval_s=60)
+    ids = [str(990000 + i) for i in range(20)]
+    for _ in range(5):
+        assert acct.refresh(ids) == {}  # ids SLURM never had
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 1 and all(i in lines[0].split("-j ")[1].split(",") for i in ids), lines
