@@ -159,7 +159,7 @@ def one_step(model, opt, batch, device) -> float:
 
 
 ENFORCEMENT_OPS = ("aten::mul_", "aten::_foreach_mul_", "aten::index_fill_", "aten::index_select", "aten::index_copy_",
-                   "aten::masked_fill_", "aten::zero_")
+                   "aten::masked_fill_", "aten::zero_", "aten::where", "aten::bitwise_and_", "aten::neg_", "aten::copy_")
 
 
 def op_count(model, opt, batch, device) -> int:
