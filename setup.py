@@ -43,6 +43,7 @@ setup(
         "lth_plugins.sweep_targets": core("lth_plugins.sweep_targets") + [
             "flare = flare_ext.sweep:FlareTarget",
             "fairseq = fairseq_ext.sweep:FairseqTarget",
+            "elf = elf_ext.sweep:ElfTarget",
         ],
         "lth_plugins.frameworks": core("lth_plugins.frameworks") + [
             "flare = flare_ext.a2c",
