@@ -43,6 +43,11 @@ def write_config(path: Path, **over) -> Path:
     ({"tickets": ["random"]}, "needs 'winning'"),
     ({"rounds": 0}, "rounds must be an integer >= 1"),
     ({"executor_params": {"no_such_param": 1}}, "executor_params: unknown parameter no_such_param; known: "),
+    ({"executor_params": {"time": 60}}, "executor_params: time is not in the sweep's vocabulary (the same names for "
+                                        "the local and the SLURM executor"),
+    ({"experiment": [{"framework": "torch", "executor_params": {"partition": "gpu"}}]},
+     "executor_params of experiment 1: partition is not in the sweep's vocabulary"),
+    ({"executor": "slurm"}, "experiment 1 (torch) has no time limit for SLURM: give timeout_min (minutes)"),
 ])
 def test_bad_config_is_refused_before_anything_is_written(tmp_path, over, message):
     cfg = write_config(tmp_path / "sweep.json", **over)
@@ -202,3 +207,166 @@ def test_random_ticket_waiting_for_a_failed_winning_ticket_is_stopped(tmp_path):
     if f"{rt}: done" not in out:  # unless the winning ticket had made every mask before it died
         assert f"{rt}: stopped, its winning ticket teacher-mlp/default/s0/wt failed before the mask of round" in out
         assert f"FAILED {rt} (stopped: its winning ticket" in out, out
+
+
+def test_vocabulary_errors_name_what_to_write_instead(tmp_path):
+    for params, message in [({"time": 60}, "write timeout_min (minutes)"),
+                            ({"partition": "gpu"}, "write slurm_partition"),
+                            ({"ntasks_per_node": 2}, "write tasks_per_node"),
+                            ({"name": "x"}, "name is set by the sweep"),
+                            ({"gpus_per_node": "2"}, "gpus_per_node = '2' must be an integer")]:
+        with pytest.raises(SweepError, match=re_escape(message)):
+            load_config(write_config(tmp_path / "s.json", executor_params=params), tmp_path / "sw")
+
+
+def re_escape(text):
+    import re
+
+    return re.escape(text)
+
+
+def test_dry_run_prints_every_job_with_command_resources_and_run_dir_and_writes_nothing(tmp_path):
+    cfg = write_config(tmp_path / "s.json", executor="slurm", seeds=[0],
+                       executor_params={"timeout_min": 10, "cpus_per_task": 1, "slurm_partition": "main"},
+                       experiment=[{"framework": "torch", "name": "small", "args": TINY,
+                                    "executor_params": {"cpus_per_task": 4}},
+                                   {"framework": "torch", "name": "long", "args": TINY,
+                                    "executor_params": {"timeout_min": 600}}])
+    sweep = tmp_path / "sw"
+    proc = lth("sweep", "--dry-run", cfg, sweep)
+    assert proc.returncode == 0, proc.stdout
+    assert not sweep.exists()
+    out = proc.stdout
+    assert "4 jobs on the slurm executor" in out and "dry run: nothing is submitted or written" in out
+    blocks = {b.split(":")[0]: b for b in out.split("\n\n")[1:]}
+    assert set(blocks) == {f"{t}/default/s0/{k}" for t in ("small", "long") for k in ("wt", "rt")}, out
+    # each experiment's own executor_params over the top-level ones
+    assert ("resources: cpus_per_task=4 slurm_max_num_timeout=1000 slurm_partition=main timeout_min=10"
+            in blocks["small/default/s0/wt"])
+    assert ("resources: cpus_per_task=1 slurm_max_num_timeout=1000 slurm_partition=main timeout_min=600"
+            in blocks["long/default/s0/rt"])
+    for name, block in blocks.items():
+        run_dir = sweep.resolve() / "runs" / name.replace("/default/", "/default/")
+        assert f"  run dir:   {run_dir}\n" in block, block
+        assert f"--run-dir {run_dir} " in block and "lth_plugins.demo" in block
+    ports = {b.split("port:")[1].split()[0] for b in blocks.values()}
+    assert len(ports) == 4, out  # every job its own port
+    assert "(submitted once small/default/s0/wt has written its first mask)" in blocks["small/default/s0/rt"]
+
+
+def test_a_sweep_grows_by_seeds_ablations_and_rounds_but_keeps_its_jobs_settings(tmp_path):
+    sweep = tmp_path / "sw"
+    first = write_config(tmp_path / "a.json", seeds=[0], rounds=1, tickets=["winning"])
+    proc = lth("sweep", first, sweep, "--poll", "0.3")
+    assert proc.returncode == 0, proc.stdout + failed_job_logs(sweep)
+    s0 = sweep / "runs/teacher-mlp/default/s0/wt"
+    before = {p: p.stat().st_mtime_ns for p in s0.glob("round_*/metrics.json")}
+    port = json.loads((sweep / "sweep.json").read_text())["jobs"][0]["port"]
+    assert len(before) == 2
+
+    grown = write_config(tmp_path / "b.json", seeds=[0, 1], rounds=2, tickets=["winning"], max_parallel=4,
+                         ablations={"default": [], "oneshot": ["--lottery-schedule", "oneshot"]})
+    dry = lth("sweep", "--dry-run", grown, sweep)
+    assert dry.returncode == 0 and "teacher-mlp/default/s0/wt: pending, 2/3 rounds\n" in dry.stdout, dry.stdout
+    proc = lth("sweep", grown, sweep, "--poll", "0.3")
+    assert proc.returncode == 0, proc.stdout + failed_job_logs(sweep)
+    assert "finished: 4 of 4 jobs done" in proc.stdout
+    for p, mtime in before.items():  # the rounds it had are kept, round 2 is added
+        assert p.stat().st_mtime_ns == mtime, p
+    assert (s0 / "round_02/metrics.json").is_file()
+    jobs = json.loads((sweep / "sweep.json").read_text())["jobs"]
+    assert next(j["port"] for j in jobs if j["name"] == "teacher-mlp/default/s0/wt") == port
+    assert len({j["port"] for j in jobs}) == 4
+
+    changed = write_config(tmp_path / "c.json", seeds=[0, 1], rounds=2, tickets=["winning"],
+                           ablations={"default": [], "oneshot": ["--lottery-schedule", "oneshot"]},
+                           experiment=[{"framework": "torch", "args": ["--epochs", "2", *TINY[2:]]}])
+    proc = lth("sweep", changed, sweep)
+    assert proc.returncode == 2, proc.stdout
+    assert "teacher-mlp/default/s0/wt would change: 1 -> 2" in proc.stdout, proc.stdout
+    assert "A sweep may grow (seeds, ablations, tickets, tasks, rounds) but keeps its jobs" in proc.stdout
+
+
+def test_local_jobs_get_disjoint_gpus_and_a_job_asking_more_than_the_machine_has_is_refused(tmp_path, monkeypatch):
+    # no GPU here: the pool is given (local_visible_gpus); each job sees its own through CUDA_VISIBLE_DEVICES
+    cfg = write_config(tmp_path / "s.json", seeds=[0, 1, 2], tickets=["winning"], rounds=1, max_parallel=3,
+                       executor_params={"local_visible_gpus": [0, 1, 2, 3], "gpus_per_node": 2},
+                       experiment=[{"framework": "torch", "args": ["--epochs", "3", "--n-train", "4096"]}])
+    sweep = tmp_path / "sw"
+    proc = lth("sweep", cfg, sweep, "--poll", "0.2")
+    assert proc.returncode == 0, proc.stdout + failed_job_logs(sweep)
+    assert "GPUs 0,1,2,3: each job gets its own (2 per job); a job waits for free GPUs" in proc.stdout
+    runs = []
+    for s in (0, 1, 2):
+        st = json.loads((sweep / f"jobs/teacher-mlp__default__s{s}__wt.json").read_text())
+        a = st["attempts"][0]
+        assert len(st["gpus"]) == 2 and set(st["gpus"]) <= {"0", "1", "2", "3"}
+        assert f"GPUs {','.join(st['gpus'])}, port" in Path(st["log"]).read_text()
+        runs.append((a["started"], a["ended"], set(st["gpus"])))
+    overlapping = [(x, y) for i, x in enumerate(runs) for y in runs[i + 1:] if x[0] < y[1] and y[0] < x[1]]
+    assert overlapping, runs  # two jobs ran at once (four GPUs, two each) ...
+    for x, y in overlapping:
+        assert not x[2] & y[2], (x, y)  # ... on different GPUs
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    for params, message in [({"gpus_per_node": 1}, "asks for 1 GPU(s) (gpus_per_node) but this machine has none"),
+                            ({"gpus_per_node": 3, "local_visible_gpus": [0, 1]}, "has only 2 (0, 1)")]:
+        cfg = write_config(tmp_path / "g.json", seeds=[0], executor_params=params)
+        proc = lth("sweep", cfg, tmp_path / "refused")
+        assert proc.returncode == 2 and message in proc.stdout, proc.stdout
+        assert not (tmp_path / "refused").exists()
+
+
+def test_without_gpus_per_node_each_local_job_gets_one_gpu_of_a_gpu_machine(tmp_path):
+    cfg = write_config(tmp_path / "s.json", executor_params={"local_visible_gpus": [0, 1]})
+    proc = lth("sweep", "--dry-run", cfg, tmp_path / "sw")
+    assert proc.returncode == 0, proc.stdout
+    assert "GPUs 0,1: each job gets its own (1 per job; 1 where gpus_per_node is not given, 0 runs on the CPU)" \
+        in proc.stdout
+    assert proc.stdout.count("; GPUs: 1\n") == 4
+
+
+def test_fairseq_jobs_get_their_own_distributed_port(tmp_path):
+    pytest.importorskip("fairseq")
+    data = tmp_path / "data-bin"
+    data.mkdir()
+    cfg = write_config(tmp_path / "s.json", experiment=[{"framework": "fairseq", "data": str(data),
+                                                         "args": ["--task", "translation", "--arch", "lstm"]}])
+    grid = load_config(cfg, tmp_path / "sw")
+    SweepDir(tmp_path / "sw").plan(grid)
+    ports = []
+    for j in grid.jobs:
+        argv = j.command()
+        assert argv.count("--distributed-port") == 1
+        ports.append(argv[argv.index("--distributed-port") + 1])
+    assert len(set(ports)) == len(grid.jobs) == 4
+    with pytest.raises(SweepError, match="sets --distributed-port, which the sweep sets: each job gets its own"):
+        load_config(write_config(tmp_path / "p.json", experiment=[
+            {"framework": "fairseq", "data": str(data), "args": ["--task", "translation", "--distributed-port",
+                                                                 "12345"]}]), tmp_path / "sw")
+
+
+def test_a_sweep_followed_from_another_host_is_not_taken_over(tmp_path):
+    """The sweep directory's lock names a sweep process on another node (a login node of the cluster): it is
+    never judged from here, and the message names it; its jobs running there count as running."""
+    import fcntl
+
+    cfg = load_config(write_config(tmp_path / "s.json", seeds=[0]), tmp_path / "sw")
+    sd = SweepDir(tmp_path / "sw")
+    sd.open(cfg)
+    sd.close()
+    record = "4321 login-2.cluster"
+    fd = os.open(tmp_path / "sw" / ".sweep.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(fd, 0)
+        os.write(fd, record.encode())
+        with pytest.raises(SweepError, match=r"another `lth sweep` \(pid 4321 on host login-2.cluster\) is "
+                                             r"following .*; stop it first or watch it with `lth status"):
+            SweepDir(tmp_path / "sw").open(cfg)
+        assert (tmp_path / "sw" / ".sweep.lock").read_text() == record
+    finally:
+        os.close(fd)
+    sd.write_state(cfg.jobs[0], state="running", executor="local", host="login-2.cluster", pid=1)
+    status = lth("status", tmp_path / "sw").stdout
+    assert "teacher-mlp/default/s0/wt  running" in status, status

@@ -158,9 +158,15 @@ def assign_ports(jobs: List[Job], stored: List[Job], salt: str) -> None:
 
 
 # --- what a job's state is -------------------------------------------------------------------------------
-def rounds_of(job: Job, default_rounds: Optional[int]):
-    """(rounds done, rounds planned or None) read from the job's run directory."""
-    return RunStore.view(job.run_dir).progress(default_rounds, first=Ticket(job.ticket).first_round)
+def rounds_of(job: Job, grid_rounds: Optional[int]):
+    """(rounds done, rounds planned or None) read from the job's run directory. The grid's `rounds`, when it
+    gives them, is the plan (a grown grid asks for more than the run has recorded)."""
+    store = RunStore.view(job.run_dir)
+    first = Ticket(job.ticket).first_round
+    if grid_rounds is None:
+        return store.progress(None, first=first)
+    finished = set(store.finished_rounds())
+    return sum(1 for k in range(first, grid_rounds + 1) if k in finished), grid_rounds + 1 - first
 
 
 def slurm_ids(states: List[dict]) -> List[str]:
