@@ -1,7 +1,9 @@
-"""One rank of a gloo group for tests/test_peers.py: python peers_probe.py MODE RANK WORLD PORT RUN_DIR."""
+"""One rank of a gloo group for tests/test_peers.py: python peers_probe.py MODE RANK WORLD PORT RUN_DIR.
+The watchdog beats every 0.5 s and gives up on a rank after 3 s, unless PROBE_DEFAULTS=1 (the real defaults)."""
 import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -13,7 +15,10 @@ from lth_plugins.run import LotteryRun
 
 mode, rank, world, port, run_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-dog = PeerWatchdog.for_default_group(interval=0.5, timeout=3.0)
+if mode == "late" and rank == 2:  # this rank starts its heartbeat long after the others' timeout
+    time.sleep(8)
+dog = PeerWatchdog.for_default_group(**({} if os.environ.get("PROBE_DEFAULTS") == "1"
+                                        else {"interval": 0.5, "timeout": 3.0}))
 
 
 def gather(s):
@@ -40,8 +45,8 @@ if mode == "masks":  # rank 2 trained other weights: its round-1 mask differs
             print(f"rank {rank}: {e}", flush=True)
             dog.stop(finished=False)
             sys.exit(3)
-elif mode == "kill":  # rank 2 dies; the others are blocked in a collective that would wait forever
-    if rank == 2:
+elif mode.startswith("kill"):  # a rank dies (2, or the one named); the others are blocked in a collective
+    if rank == int(mode[4:] or 2):
         time.sleep(1.5)
         os.kill(os.getpid(), 9)
     try:
@@ -49,5 +54,15 @@ elif mode == "kill":  # rank 2 dies; the others are blocked in a collective that
     except Exception:  # gloo noticed the closed connection: which rank? (as fairseq_ext.driver does)
         dog.wait_for_verdict()
         raise
+elif mode == "pause":  # collectives until the test says stop (it pauses the whole job in between)
+    print(f"rank {rank}: ready", flush=True)
+    while True:
+        go = torch.tensor([float(Path(run_dir, "stop").exists())])
+        dist.all_reduce(go)  # every rank leaves the loop at the same iteration
+        if go.item() > 0:
+            break
+        time.sleep(0.1)
+elif mode == "late":
+    dist.barrier()
 dog.stop()
 print(f"rank {rank}: finished", flush=True)
