@@ -370,3 +370,28 @@ def test_a_sweep_followed_from_another_host_is_not_taken_over(tmp_path):
     sd.write_state(cfg.jobs[0], state="running", executor="local", host="login-2.cluster", pid=1)
     status = lth("status", tmp_path / "sw").stdout
     assert "teacher-mlp/default/s0/wt  running" in status, status
+
+
+def test_status_names_how_slurm_ended_a_job(tmp_path):
+    """sacct's word per job (one call for all; its text parsed here for the endings the local SLURM cannot
+    produce safely: preemption, node failure, out of memory), and a job whose attempt recorded nothing."""
+    from lth_plugins.sweep import accounting
+    from lth_plugins.sweep.state import job_state
+
+    cfg = load_config(write_config(tmp_path / "s.json", seeds=[0, 1, 2], tickets=["winning"]), tmp_path / "sw")
+    sd = SweepDir(tmp_path / "sw")
+    sd.open(cfg)
+    sd.close()
+    text = ("101|REQUEUED|0:0|None|t|t|n1\n101|PREEMPTED|0:15|None|t|t|n1\n"
+            "102|REQUEUED|0:0|None|t|t|n1\n102|NODE_FAIL|0:0|None|t|t|n2\n"
+            "103|OUT_OF_MEMORY|0:125|None|t|t|n1\n")
+    records = accounting.parse(text)
+    assert [records[i].requeues for i in ("101", "102", "103")] == [1, 1, 0]
+    for job, job_id in zip(cfg.jobs, ("101", "102", "103")):
+        sd.write_state(job, state="running", executor="slurm", job_id=job_id, submitted=0)
+    states = [job_state(j, sd, None, records) for j in cfg.jobs]
+    assert [s["state"] for s in states] == ["failed"] * 3
+    assert [s["error"] for s in states] == ["ended by SLURM: PREEMPTED", "ended by SLURM: NODE_FAIL",
+                                            "ended by SLURM: OUT_OF_MEMORY"]
+    assert states[0]["scheduler"] == "PREEMPTED; before: REQUEUED"
+    assert states[1]["requeues"] == 1

@@ -175,7 +175,8 @@ def test_a_job_requeued_mid_round_resumes_identical_and_jobs_at_once_get_their_o
 
 def test_a_cancelled_winning_ticket_stops_its_random_ticket_and_the_sweep_names_both(slurm_cluster, tmp_path):
     cfg = grid(tmp_path / "grid.json", rounds=4, wait_timeout_s=3600,
-               experiment=[{"framework": "torch", "args": ["--epochs", "8", "--n-train", "16384"]}])
+               experiment=[{"framework": "torch", "args": ["--epochs", "8", "--n-train", "16384"],
+                            "executor_params": {"timeout_min": 9}}])
     sweep, log = tmp_path / "sw", tmp_path / "sweep.log"
     proc = start_sweep(cfg, sweep, log)
     try:
@@ -195,6 +196,9 @@ def test_a_cancelled_winning_ticket_stops_its_random_ticket_and_the_sweep_names_
     assert sacct_attempts(slurm_cluster, state(sweep, RT)["job_id"])[-1] == "CANCELLED"
     status = lth("status", sweep).stdout
     assert f"SLURM {wt_id}: CANCELLED by 0" in status, status
+    # the experiment's own executor_params over the top-level ones, in what was submitted
+    script = (sweep / "submitit" / f"{wt_id}_submission.sh").read_text()
+    assert "#SBATCH --time=9\n" in script and "#SBATCH --requeue\n" in script, script
 
 
 def test_a_requeue_loop_without_progress_is_stopped_naming_the_time_limit(slurm_cluster, tmp_path):

@@ -80,11 +80,12 @@ class Job:
         """What the job computes: its command without the flags whose value may change (MUTABLE_FLAGS)."""
         out, skip = [], False
         for a in self.argv:
+            flag = a.split("=", 1)[0].replace("_", "-")  # a framework may spell them --lottery_rounds
             if skip:
                 skip = False
-            elif a in MUTABLE_FLAGS:
-                skip = True
-            elif a.split("=", 1)[0] not in MUTABLE_FLAGS:
+            elif flag in MUTABLE_FLAGS:
+                skip = "=" not in a
+            else:
                 out.append(a)
         return out
 
@@ -283,4 +284,13 @@ def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args,
         cfg.jobs.append(Job(name=f"{label}/{ablation}/s{seed}/{ticket.short}", framework=framework,
                             task=label, ablation=ablation, seed=seed, ticket=str(ticket), run_dir=run_dir, argv=argv,
                             winning=wt_name if ticket is Ticket.RANDOM else None, resources=dict(params),
-                            port_flag=target.port_flag, checkpoints=list(target.checkpoints)))
+                            port_flag=target.port_flag,
+                            checkpoints=[*target.checkpoints, framework_checkpoints(framework)]))
+
+
+def framework_checkpoints(framework: str) -> str:
+    """The glob, inside a run directory, of a framework's own files of each round (the run store's layout)."""
+    from ..store import RunStore
+
+    root = Path("RUN_DIR")
+    return str((RunStore.view(root).framework_dir(framework, 0).relative_to(root)).parent / "round_*" / "*")
