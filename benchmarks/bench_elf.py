@@ -9,7 +9,8 @@ Breakout WT/RT experiment.
 speed: the same ELF settings and number of training batches, each in its own process with the default threads of
 ``python -m elf_ext.train`` (``--threads N`` to force): plain ELF (ELF's Trainer and ModelInterface, no plugin)
 with the paper's network, timed around each callback (acting forward, training step, waiting for the games,
-the rest); ELF's own ``actor_critic`` model the same way; the plugin's round 0 (dense) and round 1 (20% pruned).
+the rest); ELF's own ``actor_critic`` model the same way; the plugin's round 0 (dense) and round 1 (20% pruned,
+reset to init: the same number of batches).
 Beside them the compute of the two networks: forward FLOPs per frame stack and measured forward time. Game
 steps/s = acting batches x batch size per second (x the frame skip of 2-4 frames per step = frames/s).
 """
@@ -113,8 +114,9 @@ def run_plain(tmp: Path, epoch_batches: int, threads: int, model_file=None, mode
 
 def run_plugin(tmp: Path, epoch_batches: int, threads: int) -> dict:
     run_dir = tmp / f"plugin_{time.monotonic_ns()}"
+    # reset to init: round 1 trains the same EPOCHS x epoch_batches as round 0 and plain ELF
     p = subprocess.run([sys.executable, "-m", "elf_ext.train", *SPEED, "--lottery_prune", "--lottery_rounds", "1",
-                        "--lottery_epochs", str(EPOCHS), "--lottery_epoch_batches", str(epoch_batches),
+                        "--lottery_reset", "init", "--lottery_epochs", str(EPOCHS), "--lottery_epoch_batches", str(epoch_batches),
                         "--lottery_run_dir", str(run_dir), *_threads_flags(threads)],
                        capture_output=True, text=True, env=_env(), cwd=REPO)
     if p.returncode != 0:
