@@ -1,19 +1,39 @@
 """The ranks of a distributed fairseq run: their number, the collectives the round loop needs (every rank
-compares its masks, agrees on the rounds to train) and the watchdog that stops them all when one dies."""
+compares its masks, agrees on the rounds to train), a barrier without a timeout for the points where rank 0 works
+alone (the round's evaluation), the collectives' timeout, the watchdog that stops them all when one dies, and the
+process group of `srun` tasks on CPUs (fairseq's own SLURM detection needs CUDA)."""
 import contextlib
+import functools
 import os
-from typing import List
+import random
+import subprocess
+import time
+from datetime import timedelta
+from typing import List, Optional
 
 import torch
 
-from lth_plugins.errors import LotteryError
+from lth_plugins.errors import LotteryConfigError, LotteryError
 from lth_plugins.peers import PeerWatchdog
+
+STORE_PREFIX = "lth_plugins/fairseq"
 
 
 def world_size() -> int:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_world_size()
     return 1
+
+
+def rank() -> int:
+    return torch.distributed.get_rank() if world_size() > 1 else 0
+
+
+def default_store():
+    """The key-value store of torch.distributed's default group (served by rank 0's process)."""
+    from torch.distributed.distributed_c10d import _get_default_store
+
+    return _get_default_store()
 
 
 def gather_strings(s: str) -> List[str]:
@@ -39,6 +59,38 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
+def wait_for_all(name: str, poll_s: float = 1.0) -> None:
+    """Every rank waits here until all have arrived, for as long as that takes: a collective barrier would fail
+    after the process group's timeout (NCCL's default: 10 minutes) while rank 0 evaluates a round alone. The ranks
+    count themselves in the process group's store; a rank that dies meanwhile is named by the peer watchdog.
+    `name` must be new for each use within one process group."""
+    if world_size() == 1:
+        return
+    store = default_store()
+    key = f"{STORE_PREFIX}/arrived/{name}"
+    store.add(key, 1)
+    delay = 0.01
+    while store.add(key, 0) < world_size():
+        time.sleep(delay)
+        delay = min(poll_s, delay * 2)
+
+
+def set_collective_timeout(seconds: Optional[float]) -> None:
+    """Bound every collective of the run (torch's default group and fairseq's global group, which carries
+    fairseq's all-reduces) by `seconds`; None keeps torch's defaults (NCCL 10 minutes, gloo 30 minutes)."""
+    if seconds is None or world_size() == 1:
+        return
+    from torch.distributed import distributed_c10d
+
+    if not hasattr(distributed_c10d, "_set_pg_timeout"):
+        raise LotteryConfigError(f"--lottery-collective-timeout needs torch >= 2.3 (this is {torch.__version__})")
+    from fairseq.distributed import utils as distributed_utils
+
+    timeout = timedelta(seconds=seconds)
+    for group in (distributed_c10d._get_default_group(), distributed_utils.get_global_group()):
+        distributed_c10d._set_pg_timeout(timeout, group)
+
+
 @contextlib.contextmanager
 def watched_peers():
     """A rank that dies makes the others stop (naming it) instead of hanging in a collective; a rank that
@@ -61,3 +113,71 @@ def watched_peers():
         watchdog.stop(finished=finished)
         if finished:
             barrier()
+
+
+# --- srun tasks on CPUs ------------------------------------------------------------------------------------
+def install_cpu_slurm_init() -> None:
+    """Wrap fairseq's `infer_init_method` (which `call_main` looks up at call time): under `srun` on a machine
+    without CUDA, form the group from SLURM's own variables (`cpu_slurm_init`); everywhere else, fairseq's own
+    detection (it calls torch.cuda.set_device, which a CPU-only torch lacks)."""
+    from fairseq.distributed import utils as distributed_utils
+
+    original = distributed_utils.infer_init_method
+    if getattr(original, "lottery_cpu_slurm", False):
+        return
+
+    @functools.wraps(original)
+    def infer_init_method(cfg, force_distributed=False):
+        if not _is_cpu_slurm_step(cfg):
+            return original(cfg, force_distributed=force_distributed)
+        try:
+            cpu_slurm_init(cfg)
+        except LotteryError as e:
+            raise SystemExit(f"fairseq-train: lottery error: {e}") from None
+
+    infer_init_method.lottery_cpu_slurm = True
+    distributed_utils.infer_init_method = infer_init_method
+
+
+def _is_cpu_slurm_step(cfg) -> bool:
+    env = os.environ
+    in_slurm_task = all(k in env for k in ("SLURM_JOB_ID", "SLURM_PROCID", "SLURM_JOB_NODELIST"))
+    torchrun = all(k in env for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK"))
+    return (not torch.cuda.is_available() and cfg.distributed_init_method is None
+            and cfg.distributed_world_size > 1 and not cfg.tpu and not cfg.pipeline_model_parallel
+            and in_slurm_task and not torchrun)
+
+
+def slurm_port(cfg) -> int:
+    """--distributed-port, or the port fairseq itself derives from the job id when it is not given."""
+    if cfg.distributed_port > 0:
+        return cfg.distributed_port
+    job = os.environ["SLURM_JOB_ID"] + os.environ.get("SLURM_ARRAY_TASK_ID", "")
+    return random.Random(int(job)).randint(10000, 60000)
+
+
+def cpu_slurm_init(cfg) -> None:
+    """One rank per SLURM task (`srun`, any number of nodes): tcp:// on the step's first node, rank
+    SLURM_PROCID, no spawning; the backend must be gloo."""
+    env = os.environ
+    tasks = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 0)
+    if tasks != cfg.distributed_world_size:
+        raise LotteryConfigError(
+            f"--distributed-world-size {cfg.distributed_world_size}, but SLURM started {tasks} task(s) in this "
+            f"step: without GPUs every task is one rank (give --distributed-world-size {tasks}, or srun -n "
+            f"{cfg.distributed_world_size})")
+    if cfg.distributed_backend == "nccl":
+        raise LotteryConfigError("--distributed-backend nccl needs GPUs and this machine has none: add "
+                                 "--distributed-backend gloo")
+    nodes = env.get("SLURM_STEP_NODELIST") or env["SLURM_JOB_NODELIST"]
+    try:
+        hosts = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True, text=True,
+                               check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise LotteryConfigError(f"`scontrol show hostnames {nodes}` failed ({e}): it names the host of rank 0")
+    if not hosts:
+        raise LotteryConfigError(f"`scontrol show hostnames {nodes}` named no host: it names the host of rank 0")
+    cfg.distributed_init_method = f"tcp://{hosts[0]}:{slurm_port(cfg)}"
+    cfg.distributed_rank = int(env["SLURM_PROCID"])
+    cfg.distributed_no_spawn = True
+    cfg.device_id = 0

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import copy
 import functools
+import gc
 import logging
 import math
 import os
@@ -26,7 +27,8 @@ from lth_plugins.selection import select_parameters
 from lth_plugins.store import RunStore, round_name
 
 from . import evaluate
-from .distributed import barrier, broadcast_object, watched_peers, world_size
+from .distributed import broadcast_object, set_collective_timeout, wait_for_all, watched_peers, world_size
+from .requeue import PREEMPTION, Requeue, requeue_and_wait
 from .spec import LotterySpec
 from .trainer import LotteryTrainer, RoundContext
 
@@ -68,8 +70,13 @@ def lottery_main(spec: LotterySpec, fairseq_main, cfg, **kwargs) -> None:
     except LotteryError as e:
         raise SystemExit(f"fairseq-train: lottery error: {e}") from None
     try:
+        set_collective_timeout(spec.collective_timeout)
         with watched_peers():
-            run_rounds(spec, cfg, is_master, fairseq_main, kwargs, upe)
+            try:
+                PREEMPTION.enter_round_loop()
+                run_rounds(spec, cfg, is_master, fairseq_main, kwargs, upe)
+            except Requeue as e:
+                requeue_and_wait(str(e))
     except LotteryError as e:
         logger.error("lottery error: %s", e)
         raise SystemExit(f"fairseq-train: lottery error: {e}") from None
@@ -94,6 +101,7 @@ def run_rounds(spec: LotterySpec, cfg, is_master: bool, fairseq_main, kwargs: di
             try:
                 with fairseq_round(ctx):
                     fairseq_main(ctx.cfg, **kwargs)
+                stop_progress_timeout(ctx.trainer)
                 if ctx.trainer is None:
                     raise LotteryError(f"fairseq did not train round {k} (no trainer was built)")
                 ctx.check_masks_held()
@@ -102,7 +110,11 @@ def run_rounds(spec: LotterySpec, cfg, is_master: bool, fairseq_main, kwargs: di
                 ctx.finish(metrics, primary, higher)
             finally:
                 ctx.close()
-            barrier()
+            # the round's data loaders live in reference cycles: end their workers now, not in a data worker
+            # forked later, which would inherit them as garbage
+            gc.collect()
+            # rank 0 evaluated the round alone, for as long as that took: no collective waits for it
+            wait_for_all(f"end_of_{round_name(k)}")
 
 
 def round_config(cfg, spec: LotterySpec, k: int):
@@ -119,10 +131,12 @@ def round_config(cfg, spec: LotterySpec, k: int):
 @contextlib.contextmanager
 def fairseq_round(ctx: RoundContext):
     """fairseq's training module set for round `ctx`: the Trainer it builds is a `LotteryTrainer` of that
-    round, and its validation stats feed the round's learning curve. Restored when the round's training ends."""
+    round, its validation stats feed the round's learning curve, and after fairseq's own validation and saving of
+    each update the round may stop for a requeue. Restored when the round's training ends."""
     import fairseq_cli.train as train_mod
 
-    orig_trainer, orig_stats = train_mod.Trainer, train_mod.get_valid_stats
+    orig = train_mod.Trainer, train_mod.get_valid_stats, train_mod.validate_and_save
+    orig_stats, orig_validate_and_save = orig[1], orig[2]
 
     def get_valid_stats(cfg_, trainer, stats, tracking_best):
         stats = orig_stats(cfg_, trainer, stats, tracking_best)
@@ -130,13 +144,32 @@ def fairseq_round(ctx: RoundContext):
             ctx.record_valid(stats)
         return stats
 
+    def validate_and_save(cfg_, trainer, task, epoch_itr, *args, **kwargs):
+        valid_losses, should_stop = orig_validate_and_save(cfg_, trainer, task, epoch_itr, *args, **kwargs)
+        if not should_stop:  # the round's end comes first
+            trainer.stop_for_requeue(epoch_itr)
+        return valid_losses, should_stop
+
     _reset_fairseq_globals()
     train_mod.Trainer = functools.partial(LotteryTrainer, round_context=ctx)
     train_mod.get_valid_stats = get_valid_stats
+    train_mod.validate_and_save = validate_and_save
     try:
         yield
     finally:
-        train_mod.Trainer, train_mod.get_valid_stats = orig_trainer, orig_stats
+        train_mod.Trainer, train_mod.get_valid_stats, train_mod.validate_and_save = orig
+    PREEMPTION.leave_training()  # a warning after the round's last update requeues now
+
+
+def stop_progress_timeout(trainer) -> None:
+    """fairseq's --heartbeat-timeout kills a rank whose model has not run forward for N seconds: the round's
+    evaluation, and the wait for it, are not training that stalled. Its timer ends with the round's training."""
+    from fairseq.distributed import DistributedTimeoutWrapper
+
+    model = getattr(trainer, "_wrapped_model", None)
+    if isinstance(model, DistributedTimeoutWrapper) and model._heartbeat is not None:
+        model._terminated = True
+        model._heartbeat.set()  # wakes its thread, which sees _terminated and ends
 
 
 def _reset_fairseq_globals():

@@ -207,12 +207,21 @@ def run_generate(cmd: List[str], out_dir: str) -> Dict[str, object]:
     import subprocess
     import sys
 
+    from .requeue import shielded_children
+
     os.makedirs(out_dir, exist_ok=True)
     log_path = os.path.join(out_dir, "generate.log")
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     with open(log_path, "w") as log:
-        proc = subprocess.run([sys.executable, "-m", "fairseq_cli.generate", *cmd[1:], "--results-path", out_dir],
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
+        with shielded_children():  # SLURM's warning requeues the job; this rank ends the evaluation then
+            proc = subprocess.Popen([sys.executable, "-m", "fairseq_cli.generate", *cmd[1:], "--results-path",
+                                     out_dir], env=env, stdout=log, stderr=subprocess.STDOUT)
+        with proc:
+            try:
+                proc.wait()
+            except BaseException:
+                proc.kill()
+                raise
     subset = cmd[cmd.index("--gen-subset") + 1]
     result_path = os.path.join(out_dir, f"generate-{subset}.txt")
     text = open(result_path).read() if os.path.isfile(result_path) else ""

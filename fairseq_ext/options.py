@@ -31,7 +31,7 @@ NOT_TRAINING_SETTINGS = (
     "reset_lr_scheduler", "num_workers", "data_buffer_size", "empty_cache_freq",
     "distributed_rank", "device_id", "local_rank", "distributed_port", "distributed_init_method",
     "distributed_no_spawn", "distributed_num_procs", "nprocs_per_node", "heartbeat_timeout",
-    "all_gather_list_size", "bucket_cap_mb", "plasma_path", "no_seed_provided",
+    "all_gather_list_size", "bucket_cap_mb", "plasma_path", "no_seed_provided", "lottery_collective_timeout",
 )
 
 
@@ -46,6 +46,10 @@ def add_lottery_args(parser: argparse.ArgumentParser) -> None:
     LotteryConfig.add_arguments(parser, prefix=FLAG_PREFIX, group_title="lottery ticket hyperparameters")
     group.add_argument(FLAG_PREFIX + "run-dir", default=None, metavar="DIR",
                        help="lottery run store (config, masks, snapshots, per-round metrics); default: --save-dir")
+    group.add_argument(FLAG_PREFIX + "collective-timeout", type=float, default=None, metavar="SECONDS",
+                       help="timeout of every collective of a distributed run (fairseq's all-reduces included); "
+                            "default: torch's (NCCL 10 minutes, gloo 30 minutes). Rank 0's round evaluation is "
+                            "not bounded by it: the other ranks wait for it outside any collective")
     for f in dataclasses.fields(EvalOptions):
         flag = FLAG_PREFIX + f.name.replace("_", "-")
         if f.type is bool:
@@ -99,6 +103,9 @@ def build_spec(args) -> LotterySpec:
         parse_generate_args(evaluation.generate_args)
         if getattr(args, "no_last_checkpoints", False):
             _fail("--lottery-eval-bleu scores the round's checkpoint_last.pt: drop --no-last-checkpoints")
+    timeout = getattr(args, "lottery_collective_timeout", None)
+    if timeout is not None and timeout <= 0:
+        _fail(f"--lottery-collective-timeout must be > 0 seconds (got {timeout:g})")
     save_dir = getattr(args, "save_dir", "checkpoints")
     run_dir = args.lottery_run_dir or save_dir
     if config.is_random and os.path.abspath(config.masks_from) == os.path.abspath(run_dir):
@@ -106,7 +113,7 @@ def build_spec(args) -> LotterySpec:
               f"({run_dir}); give the random ticket its own --save-dir")
     settings = training_settings(vars(args), not_training=NOT_TRAINING_SETTINGS + lottery_dests(), prefixes=())
     return LotterySpec(config=config, run_dir=os.path.abspath(run_dir), save_dir=os.path.abspath(save_dir),
-                       task=task, settings=settings, evaluation=evaluation)
+                       task=task, settings=settings, evaluation=evaluation, collective_timeout=timeout)
 
 
 def _check_masks_from(path: Optional[str]) -> None:

@@ -38,7 +38,8 @@ class EvalOptions:
 class LotterySpec:
     """One lottery run of fairseq-train: `config` (validated against the training length), the run store
     `run_dir`, fairseq's `save_dir` (round k checkpoints in SAVE_DIR/round_KK), the fairseq `task`, the
-    `settings` that identify the run (stored in its config.json) and the round `evaluation`."""
+    `settings` that identify the run (stored in its config.json), the round `evaluation` and the timeout of the
+    run's collectives in seconds (`collective_timeout`; None: torch's defaults)."""
 
     config: LotteryConfig
     run_dir: str
@@ -46,6 +47,7 @@ class LotterySpec:
     task: Optional[str]
     settings: dict
     evaluation: EvalOptions
+    collective_timeout: Optional[float] = None
 
     @property
     def lm_test(self) -> bool:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from fairseq import checkpoint_utils
 from fairseq.trainer import Trainer
 
 from lth_plugins.atomic import atomic_write_json
@@ -14,8 +15,9 @@ from lth_plugins.errors import LotteryError
 from lth_plugins.run import LotteryRun, Round
 
 from .checkpoints import weights_only_safe
-from .distributed import gather_strings, world_size
+from .distributed import gather_strings, wait_for_all, world_size
 from .fp16 import first_revived, torch_optimizer, verify_pruned_weights_zero, zero_pruned_masters
+from .requeue import PREEMPTION, Requeue
 
 
 class RoundContext:
@@ -156,6 +158,7 @@ class LotteryTrainer(Trainer):
 
     def __init__(self, *args, round_context: RoundContext, **kwargs):
         self.round_context = round_context
+        self._lottery_saved_at = None  # the update of the last checkpoint this rank wrote
         super().__init__(*args, **kwargs)
 
     def load_checkpoint(self, filename, *args, **kwargs):
@@ -175,6 +178,7 @@ class LotteryTrainer(Trainer):
         # a round that already reached --max-update (killed before its evaluation) must not train further
         if ctx.max_update and self.get_num_updates() >= ctx.max_update:
             return None
+        PREEMPTION.enter_training()
         before = self.get_num_updates()
         out = super().train_step(samples, raise_oom=raise_oom)
         after = self.get_num_updates()
@@ -185,6 +189,22 @@ class LotteryTrainer(Trainer):
                 epoch = state["train_iterator"]["epoch"] - 1
             ctx.round.after_update(after, epoch=epoch, state=state)
         return out
+
+    def stop_for_requeue(self, epoch_itr) -> None:
+        """Called after fairseq's own validation and saving of each update. SLURM's warning before the time limit
+        (fairseq_ext.requeue): at the update every rank agrees on, the round's checkpoint_last.pt is saved (unless
+        fairseq just saved it) and the rank leaves for the requeue."""
+        n = self.get_num_updates()
+        if not PREEMPTION.stop_at(n):
+            return
+        if self._lottery_saved_at != n:
+            checkpoint_utils.save_checkpoint(self.cfg.checkpoint, self, epoch_itr, None)
+        wait_for_all("requeue_checkpoint_saved")  # rank 0 has written it before anyone requeues
+        raise Requeue(f"round {self.round_context.k}: checkpoint_last.pt saved at update {n}")
+
+    def save_checkpoint(self, filename, extra_state):
+        super().save_checkpoint(filename, extra_state)
+        self._lottery_saved_at = self.get_num_updates()
 
     def begin_epoch(self, epoch):
         if epoch > 1:  # epoch - 1 is complete: the late snapshot at "<N>ep" is taken before epoch N+1 trains

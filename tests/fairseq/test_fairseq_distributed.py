@@ -1,11 +1,13 @@
 """Four CPU ranks under fairseq's own DDP (gloo), launched as a cluster launcher does (one process per rank,
 --distributed-no-spawn): identical masks on every rank, only rank 0 writes, one late snapshot; a killed rank
-stops the others (naming it) and the same launch resumes to the same bits as an uninterrupted run."""
+stops the others (naming it) and the same launch resumes to the same bits as an uninterrupted run; rank 0's round
+evaluation may outlast the collectives' timeout."""
 import re
 import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,22 +25,23 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def launch(data, save, logs):
+def launch(data, save, logs, world=WORLD, extra=(), extra_env=None):
     port = _free_port()
     procs = []
-    for rank in range(WORLD):
+    for rank in range(world):
         cmd = [str(BIN / "fairseq-train"), str(data), "--save-dir", str(save), *COMMON, *MT_MODEL,
-               "--user-dir", USER_DIR, *LOTTERY, "--distributed-world-size", str(WORLD),
+               "--user-dir", USER_DIR, *LOTTERY, "--distributed-world-size", str(world),
                "--distributed-backend", "gloo", "--distributed-init-method", f"tcp://127.0.0.1:{port}",
-               "--distributed-rank", str(rank), "--distributed-no-spawn", "--ddp-backend", "legacy_ddp"]
+               "--distributed-rank", str(rank), "--distributed-no-spawn", "--ddp-backend", "legacy_ddp", *extra]
         out = open(logs / f"rank{rank}.log", "w")
-        procs.append(subprocess.Popen(cmd, env=env(), stdout=out, stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen(cmd, env=dict(env(), **(extra_env or {})), stdout=out,
+                                      stderr=subprocess.STDOUT))
         out.close()
     return procs
 
 
-def outputs(logs):
-    return [(logs / f"rank{r}.log").read_text() for r in range(WORLD)]
+def outputs(logs, world=WORLD):
+    return [(logs / f"rank{r}.log").read_text() for r in range(world)]
 
 
 def final_state(save):
@@ -108,3 +111,27 @@ def test_killed_rank_stops_the_others_and_the_same_launch_resumes_bit_identicall
         assert metrics(save, k)["metrics"] == metrics(base, k)["metrics"]
     for k in (1, 2):
         assert load_mask(save, k).checksum() == load_mask(base, k).checksum()
+
+
+SLOW_GENERATE = Path(__file__).resolve().parent / "slow_generate"
+
+
+def test_rank_0_evaluating_longer_than_the_collective_timeout_does_not_end_the_run(mt_data, tmp_path):
+    """Rank 0 scores round 0 for over 30 s (its fairseq-generate made slow) while every collective of the run times
+    out after 10 s and fairseq's --heartbeat-timeout is 10 s: the other rank waits for it outside any collective,
+    and the run finishes."""
+    save = tmp_path / "run"
+    slow_s, timeout_s = 30, 10
+    procs = launch(mt_data, save, tmp_path, world=2, extra_env={"LTH_SLOW_GENERATE_S": str(slow_s)},
+                   extra=["--lottery-rounds", "1", "--lottery-eval-bleu",
+                          f"--lottery-generate-args=--user-dir {SLOW_GENERATE} --beam 2 --max-len-a 1.2 --max-len-b 10",
+                          "--lottery-collective-timeout", str(timeout_s), "--heartbeat-timeout", str(timeout_s)])
+    for rank, p in enumerate(procs):
+        p.wait(timeout=900)
+        assert p.returncode == 0, f"rank {rank}:\n{outputs(tmp_path, 2)[rank][-4000:]}"
+    round0 = save / "round_00"
+    evaluation_s = (round0 / "generate" / "generate-test.txt").stat().st_mtime - \
+        (round0 / "checkpoint_last.pt").stat().st_mtime
+    assert evaluation_s > slow_s > timeout_s
+    for k in (0, 1):
+        assert metrics(save, k)["metrics"]["bleu"] >= 0
