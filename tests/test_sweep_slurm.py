@@ -60,6 +60,15 @@ def wait_until(cond, timeout: float, what: str, proc=None, log=None) -> None:
         time.sleep(0.2)
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill a sweep and its children, if still there."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 def sacct_attempts(cluster, job_id) -> list:
     """Every attempt's state of a SLURM job once it has ended, oldest first (REQUEUED for each requeue). The sweep
     may end first: it ends when the runs are done, while the job's process is still exiting."""
@@ -71,10 +80,13 @@ def sacct_attempts(cluster, job_id) -> list:
 
 def reference(cfg: Path, where: Path, names) -> list:
     """The same jobs' commands run on this machine without interruption (niced: the SLURM jobs come first)."""
-    jobs = load_config(cfg, where).jobs
+    jobs = [j for j in load_config(cfg, where).jobs if j.name in names]
+    for j in jobs:  # a random ticket started at once waits for a winning run's directory, but needs it to exist
+        if j.ticket == "winning":
+            j.run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return [subprocess.Popen(["nice", "-n", "10", *j.command()], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.STDOUT) for j in jobs if j.name in names]
+                             stderr=subprocess.STDOUT) for j in jobs]
 
 
 def assert_identical(run: Path, ref: Path) -> int:
@@ -92,8 +104,10 @@ def assert_identical(run: Path, ref: Path) -> int:
 
 def test_time_limit_requeues_resume_a_killed_sweep_reattaches_and_results_match_an_uninterrupted_run(
         slurm_cluster, tmp_path):
-    # the winning ticket trains 15 rounds, a minute or more: longer than any attempt (at most 45 s)
+    # the winning ticket trains 15 rounds of 2,800 updates: over a minute on a fast 2-core machine (CI ran 1,200
+    # updates in 2 s), longer than any attempt before its warning (at most 45 s)
     cfg = grid(tmp_path / "grid.json", rounds=14,
+               experiment=[{"framework": "torch", "args": ["--epochs", "14", *ROUND_ARGS[2:]]}],
                executor_params={"timeout_min": 1, "cpus_per_task": 1, "slurm_signal_delay_s": 15})
     sweep, log = tmp_path / "sw", tmp_path / "first.log"
     t0 = time.monotonic()
@@ -106,8 +120,7 @@ def test_time_limit_requeues_resume_a_killed_sweep_reattaches_and_results_match_
                                for a in state(sweep, WT).get("attempts", [])) and state(sweep, RT).get("job_id"),
                    240, "the winning ticket's first requeue", first, log)
     finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
+        kill_group(first)
     ids = {j: state(sweep, j)["job_id"] for j in (WT, RT)}
     second = lth("sweep", cfg, sweep, "--poll", "0.5", timeout=600)
     took = time.monotonic() - t0
@@ -137,7 +150,8 @@ def test_time_limit_requeues_resume_a_killed_sweep_reattaches_and_results_match_
 
 def test_a_job_requeued_mid_round_resumes_identical_and_jobs_at_once_get_their_own_ports(slurm_cluster, tmp_path):
     cfg = grid(tmp_path / "grid.json", tickets=["winning"], seeds=[0, 1],
-               experiment=[{"framework": "torch", "args": ["--epochs", "8", "--n-train", "16384"]}])
+               experiment=[{"framework": "torch", "args": ["--epochs", "24", "--n-train", "16384"]}])
+    # 3,072 updates a round: 5 s or more on a fast 2-core machine, so the requeue lands mid-round
     sweep, log = tmp_path / "sw", tmp_path / "sweep.log"
     run0 = sweep / "runs/teacher-mlp/default/s0/wt"
     proc = start_sweep(cfg, sweep, log)
@@ -151,9 +165,7 @@ def test_a_job_requeued_mid_round_resumes_identical_and_jobs_at_once_get_their_o
         subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=60)
         proc.wait(timeout=400)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill_group(proc)
     text = log.read_text()
     assert proc.returncode == 0, text[-4000:] + failed_job_logs(sweep)
     assert sacct_attempts(slurm_cluster, job_id) == ["REQUEUED", "COMPLETED"]
@@ -185,9 +197,7 @@ def test_a_cancelled_winning_ticket_stops_its_random_ticket_and_the_sweep_names_
         subprocess.run(["scancel", wt_id], check=True, timeout=60)
         proc.wait(timeout=240)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill_group(proc)
     out = log.read_text()
     assert proc.returncode == 1, out
     assert f"FAILED {WT} (ended by SLURM: CANCELLED by 0, stopped by SIGTERM" in out, out
