@@ -1,9 +1,13 @@
 """Small synthetic corpora with learnable structure, generated deterministically from a seed, and their
 binarization with fairseq's own `fairseq-preprocess` (run as a subprocess of this interpreter).
 
-* translation: the target is the source sentence reversed, with every source word mapped to a target word
-  by a fixed random bijection, plus a few context-dependent rules (a word right after a "marker" word is
-  mapped by a second bijection) so that a model needs attention and position, not just a lookup table.
+* translation, two tasks:
+  - "reverse" (quick, for tests): the target is the source sentence reversed, every word mapped by a fixed random
+    bijection, a word right after a "marker" word by a second one;
+  - "grammar" (the main job): an SVO source language with a prepositional phrase, translated into a verb-final
+    language with the phrase in front, nouns before their adjectives and determiners, gender and number
+    agreement, verbs whose translation depends on the object, and synonyms drawn at random. The synonyms cap
+    BLEU below 100 even for a perfect model (`grammar_oracle_bleu` scores one), which leaves headroom.
 * language modeling: sentences drawn from a sparse second-order Markov chain over a small vocabulary,
   so a good model reaches a much lower perplexity than a unigram model.
 """
@@ -43,6 +47,72 @@ def translation_pairs(n: int, rng: random.Random, vocab: int = 24, min_len: int 
     return pairs
 
 
+class Grammar:
+    """The fixed lexicon of the "grammar" translation task, drawn from `table_seed`."""
+
+    def __init__(self, table_seed: int = 0, nouns: int = 48, adjectives: int = 24, verbs: int = 24,
+                 preps: int = 6, majority: float = 0.6):
+        r = random.Random(table_seed)
+        self.nouns, self.adjectives, self.verbs, self.preps = nouns, adjectives, verbs, preps
+        self.gender = [r.randrange(2) for _ in range(nouns)]
+        self.animate = [r.random() < 0.5 for _ in range(nouns)]
+        self.majority = majority  # every target noun has two synonyms, drawn with (majority, 1 - majority)
+        # a third of the verbs translate differently for an animate object
+        self.polysemous = [r.random() < 1 / 3 for _ in range(verbs)]
+        self.noun_perm = r.sample(range(nouns), nouns)
+        self.verb_perm = r.sample(range(verbs), verbs)
+        self.adj_perm = r.sample(range(adjectives), adjectives)
+        self.prep_perm = r.sample(range(preps), preps)
+
+    def noun_phrase(self, rng: random.Random):
+        """(source words, target words, noun, plural) of a random noun phrase."""
+        noun, plural, definite = rng.randrange(self.nouns), rng.random() < 0.4, rng.random() < 0.5
+        adjs = rng.sample(range(self.adjectives), rng.choice((0, 0, 1, 1, 2)))
+        det = ("the" if definite else "a") + ("_pl" if plural else "")
+        src = [det, *(f"a{a}" for a in adjs), f"n{noun}" + ("_pl" if plural else "")]
+        g, num = "mf"[self.gender[noun]], "p" if plural else "s"
+        syn = 0 if rng.random() < self.majority else 1
+        tgt = [f"N{self.noun_perm[noun]}{'abc'[syn]}{num}", *(f"A{self.adj_perm[a]}{g}{num}" for a in reversed(adjs)),
+               f"D{int(definite)}{g}{num}"]
+        return src, tgt, noun, plural
+
+    def sentence(self, rng: random.Random):
+        """One (source, target) pair: SVO [prep NP] -> [prep' NP'] S' O' V'."""
+        s_src, s_tgt, _, s_pl = self.noun_phrase(rng)
+        o_src, o_tgt, obj, _ = self.noun_phrase(rng)
+        verb = rng.randrange(self.verbs)
+        sense = int(self.polysemous[verb] and self.animate[obj])
+        v_src = [f"v{verb}"]
+        v_tgt = [f"V{self.verb_perm[verb]}{'xy'[sense]}{'p' if s_pl else 's'}"]
+        src, tgt = s_src + v_src + o_src, s_tgt + o_tgt + v_tgt
+        if rng.random() < 0.5:
+            prep = rng.randrange(self.preps)
+            p_src, p_tgt, _, _ = self.noun_phrase(rng)
+            src, tgt = src + [f"p{prep}"] + p_src, p_tgt + [f"P{self.prep_perm[prep]}"] + tgt
+        return " ".join(src), " ".join(tgt)
+
+    def most_likely(self, target: str) -> str:
+        """The target with every synonym replaced by the more likely one: what a perfect model would write."""
+        return " ".join(w[0] + w[1:].replace("b", "a") if w.startswith("N") else w for w in target.split())
+
+
+def grammar_pairs(n: int, rng: random.Random, table_seed: int = 0) -> List[tuple]:
+    """`n` (source, target) pairs of the "grammar" translation task."""
+    g = Grammar(table_seed)
+    return [g.sentence(rng) for _ in range(n)]
+
+
+def grammar_oracle_bleu(raw_dir, split: str = "test", table_seed: int = 0, tgt: str = "tgt") -> float:
+    """Corpus BLEU (sacrebleu) of a perfect model of the "grammar" task on `split`: the ceiling of any model."""
+    import sacrebleu
+    refs = Path(raw_dir, f"{split}.{tgt}").read_text().splitlines()
+    g = Grammar(table_seed)
+    return sacrebleu.corpus_bleu([g.most_likely(t) for t in refs], [refs], tokenize="none").score
+
+
+TASKS = {"reverse": translation_pairs, "grammar": grammar_pairs}
+
+
 def lm_sentences(n: int, rng: random.Random, vocab: int = 40, branching: int = 3, min_len: int = 5,
                  max_len: int = 20, table_seed: int = 0) -> List[str]:
     """`n` sentences of a sparse second-order Markov language (each context allows `branching` words)."""
@@ -73,13 +143,14 @@ def lm_sentences(n: int, rng: random.Random, vocab: int = 40, branching: int = 3
 
 
 def write_translation_corpus(raw_dir, seed: int = 0, n_train: int = 2000, n_valid: int = 200,
-                             n_test: int = 200, src: str = "src", tgt: str = "tgt", **kw) -> Path:
-    """Write train/valid/test.{src,tgt} text files; deterministic in `seed`."""
+                             n_test: int = 200, src: str = "src", tgt: str = "tgt", task: str = "reverse",
+                             **kw) -> Path:
+    """Write train/valid/test.{src,tgt} text files of `task` (a name in TASKS); deterministic in `seed`."""
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     for split, n in (("train", n_train), ("valid", n_valid), ("test", n_test)):
-        pairs = translation_pairs(n, rng, table_seed=seed, **kw)
+        pairs = TASKS[task](n, rng, table_seed=seed, **kw)
         (raw_dir / f"{split}.{src}").write_text("".join(s + "\n" for s, _ in pairs))
         (raw_dir / f"{split}.{tgt}").write_text("".join(t + "\n" for _, t in pairs))
     return raw_dir

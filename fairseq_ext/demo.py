@@ -3,9 +3,9 @@
     python -m fairseq_ext.demo [--out DIR] [--rounds 2] [--rate 0.7] [--max-update 800] [--seed 0]
                                [--generate-args '--beam 4 ...']
 
-1. writes a synthetic translation corpus (reverse the sentence and map every word through a fixed random
-   bijection, with a context rule after "marker" words; deterministic in --seed) and binarizes it with
-   fairseq-preprocess;
+1. writes the generated "grammar" translation corpus (fairseq_ext/data.py: reordering, agreement, verbs whose
+   translation depends on their object, synonyms drawn at random so that even a perfect model stays below 100
+   BLEU; deterministic in --seed) and binarizes it with fairseq-preprocess;
 2. runs `fairseq-train --user-dir fairseq_ext --lottery-prune` for the winning ticket (late reset) and, beside
    it, the random ticket with the winning ticket's masks (--lottery-ticket random --lottery-masks-from), whose
    round k starts as soon as the winning ticket has written mask k;
@@ -24,11 +24,11 @@ from pathlib import Path
 
 from lth_plugins.hparams import Ticket
 from lth_plugins.status import Column, metric_columns, pruned_column, render
-from lth_plugins.status import updates_trained as round_updates
+from lth_plugins.status import updates_trained
 from lth_plugins.store import RunStore
 
 from . import USER_DIR, train_command
-from .data import make_translation_data
+from .data import grammar_oracle_bleu, make_translation_data
 
 # The dense round converges within the budget: BLEU at DEFAULTS["max_update"] updates is within 1 BLEU of BLEU at
 # twice that (benchmarks/bench_demo_convergence.py checks and prints both). The learning rate decays linearly to 0
@@ -43,7 +43,10 @@ MODEL = ["--task", "translation", "--arch", "transformer", "--encoder-layers", "
          "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"]
 COMMON = ["--cpu", "--num-workers", "0", "--no-progress-bar", "--log-interval", "100", "--seed", "1",
           "--no-epoch-checkpoints", "--validate-interval", "1000"]
-DEFAULTS = {"rounds": 2, "rate": 0.7, "max_update": 800, "n_train": 16000}
+DEFAULTS = {"rounds": 3, "rate": 0.7, "max_update": 800}
+# the corpus of the demo, the Figure 6 script and the convergence benchmark; 2,000 test sentences keep the
+# sampling spread of BLEU well under 1
+DATA = {"task": "grammar", "n_train": 40000, "n_valid": 500, "n_test": 2000}
 LATE_RESET = "20u"
 
 
@@ -96,9 +99,19 @@ def read_rounds(run_dir) -> dict:
     return {k: store.read_metrics(k) for k in store.finished_rounds()}
 
 
-def table(wt_dir, rt_dir) -> str:
+def make_data(root, seed: int = 0) -> Path:
+    """The demo's corpus (DATA) under `root`, binarized; returns the data-bin folder."""
+    return make_translation_data(root, seed=seed, **DATA)
+
+
+def ceiling(root, seed: int = 0) -> float:
+    """BLEU of a perfect model on the test set of the corpus under `root`: the cap the random synonyms set."""
+    return grammar_oracle_bleu(Path(root) / "raw", "test", table_seed=seed)
+
+
+def table(wt_dir, rt_dir, cap=None) -> str:
     """Per round: fraction pruned, updates trained, BLEU and valid loss of WT and RT side by side; the random
-    ticket has no round 0 (the dense round is shared), so it shows "-" there."""
+    ticket has no round 0 (the dense round is shared), so it shows "-" there. `cap`: a perfect model's BLEU."""
     records = {Ticket.WINNING: read_rounds(wt_dir), Ticket.RANDOM: read_rounds(rt_dir)}
     by_round = {}
     for ticket, rounds in records.items():
@@ -108,11 +121,12 @@ def table(wt_dir, rt_dir) -> str:
     dense = records[Ticket.WINNING].get(0)
     if dense is not None:
         m = dense["metrics"]
-        lines += [f"dense (round 0): BLEU {m['bleu']:.2f} after {round_updates(dense)} updates",
+        best = f" (a perfect model: {cap:.2f})" if cap is not None else ""
+        lines += [f"dense (round 0): BLEU {m['bleu']:.2f} after {updates_trained(dense)} updates{best}",
                   f"  reproduce: {m['generate_command']}"]
 
     def updates(k, rows):
-        return "/".join(sorted({str(round_updates(row["record"])) for row in rows.values()}))
+        return "/".join(sorted({str(updates_trained(row["record"])) for row in rows.values()}))
 
     columns = [Column("round", 5, lambda k, rows: str(k)), pruned_column(" "), Column("updates", 7, updates),
                *metric_columns("bleu", "BLEU", 7, ".2f"), *metric_columns("valid_loss", "valid loss", 13, ".3f")]
@@ -121,12 +135,11 @@ def table(wt_dir, rt_dir) -> str:
 
 
 def run_demo(out="lth_fairseq_demo", rounds=DEFAULTS["rounds"], rate=DEFAULTS["rate"],
-             max_update=DEFAULTS["max_update"], seed=0, n_train=DEFAULTS["n_train"], generate_args="",
-             quiet=False) -> str:
+             max_update=DEFAULTS["max_update"], seed=0, generate_args="", quiet=False) -> str:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    data = make_translation_data(out / "data", seed=seed, n_train=n_train, n_valid=200, n_test=200)
+    data = make_data(out / "data", seed)
     base = [str(data), "--user-dir", USER_DIR, *train_args(rounds, rate, max_update, generate_args)]
     if not quiet:
         print(f"[demo] data in {data}; winning ticket ({rounds} rounds, rate {rate}, every round trains to "
@@ -139,10 +152,46 @@ def run_demo(out="lth_fairseq_demo", rounds=DEFAULTS["rounds"], rate=DEFAULTS["r
     wait_rt = start_fairseq_train([*base, "--save-dir", str(out / "rt"), "--lottery-ticket", "random",
                                    "--lottery-masks-from", str(out / "wt")], out / "rt.log")
     wait_all([wait_wt, wait_rt])
-    text = table(out / "wt", out / "rt")
+    text = table(out / "wt", out / "rt", ceiling(out / "data", seed))
     print(text)
     print(f"[demo] done in {time.time() - t0:.0f} s; run stores: {out / 'wt'} {out / 'rt'}")
     return text
+
+
+CONVERGED_WITHIN = 1.0  # BLEU: a dense round is converged when twice its budget changes BLEU by at most this
+
+
+def start_dense(data, save, max_update, seed=None):
+    """Plain fairseq-train with the demo's flags to `max_update` (log: SAVE.log): the demo's dense round, which
+    trains unmasked as plain fairseq does. `seed`: fairseq's --seed instead of the demo's."""
+    seed_args = ["--seed", str(seed)] if seed is not None else []
+    return start_fairseq_train([str(data), "--save-dir", str(save), *MODEL, *COMMON, *schedule_args(max_update),
+                                *seed_args], f"{save}.log")
+
+
+def dense_bleu(data, save) -> dict:
+    """fairseq-generate's result for SAVE/checkpoint_last.pt of `start_dense`, scored as the demo's rounds are."""
+    from types import SimpleNamespace
+
+    from .evaluate import generate_command, run_generate
+    cfg = SimpleNamespace(task=SimpleNamespace(data=str(data), source_lang="src", target_lang="tgt"),
+                          common=SimpleNamespace(cpu=True))
+    # plain fairseq-train's checkpoints hold objects torch's default weights_only loader refuses (the lottery's
+    # round checkpoints do not): let this fairseq-generate load them as torch < 2.6 did
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    return run_generate(generate_command(cfg, Path(save) / "checkpoint_last.pt"), str(Path(save) / "generate"))
+
+
+def convergence(at_budget: float, at_twice: float):
+    """(converged, verdict) of a dense model's BLEU at its budget and at twice that. A score that falls with more
+    training is no plateau (a loss spike, an unstable schedule), nor is a model that learned nothing (BLEU < 1)."""
+    change = at_twice - at_budget
+    if max(at_budget, at_twice) < 1.0:
+        return False, "NOT LEARNED (BLEU < 1 at both budgets)"
+    if abs(change) <= CONVERGED_WITHIN:
+        return True, f"CONVERGED (doubling the budget: {change:+.2f} BLEU)"
+    return False, f"{'NOT CONVERGED' if change > 0 else 'UNSTABLE (the score fell)'} (doubling the budget: " \
+                  f"{change:+.2f} BLEU, more than {CONVERGED_WITHIN})"
 
 
 def schedule_args(max_update) -> list:

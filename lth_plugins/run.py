@@ -59,12 +59,17 @@ class StartPoint:
         return f"update {self.update}, epoch {self.epoch}" if self.update is not None else f"epoch {self.epoch}"
 
 
-def open_winning_run(path, wait_s: float = 0.0) -> RunStore:
-    """The read-only store of the winning-ticket run whose masks a random ticket uses. A directory that exists
-    but holds no configuration yet (the winning ticket is starting) is waited for up to `wait_s` seconds."""
+def wait_for_config(path, wait_s: float, what: str) -> None:
+    """A run directory that exists but holds no configuration yet (its run is starting) is waited for up to
+    `wait_s` seconds."""
     if Path(path).is_dir():
-        wait_until(lambda: (Path(path) / "config.json").is_file(), wait_s,
-                   f"the winning-ticket run {path} to write its config.json")
+        wait_until(lambda: (Path(path) / "config.json").is_file(), wait_s, f"{what} {path} to write its config.json")
+
+
+def open_winning_run(path, wait_s: float = 0.0) -> RunStore:
+    """The read-only store of the winning-ticket run whose masks a random ticket uses (waited for while it starts,
+    up to `wait_s` seconds)."""
+    wait_for_config(path, wait_s, "the winning-ticket run")
     store = RunStore(path)
     if store.lottery.ticket is not Ticket.WINNING:
         raise RunStoreError(f"masks_from {path} is not a winning-ticket run")
@@ -103,6 +108,7 @@ def open_dense_run(path, full: dict, config: LotteryConfig) -> RunStore:
     """The read-only store of the winning run whose dense round 0 a run reuses (`dense_from`), once that round has
     finished (waited for while that run is alive, up to `mask_wait`). Refused, before anything is written, when
     anything that shapes round 0 differs or the late snapshot this run resets to is not there."""
+    wait_for_config(path, config.mask_wait, "the dense run")
     if not (Path(path) / "config.json").is_file():
         raise LotteryConfigError(f"dense_from {path} is not a lottery run directory (no config.json)")
     source = RunStore(path)

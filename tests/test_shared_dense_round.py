@@ -1,5 +1,8 @@
 """Ablations of one seed reuse one dense round 0 (`dense_from`): the same results as training it again, refused
 when anything that shapes round 0 differs."""
+import threading
+import time
+
 import pytest
 
 from lth_plugins import LotteryConfig, RunStore
@@ -50,3 +53,28 @@ def test_a_dense_source_that_is_not_running_and_not_done_fails_at_once(tmp_path)
     with pytest.raises(Exception, match=r"the dense round 0 of .* does not exist and the run .* is not running"):
         run_ticket(LotteryConfig(rounds=1, late_reset="1ep", dense_from=str(wt), mask_wait=3600),
                    tmp_path / "x", **KW)
+
+
+def test_an_ablation_started_beside_its_dense_run_waits_for_it_to_start(tmp_path, capsys):
+    wt_dir, errors = tmp_path / "wt", []
+
+    def ablation():
+        try:
+            run_ticket(LotteryConfig(rounds=1, late_reset="1ep", schedule="oneshot", dense_from=str(wt_dir),
+                                     mask_wait=300), tmp_path / "oneshot", **KW)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    wt_dir.mkdir()  # as a launcher does; the ablation starts before the dense run wrote anything
+    thread = threading.Thread(target=ablation)
+    thread.start()
+    waiting = f"waiting up to 300 s for the dense run {wt_dir} to write its config.json"
+    err, deadline = "", time.monotonic() + 120
+    while waiting not in err and thread.is_alive() and time.monotonic() < deadline:  # the dense run starts only then
+        time.sleep(0.05)
+        err += capsys.readouterr().err
+    assert waiting in err, (err, errors)
+    run_ticket(LotteryConfig(rounds=1, late_reset="1ep"), wt_dir, **KW)
+    thread.join(timeout=300)
+    assert not thread.is_alive() and not errors, errors
+    assert records(tmp_path / "oneshot")[0]["dense_from"] == str(wt_dir)

@@ -1,6 +1,6 @@
 """Figure 2 (Breakout) at small scale on ELF: winning vs random tickets over seeds, then `lth report`.
 
-    python examples/small/breakout_fig2.py [--out DIR] [--seeds 0] [--rounds 2] [--rate 0.5] [--epochs 2]
+    python examples/small/breakout_fig2.py [--out DIR] [--seeds 0,1,2] [--rounds 2] [--rate 0.5] [--epochs 2]
                                            [--epoch-batches 20] [--games 8] [--batch 8] [--last-games 8]
 
 Settings: `python -m elf_ext.train --lottery_prune` on the installed elf-rl, the paper's network, A2C with the
@@ -39,7 +39,7 @@ def first_epoch_reward(run_dir: Path) -> float:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="lth_output/small_breakout")
-    p.add_argument("--seeds", default="0")
+    p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--rate", type=float, default=0.5)
     p.add_argument("--epochs", type=int, default=2)

@@ -7,16 +7,35 @@ Settings: flare_ext.a2c (A2C on the installed flare-rl), the paper's CartPole ML
 epoch 1, but lr 1e-3 (paper 1e-4), 8 agents (paper 32), 5 epochs of 80 games per round (paper 20 x 160), ticket
 reward = mean of the last 50 games (paper 100), prune rate 0.5 over 6 rounds (98.4% pruned; paper 0.2 x 20).
 Claim checked (paper section 4.1, Figure 1): past 90% pruned, winning tickets stay near the dense reward (mean
->= 80% of it) while random tickets collapse (mean <= 50% of it). Resumable: rerun the same command.
+>= 80% of it) while random tickets collapse (mean <= 50% of it). Judged only if the dense model is converged: a
+plain dense run of each seed with twice the epochs changes the mean dense reward by at most CONVERGED_WITHIN of it.
+Resumable: rerun the same command.
 """
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from lth_plugins.rl import PRIMARY  # noqa: E402
 
 from seed_table import mean_std, print_table, run_module, ticket_rows  # noqa: E402
+
+CONVERGED_WITHIN = 0.1  # relative change of the mean dense reward from doubling the epochs
+
+
+def dense_reward(out: Path, common, seed: int, epochs: int) -> float:
+    """The ticket reward of a plain dense run (no lottery) of `epochs` epochs, run unless done before."""
+    d = out / f"dense_x2_s{seed}"
+    if not (d / "metrics.json").is_file():
+        dense = [x for x in common if x != "--lottery-prune"]
+        dense = dense[:dense.index("--lottery-rounds")]
+        dense[dense.index("--epochs") + 1] = str(epochs)
+        run_module("flare_ext.a2c", [*dense, "--seed", str(seed), "--run-dir", str(d)], out / f"dense_x2_s{seed}.log")
+    return json.loads((d / "metrics.json").read_text())["metrics"][PRIMARY]
 
 
 def main():
@@ -54,6 +73,13 @@ def main():
     high_rt = [v for _, pruned, _, rt in rows if pruned > 0.9 for v in rt]
     print(f"settings: {len(seeds)} seeds, {a.rounds} rounds, rate {a.rate}, {a.epochs} epochs x "
           f"{a.games_per_epoch} games per round, {a.agents} agents, lr {a.lr}; runtime {time.time() - t0:.0f} s")
+    twice = mean_std([dense_reward(out, common, s, 2 * a.epochs) for s in seeds])[0]
+    converged = abs(twice - dense) <= CONVERGED_WITHIN * abs(twice)
+    print(f"dense with {2 * a.epochs} epochs: {twice:.1f} (mean over seeds) against {dense:.1f} with {a.epochs}: "
+          f"{'CONVERGED' if converged else 'NOT CONVERGED'} (goal: within {CONVERGED_WITHIN:.0%})")
+    if not converged:
+        print("claim: NOT TESTED (the dense model is not converged: raise --epochs)")
+        return
     if not high_wt or not high_rt:
         print("claim: NOT TESTED (no round of both tickets past 90% pruned; raise --rounds)")
         return

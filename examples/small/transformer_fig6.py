@@ -1,74 +1,122 @@
-"""Figure 6 at small scale: winning vs random tickets of a Transformer on the generated translation corpus of
-`lth demo`, pruning all weights (left) and only the transformer layers, embeddings excluded (right).
+"""Figure 6 at small scale: winning vs random tickets of a Transformer on `lth demo`'s generated translation task,
+pruning all weights (left) and only the transformer layers, embeddings excluded (right); mean ± std over seeds.
 
-    python examples/small/transformer_fig6.py [--out DIR] [--rounds 2] [--rate 0.7] [--max-update 800]
+    python examples/small/transformer_fig6.py [--out DIR] [--seeds 1 2 3] [--rounds 3] [--rate 0.7]
+                                              [--max-update 800]
 
-Settings: `lth demo`'s model, data and converged budget (fairseq_ext/demo.py; benchmarks/bench_demo_convergence.py),
-late reset, iterative global pruning, BLEU from plain fairseq-generate with its defaults; one seed.
-Runtime: 4 fairseq-train runs side by side (WT and RT of each variant, the RT pipelined behind its WT); about 2x
-`lth demo` (measured: see examples/README.md).
-Claims checked (paper section 4.2.2): (1) winning tickets beat random tickets when all weights are pruned;
-(2) with the embeddings excluded, random tickets fall off faster than when all weights are pruned, while winning
-tickets stay close to the dense model. Resumable: rerun the same command.
+Settings: `lth demo`'s model, corpus (2,000 test sentences) and budget (fairseq_ext/demo.py), late reset,
+iterative global pruning, BLEU from plain fairseq-generate with its defaults. A seed is fairseq's --seed (model
+initialization and batch order; 1 is the demo's); the corpus is the same for all. The embeddings-excluded winning
+ticket reuses its seed's dense round (--lottery-dense-from). Beside the first seed a plain dense model trains to
+twice the budget: the claims are judged only if the dense round is converged (demo.convergence).
+Runtime: one seed at a time, its four runs side by side; see examples/README.md.
+Claims checked (paper section 4.2.2): (1) winning tickets beat random tickets when all weights are pruned
+(averaged over the pruned rounds, in every seed); (2) with the embeddings excluded, random tickets fall off faster than when all weights
+are pruned, while winning tickets stay closer to the dense model. Resumable: rerun the same command.
 """
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from seed_table import mean_std, print_table, ticket_rows  # noqa: E402
 
 from fairseq_ext import USER_DIR, demo  # noqa: E402
-from fairseq_ext.data import make_translation_data  # noqa: E402
 
 VARIANTS = {"all weights": [], "embeddings excluded": ["--lottery-exclude", "*embed_tokens*"]}
+
+
+def run_seed(out: Path, data, base, seed: int) -> None:
+    """The four runs of one seed side by side: each random ticket's round k waits for its winning ticket's mask k,
+    the embeddings-excluded winning ticket for the dense round of the all-weights one."""
+    waits, dense_wt = [], None
+    for name, extra in VARIANTS.items():
+        d = out / name.replace(" ", "_") / f"s{seed}"
+        (d / "wt").mkdir(parents=True, exist_ok=True)
+        reuse = ["--lottery-dense-from", str(dense_wt)] if dense_wt else []
+        print(f"[fig6] seed {seed}, {name}: winning ticket -> {d / 'wt'}, random ticket -> {d / 'rt'}", flush=True)
+        seed_args = [*extra, "--seed", str(seed)]
+        waits.append(demo.start_fairseq_train([*base, *seed_args, *reuse, "--save-dir", str(d / "wt")],
+                                              d / "wt.log"))
+        waits.append(demo.start_fairseq_train([*base, *seed_args, "--save-dir", str(d / "rt"), "--lottery-ticket",
+                                               "random", "--lottery-masks-from", str(d / "wt")], d / "rt.log"))
+        dense_wt = dense_wt or d / "wt"
+    demo.wait_all(waits)
+
+
+def convergence_check(out: Path, data, max_update: int, seed: int, dense_bleu: float):
+    """(converged, verdict): the dense round's BLEU against a plain dense model trained to twice the budget."""
+    save = out / f"dense_x2_s{seed}"
+    if not (save / "generate" / "generate-test.txt").is_file():
+        if not (Path(f"{save}.log").is_file() and "done training" in Path(f"{save}.log").read_text()):
+            demo.start_dense(data, save, 2 * max_update, seed)()
+        twice = demo.dense_bleu(data, save)["bleu"]
+        (save / "bleu.json").write_text(json.dumps({"bleu": twice}))
+    twice = json.loads((save / "bleu.json").read_text())["bleu"]
+    return demo.convergence(dense_bleu, twice) + (twice,)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="lth_output/small_transformer")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="fairseq --seed of each repetition")
     p.add_argument("--rounds", type=int, default=demo.DEFAULTS["rounds"])
     p.add_argument("--rate", type=float, default=demo.DEFAULTS["rate"])
     p.add_argument("--max-update", type=int, default=demo.DEFAULTS["max_update"])
     a = p.parse_args()
     out = Path(a.out).resolve()
     t0 = time.time()
-    data = make_translation_data(out / "data", seed=0, n_train=demo.DEFAULTS["n_train"], n_valid=200, n_test=200)
+    data = demo.make_data(out / "data")
     base = [str(data), "--user-dir", USER_DIR, *demo.train_args(a.rounds, a.rate, a.max_update)]
-    waits = []  # all four runs side by side; each random ticket's round k waits for its winning ticket's mask k
-    for name, extra in VARIANTS.items():
-        d = out / name.replace(" ", "_")
-        (d / "wt").mkdir(parents=True, exist_ok=True)
-        print(f"[fig6] {name}: winning ticket -> {d / 'wt'}, random ticket -> {d / 'rt'}", flush=True)
-        waits.append(demo.start_fairseq_train([*base, *extra, "--save-dir", str(d / "wt")], d / "wt.log"))
-        waits.append(demo.start_fairseq_train([*base, *extra, "--save-dir", str(d / "rt"), "--lottery-ticket",
-                                               "random", "--lottery-masks-from", str(d / "wt")], d / "rt.log"))
-    demo.wait_all(waits)
-    results = {}
+    first = a.seeds[0]
+    check = demo.start_dense(data, out / f"dense_x2_s{first}", 2 * a.max_update, first) \
+        if not (out / f"dense_x2_s{first}" / "bleu.json").is_file() else None
+    for seed in a.seeds:
+        run_seed(out, data, base, seed)
+        print(f"[fig6] seed {seed} done at {time.time() - t0:.0f} s", flush=True)
+    if check:
+        demo.wait_all([check])
+    cap = demo.ceiling(out / "data")
+    rows = {}
     for name in VARIANTS:
         d = out / name.replace(" ", "_")
-        results[name] = (demo.read_rounds(d / "wt"), demo.read_rounds(d / "rt"))
-        print(f"\n## {name}\n{demo.table(d / 'wt', d / 'rt')}\n", flush=True)
-    print(f"settings: {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round (dense), late reset "
-          f"{demo.LATE_RESET}, 1 seed; runtime {time.time() - t0:.0f} s")
-    gaps, rt_drop, wt_drop = {}, {}, {}
-    for name, (wt, rt) in results.items():
-        dense = wt[0]["metrics"]["bleu"]
-        ks = [k for k in sorted(wt) if k > 0 and k in rt]
-        gaps[name] = sum(wt[k]["metrics"]["bleu"] - rt[k]["metrics"]["bleu"] for k in ks) / len(ks)
-        last = ks[-1]
-        rt_drop[name] = dense - rt[last]["metrics"]["bleu"]
-        wt_drop[name] = dense - wt[last]["metrics"]["bleu"]
-        print(f"{name}: mean WT-RT BLEU over pruned rounds {gaps[name]:+.2f}; at round {last} "
-              f"({100 * wt[last]['fraction_pruned']:.1f}% of the prunable weights pruned) WT {wt_drop[name]:+.2f} "
-              f"and RT {rt_drop[name]:+.2f} BLEU below the dense {dense:.2f}")
-    c1 = gaps["all weights"] > 0
-    c2 = rt_drop["embeddings excluded"] > rt_drop["all weights"] and wt_drop["embeddings excluded"] < \
-        rt_drop["embeddings excluded"]
-    print(f"claim 1 (WT > RT, all weights pruned): {'HELD' if c1 else 'NOT HELD'}")
-    print(f"claim 2 (embeddings excluded: RT falls off faster than with all weights pruned, WT stays closer to "
-          f"dense than RT): {'HELD' if c2 else 'NOT HELD'}")
+        rows[name] = ticket_rows([(d / f"s{s}" / "wt", d / f"s{s}" / "rt") for s in a.seeds])
+        print_table(rows[name], f"\n## {name}: BLEU, mean ± std over seeds {a.seeds} (a perfect model: {cap:.2f})",
+                    digits=2)
+    dense = rows["all weights"][0][2]
+    ok, verdict, twice = convergence_check(out, data, a.max_update, first, dense[0])
+    print(f"\ndense {mean_std(dense)[0]:.2f} ± {mean_std(dense)[1]:.2f} after {a.max_update} updates; seed {first} "
+          f"at twice the budget {twice:.2f}: {verdict}")
+    print(f"settings: {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round, late reset "
+          f"{demo.LATE_RESET}, seeds {a.seeds}; runtime {time.time() - t0:.0f} s")
+    drop, gaps = {}, {}
+    for name, table in rows.items():
+        pruned_rows = table[1:]
+        # per seed: WT - RT averaged over the pruned rounds
+        gaps[name] = [sum(wt[i] - rt[i] for _, _, wt, rt in pruned_rows) / len(pruned_rows)
+                      for i in range(len(a.seeds))]
+        k, pruned, wt, rt = table[-1]
+        drop[name] = (mean_std(dense)[0] - mean_std(wt)[0], mean_std(dense)[0] - mean_std(rt)[0])
+        print(f"{name}: WT - RT averaged over the pruned rounds, per seed {', '.join(f'{g:+.2f}' for g in gaps[name])}"
+              f"; at round {k} ({100 * pruned:.1f}% pruned) WT {drop[name][0]:+.2f} and RT {drop[name][1]:+.2f} BLEU "
+              f"below the dense")
+    if not ok:
+        for claim in ("1 (WT > RT, all weights pruned)", "2 (embeddings excluded: RT falls off faster)"):
+            print(f"claim {claim}: NOT TESTED (the dense round is not converged: {verdict})")
+        return
+    gap_m, gap_sd = mean_std(gaps["all weights"])
+    c1 = all(g > 0 for g in gaps["all weights"])
+    c2 = drop["embeddings excluded"][1] > drop["all weights"][1] and \
+        drop["embeddings excluded"][0] < drop["embeddings excluded"][1]
+    print(f"claim 1 (all weights pruned: WT > RT averaged over the pruned rounds, in every seed; mean gap "
+          f"{gap_m:+.2f} ± {gap_sd:.2f}): {'HELD' if c1 else 'NOT HELD'}")
+    print(f"claim 2 (embeddings excluded: RT falls further below dense than with all weights pruned, WT stays "
+          f"closer to dense than RT): {'HELD' if c2 else 'NOT HELD'}")
 
 
 if __name__ == "__main__":

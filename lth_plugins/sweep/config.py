@@ -1,27 +1,4 @@
-"""The sweep config file (TOML or JSON) and the jobs it expands into.
-
-    executor = "local"               # "local" (this machine) or "slurm" (submitit's executors)
-    max_parallel = 4                 # jobs running at once (default: local 2, slurm unlimited)
-    seeds = [0, 1, 2]
-    tickets = ["winning", "random"]  # default: both
-    rounds = 20                      # --lottery-rounds of every job
-    lottery = ["--lottery-rate", "0.2"]   # more --lottery-* flags for every job
-    wait_timeout_s = 86400           # how long a random ticket waits for a winning ticket's mask
-
-    [executor_params]                # one vocabulary for both executors (sweep/resources.py)
-    timeout_min = 600                # required for SLURM
-    gpus_per_node = 1
-    slurm_partition = "learnfair"
-
-    [ablations]                      # named variants of the winning ticket (default: {default = []})
-    default = []
-    oneshot = ["--lottery-schedule", "oneshot"]
-
-    [[experiment]]                   # one per framework set-up
-    framework = "flare"
-    games = ["CartPole-v0", "Acrobot-v1"]
-    args = ["--epochs", "20"]
-    executor_params = {cpus_per_task = 32}   # over the top-level ones, for this experiment's jobs
+"""The sweep config file (TOML or JSON) and the jobs it expands into (the keys: README, "Grids: lth sweep").
 
 Every (task, ablation, seed) gets a winning-ticket job and, pipelined behind it, a random-ticket job with its
 masks. A job is the framework's own resumable command, with its run directory in
