@@ -9,7 +9,8 @@ Text: the documentation topics shipped inside CPython itself (`pydoc_data.topics
 License), without its ASCII-art tables and underlines, lower-cased, punctuation split off, words seen fewer than 3
 times as <unk>, split by topic into train/valid/test (90/5/5): 94k / 2.6k / 6.0k tokens. Model: fairseq lstm_lm,
 embeddings and hidden 128, 2 layers, dropout 0.5 (the paper's; 650 units there), Adam lr 3e-3 (paper: 1e-3, eps
-1e-3 as here) decaying linearly to 0 at the budget, sequences of 35 tokens, batch 32. A seed is fairseq's --seed.
+1e-3 as here) decaying linearly to 0 at the budget, sequences of 35 tokens, batch 32. A seed is fairseq's --seed
+and --lottery-seed.
 Runs per seed (side by side): WT (late reset, iterative), RT with WT's masks, WT reset to init (iterative), WT late
 reset one-shot; the last two reuse the first's dense round (--lottery-dense-from).
 Claims checked (paper section 4.2.1): (1) winning tickets beat random tickets; (2) late resetting helps at low
@@ -140,8 +141,9 @@ def run_seed(out: Path, base, seed: int) -> dict:
         dirs[name].mkdir(parents=True, exist_ok=True)
         src = ["--lottery-masks-from", str(dirs[masks_from])] if masks_from else []
         src += ["--lottery-dense-from", str(dirs[dense_from])] if dense_from else []
-        waits.append(demo.start_fairseq_train([*base, *extra, *src, "--seed", str(seed), "--save-dir",
-                                               str(dirs[name])], f"{dirs[name]}.log"))
+        seed_args = ["--seed", str(seed), "--lottery-seed", str(seed)]  # lth report tells seeds apart by the latter
+        waits.append(demo.start_fairseq_train([*base, *extra, *src, *seed_args, "--save-dir", str(dirs[name])],
+                                              f"{dirs[name]}.log"))
     demo.wait_all(waits)
     return dirs
 

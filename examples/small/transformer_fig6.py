@@ -4,15 +4,15 @@ pruning all weights (left) and only the transformer layers, embeddings excluded 
     python examples/small/transformer_fig6.py [--out DIR] [--seeds 1 2 3] [--rounds 3] [--rate 0.7]
                                               [--max-update 800]
 
-Settings: `lth demo`'s model, corpus (2,000 test sentences) and budget (fairseq_ext/demo.py), late reset,
-iterative global pruning, BLEU from plain fairseq-generate with its defaults. A seed is fairseq's --seed (model
-initialization and batch order; 1 is the demo's); the corpus is the same for all. The embeddings-excluded winning
-ticket reuses its seed's dense round (--lottery-dense-from). Beside the first seed a plain dense model trains to
-twice the budget: the claims are judged only if the dense round is converged (demo.convergence).
+Settings: `lth demo`'s model, corpus (2,000 test sentences) and budget (fairseq_ext/demo.py), late reset, iterative
+global pruning, BLEU from plain fairseq-generate with its defaults. A seed is fairseq's --seed (model initialization
+and batch order; 1 is the demo's) and --lottery-seed; the corpus is the same for all. The embeddings-excluded
+winning ticket reuses its seed's dense round (--lottery-dense-from). Beside the first seed a plain dense model
+trains to twice the budget: the claims are judged only if the dense round is converged (demo.convergence).
 Runtime: one seed at a time, its four runs side by side; see examples/README.md.
-Claims checked (paper section 4.2.2): (1) winning tickets beat random tickets when all weights are pruned
-(averaged over the pruned rounds, in every seed); (2) with the embeddings excluded, random tickets fall off faster than when all weights
-are pruned, while winning tickets stay closer to the dense model. Resumable: rerun the same command.
+Claims checked (paper section 4.2.2): (1) winning tickets beat random tickets when all weights are pruned (averaged
+over the pruned rounds, in every seed); (2) with the embeddings excluded, random tickets fall off faster than when
+all weights are pruned, while winning tickets stay closer to the dense model. Resumable: rerun the same command.
 """
 import argparse
 import json
@@ -40,7 +40,8 @@ def run_seed(out: Path, data, base, seed: int) -> None:
         (d / "wt").mkdir(parents=True, exist_ok=True)
         reuse = ["--lottery-dense-from", str(dense_wt)] if dense_wt else []
         print(f"[fig6] seed {seed}, {name}: winning ticket -> {d / 'wt'}, random ticket -> {d / 'rt'}", flush=True)
-        seed_args = [*extra, "--seed", str(seed)]
+        # the lottery's seed too (the random ticket's re-draw), as lth sweep does: lth report tells seeds apart by it
+        seed_args = [*extra, "--seed", str(seed), "--lottery-seed", str(seed)]
         waits.append(demo.start_fairseq_train([*base, *seed_args, *reuse, "--save-dir", str(d / "wt")],
                                               d / "wt.log"))
         waits.append(demo.start_fairseq_train([*base, *seed_args, "--save-dir", str(d / "rt"), "--lottery-ticket",
