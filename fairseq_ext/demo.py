@@ -44,8 +44,8 @@ MODEL = ["--task", "translation", "--arch", "transformer", "--encoder-layers", "
 COMMON = ["--cpu", "--num-workers", "0", "--no-progress-bar", "--log-interval", "100", "--seed", "1",
           "--no-epoch-checkpoints", "--validate-interval", "1000"]
 DEFAULTS = {"rounds": 3, "rate": 0.7, "max_update": 800}
-# the corpus of the demo, the Figure 6 script and the convergence benchmark; 2,000 test sentences keep the
-# sampling spread of BLEU well under 1
+# the corpus of the demo, the Figure 6 script and the convergence benchmark; on its 2,000 test sentences the dense
+# BLEU of three model seeds spread by 0.04 (examples/README.md)
 DATA = {"task": "grammar", "n_train": 40000, "n_valid": 500, "n_test": 2000}
 LATE_RESET = "20u"
 
