@@ -10,6 +10,8 @@ from lth_plugins import LotteryConfig, RunStore
 from lth_plugins.demo import lr_at, run_ticket
 from lth_plugins.errors import LotteryConfigError, RunStoreError
 
+from .waiting import wait_for_stderr
+
 # 512 examples in batches of 128: 4 updates per epoch, 3 epochs: T = 12
 KW = dict(seed=0, epochs=3, n_train=512)
 
@@ -81,10 +83,7 @@ def test_a_random_ticket_waits_for_the_winning_tickets_masks(tmp_path, capsys):
     thread = threading.Thread(target=random_ticket)
     thread.start()
     waiting = f"waiting up to 300 s for the winning-ticket run {wt_dir} to write its config.json"
-    err, deadline = "", time.monotonic() + 120
-    while waiting not in err and thread.is_alive() and time.monotonic() < deadline:  # the WT starts only then
-        time.sleep(0.05)
-        err += capsys.readouterr().err
+    err = wait_for_stderr(capsys, waiting, thread)  # the WT starts only then
     assert waiting in err, (err, errors)
     run_ticket(LotteryConfig(rounds=2, late_reset="1ep"), wt_dir, **KW)
     thread.join(timeout=300)

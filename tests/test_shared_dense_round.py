@@ -1,13 +1,14 @@
 """Ablations of one seed reuse one dense round 0 (`dense_from`): the same results as training it again, refused
 when anything that shapes round 0 differs."""
 import threading
-import time
 
 import pytest
 
 from lth_plugins import LotteryConfig, RunStore
 from lth_plugins.demo import run_ticket
 from lth_plugins.errors import LotteryConfigError
+
+from .waiting import wait_for_stderr
 
 KW = dict(seed=0, epochs=3, n_train=512)
 
@@ -69,10 +70,7 @@ def test_an_ablation_started_beside_its_dense_run_waits_for_it_to_start(tmp_path
     thread = threading.Thread(target=ablation)
     thread.start()
     waiting = f"waiting up to 300 s for the dense run {wt_dir} to write its config.json"
-    err, deadline = "", time.monotonic() + 120
-    while waiting not in err and thread.is_alive() and time.monotonic() < deadline:  # the dense run starts only then
-        time.sleep(0.05)
-        err += capsys.readouterr().err
+    err = wait_for_stderr(capsys, waiting, thread)  # the dense run starts only then
     assert waiting in err, (err, errors)
     run_ticket(LotteryConfig(rounds=1, late_reset="1ep"), wt_dir, **KW)
     thread.join(timeout=300)
