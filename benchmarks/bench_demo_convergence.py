@@ -9,6 +9,7 @@ The two trainings run side by side (one thread each). Plain fairseq-train with t
 round 0 (the lottery's dense round trains unmasked, as plain fairseq does).
 """
 import argparse
+import shlex
 import sys
 import tempfile
 import time
@@ -29,14 +30,14 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     data = demo.make_data(out / "data")
     budgets = (a.max_update, 2 * a.max_update)
-    t0 = time.time()
-    demo.wait_all([demo.start_dense(data, out / f"dense_{n}", n) for n in budgets])
-    print(f"trained in {time.time() - t0:.0f} s (both side by side)")
-    scores = {}
+    t0 = time.time()  # a rerun in the same --out scores what was trained (and trains what did not finish)
+    todo = [n for n in budgets if not demo.dense_trained(out / f"dense_{n}")]
+    demo.wait_all([demo.start_dense(data, out / f"dense_{n}", n) for n in todo])
+    print(f"trained {todo or 'nothing (done before)'} in {time.time() - t0:.0f} s (side by side)")
+    scores = {n: demo.dense_score(data, out / f"dense_{n}", n, lambda save: demo.dense_bleu(data, save)["bleu"])
+              for n in budgets}
     for n in budgets:
-        res = demo.dense_bleu(data, out / f"dense_{n}")
-        scores[n] = res["bleu"]
-        print(f"dense, {n:5d} updates: BLEU {res['bleu']:.2f}   ({res['generate_command']})")
+        print(f"dense, {n:5d} updates: BLEU {scores[n]:.2f}   ({shlex.join(demo.dense_generate_command(data, out / f'dense_{n}'))})")
     print(f"a perfect model: BLEU {demo.ceiling(out / 'data'):.2f}")
     ok, verdict = demo.convergence(*scores.values())
     which = "the demo's budget" if a.max_update == demo.DEFAULTS["max_update"] else "the budget given"

@@ -31,8 +31,8 @@ def main():
     data = fig5.make_data(out)
     budgets = (a.max_update, 2 * a.max_update)
     t0 = time.time()  # a rerun in the same --out scores what was trained (and trains what did not finish)
-    todo = [n for n in budgets if not (out / f"dense_{n}" / "score.json").is_file()]
-    demo.wait_all([fig5.start_dense(data, out / f"dense_{n}", n) for n in todo])
+    todo = [n for n in budgets if not demo.dense_trained(out / f"dense_{n}")]
+    demo.wait_all([demo.start_dense(data, out / f"dense_{n}", n, flags=fig5.MODEL) for n in todo])
     print(f"trained {todo or 'nothing (done before)'} in {time.time() - t0:.0f} s (side by side)")
     scores = {n: fig5.dense_log_ppl(data, out / f"dense_{n}", n) for n in budgets}
     for n in budgets:

@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from lth_plugins.atomic import atomic_write_json, read_json
 from lth_plugins.hparams import Ticket
 from lth_plugins.status import Column, metric_columns, pruned_column, render
 from lth_plugins.status import updates_trained
@@ -161,25 +162,51 @@ def run_demo(out="lth_fairseq_demo", rounds=DEFAULTS["rounds"], rate=DEFAULTS["r
 CONVERGED_WITHIN = 1.0  # BLEU: a dense round is converged when twice its budget changes BLEU by at most this
 
 
-def start_dense(data, save, max_update, seed=None):
-    """Plain fairseq-train with the demo's flags to `max_update` (log: SAVE.log): the demo's dense round, which
-    trains unmasked as plain fairseq does. `seed`: fairseq's --seed instead of the demo's."""
+def start_dense(data, save, max_update, seed=None, flags=None):
+    """Plain fairseq-train to `max_update` (log: SAVE.log): the demo's dense round, which trains unmasked as plain
+    fairseq does. `seed`: fairseq's --seed instead of the flags' one; `flags`: instead of the demo's model flags."""
     seed_args = ["--seed", str(seed)] if seed is not None else []
-    return start_fairseq_train([str(data), "--save-dir", str(save), *MODEL, *COMMON, *schedule_args(max_update),
+    flags = [*MODEL, *COMMON] if flags is None else flags
+    return start_fairseq_train([str(data), "--save-dir", str(save), *flags, *schedule_args(max_update),
                                 *seed_args], f"{save}.log")
 
 
-def dense_bleu(data, save) -> dict:
-    """fairseq-generate's result for SAVE/checkpoint_last.pt of `start_dense`, scored as the demo's rounds are."""
+def dense_score(data, save, max_update, score, seed=None, flags=None) -> float:
+    """`score(save)` of the plain dense model that `start_dense` trains in `save`: trained, or resumed, unless
+    finished (a resumed finished run would train one update more). Kept in SAVE/score.json, written
+    last: a run stopped anywhere before trains on or scores again."""
+    kept = Path(save) / "score.json"
+    if not kept.is_file():
+        if not dense_trained(save):
+            start_dense(data, save, max_update, seed, flags)()
+        atomic_write_json(kept, {"score": score(Path(save))})
+    return read_json(kept)["score"]
+
+
+def dense_trained(save) -> bool:
+    """Whether the dense model of `start_dense` in `save` finished training (its log says so)."""
+    log = Path(f"{save}.log")
+    return log.is_file() and "done training" in log.read_text()
+
+
+def dense_generate_command(data, save) -> list:
+    """The fairseq-generate command that scores SAVE/checkpoint_last.pt of `start_dense` as the demo's rounds are."""
     from types import SimpleNamespace
 
-    from .evaluate import generate_command, run_generate
+    from .evaluate import generate_command
     cfg = SimpleNamespace(task=SimpleNamespace(data=str(data), source_lang="src", target_lang="tgt"),
                           common=SimpleNamespace(cpu=True))
+    return generate_command(cfg, Path(save) / "checkpoint_last.pt")
+
+
+def dense_bleu(data, save) -> dict:
+    """fairseq-generate's result (`dense_generate_command`) for the dense model of `start_dense` in `save`."""
+    from .evaluate import run_generate
+
     # plain fairseq-train's checkpoints hold objects torch's default weights_only loader refuses (the lottery's
     # round checkpoints do not): let this fairseq-generate load them as torch < 2.6 did
     os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
-    return run_generate(generate_command(cfg, Path(save) / "checkpoint_last.pt"), str(Path(save) / "generate"))
+    return run_generate(dense_generate_command(data, save), str(Path(save) / "generate"))
 
 
 def convergence(at_budget: float, at_twice: float):

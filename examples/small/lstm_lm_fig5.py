@@ -20,7 +20,6 @@ budget beside the first seed). Resumable: rerun the same command.
 """
 import argparse
 import collections
-import json
 import math
 import os
 import re
@@ -101,23 +100,11 @@ def test_log_ppl(data, checkpoint) -> float:
     return float(m.group(1)) * math.log(2)
 
 
-def start_dense(data, save: Path, max_update: int, seed=None):
-    """Plain fairseq-train with this script's flags to `max_update`: its dense round (log: SAVE.log)."""
-    seed_args = ["--seed", str(seed)] if seed is not None else []
-    return demo.start_fairseq_train([str(data), "--save-dir", str(save), *MODEL, *schedule_args(max_update),
-                                     *seed_args], f"{save}.log")
-
-
 def dense_log_ppl(data, save: Path, max_update: int, seed=None) -> float:
-    """The test log perplexity of a plain dense model trained to `max_update` in `save` (trained, or resumed,
-    unless done; the score is kept in SAVE/score.json)."""
-    score = save / "score.json"
-    if not score.is_file():
-        log = Path(f"{save}.log")
-        if not (log.is_file() and "done training" in log.read_text()):
-            start_dense(data, save, max_update, seed)()
-        score.write_text(json.dumps({"test_log_ppl": test_log_ppl(data, save / "checkpoint_last.pt")}))
-    return json.loads(score.read_text())["test_log_ppl"]
+    """The test log perplexity of a plain dense model with this script's flags trained to `max_update` in
+    `save` (demo.dense_score: trained unless done, the score kept)."""
+    return demo.dense_score(data, save, max_update, lambda s: test_log_ppl(data, s / "checkpoint_last.pt"), seed,
+                            MODEL)
 
 
 def convergence(at_budget: float, at_twice: float):

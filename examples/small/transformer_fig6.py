@@ -15,7 +15,6 @@ over the pruned rounds, in every seed); (2) with the embeddings excluded, random
 all weights are pruned, while winning tickets stay closer to the dense model. Resumable: rerun the same command.
 """
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -51,13 +50,10 @@ def run_seed(out: Path, data, base, seed: int) -> None:
 
 
 def convergence_check(out: Path, data, max_update: int, seed: int, dense_bleu: float):
-    """(converged, verdict): the dense round's BLEU against a plain dense model trained to twice the budget."""
-    save = out / f"dense_x2_s{seed}"
-    score = save / "bleu.json"  # written last: a run stopped before it trains on (fairseq resumes) and scores again
-    if not score.is_file():
-        demo.start_dense(data, save, 2 * max_update, seed)()
-        score.write_text(json.dumps({"bleu": demo.dense_bleu(data, save)["bleu"]}))
-    twice = json.loads(score.read_text())["bleu"]
+    """(converged, verdict, BLEU at twice the budget): the dense round's BLEU against a plain dense model trained
+    to twice the budget."""
+    twice = demo.dense_score(data, out / f"dense_x2_s{seed}", 2 * max_update,
+                             lambda save: demo.dense_bleu(data, save)["bleu"], seed)
     return demo.convergence(dense_bleu, twice) + (twice,)
 
 
@@ -74,8 +70,8 @@ def main():
     data = demo.make_data(out / "data")
     base = [str(data), "--user-dir", USER_DIR, *demo.train_args(a.rounds, a.rate, a.max_update)]
     first = a.seeds[0]
-    check = demo.start_dense(data, out / f"dense_x2_s{first}", 2 * a.max_update, first) \
-        if not (out / f"dense_x2_s{first}" / "bleu.json").is_file() else None
+    check = None if demo.dense_trained(out / f"dense_x2_s{first}") else \
+        demo.start_dense(data, out / f"dense_x2_s{first}", 2 * a.max_update, first)
     for seed in a.seeds:
         run_seed(out, data, base, seed)
         print(f"[fig6] seed {seed} done at {time.time() - t0:.0f} s", flush=True)

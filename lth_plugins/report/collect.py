@@ -292,8 +292,9 @@ def group_by_task(runs: List[Run]) -> List[TaskGroup]:
             key = (r.variant, r.ticket, r.seed, Path(r.masks_from).name if r.masks_from else None)
             if key in seen:
                 raise ReportError(f"{seen[key].path} and {r.path} are the same experiment (task {task!r}, "
-                                  f"{r.ticket} ticket, {r.variant.method_label()}, seed {r.seed}); "
-                                  f"give only one of them")
+                                  f"{r.ticket} ticket, {r.variant.method_label()}, lottery seed {r.seed}); "
+                                  f"give only one of them, or, if they are repetitions with other framework "
+                                  f"seeds, give each its own lottery seed (--lottery-seed, as lth sweep does)")
             seen[key] = r
         groups.append(TaskGroup(task, sorted(rs, key=lambda r: (str(r.ticket), r.variant.sort_key(), r.seed))))
     return groups
