@@ -54,6 +54,33 @@ def test_ties_are_broken_deterministically_by_position():
     assert mask["a"].tolist() == [True] * 7 + [False] * 3 and not mask["b"].any()
 
 
+@pytest.mark.parametrize("target_in_zero_bin", [False, True])
+def test_survivors_match_a_full_sort_across_chunks(monkeypatch, target_in_zero_bin):
+    """Pruned entries holding any value, surviving exact zeros and ties: the survivors are the top scores among
+    the current survivors, ties by (parameter order, position), also when the cut falls among the zeros."""
+    import lth_plugins.pruners as pruners
+
+    monkeypatch.setattr(pruners, "CHUNK", 1000)  # several chunks per tensor
+    g = torch.Generator().manual_seed(3)
+    w = {"a": torch.randn(2500, generator=g), "b": torch.randn(40, 30, generator=g), "c": torch.randn(7, generator=g)}
+    for t in w.values():
+        t[torch.rand(t.shape, generator=g) < 0.3] = 0.0  # exact zeros, alive or pruned
+        t[torch.rand(t.shape, generator=g) < 0.1] = 0.5  # ties
+    mask = Mask.ones(w)
+    for m in mask.values():
+        m &= torch.rand(m.shape, generator=g) < 0.7  # pruned before, their weights left as they are
+    alive = torch.cat([m.reshape(-1) for m in mask.values()])
+    scores = torch.cat([t.abs().reshape(-1) for t in w.values()])
+    n_alive = int(alive.sum())
+    n_nonzero = int((alive & (scores > 0)).sum())
+    target = n_nonzero + (n_alive - n_nonzero) // 2 if target_in_zero_bin else n_alive // 3
+    order = sorted(torch.nonzero(alive).reshape(-1).tolist(), key=lambda i: (-float(scores[i]), i))
+    expected = torch.zeros_like(alive)
+    expected[order[:target]] = True
+    GlobalMagnitude().prune(w, mask, target / mask.num_selected())
+    assert torch.equal(torch.cat([m.reshape(-1) for m in mask.values()]), expected)
+
+
 def test_layerwise_prunes_each_parameter_to_the_same_density():
     model = all_models()["transformer"]
     params = select_parameters(model)
