@@ -37,7 +37,8 @@ def main():
     scores = {n: demo.dense_score(data, out / f"dense_{n}", n, lambda save: demo.dense_bleu(data, save)["bleu"])
               for n in budgets}
     for n in budgets:
-        print(f"dense, {n:5d} updates: BLEU {scores[n]:.2f}   ({shlex.join(demo.dense_generate_command(data, out / f'dense_{n}'))})")
+        command = shlex.join(demo.dense_generate_command(data, out / f"dense_{n}"))
+        print(f"dense, {n:5d} updates: BLEU {scores[n]:.2f}   ({command})")
     print(f"a perfect model: BLEU {demo.ceiling(out / 'data'):.2f}")
     ok, verdict = demo.convergence(*scores.values())
     which = "the demo's budget" if a.max_update == demo.DEFAULTS["max_update"] else "the budget given"
