@@ -81,11 +81,6 @@ def write_corpus(raw: Path) -> Path:
     return raw
 
 
-def schedule_args(max_update: int) -> list:
-    """Train to update `max_update`, the learning rate reaching 0 there."""
-    return ["--max-update", str(max_update), "--total-num-update", str(max_update)]
-
-
 def test_log_ppl(data, checkpoint) -> float:
     """fairseq-eval-lm's test loss (base 2) of `checkpoint` as ln ppl, on this script's 35-token samples (as the
     lottery's round metrics are), not eval-lm's default 1024."""
@@ -147,7 +142,7 @@ def main():
     out = Path(a.out).resolve()
     t0 = time.time()
     data = make_data(out)
-    base = [str(data), "--user-dir", USER_DIR, *MODEL, *schedule_args(a.max_update), "--lottery-prune",
+    base = [str(data), "--user-dir", USER_DIR, *MODEL, *demo.schedule_args(a.max_update), "--lottery-prune",
             "--lottery-rounds", str(a.rounds), "--lottery-rate", str(a.rate)]
     first = a.seeds[0]
     recs = {name: [] for name in RUNS}
