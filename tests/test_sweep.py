@@ -48,6 +48,12 @@ def write_config(path: Path, **over) -> Path:
     ({"experiment": [{"framework": "torch", "executor_params": {"partition": "gpu"}}]},
      "executor_params of experiment 1: partition is not in the sweep's vocabulary"),
     ({"executor": "slurm"}, "experiment 1 (torch) has no time limit for SLURM: give timeout_min (minutes)"),
+    ({"executor": "slurm", "executor_params": {"timeout_min": 1}},
+     "experiment 1 (torch): its time limit (timeout_min = 1: 60 s) is not longer than the warning SLURM sends "
+     "before it (slurm_signal_delay_s = 90 s)"),
+    ({"executor": "slurm", "executor_params": {"slurm_time": "0:30", "slurm_signal_delay_s": 30}},
+     "its time limit (slurm_time = '0:30': 30 s) is not longer than the warning SLURM sends before it "
+     "(slurm_signal_delay_s = 30 s)"),
 ])
 def test_bad_config_is_refused_before_anything_is_written(tmp_path, over, message):
     cfg = write_config(tmp_path / "sweep.json", **over)

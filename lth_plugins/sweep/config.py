@@ -225,6 +225,8 @@ def load_config(path, sweep_dir) -> SweepConfig:
                              f"timeout_min (minutes) in [executor_params] or in the experiment's executor_params "
                              f"(a job outliving it is requeued and resumes from its last finished round or "
                              f"checkpoint)")
+        if data["executor"] == "slurm":
+            resources.check_warning_time(params, f"experiment {i + 1} ({exp['framework']})")
         tasks = target.tasks(exp)
         if not tasks:
             raise SweepError(f"experiment {i + 1} ({exp['framework']}) has no tasks: list at least one in "

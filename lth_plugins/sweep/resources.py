@@ -85,6 +85,25 @@ def time_limit_min(resources: Dict, executor: str) -> float:
     return float(resources.get("timeout_min", LOCAL_TIMEOUT_MIN if executor == "local" else 0))
 
 
+def check_warning_time(resources: Dict, where: str) -> None:
+    """Refuse a SLURM time limit no longer than the warning submitit asks SLURM to send before it
+    (slurm_signal_delay_s): every attempt would be warned at SLURM's first check and requeued without a round done."""
+    limit_s = time_limit_min(resources, "slurm") * 60
+    delay_s = resources.get("slurm_signal_delay_s", submitit_default("signal_delay_s"))
+    if limit_s <= delay_s:
+        raise SweepError(f"{where}: its time limit ({time_limit(resources)}: {limit_s:g} s) is not longer than the "
+                         f"warning SLURM sends before it (slurm_signal_delay_s = {delay_s} s), so each attempt would "
+                         f"be requeued as soon as it starts: raise the time limit or lower slurm_signal_delay_s")
+
+
+def submitit_default(name: str):
+    """submitit's default for one of its SLURM parameters."""
+    import inspect
+
+    from submitit.slurm.slurm import _make_sbatch_string
+    return inspect.signature(_make_sbatch_string).parameters[name].default
+
+
 def _slurm_minutes(value) -> float:
     if isinstance(value, (int, float)):
         return float(value)
