@@ -220,13 +220,8 @@ def load_config(path, sweep_dir) -> SweepConfig:
         _check_reserved(args, f"args of experiment {i + 1}", target.port_flag)
         params = {**top_params, **resources.check(exp.get("executor_params", {}),
                                                   f"executor_params of experiment {i + 1}")}
-        if data["executor"] == "slurm" and resources.time_limit(params) is None:
-            raise SweepError(f"experiment {i + 1} ({exp['framework']}) has no time limit for SLURM: give "
-                             f"timeout_min (minutes) in [executor_params] or in the experiment's executor_params "
-                             f"(a job outliving it is requeued and resumes from its last finished round or "
-                             f"checkpoint)")
         if data["executor"] == "slurm":
-            resources.check_warning_time(params, f"experiment {i + 1} ({exp['framework']})")
+            resources.check_slurm_time_limit(params, f"experiment {i + 1} ({exp['framework']})")
         tasks = target.tasks(exp)
         if not tasks:
             raise SweepError(f"experiment {i + 1} ({exp['framework']}) has no tasks: list at least one in "

@@ -85,9 +85,14 @@ def time_limit_min(resources: Dict, executor: str) -> float:
     return float(resources.get("timeout_min", LOCAL_TIMEOUT_MIN if executor == "local" else 0))
 
 
-def check_warning_time(resources: Dict, where: str) -> None:
-    """Refuse a SLURM time limit no longer than the warning submitit asks SLURM to send before it
-    (slurm_signal_delay_s): every attempt would be warned at SLURM's first check and requeued without a round done."""
+def check_slurm_time_limit(resources: Dict, where: str) -> None:
+    """Refuse a SLURM job without a time limit, or with one no longer than the warning submitit asks SLURM to send
+    before it (slurm_signal_delay_s): every attempt would be warned at SLURM's first check and requeued without a
+    round done."""
+    if time_limit(resources) is None:
+        raise SweepError(f"{where} has no time limit for SLURM: give timeout_min (minutes) in [executor_params] or in "
+                         f"the experiment's executor_params (a job outliving it is requeued and resumes from its last "
+                         f"finished round or checkpoint)")
     limit_s = time_limit_min(resources, "slurm") * 60
     delay_s = resources.get("slurm_signal_delay_s", submitit_default("signal_delay_s"))
     if limit_s <= delay_s:
