@@ -12,7 +12,7 @@ from lth_plugins import cli, demo
 from lth_plugins.hparams import LotteryConfig
 from lth_plugins.progress import RoundProgress
 from lth_plugins.report import ReportError, build_report
-from lth_plugins.report import plots
+from lth_plugins.report import plots, tables
 from lth_plugins.report.output import MANIFEST
 from lth_plugins.store import RunStore
 
@@ -153,6 +153,13 @@ def test_twenty_rounds_mean_std_and_axis(tmp_path):
     assert x[0] == pytest.approx(0.0) and x[-1] == pytest.approx(98.847, abs=1e-3)
     assert figure(data, "ablation") is None and figure(data, "selection") is None
     assert "round 20" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("mean,std,text", [(4.2034, 0.03767, "4.203 ± 0.038"), (4.21105, 0.0005104, "4.21105 ± 0.00051"),
+                                           (168.12, 16.8, "168 ± 17"), (7.75, 6.0104, "7.8 ± 6.0"),
+                                           (1.5, 0.0, "1.5 ± 0")])
+def test_mean_and_spread_share_decimals(mean, std, text):
+    assert tables.mean_spread(mean, std) == text
 
 
 def test_pruning_axis_spreads_high_sparsity_rounds():
@@ -370,5 +377,5 @@ def test_rounds_over_fewer_games_than_asked_are_hollow_and_explained(tmp_path):
     assert wt["n"] == [2, 2, 2, 1]  # round 3: only the seed with a value
     md = (tmp_path / "out" / "report.md").read_text()
     assert "only 2 of the last 8 games finished (wt_s0)" in md and "no game finished in this round (wt_s0)" in md
-    assert "| 7.75 ± 6.01 * |" in md.split("| 2 |")[1].split("\n")[0]  # (3.5 + 12) / 2, marked
+    assert "| 7.8 ± 6.0 * |" in md.split("| 2 |")[1].split("\n")[0]  # (3.5 + 12) / 2, marked
     assert "only 2 of the last 8 games finished" in report.summary

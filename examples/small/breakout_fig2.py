@@ -17,14 +17,13 @@ random ticket's. Tested only where the dense model learned something (ticket rew
 of its first epoch's games, a near-random policy); otherwise the script says NOT TESTED. Resumable.
 """
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seed_table import load_run, mean_std, print_table, run_module, ticket_rows  # noqa: E402
+from seed_table import load_run, mean_std, print_table, run_module, ticket_rows, write_report  # noqa: E402
 
 
 def first_epoch_reward(run_dir: Path) -> float:
@@ -79,10 +78,7 @@ def main():
     start = mean_std([first_epoch_reward(out / f"s{s}" / "wt") for s in seeds])[0]
     print(f"settings: {len(seeds)} seeds, {a.rounds} rounds, rate {a.rate}, {a.epochs} epochs x {a.epoch_batches} "
           f"batches of {a.batch} per round, {a.games} games; runtime {time.time() - t0:.0f} s")
-    subprocess.run([sys.executable, "-m", "lth_plugins.cli", "report",
-                    *[str(out / f"s{s}" / t) for s in seeds for t in ("wt", "rt")], "-o", str(out / "report")],
-                   check=True, stdout=subprocess.DEVNULL)
-    print(f"figure: {out / 'report' / 'index.html'}")
+    write_report([out / f"s{s}" / t for s in seeds for t in ("wt", "rt")], out)
     k, pruned, wt, rt = rows[-1]
     print(f"dense ticket reward {dense:.2f}; its first epoch's games {start:.2f}")
     learned = dense > start and dense >= 1.5 * start

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from lth_plugins.rl import PRIMARY  # noqa: E402
 
-from seed_table import mean_std, print_table, run_module, ticket_rows  # noqa: E402
+from seed_table import mean_std, print_table, run_module, ticket_rows, write_report  # noqa: E402
 
 CONVERGED_WITHIN = 0.1  # relative change of the mean dense reward from doubling the epochs
 
@@ -74,6 +74,7 @@ def main():
     high_rt = [v for _, pruned, _, rt in rows if pruned > 0.9 for v in rt]
     print(f"settings: {len(seeds)} seeds, {a.rounds} rounds, rate {a.rate}, {a.epochs} epochs x "
           f"{a.games_per_epoch} games per round, {a.agents} agents, lr {a.lr}; runtime {time.time() - t0:.0f} s")
+    write_report([out / f"s{s}" / t for s in seeds for t in ("wt", "rt")], out)
     twice = mean_std([dense_reward(out, common, s, 2 * a.epochs) for s in seeds])[0]
     converged = abs(twice - dense) <= CONVERGED_WITHIN * abs(twice)
     print(f"dense with {2 * a.epochs} epochs: {twice:.1f} (mean over seeds) against {dense:.1f} with {a.epochs}: "

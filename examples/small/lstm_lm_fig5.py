@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seed_table import mean_std  # noqa: E402
+from seed_table import mean_std, write_report  # noqa: E402
 
 from fairseq_ext import USER_DIR, demo  # noqa: E402
 from fairseq_ext.data import binarize_lm  # noqa: E402
@@ -172,6 +172,7 @@ def main():
     print(f"dense round of seed {first}: {verdict}")
     print(f"settings: {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round, seeds {a.seeds}; "
           f"runtime {time.time() - t0:.0f} s")
+    write_report([out / f"s{seed}" for seed in a.seeds], out)
     pruned = [k for k in ks if k > 0]
     claims = {
         "1 (WT below RT at every pruned round)": all(v("WT late iterative", k) < v("RT (WT's masks)", k)

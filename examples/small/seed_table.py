@@ -18,6 +18,13 @@ def run_module(module: str, args, log) -> None:
         raise SystemExit(f"{module} failed, see {log}")
 
 
+def write_report(run_dirs, out: Path) -> None:
+    """`lth report` of the script's run directories (figures, tables, index.html) into OUT/report."""
+    from lth_plugins.report import build_report
+    build_report([str(d) for d in run_dirs], out / "report")
+    print(f"figures: {out / 'report' / 'index.html'}", flush=True)
+
+
 def mean_std(values):
     """(mean, sample std) of a list; std 0 for one value, (nan, nan) for none."""
     if not values:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seed_table import mean_std, print_table, ticket_rows  # noqa: E402
+from seed_table import mean_std, print_table, ticket_rows, write_report  # noqa: E402
 
 from fairseq_ext import USER_DIR, demo  # noqa: E402
 
@@ -90,6 +90,8 @@ def main():
           f"at twice the budget {twice:.2f}: {verdict}")
     print(f"settings: {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round, late reset "
           f"{demo.LATE_RESET}, seeds {a.seeds}; runtime {time.time() - t0:.0f} s")
+    write_report([out / name.replace(" ", "_") / f"s{s}" / t for name in VARIANTS for s in a.seeds
+                  for t in ("wt", "rt")], out)
     drop, gaps = {}, {}
     for name, table in rows.items():
         pruned_rows = table[1:]

@@ -1,6 +1,7 @@
 """The numbers behind the figures as tables: one long CSV, Markdown, and a small ASCII table for stdout."""
 import csv
 import io
+import math
 from typing import List, Optional, Tuple
 
 from .series import FigureSpec, LayerChart, Series
@@ -15,13 +16,21 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def mean_spread(mean: float, std: float) -> str:
+    """"mean ± std", the spread to two significant digits and the mean to the same decimal place."""
+    if not (std > 0 and math.isfinite(std) and math.isfinite(mean)):
+        return f"{_fmt(mean)} ± {_fmt(std)}"
+    decimals = max(0, 1 - math.floor(math.log10(std)))
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+
+
 def cell(s: Series, k: int) -> str:
     if k not in s.rounds:  # e.g. a random ticket's round 0: the dense round is the winning ticket's
         return "-"
     i = s.rounds.index(k)
-    spread = f" ± {_fmt(s.std[i])}" if s.n[i] > 1 else ""  # one seed has no spread
+    value = mean_spread(s.mean[i], s.std[i]) if s.n[i] > 1 else _fmt(s.mean[i])  # one seed has no spread
     partial = " *" if s.partial and s.partial[i] else ""  # explained under the table (`partial_notes`)
-    return f"{_fmt(s.mean[i])}{spread}" + (f" (n={s.n[i]})" if s.n[i] != max(s.n) else "") + partial
+    return value + (f" (n={s.n[i]})" if s.n[i] != max(s.n) else "") + partial
 
 
 def partial_notes(series: List[Series]) -> List[str]:
@@ -92,8 +101,8 @@ def dense_text(dense: Optional[Series]) -> str:
     if dense is None:
         return "Unpruned network: not among the runs (round 0 of a winning-ticket run)."
     n = dense.n[0]
-    spread = f" ± {_fmt(dense.std[0])}" if n > 1 else ""
-    return f"Unpruned network: {_fmt(dense.mean[0])}{spread} ({n} seed{'s' * (n > 1)})."
+    value = mean_spread(dense.mean[0], dense.std[0]) if n > 1 else _fmt(dense.mean[0])
+    return f"Unpruned network: {value} ({n} seed{'s' * (n > 1)})."
 
 
 def markdown_text(tasks, charts: List[LayerChart]) -> str:
