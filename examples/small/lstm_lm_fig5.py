@@ -17,7 +17,7 @@ reset one-shot; the last two reuse the first's dense round (--lottery-dense-from
 Claims checked (paper section 4.2.1): (1) winning tickets beat random tickets; (2) late resetting helps at low
 pruning (first pruned round); (3) iterative pruning beats one-shot at the highest sparsity. Judged on the means
 over seeds, and only if the dense round is converged (CONVERGED_WITHIN: a plain dense model trained to twice the
-budget beside the first seed). Ends with `lth report` of the runs (OUT/report). Resumable: rerun the same command.
+budget beside the first seed). Resumable: rerun the same command.
 """
 import argparse
 import collections
