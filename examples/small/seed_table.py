@@ -19,9 +19,10 @@ def run_module(module: str, args, log) -> None:
 
 
 def write_report(run_dirs, out: Path) -> None:
-    """`lth report` of the script's run directories (figures, tables, index.html) into OUT/report."""
-    from lth_plugins.report import build_report
-    build_report([str(d) for d in run_dirs], out / "report")
+    """`lth report` of the script's run directories (figures, tables, index.html) into OUT/report. A process of
+    its own: fairseq's logging set up in this one would make matplotlib print its debug lines."""
+    subprocess.run([sys.executable, "-m", "lth_plugins.cli", "report", *map(str, run_dirs), "-o", str(out / "report")],
+                   check=True, stdout=subprocess.DEVNULL)
     print(f"figures: {out / 'report' / 'index.html'}", flush=True)
 
 
