@@ -162,6 +162,12 @@ def test_mean_and_spread_share_decimals(mean, std, text):
     assert tables.mean_spread(mean, std) == text
 
 
+def test_axis_ends_at_the_last_round_despite_rounding():
+    assert plots.rounds_on_axis([0.0, 0.7, 0.91, 0.973], 0.7) == 3
+    assert plots.rounds_on_axis([0.9730021469], 0.7) == 3  # fig6's embeddings-excluded round 3: a hair past 0.973
+    assert plots.rounds_on_axis([0.975], 0.7) == 4 and plots.rounds_on_axis([], 0.2) == 1
+
+
 def test_pruning_axis_spreads_high_sparsity_rounds():
     from matplotlib.figure import Figure
 

@@ -67,12 +67,17 @@ def _draw_dense(ax, dense: Series) -> dict:
             "y_std": float(sd), "n": dense.n[0]}
 
 
+def rounds_on_axis(fractions, rate: float) -> int:
+    """Rounds of pruning `rate` (the axis' rate: the smallest of the runs) that reach the most pruned fraction
+    given, at least 1. A round's fraction is off (1 - rate)^k by the rounding of whole weights: the tolerance
+    absorbs that, so no empty round is added to the axis."""
+    return max([math.ceil(math.log1p(-min(f, 0.999999)) / math.log1p(-rate) - 1e-2) for f in fractions] + [1])
+
+
 def draw_metric_figure(spec: FigureSpec, path) -> dict:
     """Draw every panel of `spec` into `path`; returns {"panels": [{"title", "series": [...], "unpruned"}]}."""
     n = len(spec.panels)
-    # rounds of the axis' rate (the smallest of the runs) that reach the most pruned point of any series
-    last = max([math.ceil(math.log1p(-min(f, 0.999999)) / math.log1p(-spec.rate) - 1e-6)
-                for s in spec.series() for f in s.fraction_pruned] + [1])
+    last = rounds_on_axis([f for s in spec.series() for f in s.fraction_pruned], spec.rate)
     width = 6.4 * n if n > 1 else 7.0
     fig = Figure(figsize=(width, 4.8), dpi=110)
     FigureCanvasAgg(fig)
