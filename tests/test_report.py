@@ -159,7 +159,8 @@ def test_twenty_rounds_mean_std_and_axis(tmp_path):
                                            (168.12, 16.8, "168 ± 17"), (7.75, 6.0104, "7.8 ± 6.0"),
                                            (1.5, 0.0, "1.5 ± 0")])
 def test_mean_and_spread_share_decimals(mean, std, text):
-    assert tables.mean_spread(mean, std) == text
+    assert tables.mean_spread(mean, std, n=3) == text
+    assert tables.mean_spread(mean, std, n=1) == f"{mean:.4g}"  # one seed: no spread
 
 
 def test_axis_ends_at_the_last_round_despite_rounding():

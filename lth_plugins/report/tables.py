@@ -16,8 +16,11 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def mean_spread(mean: float, std: float) -> str:
-    """"mean ± std", the spread to two significant digits and the mean to the same decimal place."""
+def mean_spread(mean: float, std: float, n: int) -> str:
+    """"mean ± std" of n seeds, the spread to two significant digits and the mean to the same decimal place; one
+    seed has no spread."""
+    if n < 2:
+        return _fmt(mean)
     if not (std > 0 and math.isfinite(std) and math.isfinite(mean)):
         return f"{_fmt(mean)} ± {_fmt(std)}"
     decimals = max(0, 1 - math.floor(math.log10(std)))
@@ -28,7 +31,7 @@ def cell(s: Series, k: int) -> str:
     if k not in s.rounds:  # e.g. a random ticket's round 0: the dense round is the winning ticket's
         return "-"
     i = s.rounds.index(k)
-    value = mean_spread(s.mean[i], s.std[i]) if s.n[i] > 1 else _fmt(s.mean[i])  # one seed has no spread
+    value = mean_spread(s.mean[i], s.std[i], s.n[i])
     partial = " *" if s.partial and s.partial[i] else ""  # explained under the table (`partial_notes`)
     return value + (f" (n={s.n[i]})" if s.n[i] != max(s.n) else "") + partial
 
@@ -101,7 +104,7 @@ def dense_text(dense: Optional[Series]) -> str:
     if dense is None:
         return "Unpruned network: not among the runs (round 0 of a winning-ticket run)."
     n = dense.n[0]
-    value = mean_spread(dense.mean[0], dense.std[0]) if n > 1 else _fmt(dense.mean[0])
+    value = mean_spread(dense.mean[0], dense.std[0], n)
     return f"Unpruned network: {value} ({n} seed{'s' * (n > 1)})."
 
 
