@@ -21,8 +21,7 @@ def run_module(module: str, args, log) -> None:
 def write_report(run_dirs, out: Path) -> None:
     """`lth report` of the script's run directories (figures, tables, index.html) into OUT/report. A process of
     its own: fairseq's logging set up in this one would make matplotlib print its debug lines."""
-    subprocess.run([sys.executable, "-m", "lth_plugins.cli", "report", *map(str, run_dirs), "-o", str(out / "report")],
-                   check=True, stdout=subprocess.DEVNULL)
+    run_module("lth_plugins.cli", ["report", *map(str, run_dirs), "-o", str(out / "report")], out / "report.log")
     print(f"figures: {out / 'report' / 'index.html'}", flush=True)
 
 
