@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from lth_plugins.atomic import atomic_write_json, read_json
-from lth_plugins.hparams import Ticket
+from lth_plugins.hparams import LotteryConfig, Reset, Ticket
 from lth_plugins.status import Column, metric_columns, pruned_column, render
 from lth_plugins.status import updates_trained
 from lth_plugins.store import RunStore
@@ -97,7 +97,7 @@ def wait_all(waits) -> None:
 def read_rounds(run_dir) -> dict:
     """{k: the record of round k} of the rounds `run_dir` has finished."""
     store = RunStore.view(run_dir)
-    return {k: store.read_metrics(k) for k in store.finished_rounds()}
+    return {k: store.read_round(k) for k in store.finished_rounds()}
 
 
 def make_data(root, seed: int = 0) -> Path:
@@ -117,11 +117,11 @@ def table(wt_dir, rt_dir, cap=None) -> str:
     by_round = {}
     for ticket, rounds in records.items():
         for k, rec in rounds.items():
-            by_round.setdefault(k, {})[str(ticket)] = {"record": rec, "fraction_pruned": rec["fraction_pruned"]}
+            by_round.setdefault(k, {})[str(ticket)] = {"record": rec, "fraction_pruned": rec.fraction_pruned}
     lines = []
     dense = records[Ticket.WINNING].get(0)
     if dense is not None:
-        m = dense["metrics"]
+        m = dense.metrics
         best = f" (a perfect model: {cap:.2f})" if cap is not None else ""
         lines += [f"dense (round 0): BLEU {m['bleu']:.2f} after {updates_trained(dense)} updates{best}",
                   f"  reproduce: {m['generate_command']}"]
@@ -137,6 +137,7 @@ def table(wt_dir, rt_dir, cap=None) -> str:
 
 def run_demo(out="lth_fairseq_demo", rounds=DEFAULTS["rounds"], rate=DEFAULTS["rate"],
              max_update=DEFAULTS["max_update"], seed=0, generate_args="", quiet=False) -> str:
+    lottery_config(rounds, rate).validate(total_updates=max_update)  # a bad flag fails before the corpus is built
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -226,11 +227,17 @@ def schedule_args(max_update) -> list:
     return ["--max-update", str(max_update), "--total-num-update", str(max_update)]
 
 
+def lottery_config(rounds, rate) -> LotteryConfig:
+    """The winning ticket's lottery settings of the demo."""
+    return LotteryConfig(rounds=rounds, rate=rate, reset=Reset.LATE, late_reset=LATE_RESET)
+
+
 def train_args(rounds, rate, max_update, generate_args="") -> list:
     """fairseq-train's arguments of the demo (after DATA)."""
-    return [*MODEL, *COMMON, *schedule_args(max_update), "--lottery-prune", "--lottery-rounds", str(rounds),
-            "--lottery-rate", str(rate), "--lottery-reset", "late", "--lottery-late-reset", LATE_RESET,
-            "--lottery-eval-bleu", f"--lottery-generate-args={generate_args}"]
+    cfg = lottery_config(rounds, rate)
+    return [*MODEL, *COMMON, *schedule_args(max_update), "--lottery-prune", "--lottery-rounds", str(cfg.rounds),
+            "--lottery-rate", str(cfg.rate), "--lottery-reset", str(cfg.reset), "--lottery-late-reset",
+            cfg.late_reset, "--lottery-eval-bleu", f"--lottery-generate-args={generate_args}"]
 
 
 def main(argv=None):

@@ -138,7 +138,15 @@ class RoundContext:
     def finish(self, metrics: dict, primary: str, higher_is_better: bool) -> None:
         """Record the round and prune the next mask from the trained weights."""
         self.round.finish(metrics, primary=primary, higher_is_better=higher_is_better, curve=self.curve,
-                          training=self.training)
+                          training=self.training, ended_early=self.early_stopping())
+
+    def early_stopping(self) -> Optional[str]:
+        """fairseq's own rules set to end training before --max-update / --max-epoch, named (or None)."""
+        c = self.cfg
+        rules = [f"--{flag} {value}" for flag, value in (
+            ("patience", c.checkpoint.patience), ("stop-time-hours", c.optimization.stop_time_hours),
+            ("stop-min-lr", c.optimization.stop_min_lr)) if value is not None and value > 0]
+        return f"fairseq's early stopping ({', '.join(rules)})" if rules else None
 
     def close(self) -> None:
         """Remove every hook of the round (the masks' and the step counters')."""

@@ -19,3 +19,7 @@ class RunStoreError(LotteryError):
 
 class SweepError(LotteryError):
     """A sweep's config file, directory or jobs are invalid."""
+
+
+class RoundContractError(LotteryError):
+    """An adapter broke a rule of the round (its first update, a fresh optimizer, the end of the schedule)."""

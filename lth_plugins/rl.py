@@ -3,7 +3,7 @@ the last L finished games) and the per-epoch learning-curve record."""
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from .run import partial_key
+from .record import partial_key
 
 PRIMARY = "ticket_reward"
 PARTIAL = partial_key(PRIMARY)

@@ -1,7 +1,8 @@
 """One lottery-ticket experiment, framework-independent: the rounds, what each starts from and leaves behind.
 
 An adapter drives its framework's own trainer through `LotteryRun.round`, which performs every step of a round
-in the one correct order (reset, start point, fresh optimizer, mask enforcement; record; hooks removed):
+in the one correct order (reset, start point, fresh optimizer, mask enforcement; record; hooks removed) and checks
+the round's contract (lth_plugins.round):
 
     with LotteryRun(config, run_dir, task=..., framework=..., settings=...) as run:
         for k in run.pending_rounds():
@@ -10,9 +11,9 @@ in the one correct order (reset, start point, fresh optimizer, mask enforcement;
                 r.finish(metrics, primary="...", higher_is_better=...)
 """
 import contextlib
+import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
@@ -20,118 +21,18 @@ import torch
 
 from .enforce import MaskEnforcer
 from .errors import LotteryConfigError, LotteryError, RunStoreError
-from .hparams import Budget, LotteryConfig, Reset, Schedule, Ticket, fraction_pruned
+from .hparams import Budget, LotteryConfig, Reset, fraction_pruned
 from .masks import Mask
+from .mask_plan import MaskPlan
 from .progress import RoundProgress
-from .registry import load_pruner, load_reset
+from .record import RoundRecord, sparsity_report
+from .registry import load_reset
 from .resets import Reinit, load_snapshot, reinit_rules, take_snapshot
+from .round import OptimizerLedger, Round, StartPoint
 from .seeds import round_seed
 from .selection import select_parameters
-from .store import RunStore, config_diff
-from .wait import wait_until
-
-def partial_key(metric: str) -> str:
-    """The metrics key that flags a round's value of `metric` as standing on less than the metric asks for (e.g.
-    fewer finished games than the ticket reward averages); its value says why. Reports draw such points hollow."""
-    return f"{metric}_partial"
-
-
-# What a random ticket may set differently from the winning run it takes masks from: besides these, every
-# setting (the framework's whole configuration included) must match. Keys ending in ".seed" are free too.
-RANDOM_TICKET_FREE_KEYS = ("lottery.ticket", "lottery.masks_from", "lottery.rounds", "lottery.reset",
-                           "lottery.late_reset", "lottery.mask_wait", "lottery.dense_from")
-# What a run reusing another run's dense round must share with it: everything that shapes round 0.
-DENSE_ROUND_KEYS = ("framework", "task", "settings")
-
-
-@dataclass(frozen=True)
-class StartPoint:
-    """Where a round's training starts: `update` optimizer updates and `epoch` epochs are already counted (the
-    first update is update + 1); `state` is what the trainer reported when the late snapshot was taken (e.g.
-    its data position). A round ends where the dense round ended, so it trains T - update updates.
-    `update` is None only for a trainer that reported epochs but no updates."""
-
-    update: Optional[int] = 0
-    epoch: int = 0
-    state: dict = field(default_factory=dict)
-
-    def describe(self) -> str:
-        return f"update {self.update}, epoch {self.epoch}" if self.update is not None else f"epoch {self.epoch}"
-
-
-def wait_for_config(path, wait_s: float, what: str) -> None:
-    """A run directory that exists but holds no configuration yet (its run is starting) is waited for up to
-    `wait_s` seconds."""
-    if Path(path).is_dir():
-        wait_until(lambda: (Path(path) / "config.json").is_file(), wait_s, f"{what} {path} to write its config.json")
-
-
-def open_winning_run(path, wait_s: float = 0.0) -> RunStore:
-    """The read-only store of the winning-ticket run whose masks a random ticket uses (waited for while it starts,
-    up to `wait_s` seconds)."""
-    wait_for_config(path, wait_s, "the winning-ticket run")
-    store = RunStore(path)
-    if store.lottery.ticket is not Ticket.WINNING:
-        raise RunStoreError(f"masks_from {path} is not a winning-ticket run")
-    return store
-
-
-def masks_available(source: RunStore) -> int:
-    """The last round a winning run has (or will have) a mask for."""
-    masks = [k for k in source.rounds_on_disk() if source.has_mask(k)]
-    return max([source.lottery.rounds] + masks)
-
-
-def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) -> None:
-    """A random ticket trains exactly as the winning run did, up to its seed; it has masks for every round
-    asked for, and they fit the model. Raises LotteryConfigError before anything is written."""
-    diff = [(k, a, b) for k, a, b in config_diff(source.config, full)
-            if k not in RANDOM_TICKET_FREE_KEYS and k != "seed" and not k.endswith(".seed")]
-    if diff:
-        raise LotteryConfigError(
-            f"the random ticket must train as the winning run {source.path} did (only the ticket type and its "
-            f"seed may differ); differing settings: "
-            + "; ".join(f"{k}: winning run {a!r} vs now {b!r}" for k, a, b in diff[:12])
-            + (f" ... ({len(diff) - 12} more)" if len(diff) > 12 else ""))
-    available = masks_available(source)
-    if rounds > available:
-        raise LotteryConfigError(f"the random ticket asks for {rounds} rounds but the winning run "
-                                 f"{source.path} has masks for {available}; use rounds <= {available} or extend "
-                                 f"the winning run first")
-    if params is not None:
-        first = next((k for k in range(1, available + 1) if source.has_mask(k)), None)
-        if first is not None:
-            source.load_mask(first).check_matches(params, source=f"mask of round {first} in {source.path}")
-
-
-def open_dense_run(path, full: dict, config: LotteryConfig) -> RunStore:
-    """The read-only store of the winning run whose dense round 0 a run reuses (`dense_from`), once that round has
-    finished (waited for while that run is alive, up to `mask_wait`). Refused, before anything is written, when
-    anything that shapes round 0 differs or the late snapshot this run resets to is not there."""
-    wait_for_config(path, config.mask_wait, "the dense run")
-    if not (Path(path) / "config.json").is_file():
-        raise LotteryConfigError(f"dense_from {path} is not a lottery run directory (no config.json)")
-    source = RunStore(path)
-    if source.lottery.is_random:
-        raise LotteryConfigError(f"dense_from {path} is a random ticket: it has no dense round of its own")
-    diff = [(k, a, b) for k, a, b in config_diff(source.config, full) if k.split(".")[0] in DENSE_ROUND_KEYS]
-    if diff:
-        raise LotteryConfigError(
-            f"dense_from {path} trained its dense round with other settings, so it is not this run's dense round; "
-            f"differing: " + "; ".join(f"{k}: {a!r} there vs {b!r} here" for k, a, b in diff[:12])
-            + (f" ... ({len(diff) - 12} more)" if len(diff) > 12 else ""))
-    theirs = source.lottery
-    if config.reset is Reset.LATE and (theirs.reset is not Reset.LATE or theirs.late_reset != config.late_reset):
-        raise LotteryConfigError(
-            f"this run resets to the late snapshot at {config.late_reset}, but dense_from {path} "
-            + ("takes none (it resets to init)" if theirs.reset is not Reset.LATE
-               else f"took it at {theirs.late_reset}") + ": reuse a run with the same late-reset point")
-    wait_until(lambda: source.round_done(0), config.mask_wait, f"the dense round 0 of {path}", alive=source.alive,
-               writer=f"the run {path}")
-    if not source.has_snapshot("dense_trained"):
-        raise RunStoreError(f"dense_from {path} kept no trained dense weights (snapshots/dense_trained.pt; runs "
-                            f"of older versions do not): train round 0 in this run instead (drop dense_from)")
-    return source
+from .sources import check_ticket_source, open_dense_run, open_winning_run
+from .store import RunStore
 
 
 class LotteryRun:
@@ -165,9 +66,8 @@ class LotteryRun:
         self.total_updates, self.total_epochs = total_updates, total_epochs
         self._reinit_rules: Dict[str, str] = {}
         self.is_writer = is_writer
-        self.pruner = load_pruner(config.pruner)(seed=config.seed)
         self.reset = load_reset(config.reset_strategy)()
-        self._masks: Dict[int, Mask] = {}
+        self.masks = MaskPlan(self.config, self.store, self.source, is_writer)
         self._snapshots: Dict[str, dict] = {}
         self.mask: Optional[Mask] = None
         self.active_round: Optional[int] = None
@@ -175,6 +75,7 @@ class LotteryRun:
         self._last_update: Optional[int] = None  # the trainer's update counter, as last reported
         self._last_epoch: int = 0
         self._late_meta: Optional[dict] = None
+        self.optimizers = OptimizerLedger()  # a round's optimizer is its own
         self.progress = RoundProgress(self.first_round, config.rounds, label=f"lottery {task} {config.ticket}",
                                       enabled=progress and is_writer)
         if dense_source is not None:
@@ -259,40 +160,6 @@ class LotteryRun:
             return f"update {self.total_updates}"
         return f"epoch {self.total_epochs}" if self.total_epochs else "the end of training"
 
-    # --- masks --------------------------------------------------------------------------------------
-    def mask_for_round(self, k: int, params) -> Mask:
-        if k in self._masks:
-            mask = self._masks[k]
-        elif k == 0:
-            mask = Mask.ones(params)
-        elif self.source is not None:
-            wait_until(lambda: self.source.has_mask(k), self.config.mask_wait,
-                       f"the mask of round {k} from the winning-ticket run {self.source.path}",
-                       alive=self.source.alive, writer=f"the winning-ticket run {self.source.path}")
-            mask = self.source.load_mask(k)
-        elif self.store.has_mask(k):
-            mask = self.store.load_mask(k)
-        elif self.config.schedule is Schedule.ONESHOT and self.store.has_snapshot("dense_trained"):
-            mask = self._prune_into(k, Mask.ones(params), self.store.load_snapshot("dense_trained"))
-        else:
-            raise RunStoreError(f"no mask for round {k} in {self.store.path}: round {k - 1} has not finished")
-        mask.check_matches(params, source=f"mask of round {k}")
-        self._masks[k] = mask
-        return mask
-
-    def _compute_next_masks(self, k: int, params) -> None:
-        """After round k: the mask of round k+1 from the trained weights (iterative; computed after the last
-        round too, so that raising `rounds` extends a finished run), or every pruned round's mask from the
-        dense trained weights (one-shot, after round 0; kept in the dense_trained snapshot for extensions)."""
-        cfg = self.config
-        if cfg.is_random:
-            return
-        if cfg.schedule is Schedule.ITERATIVE:
-            self._prune_into(k + 1, self._masks[k], params)
-        elif k == 0:
-            for later in range(1, cfg.rounds + 1):
-                self._prune_into(later, Mask.ones(params), params)
-
     def _reuse_dense_round(self, source: RunStore) -> None:
         """Take round 0 from `source` (open_dense_run checked it): its snapshots, its record, and this run's
         masks pruned from its trained dense weights. The record is written last: it marks round 0 done."""
@@ -303,42 +170,29 @@ class LotteryRun:
                 self.store.save_snapshot(kind, source.load_snapshot(kind), source.read_snapshot_meta(kind))
         params = select_parameters(self.store.load_snapshot("dense_trained"), self.config.include,
                                    self.config.exclude)
-        self._masks[0] = Mask.ones(params)
-        self._compute_next_masks(0, params)
-        record = dict(source.read_metrics(0), dense_from=str(source.path), surviving=self._masks[0].num_surviving(),
-                      selected=self._masks[0].num_selected(), ticket=str(self.config.ticket))
+        dense = self.masks.start_dense(params)
+        self.masks.after_round(0, params)
+        record = dataclasses.replace(source.read_round(0), dense_from=str(source.path),
+                                     surviving=dense.num_surviving(), selected=dense.num_selected(),
+                                     ticket=str(self.config.ticket))
         self.store.write_started(0, dict(source.read_started(0) or {}, dense_from=str(source.path)))
-        self.store.write_round(0, record, _sparsity_report(0, self._masks[0]))
+        self.store.write_round(0, record, sparsity_report(0, dense))
         self.progress.note(f"round 0 is the dense round of {source.path} (its settings match): not trained again")
 
-    def _prune_into(self, k: int, base: Mask, weights) -> Mask:
-        """Round k's mask: `base` pruned down to round k's density."""
-        if self.is_writer and self.store.has_mask(k):
-            return self.store.load_mask(k)
-        mask = Mask((n, m.clone()) for n, m in base.items())
-        self.pruner.prune(weights, mask, (1.0 - self.config.rate) ** k)
-        self._masks[k] = mask
-        if self.is_writer:
-            self.store.save_mask(k, mask)
-        return mask
-
     def mask_checksum(self, k: int) -> str:
-        return self._masks[k].checksum()
+        return self.masks.checksum(k)
 
     def check_consistent(self, k: int, gather: Callable[[str], List[str]]) -> None:
         """Compare the checksum of round k's mask across ranks (`gather` returns every rank's string)."""
-        sums = gather(self.mask_checksum(k))
-        if len(set(sums)) != 1:
-            raise LotteryError(f"masks of round {k} differ across ranks (checksums {sums}); "
-                               f"ranks must train identical weights before pruning")
+        self.masks.check_consistent(k, gather)
 
     # --- the round ----------------------------------------------------------------------------------
-    def start_round(self, k: int, model: torch.nn.Module, reinit: Optional[Reinit] = None,
+    def _start_round(self, k: int, model: torch.nn.Module, reinit: Optional[Reinit] = None,
                     resume: bool = False, num_updates: Optional[int] = None) -> Mask:
         """Prepare `model` for round k: reset the weights (unless `resume`: the framework restored the round's
         own checkpoint, whose update counter is `num_updates`) and zero the pruned ones. Returns the mask."""
         params = self.selected(model)
-        mask = self.mask_for_round(k, params)
+        mask = self.masks.for_round(k, params)
         if self.config.is_random and not self.store.has_snapshot("init") and not resume:
             self._save_snapshot("init", model)  # the initial values bare parameters are re-drawn from
         if not resume:
@@ -386,11 +240,11 @@ class LotteryRun:
     def reset_to(self, model, kind: str) -> None:
         load_snapshot(model, self.snapshot(kind))
 
-    def enforce(self, model: torch.nn.Module, optimizer=None) -> MaskEnforcer:
-        """Hooks that keep this round's pruned weights at zero on `optimizer` (None: gradients only)."""
+    def _enforce(self, model: torch.nn.Module) -> MaskEnforcer:
+        """Hooks that keep this round's pruned gradients at zero (the round adds its optimizer's)."""
         if self.mask is None:
-            raise LotteryError("start_round() must be called before enforce()")
-        return MaskEnforcer(self.selected(model), self.mask, optimizer)
+            raise LotteryError("_start_round() must be called before _enforce()")
+        return MaskEnforcer(self.selected(model), self.mask)
 
     def _late_point_reached(self, model, reached: bool, passed: bool, state: Optional[dict]) -> None:
         cfg = self.config
@@ -411,7 +265,7 @@ class LotteryRun:
             raise RunStoreError(f"training went past the late-reset point {cfg.reset_point} without a late "
                                 f"snapshot in {self.store.path}; start the run again in a fresh directory")
 
-    def after_update(self, model, num_updates: int, epoch: Optional[int] = None,
+    def _after_update(self, model, num_updates: int, epoch: Optional[int] = None,
                      state: Optional[dict] = None) -> None:
         """Call after each optimizer update of a round with the trainer's update counter (counting from 1,
         continuing from the round's start point). `epoch`: epochs completed before this update (default: the
@@ -424,7 +278,7 @@ class LotteryRun:
         if point.updates is not None:
             self._late_point_reached(model, num_updates == point.updates, num_updates > point.updates, state)
 
-    def after_epoch(self, model, epoch: int, num_updates: Optional[int] = None,
+    def _after_epoch(self, model, epoch: int, num_updates: Optional[int] = None,
                     state: Optional[dict] = None) -> None:
         """Call at the end of each epoch; epochs count from 1. `num_updates`: the update counter when known
         (default: the last `after_update`); `state` as in `after_update`."""
@@ -437,7 +291,7 @@ class LotteryRun:
         if point.epochs is not None:
             self._late_point_reached(model, epoch == point.epochs, epoch > point.epochs, state)
 
-    def finish_round(self, k: int, model, metrics: dict, primary: str, higher_is_better: bool,
+    def _finish_round(self, k: int, model, metrics: dict, primary: str, higher_is_better: bool,
                      curve: Optional[list] = None, training: Optional[dict] = None) -> None:
         """Record round k (idempotent) and compute the next round's mask from the trained weights. `training`
         (JSON): what the trainer reports about the round's training (e.g. optimizer steps taken)."""
@@ -447,7 +301,7 @@ class LotteryRun:
         if self.store.round_done(k) and (self.is_writer or not started_here):
             return
         if not started_here:
-            raise LotteryError(f"finish_round({k}) without start_round({k})")
+            raise LotteryError(f"round {k} was finished without being started")
         if primary not in metrics:  # before any file of the round is written
             raise LotteryError(f"metrics of round {k} lack the primary metric {primary!r}")
         cfg = self.config
@@ -458,22 +312,20 @@ class LotteryRun:
             # the trained dense weights: one-shot masks of later rounds, and runs that reuse this dense round
             self.store.save_snapshot("dense_trained", {n: p.detach().cpu().clone()
                                                        for n, p in model.named_parameters()})
-        self._compute_next_masks(k, params)
-        record = {
-            "round": k, "ticket": str(cfg.ticket), "fraction_pruned": 1.0 - self.mask.density(),
-            "nominal_fraction_pruned": self.fraction_pruned(k), "surviving": self.mask.num_surviving(),
-            "selected": self.mask.num_selected(), "primary": primary, "higher_is_better": bool(higher_is_better),
-            "metrics": metrics, "curve": curve or [], "finished_at": time.time(), "budget": str(cfg.budget),
-            "start": {"update": self.start.update, "epoch": self.start.epoch}, "end_update": self._last_update,
-            "updates": (self._last_update - self.start.update
-                        if None not in (self._last_update, self.start.update) else None),
-            "training": training or {},
-        }
-        if cfg.is_random:
-            record["reinit"] = dict(self._reinit_rules)  # how each parameter was re-drawn
+        self.masks.after_round(k, params)
+        record = RoundRecord(
+            round=k, ticket=str(cfg.ticket), fraction_pruned=1.0 - self.mask.density(),
+            nominal_fraction_pruned=self.fraction_pruned(k), surviving=self.mask.num_surviving(),
+            selected=self.mask.num_selected(), primary=primary, higher_is_better=bool(higher_is_better),
+            metrics=metrics, curve=curve or [], finished_at=time.time(), budget=str(cfg.budget),
+            start={"update": self.start.update, "epoch": self.start.epoch}, end_update=self._last_update,
+            updates=(self._last_update - self.start.update
+                     if None not in (self._last_update, self.start.update) else None),
+            training=training or {},
+            reinit=dict(self._reinit_rules) if cfg.is_random else None)  # how each parameter was re-drawn
         if self.is_writer:
-            self.store.write_round(k, record, _sparsity_report(k, self.mask))
-        self.progress.finish(k, record["fraction_pruned"], primary, metrics[primary])
+            self.store.write_round(k, record, sparsity_report(k, self.mask))
+        self.progress.finish(k, record.fraction_pruned, primary, metrics[primary])
 
     # --- the round as one unit ----------------------------------------------------------------------
     def open_round(self, k: int, model: torch.nn.Module, reinit: Optional[Reinit] = None,
@@ -504,44 +356,3 @@ class LotteryRun:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _sparsity_report(k: int, mask: Mask) -> dict:
-    return {"round": k, "density": mask.densities(), "numel": {n: m.numel() for n, m in mask.items()}}
-
-
-class Round:
-    """One round of a run: the model reset (or resumed) and masked, its start point, the hooks that keep the
-    pruned weights at zero on the optimizer, and its record. Created by `LotteryRun.round` / `open_round`."""
-
-    def __init__(self, run: LotteryRun, k: int, model: torch.nn.Module, reinit: Optional[Reinit] = None,
-                 resume: bool = False, num_updates: Optional[int] = None):
-        self.run, self.k, self.model = run, k, model
-        self.mask = run.start_round(k, model, reinit=reinit, resume=resume, num_updates=num_updates)
-        self.start: StartPoint = run.start
-        self.optimizer = None
-        self.enforcer: Optional[MaskEnforcer] = run.enforce(model, None)  # gradients from the first backward
-
-    def attach_optimizer(self, optimizer):
-        """Hold the masks on the round's optimizer (built after the reset); returns it."""
-        self.optimizer = optimizer
-        self.enforcer.attach_optimizer(optimizer)
-        return optimizer
-
-    def after_update(self, num_updates: int, epoch: Optional[int] = None, state: Optional[dict] = None) -> None:
-        self.run.after_update(self.model, num_updates, epoch=epoch, state=state)
-
-    def after_epoch(self, epoch: int, num_updates: Optional[int] = None, state: Optional[dict] = None) -> None:
-        self.run.after_epoch(self.model, epoch, num_updates=num_updates, state=state)
-
-    def finish(self, metrics: dict, primary: str, higher_is_better: bool, curve: Optional[list] = None,
-               training: Optional[dict] = None) -> None:
-        """Remove the hooks, then record the round and prune the next round's mask from the trained weights."""
-        self.close()
-        self.run.finish_round(self.k, self.model, metrics, primary=primary, higher_is_better=higher_is_better,
-                              curve=curve, training=training)
-
-    def close(self) -> None:
-        if self.enforcer is not None:
-            self.enforcer.remove()
-            self.enforcer = None

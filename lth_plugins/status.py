@@ -5,25 +5,21 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from .hparams import Ticket, fraction_pruned
+from .record import RoundRecord
 from .store import RunStore
 
 
-def _updates(record: Optional[dict], end: Optional[int] = None) -> str:
+def _span(start: Optional[int], last: Optional[int]) -> str:
     """'j-T' from a round's start point and its last (or planned) update, e.g. '136-816'."""
-    if not record or not record.get("start") or record["start"].get("update") is None:
-        return ""
-    last = record.get("end_update")
-    if last is None:
-        last = (record.get("end") or {}).get("update", end)
-    return f"{record['start']['update']}-{last if last is not None else '?'}"
+    return "" if start is None else f"{start}-{last if last is not None else '?'}"
 
 
-def updates_trained(record: dict) -> int:
+def updates_trained(record: RoundRecord) -> int:
     """Optimizer updates the round itself trained (a late-reset round starts its counter after the reset
     point)."""
-    if record.get("updates") is not None:
-        return int(record["updates"])
-    return int(record["metrics"]["num_updates"]) - int((record.get("start") or {}).get("update") or 0)
+    if record.updates is not None:
+        return int(record.updates)
+    return int(record.metrics["num_updates"]) - record.start_update
 
 
 def round_rows(store: RunStore) -> List[dict]:
@@ -39,13 +35,14 @@ def round_rows(store: RunStore) -> List[dict]:
                "metric": None, "value": None, "state": "pending", "updates": "", "record": None}
         started = store.read_started(k)
         if store.round_done(k):
-            m = store.read_metrics(k)
-            row.update(fraction_pruned=m["fraction_pruned"], metric=m["primary"], record=m,
-                       value=m["metrics"].get(m["primary"]), state="done", updates=_updates(m))
+            m = store.read_round(k)
+            row.update(fraction_pruned=m.fraction_pruned, metric=m.primary, record=m, value=m.value, state="done",
+                       updates=_span(m.start.get("update"), m.end_update))
         elif (k == first or store.round_done(k - 1)) and (started or store.has_snapshot("init")):
             # a random ticket's masks are its winning run's: its running round is told by its start record
             row["state"] = "in progress" if running else "interrupted"
-            row["updates"] = _updates(started)
+            if started and started.get("start"):
+                row["updates"] = _span(started["start"].get("update"), (started.get("end") or {}).get("update"))
         elif store.has_mask(k):
             row["state"] = "mask ready"
         rows.append(row)
@@ -55,9 +52,9 @@ def round_rows(store: RunStore) -> List[dict]:
 def primary_metric(store: RunStore) -> Optional[str]:
     """The metric a run reports, from its finished rounds or, for a random ticket with none yet, from its
     winning run's."""
-    last = store.last_metrics()
+    last = store.last_record()
     if last is not None:
-        return last["primary"]
+        return last.primary
     source = store.lottery.masks_from
     if source and (Path(source) / "config.json").is_file():
         return primary_metric(RunStore(Path(source)))
@@ -125,7 +122,7 @@ def metric_columns(key: str, label: str, width: int, fmt: str, tickets=(Ticket.W
     e.g. a random ticket's round 0, which is the winning run's dense round)."""
     def cell(k, rows, ticket):
         rec = (rows.get(str(ticket)) or {}).get("record")
-        return "-" if rec is None else f"{rec['metrics'].get(key, float('nan')):{fmt}}"
+        return "-" if rec is None else f"{rec.metrics.get(key, float('nan')):{fmt}}"
 
     return [Column(f"{ticket.short.upper()} {label}", width, lambda k, rows, t=ticket: cell(k, rows, t),
                    sep if i == 0 else " ") for i, ticket in enumerate(tickets)]

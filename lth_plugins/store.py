@@ -21,6 +21,7 @@ from .hparams import LotteryConfig
 from .lock import FileLock, Holder, live_holder, read_holder
 from .scheduler import job_active
 from .masks import Mask
+from .record import RoundRecord
 
 CONFIG = "config.json"
 LOCK = ".lock"
@@ -240,14 +241,15 @@ class RunStore:
         path = self.started_path(k)
         return read_json(path) if path.is_file() else None
 
-    def write_round(self, k: int, metrics: dict, sparsity: dict) -> None:
-        """Sparsity report first, metrics last: metrics.json is the round's completion marker."""
+    def write_round(self, k: int, record: RoundRecord, sparsity: dict) -> None:
+        """Sparsity report first, the record last: metrics.json is the round's completion marker."""
         self._check_writer()
         atomic_write_json(self.sparsity_path(k), sparsity)
-        atomic_write_json(self.metrics_path(k), metrics)
+        atomic_write_json(self.metrics_path(k), record.to_json())
 
-    def read_metrics(self, k: int) -> dict:
-        return read_json(self.metrics_path(k))
+    def read_round(self, k: int) -> RoundRecord:
+        """Round k's record (metrics.json), as written by any version."""
+        return RoundRecord.from_json(read_json(self.metrics_path(k)))
 
     def read_sparsity(self, k: int) -> dict:
         return read_json(self.sparsity_path(k))
@@ -259,10 +261,10 @@ class RunStore:
     def finished_rounds(self) -> List[int]:
         return [k for k in self.rounds_on_disk() if self.round_done(k)]
 
-    def last_metrics(self) -> Optional[dict]:
+    def last_record(self) -> Optional[RoundRecord]:
         """The record of the last finished round, or None."""
         done = self.finished_rounds()
-        return self.read_metrics(done[-1]) if done else None
+        return self.read_round(done[-1]) if done else None
 
     def progress(self, planned: Optional[int] = None, first: int = 0) -> Tuple[int, Optional[int]]:
         """(rounds finished, rounds to finish or None). `planned` and `first` (the rounds asked for and the
@@ -286,6 +288,18 @@ def config_diff(a: dict, b: dict):
     fa, fb = _flatten(a), _flatten(b)
     return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb))
             if k not in MUTABLE_KEYS and fa.get(k) != fb.get(k)]
+
+
+def is_seed(key: str) -> bool:
+    """Whether a flattened configuration key is a seed (the framework's, the lottery's): what repetitions of one
+    experiment change, and all they may change."""
+    return key == "seed" or key.endswith(".seed")
+
+
+def experiment_settings(config: dict, free=()) -> dict:
+    """The flattened settings that make `config` the experiment it is: every key but seeds, MUTABLE_KEYS and the
+    keys in `free`. Runs with equal experiment settings are seeds of one experiment."""
+    return {k: v for k, v in _flatten(config).items() if k not in MUTABLE_KEYS and k not in free and not is_seed(k)}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

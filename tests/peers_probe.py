@@ -32,13 +32,13 @@ if mode == "masks":  # rank 2 trained other weights: its round-1 mask differs
     model = torch.nn.Linear(16, 8)
     with LotteryRun(LotteryConfig(rounds=1, reset="init"), run_dir, task="t", framework="torch",
                     is_writer=rank == 0, progress=False) as run:
-        run.start_round(0, model)
+        r = run.open_round(0, model)
         dist.barrier()  # as training's all-reduces do: no rank records round 0 before every rank started it
         if rank == 2:  # "training" that went another way on this rank (every rank starts from the stored init)
             with torch.no_grad():
                 model.weight.copy_(torch.randn(model.weight.shape, generator=torch.Generator().manual_seed(7)))
-        run.finish_round(0, model, {"m": 1.0}, primary="m", higher_is_better=True)
-        run.start_round(1, model)
+        r.finish({"m": 1.0}, primary="m", higher_is_better=True)
+        run.open_round(1, model)
         try:
             run.check_consistent(1, gather)
         except LotteryError as e:

@@ -18,7 +18,7 @@ KW = dict(seed=0, epochs=3, n_train=512)
 
 def rounds(run_dir):
     store = RunStore(run_dir)
-    return {k: store.read_metrics(k) for k in range(int(store.config["lottery"]["rounds"]) + 1)
+    return {k: store.read_round(k) for k in range(int(store.config["lottery"]["rounds"]) + 1)
             if store.round_done(k)}
 
 
@@ -26,18 +26,18 @@ def test_late_reset_after_an_epoch_trains_the_rest_of_the_schedule(tmp_path, cap
     wt = run_ticket(LotteryConfig(rounds=2, late_reset="1ep"), tmp_path / "wt", **KW)
     rt = run_ticket(LotteryConfig(rounds=2, ticket="random", masks_from=str(wt)), tmp_path / "rt", **KW)
     dense = rounds(wt)[0]
-    assert dense["curve"][-1]["steps"] == 12 and dense["updates"] == 12 and dense["start"]["update"] == 0
-    j, lr_dense_j1 = dense["curve"][0]["updates"], dense["curve"][1]["first_lr"]
-    assert j == 4 and dense["curve"][1]["first_update"] == 5
+    assert dense.curve[-1]["steps"] == 12 and dense.updates == 12 and dense.start["update"] == 0
+    j, lr_dense_j1 = dense.curve[0]["updates"], dense.curve[1]["first_lr"]
+    assert j == 4 and dense.curve[1]["first_update"] == 5
     assert RunStore(wt).read_snapshot_meta("late")["update"] == 4
     for run_dir in (wt, rt):
         for k, m in rounds(run_dir).items():
             if k == 0:
                 continue
-            curve = m["curve"]
+            curve = m.curve
             assert [c["epoch"] for c in curve] == [2, 3]  # the epoch counter continues
             assert curve[-1]["steps"] == 12 - j  # optimizer steps actually taken
-            assert m["updates"] == 12 - j and m["start"] == {"update": 4, "epoch": 1} and m["end_update"] == 12
+            assert m.updates == 12 - j and m.start == {"update": 4, "epoch": 1} and m.end_update == 12
             assert curve[0]["first_update"] == j + 1 and curve[0]["first_lr"] == lr_dense_j1 == lr_at(j + 1)
     err = capsys.readouterr().err
     assert "late-reset snapshot taken after update 4, epoch 1; pruned rounds train from there to update 12" in err
@@ -51,17 +51,17 @@ def test_late_reset_in_the_middle_of_an_epoch_continues_at_that_batch(tmp_path):
     meta = RunStore(wt).read_snapshot_meta("late")
     assert (meta["update"], meta["epoch"], meta["state"]) == (5, 1, {"batch": 1})
     m = rounds(wt)[1]
-    assert [c["epoch"] for c in m["curve"]] == [2, 3]
-    assert m["curve"][0]["first_update"] == 6 and m["curve"][0]["first_lr"] == lr_at(6)
-    assert m["curve"][-1]["steps"] == 7 and m["updates"] == 7
+    assert [c["epoch"] for c in m.curve] == [2, 3]
+    assert m.curve[0]["first_update"] == 6 and m.curve[0]["first_lr"] == lr_at(6)
+    assert m.curve[-1]["steps"] == 7 and m.updates == 7
 
 
 def test_full_budget_is_the_old_behaviour_and_is_recorded(tmp_path, capsys):
     wt = run_ticket(LotteryConfig(rounds=1, late_reset="1ep", budget="full"), tmp_path / "wt", **KW)
     assert RunStore(wt).config["lottery"]["budget"] == "full"
     m = rounds(wt)[1]
-    assert m["budget"] == "full" and m["start"]["update"] == 0
-    assert m["curve"][-1]["steps"] == 12 and m["curve"][0]["first_lr"] == lr_at(1)
+    assert m.budget == "full" and m.start["update"] == 0
+    assert m.curve[-1]["steps"] == 12 and m.curve[0]["first_lr"] == lr_at(1)
     assert "pruned rounds start again at update 0 (budget 'full')" in capsys.readouterr().err
     with pytest.raises(LotteryConfigError, match="budget 'rest' differs from the winning ticket's 'full'"):
         run_ticket(LotteryConfig(rounds=1, ticket="random", masks_from=str(wt)), tmp_path / "rt", **KW)
@@ -132,7 +132,7 @@ def test_status_shows_each_rounds_updates_and_a_running_random_ticket(tmp_path):
     with LotteryRun(rt_cfg, tmp_path / "rt", task="teacher-mlp", framework="torch",
                     settings={"seed": 0, "epochs": 3, "n_train": 512}, total_epochs=3, total_updates=12,
                     model=model) as run:
-        run.start_round(1, model)  # training round 1, nothing finished yet
+        run.open_round(1, model)  # training round 1, nothing finished yet
         rows = round_rows(RunStore(tmp_path / "rt"))
         assert (rows[0]["state"], rows[0]["updates"]) == ("in progress", "4-12")
         assert rows[1]["state"] == "pending"
@@ -184,4 +184,4 @@ def test_a_run_made_before_budgets_continues_only_with_the_full_budget(tmp_path)
     with pytest.raises(RunStoreError, match="lottery.budget: stored 'full' vs now 'rest'"):
         run_ticket(LotteryConfig(rounds=2, late_reset="1ep"), wt, **KW)
     run_ticket(LotteryConfig(rounds=2, late_reset="1ep", budget="full"), wt, **KW)  # extends it
-    assert rounds(wt)[2]["budget"] == "full" and rounds(wt)[2]["curve"][-1]["steps"] == 12
+    assert rounds(wt)[2].budget == "full" and rounds(wt)[2].curve[-1]["steps"] == 12

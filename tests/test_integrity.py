@@ -85,9 +85,9 @@ def test_late_reset_point_is_checked_against_every_length(spec, kw, msg, tmp_pat
 
 def test_epochs_count_from_one(tmp_path):
     with LotteryRun(LotteryConfig(rounds=1), tmp_path / "r", task="t", framework="torch") as run:
-        run.start_round(0, mlp())
+        r = run.open_round(0, mlp())
         with pytest.raises(LotteryError, match="epochs count from 1"):
-            run.after_epoch(mlp(), 0)
+            r.after_epoch(0)
 
 
 # --- one configuration, the whole configuration -------------------------------------------------------------
@@ -162,7 +162,7 @@ def test_a_closed_or_collected_run_can_be_reopened_in_the_same_process(tmp_path)
 
 def test_status_tells_a_killed_run_from_a_running_one(tmp_path):
     run = LotteryRun(LotteryConfig(rounds=2), tmp_path / "r", task="t", framework="torch")
-    run.start_round(0, mlp())
+    run.open_round(0, mlp())
     assert round_rows(RunStore(tmp_path / "r"))[0]["state"] == "in progress"
     run.close()  # what a kill leaves: an unfinished round, nobody holding the run
     assert round_rows(RunStore(tmp_path / "r"))[0]["state"] == "interrupted"
@@ -211,11 +211,11 @@ def test_random_ticket_redraws_bare_parameters_by_a_recorded_rule(tmp_path):
     wt_cfg = LotteryConfig(rounds=2, reset="init", exclude=("scale", "offset"))  # never zeroed by a mask
     with LotteryRun(wt_cfg, tmp_path / "wt", task="t", framework="torch", model=model) as run:
         for k in run.pending_rounds():
-            run.start_round(k, model)
+            r = run.open_round(k, model)
             with torch.no_grad():  # "training": every weight moves
                 for p in model.parameters():
                     p.add_(torch.randn_like(p))
-            run.finish_round(k, model, {"m": 0.0}, primary="m", higher_is_better=True)
+            r.finish({"m": 0.0}, primary="m", higher_is_better=True)
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     torch.manual_seed(0)
     rt_model = Gain()  # built as the winning run's was
@@ -223,13 +223,13 @@ def test_random_ticket_redraws_bare_parameters_by_a_recorded_rule(tmp_path):
     with LotteryRun(rt_cfg, tmp_path / "rt", task="t", framework="torch", model=rt_model) as rt:
         rt_model.load_state_dict(trained)  # as if it had been trained in this process before round 1
         rt.store.save_snapshot("init", init)
-        rt.start_round(1, rt_model)
+        r = rt.open_round(1, rt_model)
         assert torch.equal(rt_model.scale, init["scale"])  # a constant init stays its init value
         off = rt_model.offset.detach()
         assert torch.equal(off.sort().values, init["offset"].sort().values)  # same values ...
         assert not torch.equal(off, init["offset"]) and not torch.equal(off, trained["offset"])  # ... re-drawn
-        rt.finish_round(1, rt_model, {"m": 0.0}, primary="m", higher_is_better=True)
-        rules = rt.store.read_metrics(1)["reinit"]
+        r.finish({"m": 0.0}, primary="m", higher_is_better=True)
+        rules = rt.store.read_round(1).reinit
     assert rules == {"lin.weight": "reset_parameters", "lin.bias": "reset_parameters", "scale": "constant",
                      "offset": "permuted"}
 

@@ -2,7 +2,9 @@
 import csv
 import io
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 from lth_plugins import cli, demo
 from lth_plugins.hparams import LotteryConfig
 from lth_plugins.progress import RoundProgress
+from lth_plugins.record import RoundRecord
 from lth_plugins.report import ReportError, build_report
 from lth_plugins.report import plots, tables
 from lth_plugins.report.output import MANIFEST
@@ -29,11 +32,13 @@ def metric_value(ticket, seed, k, base=5.0):
 
 def write_run(path, task="wmt-en-de", ticket="winning", seed=0, rounds=20, rate=0.2, schedule="iterative",
               reset="late", exclude=(), primary="log_perplexity", higher_is_better=False, framework="fairseq",
-              masks_from=None, value=metric_value, upto=None):
-    """A finished (or, with `upto`, partial) run written through the store's API, as LotteryRun writes it."""
+              masks_from=None, value=metric_value, upto=None, settings=None):
+    """A finished (or, with `upto`, partial) run written through the store's API, as LotteryRun writes it;
+    `settings`: the framework's settings besides its seed."""
     cfg = LotteryConfig(rounds=rounds, rate=rate, schedule=schedule, reset=reset, ticket=ticket,
                         masks_from=str(masks_from) if masks_from else None, exclude=tuple(exclude), seed=seed)
-    full = {"lottery": cfg.to_dict(), "framework": framework, "task": task, "settings": {"seed": seed}}
+    full = {"lottery": cfg.to_dict(), "framework": framework, "task": task,
+            "settings": {**(settings or {}), "seed": seed}}
     with RunStore(path, full) as store:
         first = 1 if ticket == "random" else 0
         for k in range(first, (rounds if upto is None else upto) + 1):
@@ -44,9 +49,10 @@ def write_run(path, task="wmt-en-de", ticket="winning", seed=0, rounds=20, rate=
                                        ) / PARAMS["layer.weight"]
             pruned = 1 - keep
             v = value(ticket, seed, k)
-            rec = {"round": k, "ticket": ticket, "fraction_pruned": pruned, "nominal_fraction_pruned": 1 - keep,
-                   "primary": primary, "higher_is_better": higher_is_better, "metrics": {primary: v, "other": 1.0},
-                   "curve": []}
+            selected = sum(PARAMS.values())
+            rec = RoundRecord(round=k, ticket=ticket, fraction_pruned=pruned, nominal_fraction_pruned=1 - keep,
+                              surviving=round(keep * selected), selected=selected, primary=primary,
+                              higher_is_better=higher_is_better, metrics={primary: v, "other": 1.0})
             store.write_round(k, rec, {"round": k, "density": density, "numel": dict(PARAMS)})
     return Path(path)
 
@@ -288,6 +294,33 @@ def test_mixed_tasks_are_refused(tmp_path):
     _nothing_left(tmp_path, tmp_path / "out")
 
 
+def test_runs_of_other_settings_are_not_pooled_as_seeds(tmp_path):
+    base = {"lr": [0.007], "encoder_layers": 2, "data": {"dict.src.txt": "sha256:aa"}}
+    experiments = {"base": base, "lr": {**base, "lr": [0.01]}, "depth": {**base, "encoder_layers": 6},
+                   "data": {**base, "data": {"dict.src.txt": "sha256:bb"}}}
+    dirs = []
+    for name, settings in experiments.items():
+        dirs += write_experiment(tmp_path / name, seeds=(0, 1), rounds=2, settings=settings)
+    rep = build_report(dirs, tmp_path / "out")
+    groups = {g.task: g for g, _ in rep.tasks}
+    assert sorted(groups) == ["wmt-en-de (data.dict.src.txt=sha256:aa, encoder_layers=2, lr=0.007)",
+                              "wmt-en-de (data.dict.src.txt=sha256:aa, encoder_layers=2, lr=0.01)",
+                              "wmt-en-de (data.dict.src.txt=sha256:aa, encoder_layers=6, lr=0.007)",
+                              "wmt-en-de (data.dict.src.txt=sha256:bb, encoder_layers=2, lr=0.007)"]
+    for group, specs in rep.tasks:  # each curve averages its own experiment's two seeds, nothing else
+        assert len({r.path.parent for r in group.runs}) == 1 and group.seeds == 2
+        assert [s.n for s in specs[0].series()] == [[2, 2, 2], [2, 2]]
+    assert len({f for f in rep.files if f.endswith("_tickets.png")}) == 4
+    data = read_json(tmp_path / "out" / "report.json")
+    assert {t["task"]: t["settings"]["settings.lr"] for t in data["tasks"]}[
+        "wmt-en-de (data.dict.src.txt=sha256:aa, encoder_layers=2, lr=0.01)"] == [0.01]
+
+    # seeds alone (the framework's and the lottery's) differ: one curve of two seeds
+    rep = build_report(write_experiment(tmp_path / "seeds", seeds=(3, 4), rounds=2, settings=base),
+                       tmp_path / "out2")
+    assert [g.task for g, _ in rep.tasks] == ["wmt-en-de"] and rep.tasks[0][0].seeds == 2
+
+
 def test_failure_while_drawing_leaves_nothing(tmp_path, monkeypatch):
     dirs = write_experiment(tmp_path / "runs", seeds=(0,), rounds=2)
 
@@ -324,6 +357,19 @@ def test_existing_out_keeps_other_files_and_replaces_its_own(tmp_path):
         build_report(a, foreign)
     assert (foreign / "index.html").read_text() == "someone else's page"
     assert sorted(p.name for p in foreign.iterdir()) == ["index.html"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_report_folder_follows_the_umask(tmp_path, umask):
+    dirs = write_experiment(tmp_path / "runs", seeds=(0,), rounds=2)
+    old = os.umask(umask)
+    try:
+        build_report(dirs, tmp_path / "out")
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "out", tmp_path / "out" / "figures"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o777 & ~umask, path
+    assert stat.S_IMODE((tmp_path / "out" / "index.html").stat().st_mode) == 0o666 & ~umask
 
 
 def test_parent_folder_of_runs_is_expanded(tmp_path):
@@ -371,12 +417,12 @@ def test_rounds_over_fewer_games_than_asked_are_hollow_and_explained(tmp_path):
     dirs = write_experiment(tmp_path / "runs", seeds=(0, 1), rounds=3, primary="ticket_reward",
                             higher_is_better=True, framework="elf", task="breakout", value=value)
     wt0 = RunStore(dirs[0])
-    rec = wt0.read_metrics(2)
-    rec["metrics"].update(ticket_reward([3.0, 4.0], last_games=8).metrics())  # 2 of 8 games finished
-    wt0.metrics_path(2).write_text(json.dumps(rec))
-    rec = wt0.read_metrics(3)
-    rec["metrics"].update(ticket_reward([], last_games=8).metrics())  # none finished: no value
-    wt0.metrics_path(3).write_text(json.dumps(rec))
+    rec = wt0.read_round(2)
+    rec.metrics.update(ticket_reward([3.0, 4.0], last_games=8).metrics())  # 2 of 8 games finished
+    wt0.metrics_path(2).write_text(json.dumps(rec.to_json()))
+    rec = wt0.read_round(3)
+    rec.metrics.update(ticket_reward([], last_games=8).metrics())  # none finished: no value
+    wt0.metrics_path(3).write_text(json.dumps(rec.to_json()))
     report = build_report(dirs, tmp_path / "out")
     wt = next(s for s in report.drawn["figures/breakout_tickets.png"]["panels"][0]["series"]
               if s["ticket"] == "winning")

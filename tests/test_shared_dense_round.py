@@ -15,7 +15,7 @@ KW = dict(seed=0, epochs=3, n_train=512)
 
 def records(run_dir):
     store = RunStore(run_dir)
-    return {k: store.read_metrics(k) for k in store.finished_rounds()}
+    return {k: store.read_round(k) for k in store.finished_rounds()}
 
 
 @pytest.mark.parametrize("ablation", [dict(schedule="oneshot"), dict(reset="init"), dict(rate=0.5)])
@@ -25,10 +25,10 @@ def test_an_ablation_reusing_the_dense_round_ends_as_one_that_trained_it(tmp_pat
     shared = run_ticket(LotteryConfig(rounds=2, late_reset="1ep", dense_from=str(wt), **ablation),
                         tmp_path / "shared", **KW)
     mine, theirs = records(shared), records(own)
-    assert mine[0]["dense_from"] == str(wt) and mine[0]["finished_at"] == records(wt)[0]["finished_at"]
+    assert mine[0].dense_from == str(wt) and mine[0].finished_at == records(wt)[0].finished_at
     for k in (0, 1, 2):  # the demo trains deterministically: reusing round 0 changes nothing downstream
-        assert mine[k]["metrics"] == theirs[k]["metrics"], k
-        assert mine[k]["surviving"] == theirs[k]["surviving"]
+        assert mine[k].metrics == theirs[k].metrics, k
+        assert mine[k].surviving == theirs[k].surviving
     for k in (1, 2):
         assert RunStore(shared).load_mask(k).checksum() == RunStore(own).load_mask(k).checksum()
 
@@ -75,4 +75,4 @@ def test_an_ablation_started_beside_its_dense_run_waits_for_it_to_start(tmp_path
     run_ticket(LotteryConfig(rounds=1, late_reset="1ep"), wt_dir, **KW)
     thread.join(timeout=300)
     assert not thread.is_alive() and not errors, errors
-    assert records(tmp_path / "oneshot")[0]["dense_from"] == str(wt_dir)
+    assert records(tmp_path / "oneshot")[0].dense_from == str(wt_dir)

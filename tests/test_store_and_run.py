@@ -30,8 +30,8 @@ def test_run_layout_masks_metrics_sparsity(tmp_path):
     store = RunStore(run_dir)
     n = None
     for k in range(4):
-        m = store.read_metrics(k)
-        assert m["round"] == k and "test_accuracy" in m["metrics"] and m["primary"] == "test_accuracy"
+        m = store.read_round(k)
+        assert m.round == k and "test_accuracy" in m.metrics and m.primary == "test_accuracy"
         sp = store.read_sparsity(k)
         n = n or sum(sp["numel"].values())
         surviving = sum(sp["density"][p] * sp["numel"][p] for p in sp["density"])
@@ -60,9 +60,9 @@ def test_random_ticket_uses_the_winning_masks(tmp_path):
     rt = small_run(tmp_path, "rt", ticket="random", masks_from=str(wt), reset="init")
     assert not (rt / "round_00").exists()  # round 0 is the dense network, shared with the winning ticket
     for k in (1, 2, 3):
-        m = RunStore(rt).read_metrics(k)
-        assert m["ticket"] == "random"
-        assert m["surviving"] == RunStore(wt).read_metrics(k)["surviving"]
+        m = RunStore(rt).read_round(k)
+        assert m.ticket == "random"
+        assert m.surviving == RunStore(wt).read_round(k).surviving
         assert RunStore(rt).read_sparsity(k)["density"] == RunStore(wt).read_sparsity(k)["density"]
 
 
@@ -107,7 +107,7 @@ def test_kill_and_resume_gives_the_same_masks_as_an_uninterrupted_run(tmp_path):
     a, b = RunStore(tmp_path / "straight"), RunStore(tmp_path / "killed")
     for k in range(1, 5):
         assert a.load_mask(k).checksum() == b.load_mask(k).checksum()
-        assert a.read_metrics(k)["metrics"] == b.read_metrics(k)["metrics"]
+        assert a.read_round(k).metrics == b.read_round(k).metrics
 
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
@@ -181,15 +181,16 @@ def test_round_0_trained_again_from_init_takes_its_late_snapshot_again(tmp_path)
     def attempt(step: float, killed_after: int = 0):
         model = fresh_model()
         run = LotteryRun(cfg, tmp_path / "wt", task="t", framework="torch", total_updates=4, progress=False)
-        run.start_round(0, model)
+        r = run.open_round(0, model)
+        r.attach_optimizer(torch.optim.SGD(model.parameters(), lr=0.0))
         for n in range(1, 5):
             with torch.no_grad():
                 model.weight.add_(step)  # one "update"; the two attempts take different ones
-            run.after_update(model, n)
+            r.after_update(n)
             if n == killed_after:
                 run.close()
                 return
-        run.finish_round(0, model, {"m": 1.0}, primary="m", higher_is_better=True)
+        r.finish({"m": 1.0}, primary="m", higher_is_better=True)
         run.close()
 
     init = fresh_model().weight.detach().clone()

@@ -95,8 +95,8 @@ def assert_identical(run: Path, ref: Path) -> int:
     rounds = b.finished_rounds()
     assert rounds and a.finished_rounds() == rounds, (a.finished_rounds(), rounds)
     for k in rounds:
-        ma, mb = a.read_metrics(k), b.read_metrics(k)
-        assert (ma["metrics"], ma["curve"]) == (mb["metrics"], mb["curve"]), (run, k)
+        ma, mb = a.read_round(k), b.read_round(k)
+        assert (ma.metrics, ma.curve) == (mb.metrics, mb.curve), (run, k)
         if b.has_mask(k):
             assert a.mask_path(k).read_bytes() == b.mask_path(k).read_bytes(), (run, k)
     return len(rounds)

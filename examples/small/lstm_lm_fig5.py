@@ -157,7 +157,7 @@ def main():
     names = list(RUNS)
 
     def values(name, k):
-        return [r[k]["metrics"]["test_log_ppl"] for r in recs[name] if k in r]
+        return [r[k].metrics["test_log_ppl"] for r in recs[name] if k in r]
 
     v = lambda n, k: mean_std(values(n, k))[0]  # noqa: E731
     ok, verdict = convergence(values("WT late iterative", 0)[0], twice)
@@ -168,7 +168,7 @@ def main():
     for k in ks:
         cells = [f"{mean_std(values(n, k))[0]:9.3f} ± {mean_std(values(n, k))[1]:.3f}" if values(n, k)
                  else f"{'-':>18}" for n in names]
-        print(f"{k:>5} {100 * recs[names[0]][0][k]['fraction_pruned']:6.1f}% | " + " | ".join(cells))
+        print(f"{k:>5} {100 * recs[names[0]][0][k].fraction_pruned:6.1f}% | " + " | ".join(cells))
     print(f"dense round of seed {first}: {verdict}")
     print(f"settings: {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round, seeds {a.seeds}; "
           f"runtime {time.time() - t0:.0f} s")

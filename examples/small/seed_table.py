@@ -42,7 +42,7 @@ def ticket_rows(pairs):
     for k in sorted(runs[0][0].records):
         wt = [w.value(k) for w, _ in runs if k in w.records]
         rt = [r.value(k) for _, r in runs if k in r.records]
-        rows.append((k, runs[0][0].records[k]["fraction_pruned"], wt, rt))
+        rows.append((k, runs[0][0].records[k].fraction_pruned, wt, rt))
     return rows
 
 

@@ -4,20 +4,37 @@ A run's *variant* is how its masks were made and its rounds trained: (schedule, 
 exclude). A random ticket has no masks of its own: it takes the variant of the winning-ticket run named by its
 `masks_from`. Runs of one task with different variants (e.g. prune rates) share the fraction-pruned axis as
 separate series; different frameworks or metrics cannot share a figure.
+
+Runs are seeds of one curve only when they are one experiment: every setting but seeds equal (the core's rule,
+`experiment_settings`), besides the variant and the ticket, which the figures separate. Runs of one task that
+differ in another setting (learning rate, model depth, data...) are separate experiments with figures of their
+own, named by the settings that tell them apart.
 """
+import json
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import LotteryError, RunStoreError
 from ..hparams import Budget, LotteryConfig, Reset, Schedule, Ticket
-from ..run import partial_key
-from ..store import CONFIG, RunStore
+from ..record import RoundRecord
+from ..store import CONFIG, RunStore, experiment_settings
 
 
 class ReportError(LotteryError):
     """The runs given to `lth report` cannot make a report (bad directory, empty run, mixed tasks...)."""
+
+
+# Settings in which the runs of one experiment's figures may differ: the ticket and its variant are drawn as
+# separate series, and the run directories a run takes masks or its dense round from differ between seeds.
+DRAWN_APART = ("lottery.ticket", "lottery.masks_from", "lottery.dense_from", "lottery.schedule", "lottery.reset",
+               "lottery.rate", "lottery.budget", "lottery.include", "lottery.exclude")
+
+
+def experiment_of(config: dict) -> Dict[str, Any]:
+    """The settings that make a run's curve the experiment it is (seeds, the ticket and its variant aside)."""
+    return experiment_settings(config, free=DRAWN_APART)
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,8 @@ class Run:
     planned_rounds: int
     variant: Variant
     masks_from: Optional[str]
-    records: Dict[int, dict] = field(default_factory=dict)
+    experiment: Dict[str, Any] = field(default_factory=dict)  # experiment_of its configuration
+    records: Dict[int, RoundRecord] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -90,22 +108,20 @@ class Run:
 
     @property
     def primary(self) -> str:
-        return next(iter(self.records.values()))["primary"]
+        return next(iter(self.records.values())).primary
 
     @property
     def higher_is_better(self) -> bool:
-        return bool(next(iter(self.records.values()))["higher_is_better"])
+        return bool(next(iter(self.records.values())).higher_is_better)
 
     def value(self, k: int) -> Optional[float]:
         """Round k's primary metric; None when the round has no value (e.g. no game finished)."""
-        rec = self.records[k]
-        value = rec["metrics"][rec["primary"]]
+        value = self.records[k].value
         return None if value is None else float(value)
 
     def partial(self, k: int) -> Optional[str]:
         """Why round k's value stands on less than its metric asks for (e.g. fewer than L games), or None."""
-        rec = self.records[k]
-        return rec["metrics"].get(partial_key(rec["primary"]))
+        return self.records[k].partial
 
     def sparsity(self, k: int) -> dict:
         store = RunStore(self.path)
@@ -139,11 +155,12 @@ def expand_paths(paths) -> List[Path]:
     return unique
 
 
-def _read_json(store: RunStore, k: int) -> dict:
+def _read_record(store: RunStore, k: int) -> RoundRecord:
     try:
-        return store.read_metrics(k)
-    except (OSError, ValueError) as e:
-        raise ReportError(f"{store.metrics_path(k)} is unreadable ({e})") from None
+        return store.read_round(k)
+    except (OSError, ValueError, TypeError) as e:
+        raise ReportError(f"{store.metrics_path(k)} is unreadable or lacks the fraction pruned, the primary "
+                          f"metric or its value; was it written by a lottery run? ({e})") from None
 
 
 def load_run(path) -> Run:
@@ -159,29 +176,28 @@ def load_run(path) -> Run:
         raise ReportError(f"{path} is not a lottery run directory ({CONFIG} lacks the 'lottery' or 'task' key)")
     run = Run(path=path, task=str(store.task), framework=str(store.framework or "?"), ticket=lottery.ticket,
               seed=int(lottery.seed), rate=float(lottery.rate), planned_rounds=int(lottery.rounds),
-              variant=Variant.of(lottery), masks_from=lottery.masks_from)
+              variant=Variant.of(lottery), masks_from=lottery.masks_from, experiment=experiment_of(store.config))
     for k in store.finished_rounds():
-        rec = _read_json(store, k)
-        primary = rec.get("primary") if isinstance(rec, dict) else None
-        metrics = (rec.get("metrics") or {}) if primary else {}
-        value = metrics.get(primary)
+        rec = _read_record(store, k)
+        value = rec.value
         valid = ((isinstance(value, Real) and not isinstance(value, bool))
-                 or (value is None and primary in metrics and partial_key(primary) in metrics))
-        if not valid or "fraction_pruned" not in rec or "higher_is_better" not in rec:
+                 or (value is None and rec.primary in rec.metrics and rec.partial is not None))
+        if not valid:
             raise ReportError(f"{store.metrics_path(k)} lacks the fraction pruned, the primary metric or its "
                               f"value; was it written by a lottery run?")
         run.records[k] = rec
     if not run.records:
         raise ReportError(f"{path} is an empty run: no round has finished yet, so there is nothing to report; "
                           f"leave it out or wait for its first round to finish")
-    primaries = {(r["primary"], bool(r["higher_is_better"])) for r in run.records.values()}
+    primaries = {(r.primary, bool(r.higher_is_better)) for r in run.records.values()}
     if len(primaries) > 1:
         raise ReportError(f"the rounds of {path} report different primary metrics: {sorted(primaries)}")
     return run
 
 
 def _resolve_random_tickets(runs: List[Run]) -> None:
-    """Give each random ticket the variant (and check the task) of the winning run its masks come from."""
+    """Give each random ticket the variant and the experiment (and check the task) of the winning run its masks
+    come from: its own reset settings are free, the rest equals the winning run's."""
     winners = [r for r in runs if r.ticket is Ticket.WINNING]
     by_path = {r.path.resolve(): r for r in winners}
     for run in runs:
@@ -193,19 +209,20 @@ def _resolve_random_tickets(runs: List[Run]) -> None:
         for c in candidates:
             if c.resolve() in by_path:
                 w = by_path[c.resolve()]
-                source_cfg, where = {"task": w.task, "variant": w.variant}, str(w.path)
+                source_cfg, where = {"task": w.task, "variant": w.variant, "experiment": w.experiment}, str(w.path)
                 break
         if source_cfg is None:
             same_name = [w for w in winners if w.name == src.name]  # the runs were moved together
             if len(same_name) == 1:
                 w = same_name[0]
-                source_cfg, where = {"task": w.task, "variant": w.variant}, str(w.path)
+                source_cfg, where = {"task": w.task, "variant": w.variant, "experiment": w.experiment}, str(w.path)
         if source_cfg is None:
             for c in candidates:
                 if (c / CONFIG).is_file():
                     try:
                         store = RunStore(c)
-                        source_cfg = {"task": store.task, "variant": Variant.of(store.lottery)}
+                        source_cfg = {"task": store.task, "variant": Variant.of(store.lottery),
+                                      "experiment": experiment_of(store.config)}
                     except (RunStoreError, ValueError, TypeError) as e:
                         raise ReportError(f"{c / CONFIG} is unreadable ({e})") from None
                     where = str(c)
@@ -215,14 +232,16 @@ def _resolve_random_tickets(runs: List[Run]) -> None:
         if source_cfg["task"] != run.task:
             raise ReportError(f"random ticket {run.path} (task {run.task!r}) takes its masks from {where}, "
                               f"a run of task {source_cfg['task']!r}: runs of different tasks are mixed")
-        run.variant = source_cfg["variant"]
+        run.variant, run.experiment = source_cfg["variant"], source_cfg["experiment"]
 
 
 @dataclass
 class TaskGroup:
-    """Every run of one task: the material of that task's figures and tables."""
+    """Every run of one experiment: the material of its figures and tables. `task` names it: the task, followed
+    by `settings` (the settings that tell it apart) when the task's runs make several experiments."""
     task: str
     runs: List[Run]
+    settings: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def framework(self) -> str:
@@ -287,17 +306,53 @@ def group_by_task(runs: List[Run]) -> List[TaskGroup]:
         _check_same(task, rs, "framework", lambda r: r.framework)
         _check_same(task, rs, "primary metric", lambda r: f"{r.primary} "
                     f"({'higher' if r.higher_is_better else 'lower'} is better)")
-        seen: Dict[tuple, Run] = {}
-        for r in rs:
-            key = (r.variant, r.ticket, r.seed, Path(r.masks_from).name if r.masks_from else None)
-            if key in seen:
-                raise ReportError(f"{seen[key].path} and {r.path} are the same experiment (task {task!r}, "
-                                  f"{r.ticket} ticket, {r.variant.method_label()}, lottery seed {r.seed}); "
-                                  f"give only one of them, or, if they are repetitions with other framework "
-                                  f"seeds, give each its own lottery seed (--lottery-seed, as lth sweep does)")
-            seen[key] = r
-        groups.append(TaskGroup(task, sorted(rs, key=lambda r: (str(r.ticket), r.variant.sort_key(), r.seed))))
+        for name, settings, members in _experiments(task, rs):
+            _check_repetitions(name, members)
+            groups.append(TaskGroup(name, sorted(members, key=lambda r: (str(r.ticket), r.variant.sort_key(),
+                                                                         r.seed)), settings))
     return groups
+
+
+def _experiments(task: str, runs: List[Run]):
+    """[(name, settings that tell it apart, runs)] of the experiments among one task's runs."""
+    by_key: Dict[str, List[Run]] = {}
+    for r in runs:
+        by_key.setdefault(json.dumps(r.experiment, sort_keys=True, default=str), []).append(r)
+    if len(by_key) == 1:
+        return [(task, {}, runs)]
+    members = list(by_key.values())
+    keys = sorted(k for k in {k for rs in members for k in rs[0].experiment}
+                  if len({json.dumps(rs[0].experiment.get(k), default=str) for rs in members}) > 1)
+    out = []
+    for rs in members:
+        settings = {k: rs[0].experiment.get(k) for k in keys}
+        out.append((f"{task} ({settings_label(settings)})", settings, rs))
+    return sorted(out, key=lambda e: e[0])
+
+
+def settings_label(settings: Dict[str, Any], most: int = 4) -> str:
+    """`key=value, ...` of settings that tell experiments apart, briefly (a framework's settings by their own
+    name, long values cut)."""
+    def value(v) -> str:
+        v = v[0] if isinstance(v, list) and len(v) == 1 else v
+        text = "unset" if v is None else str(v)
+        return text if len(text) <= 18 else text[:17] + "…"
+
+    parts = [f"{k.removeprefix('settings.')}={value(v)}" for k, v in list(settings.items())[:most]]
+    return ", ".join(parts) + (f", +{len(settings) - most} more" if len(settings) > most else "")
+
+
+def _check_repetitions(name: str, runs: List[Run]) -> None:
+    """Two runs of one experiment with the same ticket, variant and lottery seed repeat each other."""
+    seen: Dict[tuple, Run] = {}
+    for r in runs:
+        key = (r.variant, r.ticket, r.seed, Path(r.masks_from).name if r.masks_from else None)
+        if key in seen:
+            raise ReportError(f"{seen[key].path} and {r.path} are the same experiment (task {name!r}, "
+                              f"{r.ticket} ticket, {r.variant.method_label()}, lottery seed {r.seed}); "
+                              f"give only one of them, or, if they are repetitions with other framework "
+                              f"seeds, give each its own lottery seed (--lottery-seed, as lth sweep does)")
+        seen[key] = r
 
 
 def collect(paths) -> List[TaskGroup]:

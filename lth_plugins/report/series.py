@@ -72,7 +72,7 @@ def aggregate(runs: List[Run], label: str, ticket: str, variant: Optional[Varian
         vals = [r.value(k) for r in valued]
         m, sd = _mean_std(vals)
         s.rounds.append(k)
-        s.fraction_pruned.append(sum(float(r.records[k]["fraction_pruned"]) for r in valued) / len(valued))
+        s.fraction_pruned.append(sum(float(r.records[k].fraction_pruned) for r in valued) / len(valued))
         s.mean.append(m)
         s.std.append(sd)
         s.n.append(len(vals))
@@ -96,8 +96,8 @@ def training_note(group: TaskGroup) -> str:
     counts = set()
     for r in group.runs:
         for rec in r.records.values():
-            if rec.get("updates") is not None:
-                counts.add(int(rec["updates"]))
+            if rec.updates is not None:
+                counts.add(int(rec.updates))
     if not counts:
         return ""
     lo, hi = min(counts), max(counts)
@@ -285,7 +285,7 @@ def plan_layers(group: TaskGroup, stem: str, round_index: Optional[int] = None) 
         m, s = _mean_std([1.0 - float(sp["density"][n]) for sp in sparsities])
         mean.append(m)
         std.append(s)
-    overall = sum(float(r.records[k]["fraction_pruned"]) for r in runs) / len(runs)
+    overall = sum(float(r.records[k].fraction_pruned) for r in runs) / len(runs)
     return LayerChart(group.task, default, k, f"figures/{stem}_layers_round{k:02d}.png", names, numel, mean,
                       std, len(runs), overall, [str(r.path) for r in runs], note)
 

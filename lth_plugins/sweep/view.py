@@ -70,11 +70,10 @@ def attempts_table(jobs, all_states) -> str:
 
 def _last_metric(run_dir: Path) -> str:
     try:
-        rec = RunStore.view(run_dir).last_metrics()
+        rec = RunStore.view(run_dir).last_record()
         if rec is None:
             return "-"
-        value = rec["metrics"][rec["primary"]]
-        return f"round {rec['round']}: {rec['primary']}={float(value):.4g}"
+        return f"round {rec.round}: {rec.primary}={float(rec.value):.4g}"
     except (OSError, ValueError, KeyError, TypeError):
         return "?"
 

@@ -33,8 +33,9 @@ def lottery(out_path, argv):
     from lth_plugins.run import LotteryRun
 
     events = {"epochs": [], "updates_seen": 0, "rounds": []}
-    orig_after_epoch, orig_after_update = LotteryRun.after_epoch, LotteryRun.after_update
-    orig_finish, orig_start = LotteryRun.finish_round, LotteryRun.start_round
+    # the run's own steps, which the Round the adapter drives calls
+    orig_after_epoch, orig_after_update = LotteryRun._after_epoch, LotteryRun._after_update
+    orig_finish, orig_start = LotteryRun._finish_round, LotteryRun._start_round
 
     def after_update(self, model, n, **kw):
         events["updates_seen"] = n
@@ -68,8 +69,8 @@ def lottery(out_path, argv):
         events["rounds"].append(rec)
         return orig_finish(self, k, model, metrics, **kwargs)
 
-    LotteryRun.after_epoch, LotteryRun.after_update = after_epoch, after_update
-    LotteryRun.finish_round, LotteryRun.start_round = finish_round, start_round
+    LotteryRun._after_epoch, LotteryRun._after_update = after_epoch, after_update
+    LotteryRun._finish_round, LotteryRun._start_round = finish_round, start_round
     rc = a2c.main(argv)
     events.pop("start_states", None)
     with open(out_path, "w") as f:

@@ -1,0 +1,90 @@
+"""The runs a run takes from, checked before anything is written: a random ticket's winning run (its masks and
+start points) and a winning run whose dense round 0 is reused (`dense_from`)."""
+from pathlib import Path
+
+from .errors import LotteryConfigError, RunStoreError
+from .hparams import LotteryConfig, Reset, Ticket
+from .store import RunStore, config_diff
+from .wait import wait_until
+
+# What a random ticket may set differently from the winning run it takes masks from: besides these, every
+# setting (the framework's whole configuration included) must match. Keys ending in ".seed" are free too.
+RANDOM_TICKET_FREE_KEYS = ("lottery.ticket", "lottery.masks_from", "lottery.rounds", "lottery.reset",
+                           "lottery.late_reset", "lottery.mask_wait", "lottery.dense_from")
+# What a run reusing another run's dense round must share with it: everything that shapes round 0.
+DENSE_ROUND_KEYS = ("framework", "task", "settings")
+
+
+def wait_for_config(path, wait_s: float, what: str) -> None:
+    """A run directory that exists but holds no configuration yet (its run is starting) is waited for up to
+    `wait_s` seconds."""
+    if Path(path).is_dir():
+        wait_until(lambda: (Path(path) / "config.json").is_file(), wait_s, f"{what} {path} to write its config.json")
+
+
+def open_winning_run(path, wait_s: float = 0.0) -> RunStore:
+    """The read-only store of the winning-ticket run whose masks a random ticket uses (waited for while it starts,
+    up to `wait_s` seconds)."""
+    wait_for_config(path, wait_s, "the winning-ticket run")
+    store = RunStore(path)
+    if store.lottery.ticket is not Ticket.WINNING:
+        raise RunStoreError(f"masks_from {path} is not a winning-ticket run")
+    return store
+
+
+def masks_available(source: RunStore) -> int:
+    """The last round a winning run has (or will have) a mask for."""
+    masks = [k for k in source.rounds_on_disk() if source.has_mask(k)]
+    return max([source.lottery.rounds] + masks)
+
+
+def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) -> None:
+    """A random ticket trains exactly as the winning run did, up to its seed; it has masks for every round
+    asked for, and they fit the model. Raises LotteryConfigError before anything is written."""
+    diff = [(k, a, b) for k, a, b in config_diff(source.config, full)
+            if k not in RANDOM_TICKET_FREE_KEYS and k != "seed" and not k.endswith(".seed")]
+    if diff:
+        raise LotteryConfigError(
+            f"the random ticket must train as the winning run {source.path} did (only the ticket type and its "
+            f"seed may differ); differing settings: "
+            + "; ".join(f"{k}: winning run {a!r} vs now {b!r}" for k, a, b in diff[:12])
+            + (f" ... ({len(diff) - 12} more)" if len(diff) > 12 else ""))
+    available = masks_available(source)
+    if rounds > available:
+        raise LotteryConfigError(f"the random ticket asks for {rounds} rounds but the winning run "
+                                 f"{source.path} has masks for {available}; use rounds <= {available} or extend "
+                                 f"the winning run first")
+    if params is not None:
+        first = next((k for k in range(1, available + 1) if source.has_mask(k)), None)
+        if first is not None:
+            source.load_mask(first).check_matches(params, source=f"mask of round {first} in {source.path}")
+
+
+def open_dense_run(path, full: dict, config: LotteryConfig) -> RunStore:
+    """The read-only store of the winning run whose dense round 0 a run reuses (`dense_from`), once that round has
+    finished (waited for while that run is alive, up to `mask_wait`). Refused, before anything is written, when
+    anything that shapes round 0 differs or the late snapshot this run resets to is not there."""
+    wait_for_config(path, config.mask_wait, "the dense run")
+    if not (Path(path) / "config.json").is_file():
+        raise LotteryConfigError(f"dense_from {path} is not a lottery run directory (no config.json)")
+    source = RunStore(path)
+    if source.lottery.is_random:
+        raise LotteryConfigError(f"dense_from {path} is a random ticket: it has no dense round of its own")
+    diff = [(k, a, b) for k, a, b in config_diff(source.config, full) if k.split(".")[0] in DENSE_ROUND_KEYS]
+    if diff:
+        raise LotteryConfigError(
+            f"dense_from {path} trained its dense round with other settings, so it is not this run's dense round; "
+            f"differing: " + "; ".join(f"{k}: {a!r} there vs {b!r} here" for k, a, b in diff[:12])
+            + (f" ... ({len(diff) - 12} more)" if len(diff) > 12 else ""))
+    theirs = source.lottery
+    if config.reset is Reset.LATE and (theirs.reset is not Reset.LATE or theirs.late_reset != config.late_reset):
+        raise LotteryConfigError(
+            f"this run resets to the late snapshot at {config.late_reset}, but dense_from {path} "
+            + ("takes none (it resets to init)" if theirs.reset is not Reset.LATE
+               else f"took it at {theirs.late_reset}") + ": reuse a run with the same late-reset point")
+    wait_until(lambda: source.round_done(0), config.mask_wait, f"the dense round 0 of {path}", alive=source.alive,
+               writer=f"the run {path}")
+    if not source.has_snapshot("dense_trained"):
+        raise RunStoreError(f"dense_from {path} kept no trained dense weights (snapshots/dense_trained.pt; runs "
+                            f"of older versions do not): train round 0 in this run instead (drop dense_from)")
+    return source
