@@ -7,7 +7,7 @@ as ELF's ``Defaults``: ELF applies it to the defaults of its own flags, so every
 """
 import dataclasses
 
-from lth_plugins.hparams import LotteryConfig
+from lth_plugins.hparams import LOTTERY_DRAWS, LotteryConfig
 
 # ELF's own flags set to the paper's pixel-control setting (the rest are ELF's defaults).
 PAPER_DEFAULTS = {
@@ -42,13 +42,17 @@ NOT_TRAINING = (
 )
 
 
+# ELF has no seed of its own: the lottery seed seeds the whole run (elf_ext.train), and its help says so.
+SEED_HELP = f"seed of the run (ELF has no other): the model's init, ELF's Python-side draws and {LOTTERY_DRAWS}"
+
+
 def _lottery_define_args():
     args = [("lottery_prune", dict(action="store_true",
                                    help="run lottery-ticket rounds (dense round 0, prune, reset, retrain); "
                                         "without it: ELF's plain training"))]
     for f in dataclasses.fields(LotteryConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        spec = dict(help=f.metadata.get("help", ""))
+        spec = dict(help=SEED_HELP if f.name == "seed" else f.metadata.get("help", ""))
         if f.name in ("include", "exclude"):
             spec.update(type=str, default=",".join(default) or None)
             spec["help"] += " (comma separated)"

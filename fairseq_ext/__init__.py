@@ -22,8 +22,10 @@ def user_dir() -> str:
 
 def train_command(*args) -> list:
     """The argv of fairseq-train run by this interpreter. Not `python -m fairseq_cli.train`: that runs a second
-    copy of the module as __main__, whose `cli_main` never sees the lottery's hook on `fairseq_cli.train.main`."""
-    return [sys.executable, "-c", "from fairseq_cli.train import cli_main; cli_main()", *map(str, args)]
+    copy of the module as __main__, whose `cli_main` never sees the lottery's hook on `fairseq_cli.train.main`.
+    Its messages name it fairseq-train (argparse would name it after python's `-c`)."""
+    return [sys.executable, "-c", "import sys; sys.argv[0] = 'fairseq-train'; "
+            "from fairseq_cli.train import cli_main; cli_main()", *map(str, args)]
 
 
 def install() -> None:

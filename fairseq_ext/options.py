@@ -2,7 +2,9 @@
 (nothing written when a flag is refused)."""
 import argparse
 import dataclasses
+import hashlib
 import os
+from pathlib import Path
 from typing import Optional, Tuple
 
 from lth_plugins.errors import LotteryConfigError, RunStoreError
@@ -18,8 +20,9 @@ DEST_PREFIX = FLAG_PREFIX.lstrip("-").replace("-", "_")  # where argparse keeps 
 
 # fairseq settings that cannot change results: where files go, logging, checkpoint bookkeeping, how a
 # checkpoint is restored (the --reset-* directives), data-loader workers and the process layout of one rank.
-# Every other parsed setting (model, task, data, optimization, evaluation flags ...) is stored in the run's
+# Every other parsed setting (model, task, optimization, evaluation flags ...) is stored in the run's
 # config.json: a rerun that changes one is refused, a random ticket must repeat its winning run's (seeds aside).
+# The data folder is stored as its content (`data_fingerprint`), not its path: a copy of it elsewhere is the same data.
 NOT_TRAINING_SETTINGS = (
     "save_dir", "user_dir", "lottery_run_dir", "lottery_prune", "restore_file",
     "log_format", "log_interval", "log_file", "tensorboard_logdir", "wandb_project", "azureml_logging",
@@ -73,7 +76,10 @@ def build_spec(args) -> LotterySpec:
     on the data (updates per epoch) is checked when the round loop has loaded it.
 
     Raises LotteryConfigError (one message naming the problem) before anything is trained or written."""
-    config = LotteryConfig.from_namespace(args, prefix=FLAG_PREFIX)
+    save_dir = getattr(args, "save_dir", "checkpoints")
+    run_dir = args.lottery_run_dir or save_dir
+    stored = RunStore.view(run_dir).config
+    config = LotteryConfig.from_namespace(args, prefix=FLAG_PREFIX, run_seed=run_seed(args, stored))
     evaluation = EvalOptions.from_namespace(args, prefix=DEST_PREFIX)
     max_update = getattr(args, "max_update", 0) or None
     max_epoch = getattr(args, "max_epoch", 0) or None
@@ -106,12 +112,13 @@ def build_spec(args) -> LotterySpec:
     timeout = getattr(args, "lottery_collective_timeout", None)
     if timeout is not None and timeout <= 0:
         _fail(f"--lottery-collective-timeout must be > 0 seconds (got {timeout:g})")
-    save_dir = getattr(args, "save_dir", "checkpoints")
-    run_dir = args.lottery_run_dir or save_dir
     if config.is_random and os.path.abspath(config.masks_from) == os.path.abspath(run_dir):
         _fail("--lottery-masks-from must be another run directory than this run's own "
               f"({run_dir}); give the random ticket its own --save-dir")
     settings = training_settings(vars(args), not_training=NOT_TRAINING_SETTINGS + lottery_dests(), prefixes=())
+    if settings.get("data"):
+        fingerprint = data_fingerprint(settings["data"])  # a missing data folder is named before anything runs
+        settings["data"] = settings["data"] if _identified_by_path(run_dir, config) else fingerprint
     return LotterySpec(config=config, run_dir=os.path.abspath(run_dir), save_dir=os.path.abspath(save_dir),
                        task=task, settings=settings, evaluation=evaluation, collective_timeout=timeout)
 
@@ -128,3 +135,47 @@ def _check_masks_from(path: Optional[str]) -> None:
         open_winning_run(path)
     except RunStoreError as e:
         _fail(f"--lottery-masks-from: {e}")
+
+
+# fairseq's --lottery-seed defaulted to 0 whatever --seed was, before it followed --seed.
+OLD_LOTTERY_SEED_DEFAULT = 0
+
+
+def run_seed(args, stored: dict) -> int:
+    """The seed an unset --lottery-seed follows: fairseq's --seed; but a run directory made when the flag defaulted
+    to 0 (its config.json holds lottery seed 0 beside another --seed) keeps 0, so the command that made it still
+    resumes it."""
+    settings, lottery = stored.get("settings") or {}, stored.get("lottery") or {}
+    if lottery.get("seed") == OLD_LOTTERY_SEED_DEFAULT and settings.get("seed") == args.seed:
+        return OLD_LOTTERY_SEED_DEFAULT
+    return args.seed
+
+
+def _identified_by_path(run_dir, config: LotteryConfig) -> bool:
+    """Whether the run's data is identified by its path, as runs stored before data fingerprints were: this run's
+    directory, or the run it takes masks or its dense round from, stored one."""
+    for path in (run_dir, config.masks_from, config.dense_from):
+        if path and isinstance((RunStore.view(path).config.get("settings") or {}).get("data"), str):
+            return True
+    return False
+
+
+def data_fingerprint(data: str) -> dict:
+    """What identifies fairseq's data folder (or its shards, separated by os.pathsep) wherever it lies: the sha256
+    of each dictionary, the size in bytes of each binarized file. Reads the dictionaries only."""
+    folders = [Path(d) for d in str(data).split(os.pathsep)]
+    out = {}
+    for i, folder in enumerate(folders):
+        if not folder.is_dir():
+            _fail(f"the data folder {folder} does not exist" if not folder.exists() else
+                  f"the data {folder} is not a folder: give fairseq-preprocess's --destdir")
+        shard = f"shard{i}/" if len(folders) > 1 else ""
+        for f in sorted(folder.iterdir()):
+            if f.suffix == ".txt" and f.name.startswith("dict"):
+                out[shard + f.name] = "sha256:" + hashlib.sha256(f.read_bytes()).hexdigest()
+            elif f.suffix in (".bin", ".idx"):
+                out[shard + f.name] = f.stat().st_size
+    if not out:
+        _fail(f"the data folder {data} holds no fairseq data (no dict*.txt, *.bin or *.idx): give "
+              f"fairseq-preprocess's --destdir")
+    return out

@@ -39,6 +39,14 @@ def current_umask() -> int:
     return mask
 
 
+def umask_temp_dir(prefix: str, dir) -> Path:
+    """A fresh temporary folder in `dir` with the permissions a plain mkdir would give it (mkdtemp's 0700 would
+    hide it, and whatever it becomes once renamed into place, from colleagues)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=dir))
+    os.chmod(path, 0o777 & ~current_umask())
+    return path
+
+
 def atomic_write_json(path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 

@@ -88,7 +88,10 @@ class ReportCommand(Command):
     def add_arguments(self, parser):
         parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                             help="run directories, folders whose subdirectories are run directories, or sweep "
-                                 "directories (their runs with a finished round; missing ones are named)")
+                                 "directories (their runs with a finished round; missing ones are named). Runs "
+                                 "are averaged as seeds of one curve only when every setting but the seeds "
+                                 "matches; runs of a task that differ in another setting (learning rate, depth, "
+                                 "data...) get figures of their own, named by the settings that differ")
         parser.add_argument("-o", "--out", required=True, help="report folder (created; files of an earlier "
                             "report in it are replaced, other files are kept)")
         parser.add_argument("--layer-round", type=int, default=None, metavar="K",

@@ -113,10 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lth_plugins.demo",
                                 description="one lottery ticket of the teacher-MLP demo (resumable)")
     p.add_argument("--run-dir", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the run: the model's init, the data and its order")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--n-train", type=int, default=4096)
-    LotteryConfig.add_arguments(p, prefix="--lottery-", defaults={"seed": None})
+    LotteryConfig.add_arguments(p, prefix="--lottery-")
     return p
 
 
@@ -124,11 +124,10 @@ def cli(argv=None) -> int:
     from .errors import LotteryError
 
     args = build_parser().parse_args(argv)
-    if args.lottery_seed is None:
-        args.lottery_seed = args.seed
     torch.set_num_threads(1)
     try:
-        run_ticket(LotteryConfig.from_namespace(args), args.run_dir, args.seed, args.epochs, args.n_train)
+        run_ticket(LotteryConfig.from_namespace(args, run_seed=args.seed), args.run_dir, args.seed, args.epochs,
+                   args.n_train)
     except LotteryError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

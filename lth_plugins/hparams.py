@@ -69,6 +69,9 @@ _CHOICES = {"schedule": Schedule, "reset": Reset, "ticket": Ticket, "budget": Bu
 # What a stored configuration written before a setting existed meant: runs made before budgets existed
 # retrained the full budget after a late reset.
 LEGACY_DEFAULTS = {"budget": Budget.FULL}
+# Flags whose default differs from the field's: an unset lottery seed follows the run's seed (the framework's
+# --seed), resolved by `LotteryConfig.from_namespace`.
+FLAG_DEFAULTS = {"seed": None}
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,10 @@ class ResetPoint:
 
     def __str__(self):
         return f"{self.updates}u" if self.updates is not None else f"{self.epochs}ep"
+
+
+# What the lottery seed seeds, in every framework's help.
+LOTTERY_DRAWS = "the lottery's own draws: the random ticket's re-initialization and random pruning"
 
 
 def _flag(help, default, choices=None):
@@ -122,7 +129,8 @@ class LotteryConfig:
     include: Tuple[str, ...] = _flag("fnmatch pattern of parameter names to prune (repeatable; default: all "
                                      "parameters, weights and biases)", default=())
     exclude: Tuple[str, ...] = _flag("fnmatch pattern of parameter names never pruned (repeatable)", default=())
-    seed: int = _flag("seed of the random ticket's re-initialization and of random pruning", default=0)
+    seed: int = _flag(f"seed of {LOTTERY_DRAWS} (default: the run's seed, so that runs with other seeds draw other "
+                      f"random tickets)", default=0)
     mask_wait: float = _flag("random ticket: the most seconds to wait for a mask the winning ticket has not "
                              "written yet (the two may run side by side); it waits only while the winning run is "
                              "alive; 0: fail at once", default=7 * 24 * 3600.0)
@@ -234,9 +242,9 @@ class LotteryConfig:
         defaults = defaults or {}
         for f in dataclasses.fields(cls):
             flag = prefix + f.name.replace("_", "-")
-            default = defaults.get(f.name, f.default)
+            default = defaults.get(f.name, FLAG_DEFAULTS.get(f.name, f.default))
             default = default.value if isinstance(default, Choice) else default
-            kw = {"help": f.metadata["help"] + f" (default: {default})"}
+            kw = {"help": f.metadata["help"] + (f" (default: {default})" if default is not None else "")}
             if f.name in ("include", "exclude"):
                 kw.update(action="append", default=list(default) or None, metavar="PATTERN")
             else:
@@ -246,13 +254,19 @@ class LotteryConfig:
             group.add_argument(flag, dest=_dest(prefix, f.name), **kw)
 
     @classmethod
-    def from_namespace(cls, ns, prefix: str = "--lottery-") -> "LotteryConfig":
+    def from_namespace(cls, ns, prefix: str = "--lottery-", run_seed: Optional[int] = None) -> "LotteryConfig":
+        """The configuration of parsed flags; an unset lottery seed becomes `run_seed`, the run's seed (the
+        framework's --seed): the one place it is resolved."""
         values = {}
         for f in dataclasses.fields(cls):
             dest = _dest(prefix, f.name)
             if hasattr(ns, dest):
                 v = getattr(ns, dest)
                 values[f.name] = tuple(v or ()) if f.name in ("include", "exclude") else v
+        if values.get("seed", FLAG_DEFAULTS["seed"]) is None:
+            if run_seed is None:
+                raise LotteryConfigError(f"no lottery seed: give {prefix}seed, or the run's seed it follows")
+            values["seed"] = int(run_seed)
         return cls(**values)
 
 

@@ -3,6 +3,7 @@ import argparse
 
 import pytest
 
+from lth_plugins.errors import LotteryConfigError
 from lth_plugins.hparams import LotteryConfig, ResetPoint, fraction_pruned, survivors
 
 
@@ -13,9 +14,19 @@ def test_every_field_is_a_flag_and_round_trips():
                             "--lottery-exclude", "embed*", "--lottery-exclude", "*.bias", "--lottery-seed", "2"])
     cfg = LotteryConfig.from_namespace(ns)
     assert cfg == LotteryConfig(rounds=5, rate=0.3, schedule="oneshot", exclude=("embed*", "*.bias"), seed=2)
-    assert LotteryConfig.from_namespace(parser.parse_args([])) == LotteryConfig()
+    assert LotteryConfig.from_namespace(parser.parse_args([]), run_seed=0) == LotteryConfig()
     with pytest.raises(SystemExit):
         parser.parse_args(["--lottery-schedule", "sometimes"])
+
+
+def test_an_unset_lottery_seed_follows_the_run_seed():
+    parser = argparse.ArgumentParser()
+    LotteryConfig.add_arguments(parser)
+    unset = parser.parse_args([])
+    assert [LotteryConfig.from_namespace(unset, run_seed=s).seed for s in (1, 2, 3)] == [1, 2, 3]
+    assert LotteryConfig.from_namespace(parser.parse_args(["--lottery-seed", "7"]), run_seed=1).seed == 7
+    with pytest.raises(LotteryConfigError, match="no lottery seed"):
+        LotteryConfig.from_namespace(unset)
 
 
 def test_defaults_are_the_papers():

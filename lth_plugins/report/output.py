@@ -4,10 +4,10 @@ files: a new report replaces them (and drops the stale ones) and never touches a
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable, List
 
+from ..atomic import umask_temp_dir
 from .collect import ReportError
 
 MANIFEST = ".lth-report.json"
@@ -44,7 +44,7 @@ class Staging:
         anchor = self.out.parent
         while not anchor.exists():
             anchor = anchor.parent
-        self.dir = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.report-", dir=anchor))
+        self.dir = umask_temp_dir(f".{self.out.name}.report-", anchor)
 
     def path(self, rel: str) -> Path:
         p = self.dir / rel

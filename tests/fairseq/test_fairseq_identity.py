@@ -1,0 +1,93 @@
+"""What identifies a fairseq run: the lottery seed follows --seed unless given, the data is known by its content
+wherever it lies, runs stored by earlier versions still resume, and bad input is named before anything is built."""
+import shutil
+import subprocess
+
+import pytest
+
+from fairseq_ext import train_command
+from lth_plugins import cli
+from lth_plugins.errors import RunStoreError
+from lth_plugins.store import RunStore
+
+from .helpers import COMMON, MT_MODEL, USER_DIR, env, fairseq_train
+
+SHORT = [*MT_MODEL, "--max-update", "10", "--lottery-prune", "--lottery-reset", "init"]
+
+
+def spec_of(data, save_dir, *args):
+    """The run spec fairseq-train builds from this command line (parsed by fairseq's own parser)."""
+    from fairseq import options
+
+    import fairseq_ext
+    from fairseq_ext.options import build_spec
+
+    fairseq_ext.install()
+    ns = options.parse_args_and_arch(options.get_training_parser(),
+                                     [str(data), "--save-dir", str(save_dir), *COMMON, *MT_MODEL,
+                                      "--max-update", "10", *args])
+    return build_spec(ns)
+
+
+def stored_config(spec) -> dict:
+    """The config.json the round loop writes for `spec`."""
+    return {"lottery": spec.config.to_dict(), "framework": "fairseq", "task": spec.task, "settings": spec.settings}
+
+
+def test_three_seeds_without_a_lottery_seed_draw_three_lottery_seeds(mt_data, tmp_path):
+    seeds = [spec_of(mt_data, tmp_path / f"s{s}", "--seed", str(s)).config.seed for s in (1, 2, 3)]
+    assert seeds == [1, 2, 3]
+    assert spec_of(mt_data, tmp_path / "given", "--seed", "2", "--lottery-seed", "7").config.seed == 7
+
+
+def test_a_run_stored_under_the_old_defaults_resumes_with_its_command(mt_data, tmp_path):
+    """Before: --lottery-seed was 0 whatever --seed was, and the data folder's path identified the run."""
+    run = tmp_path / "old"
+    old = stored_config(spec_of(mt_data, run, "--seed", "1", "--lottery-seed", "0"))
+    old["settings"]["data"] = str(mt_data)
+    with RunStore(run, old) as store:
+        store.save_snapshot("init", {})  # a run with results: a differing configuration is refused
+    spec = spec_of(mt_data, run, "--seed", "1")  # the command that made it
+    assert spec.config.seed == 0 and spec.settings["data"] == str(mt_data)
+    RunStore(run, stored_config(spec)).close()
+    with pytest.raises(RunStoreError, match="lottery.seed: stored 0 vs now 1"):
+        RunStore(run, stored_config(spec_of(mt_data, run, "--seed", "1", "--lottery-seed", "1")))
+    fresh = spec_of(mt_data, tmp_path / "new", "--seed", "1")
+    assert fresh.config.seed == 1 and fresh.settings["data"]["dict.src.txt"].startswith("sha256:")
+
+
+def test_a_run_resumes_from_a_moved_copy_of_its_data_and_refuses_other_data(mt_data, tmp_path):
+    from fairseq_ext.data import make_translation_data
+
+    first, moved = tmp_path / "first" / "bin", tmp_path / "moved" / "bin"
+    shutil.copytree(mt_data, first)
+    save = tmp_path / "run"
+    fairseq_train(first, save, *SHORT, "--lottery-rounds", "1")
+    round0 = (save / "round_00" / "metrics.json").read_text()
+    first.parent.rename(moved.parent)  # staged elsewhere, e.g. onto another node's local disk
+    proc = fairseq_train(moved, save, *SHORT, "--lottery-rounds", "2")
+    assert (save / "round_02" / "metrics.json").is_file(), proc.stdout[-3000:]
+    assert (save / "round_00" / "metrics.json").read_text() == round0  # resumed, not trained again
+    assert str(first) not in (save / "config.json").read_text()  # the data is stored as its content
+
+    other = make_translation_data(tmp_path / "other", seed=1, n_train=300, n_valid=50, n_test=50)
+    proc = fairseq_train(other, save, *SHORT, "--lottery-rounds", "2", check=False)
+    assert proc.returncode != 0 and "holds a different configuration" in proc.stdout
+    assert "settings.data.dict.src.txt" in proc.stdout and "Traceback" not in proc.stdout
+
+
+def test_a_missing_data_folder_is_named_before_anything_runs(tmp_path):
+    missing, save = tmp_path / "data-bin", tmp_path / "run"
+    proc = subprocess.run(train_command(missing, "--save-dir", save, *COMMON, *SHORT, "--lottery-eval-bleu",
+                                        "--user-dir", USER_DIR),
+                          env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert f"fairseq-train: error: the data folder {missing} does not exist" in proc.stdout, proc.stdout[-2000:]
+    assert "split" not in proc.stdout and not save.exists()
+
+
+def test_lth_demo_refuses_a_bad_rate_before_building_the_corpus(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--rate", "1.5", "--out", str(out)]) == 2
+    assert "lth: error: prune rate must lie strictly between 0 and 1, got 1.5" in capsys.readouterr().err
+    assert not out.exists()
