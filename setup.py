@@ -16,7 +16,7 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.1", "numpy"],
     extras_require={
-        "fairseq": ["fairseq-fixed==0.12.3.1", "sacrebleu>=2", "sacremoses"],
+        "fairseq": ["fairseq-fixed==0.12.3.1", "sacrebleu>=2", "sacremoses", "sentencepiece", "polib"],
         "rl": ["gymnasium>=1.0", "box2d==2.3.10", "pygame>=2.1.3"],
         "report": ["matplotlib>=3.5"],
         "sweep": ["submitit>=1.5", "tomli>=1.1; python_version < '3.11'"],
@@ -32,6 +32,7 @@ setup(
         "lth_plugins.commands": core("lth_plugins.commands") + [
             "deps = lth_deps.commands:DepsCommand",
             "demo = fairseq_ext.commands:DemoCommand",
+            "data = fairseq_ext.commands:DataCommand",
             "fairseq-user-dir = fairseq_ext.commands:FairseqUserDirCommand",
             "elf-model-file = elf_ext.commands:ElfModelFileCommand",
             "elf-game-file = elf_ext.commands:ElfGameFileCommand",

@@ -1,4 +1,5 @@
 """The fairseq adapter's `lth` subcommands (entry points of ``lth_plugins.commands``)."""
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -40,3 +41,25 @@ class DemoCommand(Command):
         report = build_report([out / "wt", out / "rt"], out / "report")
         print(f"\nfigures and tables: {report.out / 'index.html'}")
         return 0
+
+
+class DataCommand(Command):
+    help = "build fairseq translation data from real text (catalogs: the installed gettext catalogs, English->X)"
+
+    def add_arguments(self, parser):
+        from . import catalogs
+
+        sources = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
+        add = sources.add_parser("catalogs", help=catalogs.__doc__.split("\n\n")[0],
+                                 description=catalogs.__doc__.split("\n\n")[0])
+        catalogs.add_arguments(add)
+
+    def run(self, args):
+        from . import catalogs
+
+        missing = [m for m in ("fairseq", "polib", "sentencepiece", "sacrebleu") if importlib.util.find_spec(m) is None]
+        if missing:
+            print(f"lth data needs {', '.join(missing)}; run scripts/setup.sh or pip install 'lth-plugins[fairseq]'",
+                  file=sys.stderr)
+            return 2
+        return catalogs.run(args)
