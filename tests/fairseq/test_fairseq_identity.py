@@ -40,6 +40,21 @@ def test_three_seeds_without_a_lottery_seed_draw_three_lottery_seeds(mt_data, tm
     assert spec_of(mt_data, tmp_path / "given", "--seed", "2", "--lottery-seed", "7").config.seed == 7
 
 
+def test_random_tickets_run_by_hand_with_three_seeds_are_three_seeds_of_the_report(mt_data, tmp_path):
+    from lth_plugins.report import build_report
+
+    wt = tmp_path / "wt"
+    fairseq_train(mt_data, wt, *SHORT, "--lottery-rounds", "1")
+    rts = [tmp_path / f"rt_s{s}" for s in (1, 2, 3)]
+    for s, rt in zip((1, 2, 3), rts):
+        fairseq_train(mt_data, rt, *SHORT, "--lottery-rounds", "1", "--seed", str(s), "--lottery-ticket", "random",
+                      "--lottery-masks-from", str(wt))
+    assert [RunStore(rt).lottery.seed for rt in rts] == [1, 2, 3]
+    report = build_report([wt, *rts], tmp_path / "report")
+    random = [s for s in report.tasks[0][1][0].series() if s.ticket == "random"]
+    assert [s.n for s in random] == [[3]]
+
+
 def test_a_run_stored_under_the_old_defaults_resumes_with_its_command(mt_data, tmp_path):
     """Before: --lottery-seed was 0 whatever --seed was, and the data folder's path identified the run."""
     run = tmp_path / "old"
