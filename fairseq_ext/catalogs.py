@@ -34,7 +34,7 @@ import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from lth_plugins.errors import LotteryError
 
@@ -58,7 +58,6 @@ MARKER = ".lth-data-catalogs"  # marks a folder this builder owns
 BUILD_DIR = ".build"
 MANIFEST = "manifest.json"
 BUILDER = "lth data catalogs"
-SHARED_FILES = ("spm.model", "spm.vocab", "dict.txt")
 
 
 class CatalogError(LotteryError):
@@ -431,6 +430,10 @@ def _binarize(build: Path, raw: Dict[str, Dict[str, Dict[str, List[str]]]]) -> i
     return len(vocab)
 
 
+def warn(message: str) -> None:
+    print(f"lth: warning: {message}", file=sys.stderr)
+
+
 def build(out, settings: Settings, locale_dir: Path = LOCALE_DIR, log=print) -> dict:
     """Build (or find up to date) the data of `settings` in `out`; returns the manifest."""
     from lth_plugins.atomic import atomic_write_bytes, atomic_write_json
@@ -438,7 +441,6 @@ def build(out, settings: Settings, locale_dir: Path = LOCALE_DIR, log=print) -> 
 
     out = Path(out)
     check_output_dir(out)
-    warn = lambda msg: print(f"lth: warning: {msg}", file=sys.stderr)  # noqa: E731
     langs = settings.langs
     inputs = {"settings": settings.as_dict(), "locale_dir": str(locale_dir), "versions": _versions(),
               "catalogs": {lang: [[str(p), sha256_file(p)] for p in catalog_paths(lang, locale_dir)]
@@ -490,8 +492,8 @@ def build(out, settings: Settings, locale_dir: Path = LOCALE_DIR, log=print) -> 
             "inputs": inputs,
             "source_lang": SOURCE_LANG,
             "cleaning": {"contexts": "dropped", "plurals": "singular pair kept (msgid, msgstr[0])",
-                         "multiline": "a --help block whose every line starts with the same option on both sides is split "
-                                      "into line pairs; any other multi-line message is joined into one line",
+                         "multiline": "a --help block whose every line starts with the same option on both "
+                                      "sides is split into line pairs; any other message is joined into one line",
                          "removed from both sides": "accelerators, markup, placeholders (with their quotes)",
                          "english_words": [MIN_WORDS, settings.max_words],
                          "duplicates": "one pair per English text: its most frequent translation"},
