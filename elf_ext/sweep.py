@@ -4,7 +4,6 @@ any given in an experiment's args or an ablation, become `--lottery_*`."""
 import contextlib
 import io
 import os
-import sys
 from pathlib import Path
 
 from lth_plugins.errors import SweepError
@@ -12,10 +11,6 @@ from lth_plugins.sweep.targets import SweepTarget
 
 from . import FRAMEWORK
 from .checkpoints import RESUME
-
-# Set by the sweep for every job (from its grid) or by this target: an experiment may not set them again.
-RESERVED = ("--rom_file", "--lottery_prune", "--lottery_run_dir", "--lottery_seed", "--lottery_ticket",
-            "--lottery_masks_from", "--lottery_rounds", "--lottery_mask_wait")
 
 
 def elf_flag(arg: str) -> str:
@@ -31,6 +26,8 @@ class ElfTarget(SweepTarget):
     e.g. ["--gpu", "0"]). ELF's model and game come from the environment as for `python -m elf_ext.train`."""
 
     tasks_key = "games"
+    module = "elf_ext.train"
+    reserved_flags = ("--rom_file", "--lottery_prune", "--lottery_run_dir")
     checkpoints = (f"{FRAMEWORK}/round_*/{RESUME}",)  # rewritten at every epoch's end
 
     def tasks(self, experiment):
@@ -53,16 +50,11 @@ class ElfTarget(SweepTarget):
             out.append((g if g in PAPER_GAMES else Path(g).stem, ["--rom_file", rom]))
         return out
 
-    def command(self, task_args, args, seed, run_dir, lottery_args):
-        return [sys.executable, "-m", "elf_ext.train", *task_args, *map(elf_flag, args),
-                "--lottery_run_dir", run_dir, "--lottery_prune", *map(elf_flag, lottery_args)]
+    def arguments(self, task_args, args, seed, run_dir, lottery_args):
+        return [*task_args, *map(elf_flag, args), "--lottery_run_dir", run_dir, "--lottery_prune",
+                *map(elf_flag, lottery_args)]
 
-    def check(self, argv):
-        names = [a.split("=", 1)[0] for a in argv[3:] if a.startswith("--")]
-        for flag in RESERVED:
-            if names.count(flag) > 1:
-                raise SweepError(f"an elf experiment sets {flag}, which the sweep sets for every job (games, "
-                                 f"seeds, tickets, rounds and run directories come from the grid)")
+    def check(self, arguments):
         from lth_plugins.errors import LotteryError
 
         from .games import RomError
@@ -72,10 +64,10 @@ class ElfTarget(SweepTarget):
         err = io.StringIO()
         try:  # ELF's parser prints every setting: keep the sweep's output readable
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-                prepare(argv[3:], resolve_environ(os.environ))
+                prepare(arguments, resolve_environ(os.environ))
         except SystemExit as e:
             lines = [ln for ln in err.getvalue().strip().splitlines() if ln.strip()]
             why = lines[-1].split(": error: ", 1)[-1] if lines else e  # argparse's "prog: error: why"
-            raise SweepError(f"python -m elf_ext.train refuses its arguments: {why}") from None
+            raise SweepError(f"{self.program_name} refuses its arguments: {why}") from None
         except (ElfNotFoundError, RomError, LotteryError, ValueError, KeyError, ImportError) as e:
-            raise SweepError(f"python -m elf_ext.train refuses its arguments: {e}") from None
+            raise SweepError(f"{self.program_name} refuses its arguments: {e}") from None

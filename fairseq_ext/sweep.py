@@ -13,6 +13,7 @@ class FairseqTarget(SweepTarget):
     name (the task's label; default: the fairseq task and the data folder's name)."""
 
     tasks_key = "data"
+    reserved_flags = ("--seed", "--save-dir", "--lottery-prune")
     port_flag = "--distributed-port"
     checkpoints = ("round_*/checkpoint*.pt",)
 
@@ -32,6 +33,13 @@ class FairseqTarget(SweepTarget):
         label = f"{task}-{os.path.basename(os.path.normpath(data))}"
         return [(label, [os.path.abspath(data)])]
 
-    def command(self, task_args, args, seed, run_dir, lottery_args):
-        return train_command(*task_args, "--user-dir", USER_DIR, *args, "--seed", seed, "--save-dir", run_dir,
-                             "--lottery-prune", *lottery_args)
+    def program(self):
+        return train_command()
+
+    @property
+    def program_name(self):
+        return "fairseq-train"
+
+    def arguments(self, task_args, args, seed, run_dir, lottery_args):
+        return [*task_args, "--user-dir", USER_DIR, *args, "--seed", str(seed), "--save-dir", run_dir,
+                "--lottery-prune", *lottery_args]

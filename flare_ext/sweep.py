@@ -1,12 +1,12 @@
 """FLARE's side of `lth sweep`: games, and the `python -m flare_ext.a2c` command of one ticket."""
-import sys
-
 from lth_plugins.errors import SweepError
 from lth_plugins.sweep.targets import SweepTarget, check_with_parser
 
 
 class FlareTarget(SweepTarget):
     tasks_key = "games"
+    module = "flare_ext.a2c"
+    reserved_flags = ("--seed", "--run-dir", "--lottery-prune")
 
     def tasks(self, experiment):
         from .a2c import GAMES
@@ -20,11 +20,10 @@ class FlareTarget(SweepTarget):
                 raise SweepError(f"unknown game {g!r} in the sweep config; available: {', '.join(GAMES)}")
         return [(g, ["--game", g]) for g in games]
 
-    def command(self, task_args, args, seed, run_dir, lottery_args):
-        return [sys.executable, "-m", "flare_ext.a2c", *task_args, *args, "--seed", str(seed),
-                "--run-dir", run_dir, "--lottery-prune", *lottery_args]
+    def arguments(self, task_args, args, seed, run_dir, lottery_args):
+        return [*task_args, *args, "--seed", str(seed), "--run-dir", run_dir, "--lottery-prune", *lottery_args]
 
-    def check(self, argv):
+    def check(self, arguments):
         from .a2c import parse_args
 
-        check_with_parser(parse_args, argv[3:], "python -m flare_ext.a2c")
+        check_with_parser(parse_args, arguments, self.program_name)

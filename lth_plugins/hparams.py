@@ -96,6 +96,14 @@ class ResetPoint:
         return f"{self.updates}u" if self.updates is not None else f"{self.epochs}ep"
 
 
+FLAG_PREFIX = "--lottery-"
+
+
+def flag(name: str, prefix: str = FLAG_PREFIX) -> str:
+    """The command-line flag of a LotteryConfig field: `mask_wait` -> `--lottery-mask-wait`."""
+    return prefix + name.replace("_", "-")
+
+
 # What the lottery seed seeds, in every framework's help.
 LOTTERY_DRAWS = "the lottery's own draws: the random ticket's re-initialization and random pruning"
 
@@ -235,13 +243,12 @@ class LotteryConfig:
 
     # --- flags ---------------------------------------------------------------------------------------
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser, prefix: str = "--lottery-",
+    def add_arguments(cls, parser: argparse.ArgumentParser, prefix: str = FLAG_PREFIX,
                       defaults: Optional[dict] = None, group_title: str = "lottery ticket") -> None:
         """Add one flag per field (`--lottery-rate` ...); `defaults` overrides field defaults."""
         group = parser.add_argument_group(group_title)
         defaults = defaults or {}
         for f in dataclasses.fields(cls):
-            flag = prefix + f.name.replace("_", "-")
             default = defaults.get(f.name, FLAG_DEFAULTS.get(f.name, f.default))
             default = default.value if isinstance(default, Choice) else default
             kw = {"help": f.metadata["help"] + (f" (default: {default})" if default is not None else "")}
@@ -251,10 +258,10 @@ class LotteryConfig:
                 kw.update(type=_field_type(f), default=default)
                 if f.metadata["choices"]:
                     kw["choices"] = f.metadata["choices"]
-            group.add_argument(flag, dest=_dest(prefix, f.name), **kw)
+            group.add_argument(flag(f.name, prefix), dest=_dest(prefix, f.name), **kw)
 
     @classmethod
-    def from_namespace(cls, ns, prefix: str = "--lottery-", run_seed: Optional[int] = None) -> "LotteryConfig":
+    def from_namespace(cls, ns, prefix: str = FLAG_PREFIX, run_seed: Optional[int] = None) -> "LotteryConfig":
         """The configuration of parsed flags; an unset lottery seed becomes `run_seed`, the run's seed (the
         framework's --seed): the one place it is resolved."""
         values = {}

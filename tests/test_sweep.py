@@ -187,22 +187,30 @@ def test_a_jobs_training_process_does_not_outlive_the_job(tmp_path):
 
 
 def test_random_ticket_waiting_for_a_failed_winning_ticket_is_stopped(tmp_path):
-    """The winning ticket dies mid-run (its training process is killed): its random ticket, which would wait for
-    the next mask for an hour (wait_timeout_s), is stopped, and the sweep ends within minutes, naming why."""
+    """The winning ticket dies in round 1 (its training process is held from its first mask on, then killed): its
+    random ticket, which would wait for mask 2 for an hour (wait_timeout_s), is stopped, and the sweep ends within
+    minutes, naming why."""
     cfg_path = write_config(tmp_path / "sweep.json", seeds=[0], rounds=3, wait_timeout_s=3600,
                             experiment=[{"framework": "torch", "args": ["--epochs", "150", "--n-train", "768"]}])
     sweep = tmp_path / "sw"
     wt_state, rt_state = (sweep / "jobs" / f"teacher-mlp__default__s0__{t}.json" for t in ("wt", "rt"))
+    wt_run = sweep / "runs/teacher-mlp/default/s0/wt"
     t0 = time.time()
     # started as from a script's `lth sweep ... &` or nohup: SIGINT ignored, in the sweep and in its jobs
     proc = subprocess.Popen([str(sweep_helpers.BIN / "lth"), "sweep", str(cfg_path), str(sweep), "--poll", "0.3"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
+        while not (wt_run / "round_01" / "mask.lthm").is_file():  # its random ticket may be submitted now
+            assert proc.poll() is None and time.time() - t0 < 300, proc.stdout.read() if proc.poll() else ""
+            time.sleep(0.02)
+        wt_child = json.loads(wt_state.read_text())["child_pid"]
+        os.kill(wt_child, signal.SIGSTOP)  # held in round 1 (150 epochs) until killed: mask 2 never comes
+        assert not (wt_run / "round_02" / "mask.lthm").is_file(), "the winning ticket finished round 1 unseen"
         while not (rt_state.is_file() and json.loads(rt_state.read_text())["state"] == "running"):
             assert proc.poll() is None and time.time() - t0 < 300, proc.stdout.read() if proc.poll() else ""
             time.sleep(0.02)
-        os.kill(json.loads(wt_state.read_text())["child_pid"], signal.SIGKILL)
+        os.kill(wt_child, signal.SIGKILL)
         out, _ = proc.communicate(timeout=240)  # the sweep's output ends when its last job has ended
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # nothing left behind, whatever happened
@@ -210,9 +218,8 @@ def test_random_ticket_waiting_for_a_failed_winning_ticket_is_stopped(tmp_path):
     assert proc.returncode == 1, out
     assert "FAILED teacher-mlp/default/s0/wt (exit code -9)" in out, out
     rt = "teacher-mlp/default/s0/rt"
-    if f"{rt}: done" not in out:  # unless the winning ticket had made every mask before it died
-        assert f"{rt}: stopped, its winning ticket teacher-mlp/default/s0/wt failed before the mask of round" in out
-        assert f"FAILED {rt} (stopped: its winning ticket" in out, out
+    assert f"{rt}: stopped, its winning ticket teacher-mlp/default/s0/wt failed before the mask of round 2" in out
+    assert f"FAILED {rt} (stopped: its winning ticket" in out, out
 
 
 def test_vocabulary_errors_name_what_to_write_instead(tmp_path):

@@ -12,18 +12,25 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..errors import SweepError
-from ..hparams import TICKETS, Ticket
+from ..hparams import TICKETS, LotteryConfig, Ticket, flag
+from ..store import MUTABLE_KEYS
 from . import resources
+from .vocabulary import Executor
 
-EXECUTORS = ("local", "slurm")
-TOP_KEYS = {"executor", "executor_params", "max_parallel", "seeds", "tickets", "rounds", "lottery",
-            "wait_timeout_s", "ablations", "experiment"}
-# Flags the sweep sets whose value may change between invocations (the run store lets rounds grow; the mask wait
-# changes nothing computed): not part of a job's identity.
-MUTABLE_FLAGS = ("--lottery-rounds", "--lottery-mask-wait")
-# Set by the sweep for every job: an ablation or `lottery` may not set them.
-RESERVED_FLAGS = ("--lottery-ticket", "--lottery-masks-from", "--lottery-rounds", "--lottery-seed", "--seed",
-                  "--run-dir", "--save-dir", "--lottery-run-dir", "--lottery-prune", "--lottery-mask-wait")
+# The lottery settings the sweep gives every job from its grid (rounds, seeds, tickets, a random ticket's masks):
+# an ablation, `lottery` or an experiment's args may not set them.
+GRID_SETTINGS = ("rounds", "seed", "ticket", "masks_from", "mask_wait")
+GRID_FLAGS = tuple(flag(name) for name in GRID_SETTINGS)
+# Flags whose value may change between invocations (the run store's MUTABLE_KEYS): not part of a job's identity.
+MUTABLE_FLAGS = tuple(flag(key.split(".", 1)[1]) for key in MUTABLE_KEYS if key.startswith("lottery."))
+# Jobs at once on the local executor when the config does not say (SLURM: all, the cluster queues them).
+LOCAL_MAX_PARALLEL = 2
+
+
+def flag_of(arg: str) -> str:
+    """The flag an argument sets, spelled with dashes (`--lottery_rounds=3` -> `--lottery-rounds`): frameworks
+    differ in spelling."""
+    return arg.split("=", 1)[0].replace("_", "-")
 
 
 @dataclass
@@ -57,10 +64,9 @@ class Job:
         """What the job computes: its command without the flags whose value may change (MUTABLE_FLAGS)."""
         out, skip = [], False
         for a in self.argv:
-            flag = a.split("=", 1)[0].replace("_", "-")  # a framework may spell them --lottery_rounds
             if skip:
                 skip = False
-            elif flag in MUTABLE_FLAGS:
+            elif flag_of(a) in MUTABLE_FLAGS:
                 skip = "=" not in a
             else:
                 out.append(a)
@@ -78,30 +84,168 @@ class Job:
 
 
 @dataclass
+class Experiment:
+    """One [[experiment]]: a framework, its tasks in the framework's own keys, and what its jobs add."""
+    framework: str
+    name: Optional[str] = None                               # the task's label (default: the task's name)
+    args: List[str] = field(default_factory=list)            # the framework's arguments for every job
+    executor_params: Dict = field(default_factory=dict)      # over the top-level ones
+    own: Dict = field(default_factory=dict)                  # the target's keys: its tasks_key and extra_keys
+
+    @classmethod
+    def from_table(cls, table, number: int) -> "Experiment":
+        """Check experiment `number` (from 1) as written; one SweepError names the first problem."""
+        from .targets import load_target
+
+        if not isinstance(table, dict) or "framework" not in table:
+            raise SweepError(f"experiment {number} names no framework (framework = \"flare\", \"fairseq\", ...)")
+        target = load_target(table["framework"])
+        where = f"experiment {number} ({table['framework']})"
+        common = {f.name for f in fields(cls)} - {"own"}
+        allowed = common | ({target.tasks_key, *target.extra_keys} - {None})
+        extra = sorted(set(table) - allowed)
+        if extra:
+            raise SweepError(f"{where}: unknown key(s) {', '.join(extra)}; known: {', '.join(sorted(allowed))}")
+        return cls(framework=table["framework"], name=table.get("name"),
+                   args=_str_list(table.get("args", []), f"args of experiment {number}"),
+                   executor_params=resources.check(table.get("executor_params", {}),
+                                                   f"executor_params of experiment {number}"),
+                   own={k: v for k, v in table.items() if k not in common})
+
+    def table(self) -> dict:
+        """The experiment as a config file writes it (what its target reads its tasks from)."""
+        return {"framework": self.framework, **({"name": self.name} if self.name is not None else {}),
+                "args": list(self.args), "executor_params": dict(self.executor_params), **self.own}
+
+
+@dataclass
+class Grid:
+    """A sweep config file's settings, one field per top-level key (README, "Grids: lth sweep")."""
+    experiment: List[Experiment]
+    executor: Executor = Executor.LOCAL
+    executor_params: Dict = field(default_factory=dict)      # every job's; an experiment's own go over them
+    max_parallel: Optional[int] = None                       # jobs at once (see jobs_at_once)
+    seeds: List[int] = field(default_factory=lambda: [0])
+    tickets: List[Ticket] = field(default_factory=lambda: list(Ticket))
+    rounds: Optional[int] = None                             # None: each framework's default
+    lottery: List[str] = field(default_factory=list)         # lottery flags of every job
+    # the most seconds a random ticket waits for a mask of its winning ticket (--lottery-mask-wait)
+    wait_timeout_s: float = LotteryConfig.mask_wait
+    ablations: Dict[str, List[str]] = field(default_factory=lambda: {"default": []})
+
+    @classmethod
+    def keys(cls) -> List[str]:
+        return sorted(f.name for f in fields(cls))
+
+    @classmethod
+    def from_table(cls, data, path) -> "Grid":
+        """Check a config file's table; one SweepError names the first problem."""
+        if not isinstance(data, dict):
+            raise SweepError(f"sweep config {path} must be a table of settings")
+        _check_plain_values(data, path)
+        unknown = sorted(set(data) - set(cls.keys()))
+        if unknown:
+            raise SweepError(f"sweep config {path}: unknown setting(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(cls.keys())}")
+        experiments = data.get("experiment")
+        if not isinstance(experiments, list) or not experiments:
+            raise SweepError(f"sweep config {path} has no [[experiment]] (framework and tasks or games to run)")
+        grid = cls(**{key: _READ[key](value) for key, value in data.items()})
+        if Ticket.RANDOM in grid.tickets and Ticket.WINNING not in grid.tickets:
+            raise SweepError("random tickets take the winning tickets' masks: tickets = ['random'] needs 'winning'")
+        return grid
+
+    def to_dict(self) -> dict:
+        """Plain JSON values: what the sweep directory records."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {
+            "executor": str(self.executor), "tickets": [str(t) for t in self.tickets],
+            "experiment": [e.table() for e in self.experiment]}
+
+    @property
+    def jobs_at_once(self) -> Optional[int]:
+        """max_parallel, or its default: LOCAL_MAX_PARALLEL on the local executor, no limit (None) on SLURM."""
+        return self.max_parallel or (LOCAL_MAX_PARALLEL if self.executor is Executor.LOCAL else None)
+
+
+@dataclass
 class SweepConfig:
+    """A checked config file and the jobs it expands into."""
     path: Path
-    data: dict
+    grid: Grid
     jobs: List[Job] = field(default_factory=list)
-
-    @property
-    def executor(self) -> str:
-        return self.data["executor"]
-
-    @property
-    def executor_params(self) -> dict:
-        """The top-level executor parameters (an experiment's own are merged into its jobs' `resources`)."""
-        return dict(self.data.get("executor_params") or {})
-
-    @property
-    def max_parallel(self) -> Optional[int]:
-        return self.data.get("max_parallel") or (2 if self.executor == "local" else None)
-
-    @property
-    def wait_timeout_s(self) -> float:
-        return float(self.data.get("wait_timeout_s", 86400))
 
     def job(self, name: str) -> Job:
         return next(j for j in self.jobs if j.name == name)
+
+
+def _executor(value) -> Executor:
+    if value not in Executor.names():
+        raise SweepError(f"unknown executor {value!r}; choose one of: {', '.join(Executor.names())}")
+    return Executor(value)
+
+
+def _max_parallel(value) -> int:
+    if not isinstance(value, int) or value < 1:
+        raise SweepError(f"max_parallel must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _seeds(value) -> List[int]:
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in value) or len(set(value)) != len(value):
+        raise SweepError(f"seeds must be a non-empty list of distinct integers, got {value!r}")
+    return value
+
+
+def _tickets(value) -> List[Ticket]:
+    if not isinstance(value, list) or not value or any(t not in TICKETS for t in value):
+        raise SweepError(f"tickets must be a non-empty list of {', '.join(TICKETS)}, got {value!r}")
+    return [Ticket(t) for t in value]
+
+
+def _rounds(value) -> Optional[int]:
+    if value is not None and (not isinstance(value, int) or value < 1):
+        raise SweepError(f"rounds must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _wait_timeout_s(value) -> float:
+    if not isinstance(value, (int, float)) or value <= 0:
+        raise SweepError(f"wait_timeout_s must be a positive number, got {value!r}")
+    return value
+
+
+def _lottery(value) -> List[str]:
+    args = _str_list(value, "lottery")
+    _check_reserved(args, "lottery", GRID_FLAGS)
+    return args
+
+
+def _ablations(value) -> Dict[str, List[str]]:
+    if not isinstance(value, dict) or not value:
+        raise SweepError("ablations must be a table of name = [arguments]")
+    ablations = {}
+    for name, args in value.items():
+        ablations[name] = _str_list(args, f"ablation {name!r}")
+        _check_reserved(ablations[name], f"ablation {name!r}", GRID_FLAGS)
+        if _label(name) != name:
+            raise SweepError(f"ablation name {name!r} must be usable as a folder name (letters, digits, ._+-)")
+    return ablations
+
+
+# How each top-level key of a config file is checked and read (a SweepError names the problem).
+_READ = {
+    "experiment": lambda tables: [Experiment.from_table(t, i + 1) for i, t in enumerate(tables)],
+    "executor": _executor,
+    "executor_params": lambda params: resources.check(params, "executor_params"),
+    "max_parallel": lambda value: None if value is None else _max_parallel(value),
+    "seeds": _seeds,
+    "tickets": _tickets,
+    "rounds": _rounds,
+    "lottery": _lottery,
+    "wait_timeout_s": _wait_timeout_s,
+    "ablations": _ablations,
+}
 
 
 def read_file(path) -> dict:
@@ -128,15 +272,16 @@ def _str_list(value, what: str) -> List[str]:
     return [str(x) for x in value]
 
 
-def _check_reserved(args: List[str], what: str, port_flag: Optional[str] = None) -> None:
+def _check_reserved(args: List[str], what: str, reserved, port_flag: Optional[str] = None) -> None:
+    """Refuse arguments that set a flag the sweep sets itself (in any of the frameworks' spellings)."""
+    reserved = {flag_of(f) for f in reserved}
     for a in args:
-        flag = a.split("=", 1)[0]
-        if flag in RESERVED_FLAGS:
-            raise SweepError(f"{what} sets {flag}, which the sweep sets for every job "
+        if port_flag and flag_of(a) == flag_of(port_flag):
+            raise SweepError(f"{what} sets {a.split('=', 1)[0]}, which the sweep sets: each job gets its own port "
+                             f"(a winning ticket and its random ticket may run on one node at once)")
+        if flag_of(a) in reserved:
+            raise SweepError(f"{what} sets {a.split('=', 1)[0]}, which the sweep sets for every job "
                              f"(seeds, tickets, rounds and run directories come from the grid)")
-        if port_flag and flag == port_flag:
-            raise SweepError(f"{what} sets {flag}, which the sweep sets: each job gets its own port (a winning "
-                             f"ticket and its random ticket may run on one node at once)")
 
 
 def _label(text: str) -> str:
@@ -162,99 +307,49 @@ def load_config(path, sweep_dir) -> SweepConfig:
     """Read, check and expand a sweep config; raises SweepError with one message naming the problem."""
     from .targets import load_target
 
-    data = read_file(path)
-    if not isinstance(data, dict):
-        raise SweepError(f"sweep config {path} must be a table of settings")
-    _check_plain_values(data, path)
-    unknown = sorted(set(data) - TOP_KEYS)
-    if unknown:
-        raise SweepError(f"sweep config {path}: unknown setting(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(sorted(TOP_KEYS))}")
-    data.setdefault("executor", "local")
-    if data["executor"] not in EXECUTORS:
-        raise SweepError(f"unknown executor {data['executor']!r}; choose one of: {', '.join(EXECUTORS)}")
-    top_params = resources.check(data.get("executor_params", {}), "executor_params")
-    mp = data.get("max_parallel")
-    if mp is not None and (not isinstance(mp, int) or mp < 1):
-        raise SweepError(f"max_parallel must be an integer >= 1, got {mp!r}")
-    seeds = data.setdefault("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                           for s in seeds) or len(set(seeds)) != len(seeds):
-        raise SweepError(f"seeds must be a non-empty list of distinct integers, got {seeds!r}")
-    tickets = data.setdefault("tickets", list(TICKETS))
-    if not isinstance(tickets, list) or not tickets or any(t not in TICKETS for t in tickets):
-        raise SweepError(f"tickets must be a non-empty list of {', '.join(TICKETS)}, got {tickets!r}")
-    if Ticket.RANDOM in tickets and Ticket.WINNING not in tickets:
-        raise SweepError("random tickets take the winning tickets' masks: tickets = ['random'] needs 'winning'")
-    rounds = data.get("rounds")
-    if rounds is not None and (not isinstance(rounds, int) or rounds < 1):
-        raise SweepError(f"rounds must be an integer >= 1, got {rounds!r}")
-    if not isinstance(data.get("wait_timeout_s", 1), (int, float)) or data.get("wait_timeout_s", 1) <= 0:
-        raise SweepError(f"wait_timeout_s must be a positive number, got {data['wait_timeout_s']!r}")
-    lottery = _str_list(data.setdefault("lottery", []), "lottery")
-    _check_reserved(lottery, "lottery")
-    ablations = data.setdefault("ablations", {"default": []})
-    if not isinstance(ablations, dict) or not ablations:
-        raise SweepError("ablations must be a table of name = [arguments]")
-    for name, args in ablations.items():
-        _check_reserved(_str_list(args, f"ablation {name!r}"), f"ablation {name!r}")
-        if _label(name) != name:
-            raise SweepError(f"ablation name {name!r} must be usable as a folder name (letters, digits, ._+-)")
-    experiments = data.get("experiment")
-    if not isinstance(experiments, list) or not experiments:
-        raise SweepError(f"sweep config {path} has no [[experiment]] (framework and tasks or games to run)")
-
-    cfg = SweepConfig(Path(path), data)
+    grid = Grid.from_table(read_file(path), path)
+    cfg = SweepConfig(Path(path), grid)
     sweep_dir = Path(sweep_dir).resolve()
     labels: Dict[str, int] = {}
-    for i, exp in enumerate(experiments):
-        if not isinstance(exp, dict) or "framework" not in exp:
-            raise SweepError(f"experiment {i + 1} names no framework (framework = \"flare\", \"fairseq\", ...)")
-        target = load_target(exp["framework"])
-        allowed = {"framework", "name", "args", "executor_params", target.tasks_key, *target.extra_keys} - {None}
-        extra = sorted(set(exp) - allowed)
-        if extra:
-            raise SweepError(f"experiment {i + 1} ({exp['framework']}): unknown key(s) {', '.join(extra)}; "
-                             f"known: {', '.join(sorted(allowed))}")
-        args = _str_list(exp.get("args", []), f"args of experiment {i + 1}")
-        _check_reserved(args, f"args of experiment {i + 1}", target.port_flag)
-        params = {**top_params, **resources.check(exp.get("executor_params", {}),
-                                                  f"executor_params of experiment {i + 1}")}
-        if data["executor"] == "slurm":
-            resources.check_slurm_time_limit(params, f"experiment {i + 1} ({exp['framework']})")
-        tasks = target.tasks(exp)
+    for i, exp in enumerate(grid.experiment):
+        where = f"experiment {i + 1} ({exp.framework})"
+        target = load_target(exp.framework)
+        reserved = (*GRID_FLAGS, *target.reserved_flags)
+        _check_reserved(exp.args, f"args of experiment {i + 1}", reserved, target.port_flag)
+        for what, args in [("lottery", grid.lottery), *((f"ablation {a!r}", v) for a, v in grid.ablations.items())]:
+            _check_reserved(args, f"{what} (for {where})", target.reserved_flags, target.port_flag)
+        params = {**grid.executor_params, **exp.executor_params}
+        if grid.executor is Executor.SLURM:
+            resources.check_slurm_time_limit(params, where)
+        tasks = target.tasks(exp.table())
         if not tasks:
-            raise SweepError(f"experiment {i + 1} ({exp['framework']}) has no tasks: list at least one in "
-                             f"{target.tasks_key or 'its settings'}")
+            raise SweepError(f"{where} has no tasks: list at least one in {target.tasks_key or 'its settings'}")
         for task, task_args in tasks:
-            name = exp.get("name")
-            label = _label((name if len(tasks) == 1 else f"{name}-{task}") if name else task)
+            label = _label((exp.name if len(tasks) == 1 else f"{exp.name}-{task}") if exp.name else task)
             if label in labels:
                 raise SweepError(f"task {label!r} appears twice (experiments {labels[label]} and {i + 1}); "
                                  f"give one of them a name")
             labels[label] = i + 1
-            for ablation, ab_args in ablations.items():
-                for seed in seeds:
-                    _add_jobs(cfg, target, exp["framework"], label, task_args, args, ablation,
-                              [str(a) for a in ab_args], seed, sweep_dir, params)
+            for ablation, ab_args in grid.ablations.items():
+                for seed in grid.seeds:
+                    _add_jobs(cfg, target, exp.framework, label, task_args, exp.args, ablation, ab_args, seed,
+                              sweep_dir, params)
     return cfg
 
 
 def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args, seed, sweep_dir, params) -> None:
-    data = cfg.data
+    grid = cfg.grid
     base = sweep_dir / "runs" / label / ablation / f"s{seed}"
-    common = ([] if data.get("rounds") is None else ["--lottery-rounds", str(data["rounds"])]) \
-        + [str(a) for a in data["lottery"]] + ab_args + ["--lottery-seed", str(seed)]
+    common = ([] if grid.rounds is None else [flag("rounds"), str(grid.rounds)]) \
+        + list(grid.lottery) + list(ab_args) + [flag("seed"), str(seed)]
     wt_name = f"{label}/{ablation}/s{seed}/{Ticket.WINNING.short}"
-    for ticket in data["tickets"]:
-        ticket = Ticket(ticket)
+    for ticket in grid.tickets:
         run_dir = base / ticket.short
         lottery = list(common)
         if ticket is Ticket.RANDOM:
-            lottery += ["--lottery-ticket", str(Ticket.RANDOM), "--lottery-masks-from", str(base / Ticket.WINNING.short),
-                        "--lottery-mask-wait", f"{cfg.wait_timeout_s:g}"]
+            lottery += [flag("ticket"), str(Ticket.RANDOM), flag("masks_from"), str(base / Ticket.WINNING.short),
+                        flag("mask_wait"), f"{grid.wait_timeout_s:g}"]
         argv = target.command(list(task_args), list(args), seed, str(run_dir), lottery)
-        target.check(argv)
         cfg.jobs.append(Job(name=f"{label}/{ablation}/s{seed}/{ticket.short}", framework=framework,
                             task=label, ablation=ablation, seed=seed, ticket=str(ticket), run_dir=run_dir, argv=argv,
                             winning=wt_name if ticket is Ticket.RANDOM else None, resources=dict(params),

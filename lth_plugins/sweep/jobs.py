@@ -24,6 +24,7 @@ from ..atomic import atomic_write_json
 from ..children import die_with_parent
 from ..store import RunStore
 from .state import read_state
+from .vocabulary import JobState
 
 # Attempts in a row that reach the time limit without a new finished round or checkpoint before the job is
 # stopped instead of requeued: one may be unlucky (SLURM signals up to 30 s early), two mean the limit is shorter
@@ -167,7 +168,7 @@ class JobRun(Checkpointable):
                                         preexec_fn=lambda: _child_setup(me))
                 rt["proc"] = proc
                 try:
-                    self._record(state="running", child_pid=proc.pid, started=rt["started"],
+                    self._record(state=JobState.RUNNING, child_pid=proc.pid, started=rt["started"],
                                  attempt={"attempt_id": rt["attempt_id"], "job_id": base["job_id"], "host": host,
                                           "started": rt["started"]})
                     rc = proc.wait()
@@ -184,10 +185,10 @@ class JobRun(Checkpointable):
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         ended = time.time()
         if rt["stopped_by"] is not None:
-            self._record(state="stopped", rc=rc, ended=ended,
+            self._record(state=JobState.STOPPED, rc=rc, ended=ended,
                          attempt={"end": f"stopped by {rt['stopped_by']}", "ended": ended, "rc": rc})
             raise JobStopped(f"{self.name}: stopped by {rt['stopped_by']} (exit code {rc})")
-        self._record(state="finished" if rc == 0 else "failed", rc=rc, ended=ended,
+        self._record(state=JobState.FINISHED if rc == 0 else JobState.FAILED, rc=rc, ended=ended,
                      attempt={"end": "finished" if rc == 0 else f"exit code {rc}", "ended": ended, "rc": rc})
         if rc != 0:
             raise JobFailed(f"{self.name} exited with code {rc}; log: {log}")
@@ -228,9 +229,9 @@ class JobRun(Checkpointable):
             msg = (f"no progress in {self.stalled} attempts in a row: each reached the time limit "
                    f"({self.time_limit_min:g} min) before finishing a round or writing a checkpoint. Raise the "
                    f"time limit (timeout_min) above the time of one round, or checkpoint more often")
-            self._record(state="failed", rc=None, error=msg, ended=now, attempt=dict(attempt, end="no progress"))
+            self._record(state=JobState.FAILED, rc=None, error=msg, ended=now, attempt=dict(attempt, end="no progress"))
             return None
-        self._record(state="requeued", ended=now, attempt=dict(attempt, end="time limit: requeued"))
+        self._record(state=JobState.REQUEUED, ended=now, attempt=dict(attempt, end="time limit: requeued"))
         return super().checkpoint(*args, **kwargs)
 
     def _redone_s(self, now: float) -> Optional[float]:

@@ -8,6 +8,7 @@ import os
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from ..errors import SweepError
+from .vocabulary import Executor
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # the local executor's time limit when the config gives none
 MAX_NUM_TIMEOUT = 1000  # time-limit requeues of one job; each attempt must make progress (jobs.STALLED_ATTEMPTS)
@@ -80,9 +81,9 @@ def time_limit(resources: Dict) -> Optional[str]:
 
 def time_limit_min(resources: Dict, executor: str) -> float:
     """The time limit in minutes (SLURM's [days-]hours:minutes:seconds forms read as sbatch does)."""
-    if executor == "slurm" and "slurm_time" in resources:
+    if executor == Executor.SLURM and "slurm_time" in resources:
         return _slurm_minutes(resources["slurm_time"])
-    return float(resources.get("timeout_min", LOCAL_TIMEOUT_MIN if executor == "local" else 0))
+    return float(resources.get("timeout_min", LOCAL_TIMEOUT_MIN if executor == Executor.LOCAL else 0))
 
 
 def check_slurm_time_limit(resources: Dict, where: str) -> None:
@@ -93,7 +94,7 @@ def check_slurm_time_limit(resources: Dict, where: str) -> None:
         raise SweepError(f"{where} has no time limit for SLURM: give timeout_min (minutes) in [executor_params] or in "
                          f"the experiment's executor_params (a job outliving it is requeued and resumes from its last "
                          f"finished round or checkpoint)")
-    limit_s = time_limit_min(resources, "slurm") * 60
+    limit_s = time_limit_min(resources, Executor.SLURM) * 60
     delay_s = resources.get("slurm_signal_delay_s", submitit_default("signal_delay_s"))
     if limit_s <= delay_s:
         raise SweepError(f"{where}: its time limit ({time_limit(resources)}: {limit_s:g} s) is not longer than the "
@@ -136,7 +137,7 @@ def gpus_asked(resources: Dict) -> Optional[int]:
 def describe(resources: Dict, executor: str) -> str:
     """One line: the parameters a job is submitted with (with the defaults the sweep supplies)."""
     shown = dict(resources)
-    if executor == "local":
+    if executor == Executor.LOCAL:
         shown.setdefault("timeout_min", LOCAL_TIMEOUT_MIN)
         shown.pop("local_visible_gpus", None)
     else:
@@ -148,7 +149,7 @@ def submitit_params(resources: Dict, executor: str, gpus_managed: bool) -> Dict:
     """The parameters handed to submitit's AutoExecutor.update_parameters for one job (without its name)."""
     params = {k: v for k, v in resources.items() if k not in LOCAL or k == "local_setup"}
     params.pop("slurm_max_num_timeout", None)
-    if executor == "local":
+    if executor == Executor.LOCAL:
         params.setdefault("timeout_min", LOCAL_TIMEOUT_MIN)
         if gpus_managed:  # the job sets CUDA_VISIBLE_DEVICES for its command itself (jobs.JobRun)
             params["gpus_per_node"] = 0

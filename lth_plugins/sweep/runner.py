@@ -1,11 +1,8 @@
-"""Submission and follow-up: `lth sweep CONFIG SWEEP_DIR` runs until no job can progress.
+"""Submission and follow-up: `lth sweep CONFIG SWEEP_DIR` runs until no job can progress. What to submit or stop
+is the policy's (sweep/policy.py); this module reads the states, submits, stops and reports.
 
-* Only unfinished jobs are submitted (a job's run directory says which rounds are done; a job another process
-  still runs is followed, not submitted again), at most `max_parallel` at once.
-* A random ticket is submitted once its winning ticket's mask 1 exists, and its round k waits inside the job for
-  the winning ticket's mask k (the core's `--lottery-mask-wait`): it runs pipelined behind the winning ticket.
-* A job that fails is reported with its log, is not retried in this invocation, and blocks only the random
-  tickets that need its masks; the others go on. Rerunning the command resubmits what is unfinished.
+A job that fails is reported with its log and blocks only the random tickets that need its masks; the others go
+on. Rerunning the command resubmits what is unfinished.
 """
 import json
 import os
@@ -24,14 +21,16 @@ from . import resources
 from .accounting import Accounting
 from .config import Job, SweepConfig
 from .jobs import JobRun
+from .policy import Policy
 from .state import SweepDir, failure, job_state, slurm_ids
+from .vocabulary import ACTIVE_STATES, Executor, JobState
 
 
 def make_executor(executor: str, params: dict, folder):
     """submitit's AutoExecutor for one set of job parameters (sweep/resources.py vocabulary)."""
     import submitit
 
-    ex = submitit.AutoExecutor(folder=str(folder), cluster=executor,
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=str(executor),
                                slurm_max_num_timeout=resources.max_num_timeout(params))
     try:
         ex.update_parameters(**resources.submitit_params(params, executor, gpus_managed=True))
@@ -40,9 +39,16 @@ def make_executor(executor: str, params: dict, folder):
     return ex
 
 
+def has_mask(run_dir, k: int) -> bool:
+    return RunStore.view(run_dir).has_mask(k)
+
+
 class Sweep:
+    """One invocation of `lth sweep`: follows the grid's jobs, submits and stops them as the policy says."""
+
     def __init__(self, cfg: SweepConfig, sweep_dir, poll_s: float = 1.0, stream=None):
-        self.cfg, self.poll_s = cfg, poll_s
+        self.cfg, self.grid, self.poll_s = cfg, cfg.grid, poll_s
+        self.policy = Policy(cfg.jobs, cfg.grid.jobs_at_once, has_mask)
         self.stream = stream if stream is not None else sys.stderr
         self.sd = SweepDir(sweep_dir)
         self.submitted: Dict[str, object] = {}   # job name -> submitit job, this invocation
@@ -56,7 +62,7 @@ class Sweep:
 
     @property
     def local(self) -> bool:
-        return self.cfg.executor == "local"
+        return self.grid.executor is Executor.LOCAL
 
     def say(self, msg: str) -> None:
         line = f"[sweep {time.strftime('%H:%M:%S')}] {msg}"
@@ -78,10 +84,10 @@ class Sweep:
         try:
             self._log = open(self.sd.path / "sweep.log", "a")
             n = len(self.cfg.jobs)
-            self.say(f"{n} jobs on the {self.cfg.executor} executor (at most "
-                     f"{self.cfg.max_parallel or 'all'} at once) in {self.sd.path}; random tickets pipelined "
+            self.say(f"{n} jobs on the {self.grid.executor} executor (at most "
+                     f"{self.grid.jobs_at_once or 'all'} at once) in {self.sd.path}; random tickets pipelined "
                      f"behind their winning ticket's masks")
-            for line in self._policy():
+            for line in self._executor_notes():
                 self.say(line)
             return self._loop()
         except KeyboardInterrupt:
@@ -93,7 +99,8 @@ class Sweep:
                 self._log.close()
             self.sd.close()
 
-    def _policy(self) -> List[str]:
+    def _executor_notes(self) -> List[str]:
+        """What the executor does with the jobs: requeues under SLURM, the GPUs each local job gets."""
         if not self.local:
             return ["a job reaching its time limit is requeued and resumes from its last finished round or "
                     f"checkpoint, while its attempts make progress (up to slurm_max_num_timeout, default "
@@ -109,7 +116,7 @@ class Sweep:
     def _executor(self, job: Job):
         key = json.dumps(job.resources, sort_keys=True)
         if key not in self._executors:
-            self._executors[key] = make_executor(self.cfg.executor, job.resources, self.sd.submitit_dir)
+            self._executors[key] = make_executor(self.grid.executor, job.resources, self.sd.submitit_dir)
         return self._executors[key]
 
     def _states(self):
@@ -118,9 +125,9 @@ class Sweep:
                 job.done()  # lets submitit reap a finished local job
         if not self.local:
             self.records = self.acct.refresh(slurm_ids([self.sd.read_state(j) for j in self.cfg.jobs]))
-        states = {j.name: job_state(j, self.sd, self.cfg.data.get("rounds"), self.records) for j in self.cfg.jobs}
+        states = {j.name: job_state(j, self.sd, self.grid.rounds, self.records) for j in self.cfg.jobs}
         if self.pool is not None:
-            active = {n for n, s in states.items() if s["state"] in ("running", "queued")}
+            active = {n for n, s in states.items() if s["state"] in ACTIVE_STATES}
             self.pool.keep_only(active)
             for n in active:  # jobs of an earlier invocation keep their GPUs
                 if n not in self.pool.in_use and states[n].get("gpus"):
@@ -140,7 +147,7 @@ class Sweep:
             extra = ""
             if s["requeues"]:
                 extra += f", requeued {s['requeues']}x"
-            if s["state"] == "failed":
+            if s["state"] == JobState.FAILED:
                 extra += f" ({failure(s)}); log: {s['log']}"
             self.say(f"{j.name}: {s['state']}, {rounds}{extra}")
         if changed:
@@ -149,42 +156,17 @@ class Sweep:
                 counts[s["state"]] = counts.get(s["state"], 0) + 1
             self.say(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + f" of {len(states)} jobs")
 
-    def _blocked_by(self, job, states) -> Optional[str]:
-        """Why a random ticket cannot start yet (None: it can)."""
-        if job.winning is None:
-            return None
-        wt = self.cfg.job(job.winning)
-        ws = states[wt.name]["state"]
-        if ws == "done":
-            return None
-        if ws == "failed" and wt.name in self.submitted:
-            return f"its winning ticket {wt.name} failed"
-        if ws in ("running", "queued") and RunStore.view(wt.run_dir).has_mask(1):
-            return None
-        return "waiting"
-
-    def _stop_random_tickets_of_failed(self, states) -> None:
-        """A random ticket whose winning ticket failed in this invocation would wait for the next mask up to
-        wait_timeout_s, holding its slot: once it needs a mask that is not there, stop it (the next run of the
-        same command resubmits both)."""
-        for job in self.cfg.jobs:
-            if job.winning is None or states[job.name]["state"] not in ("running", "queued"):
-                continue
-            wt = self.cfg.job(job.winning)
-            if states[wt.name]["state"] != "failed" or wt.name not in self.submitted:
-                continue
-            k = states[job.name]["done"] + 1  # the round it trains, or waits for the mask of
-            if RunStore.view(wt.run_dir).has_mask(k):
-                continue
-            why = f"its winning ticket {wt.name} failed before the mask of round {k}"
+    def _stop(self, states) -> None:
+        """Stop the jobs the policy says to stop (the next run of the same command resubmits them)."""
+        for job, why in self.policy.to_stop(states, self.submitted):
             try:
                 rc = self._cancel(job)
             except Exception as e:  # scancel missing or refused: say so, the job ends at its wait timeout
                 self.say(f"{job.name}: could not stop it ({e}); {why}")
                 continue
-            self.sd.write_state(job, state="failed", rc=rc, error=f"stopped: {why}", executor=self.cfg.executor,
-                                job_id=states[job.name].get("job_id"))
-            states[job.name] = dict(states[job.name], state="failed", rc=rc, error=f"stopped: {why}")
+            self.sd.write_state(job, state=JobState.FAILED, rc=rc, error=f"stopped: {why}",
+                                executor=self.grid.executor, job_id=states[job.name].get("job_id"))
+            states[job.name] = dict(states[job.name], state=JobState.FAILED, rc=rc, error=f"stopped: {why}")
             self.say(f"{job.name}: stopped, {why}")
 
     def _cancel(self, job) -> Optional[int]:
@@ -199,7 +181,7 @@ class Sweep:
             child = st.get("child_pid")
             if child is not None and pid_alive(child):
                 os.kill(int(child), signal.SIGTERM)
-        waiting = ("submitted", "running") if self.local else ("running",)
+        waiting = (JobState.SUBMITTED, JobState.RUNNING) if self.local else (JobState.RUNNING,)
         deadline = time.time() + 15  # the job records how its training process ended
         while time.time() < deadline and self.sd.read_state(job).get("state") in waiting:
             time.sleep(0.1)
@@ -208,22 +190,17 @@ class Sweep:
     def _loop(self) -> int:
         while True:
             states = self._states()
-            self._stop_random_tickets_of_failed(states)
+            self._stop(states)
             self._report_changes(states)
-            active = sum(1 for s in states.values() if s["state"] in ("running", "queued"))
-            slots = (self.cfg.max_parallel or len(self.cfg.jobs)) - active
+            slots = self.policy.free_slots(states)
             started = 0
-            for job in self.cfg.jobs:
+            for job in self.policy.to_submit(states, self.submitted):
                 if slots <= 0:
                     break
-                if states[job.name]["state"] not in ("pending", "interrupted", "failed"):
-                    continue
-                if job.name in self.submitted or self._blocked_by(job, states) is not None:
-                    continue
                 if self._submit(job):
                     slots -= 1
                     started += 1
-            if not active and not started:
+            if started == 0 and not any(s["state"] in ACTIVE_STATES for s in states.values()):
                 return self._finish(self._states())
             time.sleep(self.poll_s)
 
@@ -238,37 +215,35 @@ class Sweep:
         log, state = str(sd.log_path(job)), str(sd.state_path(job))
         executor = self._executor(job)
         executor.update_parameters(name=f"lth-{job.file_stem}"[:120])
-        run = JobRun(job.name, job.command(), log, state, self.cfg.executor, run_dir=str(job.run_dir),
+        run = JobRun(job.name, job.command(), log, state, self.grid.executor, run_dir=str(job.run_dir),
                      checkpoints=job.checkpoints,
                      masks_from=str(self.cfg.job(job.winning).run_dir) if job.winning else None,
                      first_round=Ticket(job.ticket).first_round,
-                     time_limit_min=resources.time_limit_min(job.resources, self.cfg.executor), gpus=gpus,
+                     time_limit_min=resources.time_limit_min(job.resources, self.grid.executor), gpus=gpus,
                      port=job.port)
         t0 = time.time()
         try:
             sj = executor.submit(run)
         except Exception as e:  # sbatch refused the job, the folder is unwritable, ...
-            sd.write_state(job, state="failed", rc=None, error=str(e), executor=self.cfg.executor)
+            sd.write_state(job, state=JobState.FAILED, rc=None, error=str(e), executor=self.grid.executor)
             self.submitted[job.name] = None
             self.say(f"{job.name}: submission failed: {e}")
             return True
         self.submitted[job.name] = sj
         if sd.read_state(job).get("time", 0) < t0:  # unless the job has already written its own state
-            sd.write_state(job, state="submitted", job_id=str(sj.job_id), pid=_local_pid(sj), submitted=t0,
-                           executor=self.cfg.executor, gpus=gpus, port=job.port)
+            sd.write_state(job, state=JobState.SUBMITTED, job_id=str(sj.job_id), pid=_local_pid(sj), submitted=t0,
+                           executor=self.grid.executor, gpus=gpus, port=job.port)
         where = f", GPUs {','.join(gpus)}" if gpus else ""
         self.say(f"{job.name}: submitted (job {sj.job_id}{where}), log: {log}")
         return True
 
     def _finish(self, states) -> int:
-        done = [n for n, s in states.items() if s["state"] == "done"]
-        failed = [n for n, s in states.items() if s["state"] == "failed"]
-        rest = [n for n in states if n not in done and n not in failed]
-        self.say(f"finished: {len(done)} of {len(states)} jobs done")
+        failed, rest = self.policy.not_done(states, self.submitted)
+        self.say(f"finished: {sum(1 for s in states.values() if s['state'] == JobState.DONE)} of {len(states)} "
+                 f"jobs done")
         for n in failed:
             self.say(f"FAILED {n} ({failure(states[n])}); log: {states[n]['log']}")
-        for n in rest:
-            why = self._blocked_by(self.cfg.job(n), states) or states[n]["state"]
+        for n, why in rest:
             self.say(f"not run {n}: {why}")
         if failed or rest:
             self.say(f"{len(failed)} failed, {len(rest)} not run; fix the cause and run the same command again "
@@ -286,20 +261,20 @@ class Sweep:
         if exists:
             records = None if self.local else Accounting(0).refresh(
                 slurm_ids([self.sd.read_state(j) for j in self.cfg.jobs]))
-            states = {j.name: job_state(j, self.sd, self.cfg.data.get("rounds"), records) for j in self.cfg.jobs}
-        print(f"{len(self.cfg.jobs)} jobs on the {self.cfg.executor} executor, sweep directory {self.sd.path} "
+            states = {j.name: job_state(j, self.sd, self.grid.rounds, records) for j in self.cfg.jobs}
+        print(f"{len(self.cfg.jobs)} jobs on the {self.grid.executor} executor, sweep directory {self.sd.path} "
               f"(dry run: nothing is submitted or written)", file=out)
-        for line in self._policy():
+        for line in self._executor_notes():
             print(line, file=out)
         for j in self.cfg.jobs:
             s = states.get(j.name)
             note = f"{s['state']}, {s['done']}/{s['total'] if s['total'] is not None else '?'} rounds" if s \
                 else "new"
-            if s and s["state"] in ("done", "running", "queued"):
+            if s and s["state"] in (JobState.DONE, *ACTIVE_STATES):
                 note += " (not submitted)"
             elif j.winning:
                 note += f" (submitted once {j.winning} has written its first mask)"
-            res = resources.describe(j.resources, self.cfg.executor)
+            res = resources.describe(j.resources, self.grid.executor)
             if self.local:
                 res += f"; GPUs: {self.gpus_needed[j.name] or 'none (CPU)'}"
             print(f"\n{j.name}: {note}", file=out)

@@ -21,10 +21,9 @@ from ..lock import FileLock, LockBusy, pid_alive, this_host
 from ..store import RunStore, holds_results
 from . import accounting
 from .config import Job, SweepConfig
+from .vocabulary import LIVE_FILE_STATES, Executor, JobState
 
 SWEEP_FILE = "sweep.json"
-# States a job's own file may say while the job may still run (or run again after a requeue).
-LIVE_FILE_STATES = ("submitted", "running", "requeued", "stopped")
 # A job SLURM has not listed yet is taken to be queued this long after its submission (accounting lags).
 SACCT_GRACE_S = 300
 PORTS = (20000, 32768)  # below Linux's ephemeral ports (32768-60999), which outgoing connections take
@@ -66,7 +65,7 @@ class SweepDir:
 
     def _check_growth(self, stored: List[Job], cfg: SweepConfig) -> None:
         records = accounting.query(self.read_state(j).get("job_id") for j in stored
-                                   if self.read_state(j).get("executor") == "slurm")
+                                   if self.read_state(j).get("executor") == Executor.SLURM)
         started = {j.name for j in stored if self._started(j, records)}
         if not started:
             return  # nothing computed yet: the grid may be corrected freely
@@ -94,7 +93,7 @@ class SweepDir:
         except LockBusy as e:
             raise SweepError(f"another `lth sweep` ({e.holder.describe()}) is following {self.path}; stop it "
                              f"first or watch it with `lth status {self.path}`") from None
-        atomic_write_json(self.path / SWEEP_FILE, {"config_path": str(cfg.path.resolve()), "data": cfg.data,
+        atomic_write_json(self.path / SWEEP_FILE, {"config_path": str(cfg.path.resolve()), "data": cfg.grid.to_dict(),
                                                    "jobs": [j.to_dict() for j in cfg.jobs]})
 
     def _started(self, job: Job, records) -> bool:
@@ -172,7 +171,7 @@ def rounds_of(job: Job, grid_rounds: Optional[int]):
 def slurm_ids(states: List[dict]) -> List[str]:
     """The SLURM job ids of the states that may still run."""
     return [s["job_id"] for s in states
-            if s.get("executor") == "slurm" and s.get("job_id") and s.get("state") in LIVE_FILE_STATES]
+            if s.get("executor") == Executor.SLURM and s.get("job_id") and s.get("state") in LIVE_FILE_STATES]
 
 
 def is_active(state: dict, records: Optional[Dict[str, "accounting.SlurmRecord"]] = None) -> bool:
@@ -180,14 +179,14 @@ def is_active(state: dict, records: Optional[Dict[str, "accounting.SlurmRecord"]
     (accounting.query) for SLURM jobs; None when SLURM could not be asked."""
     if state.get("state") not in LIVE_FILE_STATES:
         return False
-    if state.get("executor") == "slurm" and state.get("job_id"):
+    if state.get("executor") == Executor.SLURM and state.get("job_id"):
         if records is None:
             return True  # SLURM cannot be asked (e.g. sacct down): do not submit a second copy
         rec = records.get(str(state["job_id"]))
         if rec is None:
             return time.time() - state.get("submitted", state.get("time", 0)) < SACCT_GRACE_S
         return rec.active
-    if state.get("state") == "stopped":
+    if state.get("state") == JobState.STOPPED:
         return False
     if state.get("host") not in (None, this_host()):
         return True  # another machine's process: it says itself when it ends
@@ -202,11 +201,11 @@ def failure(state: dict) -> str:
 
 def job_state(job: Job, sd: SweepDir, default_rounds: Optional[int],
               records: Optional[Dict[str, "accounting.SlurmRecord"]] = None) -> dict:
-    """{'state': done|running|queued|failed|interrupted|pending, 'done': n, 'total': N|None, 'scheduler': sacct's
-    word or None, 'requeues': n, ...}."""
+    """{'state': a JobState the sweep concludes (done, running, queued, failed, interrupted, pending), 'done': n,
+    'total': N|None, 'scheduler': sacct's word or None, 'requeues': n, ...}."""
     done, total = rounds_of(job, default_rounds)
     st = sd.read_state(job)
-    slurm = st.get("executor") == "slurm"
+    slurm = st.get("executor") == Executor.SLURM
     rec = (records or {}).get(str(st.get("job_id"))) if slurm else None
     attempts = st.get("attempts", [])
     out = {"done": done, "total": total, "log": str(sd.log_path(job)), "rc": st.get("rc"),
@@ -216,20 +215,20 @@ def job_state(job: Job, sd: SweepDir, default_rounds: Optional[int],
                                                             if a.get("job_id") == st.get("job_id")]) - 1),
            "attempts": attempts}
     if total is not None and done >= total:
-        state = "done"
+        state = JobState.DONE
     elif is_active(st, records if slurm else None):
-        running = rec.state == "RUNNING" if rec else st.get("state") == "running"
-        state = "running" if running else "queued"
-    elif st.get("state") == "failed":
-        state = "failed"
-    elif st.get("state") == "stopped" or (slurm and st.get("state") in LIVE_FILE_STATES):
-        state = "failed"
+        running = rec.state == "RUNNING" if rec else st.get("state") == JobState.RUNNING
+        state = JobState.RUNNING if running else JobState.QUEUED
+    elif st.get("state") == JobState.FAILED:
+        state = JobState.FAILED
+    elif st.get("state") == JobState.STOPPED or (slurm and st.get("state") in LIVE_FILE_STATES):
+        state = JobState.FAILED
         ended = f"ended by SLURM: {rec.detail}" if rec else "ended"
         how = attempts[-1].get("end") if attempts and attempts[-1].get("end") else None
         out["error"] = ", ".join(x for x in (ended if slurm else None, how) if x) or "stopped"
     elif st.get("state") in LIVE_FILE_STATES:
-        state = "interrupted"
+        state = JobState.INTERRUPTED
     else:
-        state = "pending"
+        state = JobState.PENDING
     out["state"] = state
     return out

@@ -8,6 +8,7 @@ from ..store import RunStore
 from . import accounting
 from .config import Job
 from .state import SweepDir, failure, job_state, slurm_ids
+from .vocabulary import Executor, JobState
 
 
 def sweep_jobs(path) -> Tuple[SweepDir, List[Job], dict]:
@@ -20,7 +21,7 @@ def states(path):
     """(jobs, their states): SLURM asked once for all of them."""
     sd, jobs, data = sweep_jobs(path)
     files = [sd.read_state(j) for j in jobs]
-    ids = slurm_ids(files) + [f["job_id"] for f in files if f.get("executor") == "slurm" and f.get("job_id")]
+    ids = slurm_ids(files) + [f["job_id"] for f in files if f.get("executor") == Executor.SLURM and f.get("job_id")]
     records = accounting.query(ids)
     return jobs, [job_state(j, sd, data.get("rounds"), records) for j in jobs]
 
@@ -31,7 +32,7 @@ def status_table(path, attempts: bool = False) -> str:
     rows = []
     for j, s in zip(jobs, all_states):
         metric = _last_metric(j.run_dir)
-        note = f"{failure(s)}, log {s['log']}" if s["state"] == "failed" else ""
+        note = f"{failure(s)}, log {s['log']}" if s["state"] == JobState.FAILED else ""
         if slurm:
             note = "; ".join(x for x in (f"SLURM {s['job_id']}: {s['scheduler']}" if s["scheduler"] else "", note)
                              if x)
@@ -87,6 +88,6 @@ def report_dirs(path) -> Tuple[List[Path], List[str]]:
             notes.append(f"missing run {j.name}: no round finished ({s['state']})")
             continue
         dirs.append(j.run_dir)
-        if s["state"] != "done":
+        if s["state"] != JobState.DONE:
             notes.append(f"partial run {j.name}: {s['done']}/{s['total']} rounds finished ({s['state']})")
     return dirs, notes
