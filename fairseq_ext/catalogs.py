@@ -53,7 +53,7 @@ CJK_CHARACTER_COVERAGE = 0.9995
 # packages that ship catalogs for many languages (measured: the owners of /usr/share/locale/de/LC_MESSAGES here)
 CATALOG_PACKAGES = ("coreutils", "bash", "apt", "dpkg", "git", "libc-l10n", "libglib2.0-data", "gnupg-l10n",
                     "iso-codes", "make", "tar", "grep", "sed", "findutils", "diffutils", "wget", "man-db",
-                    "binutils-common", "postgresql-client")
+                    "binutils-common")
 MARKER = ".lth-data-catalogs"  # marks a folder this builder owns
 BUILD_DIR = ".build"
 MANIFEST = "manifest.json"
@@ -266,14 +266,28 @@ def debian_packages(paths: Sequence[str]) -> Dict[str, Tuple[Optional[str], Opti
     return {p: (pkg, versions.get(pkg)) for p, pkg in owners.items()}
 
 
+def installed_packages(names: Sequence[str]) -> set:
+    """Those of the Debian packages `names` that dpkg has installed (none where dpkg is absent)."""
+    if shutil.which("dpkg-query") is None:
+        return set()
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${db:Status-Status}\n", *names],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    return {line.split("\t")[0] for line in out.splitlines() if line.endswith("\tinstalled")}
+
+
 def missing_catalogs_message(bad: Dict[str, LanguageData], min_pairs: int, locale_dir: Path) -> str:
     """One error for every language with too few catalogs: what was found and which packages provide them."""
     lines = [f"too few gettext catalogs for {', '.join(bad)} (at least {min_pairs} pairs after cleaning needed):"]
     for lang, data in bad.items():
         lines.append(f"  {lang}: {len(data.catalogs)} catalogs under {Path(locale_dir) / lang / 'LC_MESSAGES'}, "
                      f"{len(data.pairs)} pairs")
-    lines.append("Debian has no language packs: each package ships its own translations. Packages with catalogs "
-                 f"in many languages: apt-get install {' '.join(CATALOG_PACKAGES)}")
+    installed = installed_packages(CATALOG_PACKAGES)
+    missing = [p for p in CATALOG_PACKAGES if p not in installed]
+    lines.append("Debian has no language packs: each package ships its own translations. "
+                 + (f"Packages with catalogs in many languages, not installed here: apt-get install {' '.join(missing)}"
+                    if missing else
+                    f"The packages with catalogs in many languages are installed ({', '.join(CATALOG_PACKAGES)}) "
+                    "and hold none for these names: check them against the languages below"))
     excludes = [p for p in Path("/etc/dpkg/dpkg.cfg.d").glob("*")
                 if p.is_file() and "/usr/share/locale" in p.read_text(errors="replace")]
     if excludes:

@@ -211,7 +211,8 @@ def test_bad_input(locale_dir, tmp_path):
     rc, log = build(locale_dir, tmp_path / "new", "de,xx,sv")
     assert rc == 2, log
     assert log.count("lth: error:") == 1 and "xx: 0 catalogs" in log and "sv: 1 catalogs" in log, log
-    assert "de:" not in log and "apt-get install coreutils bash" in log
+    assert "de:" not in log and "Debian has no language packs" in log
+    assert "apt-get install" in log or "coreutils, bash" in log  # what to install, or that it is installed
     assert not (tmp_path / "new").exists()
     rc, log = build(locale_dir, tmp_path / "new", "en,de")
     assert rc == 2 and "other than en" in log
