@@ -97,7 +97,8 @@ def test_report_of_real_demo_runs(demo_runs, tmp_path):
     for f in rep.files:
         assert (out / f).is_file(), f
     pngs = [f for f in rep.files if f.endswith(".png")]
-    assert {Path(f).name for f in pngs} == {"teacher-mlp_tickets.png", "teacher-mlp_layers_round02.png"}
+    assert {Path(f).name for f in pngs} == {"teacher-mlp_tickets.png", "teacher-mlp_layers_round02.png",
+                                            "teacher-mlp_anatomy_layers.png", "teacher-mlp_anatomy_signs.png"}
     for f in pngs:
         assert (out / f).read_bytes()[:8] == PNG
 

@@ -1,7 +1,8 @@
 """index.html: every figure and table of the report, with relative links, readable from disk (no server)."""
 from html import escape
-from typing import List
+from typing import List, Sequence
 
+from .anatomy import CAPTIONS, Anatomy
 from .series import LayerChart
 from .tables import dense_text, partial_notes, wide
 
@@ -18,8 +19,9 @@ def _table(header, rows) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def index_html(tasks, charts: List[LayerChart], files: List[str]) -> str:
+def index_html(tasks, charts: List[LayerChart], files: List[str], anatomies: Sequence[Anatomy] = ()) -> str:
     by_task = {c.task: c for c in charts}
+    anatomy_of = {a.task: a for a in anatomies}
     parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'><title>Lottery-ticket report</title>",
              f"<style>{STYLE}</style></head><body>", "<h1>Lottery-ticket report</h1>",
              "<p>Tables: " + ", ".join(f"<a href='{escape(f)}'>{escape(f)}</a>" for f in files
@@ -51,9 +53,20 @@ def index_html(tasks, charts: List[LayerChart], files: List[str]) -> str:
                     for n, e, m, s in zip(chart.names, chart.numel, chart.pruned_mean, chart.pruned_std)]
             parts.append("<details><summary>table</summary>" + _table(["parameter", "entries", "% pruned"], rows)
                          + "</details>")
+        if group.task in anatomy_of:
+            parts.append(_anatomy_html(anatomy_of[group.task]))
         runs = "".join(f"<li><code>{escape(str(r.path))}</code>: {escape(str(r.ticket))} ticket, "
                        f"{escape(r.variant.method_label())}, {escape(r.variant.selection_label())}, seed {r.seed}, "
                        f"{len(r.records)} round(s) finished</li>" for r in group.runs)
         parts.append(f"<details><summary>{len(group.runs)} run(s)</summary><ul>{runs}</ul></details>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _anatomy_html(a: Anatomy) -> str:
+    parts = ["<h3>Ticket anatomy</h3>"] if a.files or a.notes else []
+    for what, file in a.files.items():
+        parts.append(f"<p><img src='{escape(file)}' alt='ticket anatomy: {escape(what)}'></p>"
+                     f"<p>{escape(CAPTIONS[what])}</p>")
+    parts += [f"<p class='note'>{escape(n)}</p>" for n in a.notes]
+    return "\n".join(parts)
