@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# A real one-node SLURM (Debian's 22.05 packages) on this machine, for the cluster tests and for trying the sweep
-# as a cluster user would:  bash scripts/slurm_local.sh start|stop|status
+# A real SLURM (Debian's 22.05 packages) on this machine, for the cluster tests and for trying the sweep as a
+# cluster user would:  bash scripts/slurm_local.sh start [--nodes N]|stop|status|killnode I
 #
 #   start   installs the packages when missing (root), then starts munged, MariaDB, slurmdbd, slurmctld and
 #           slurmd for this host with all its CPUs and memory, one default partition. Waits until the node is idle
 #           and sacct answers. Running it again while the cluster runs only checks it.
-#   stop    cancels the jobs still queued or running, stops every daemon `start` started; state is kept, so a
-#           later `start` brings back the same cluster (job ids, accounting).
+#   start --nodes N
+#           the same with N nodes lth-node1..N instead of this host: each a slurmd in its own network, UTS and
+#           mount namespace (its own hostname, address NET.(10+I) on the private bridge lth-slurm0, an /etc/hosts
+#           naming every node), each with this host's CPUs and memory; every client reaches slurmctld and slurmdbd
+#           at NET.1. A node that stops answering is DOWN after SlurmdTimeout (20 s) and the controller's next
+#           ping. Running it again restarts a killed node's slurmd and resumes the node. Another node count (or
+#           one node) restarts slurmctld and the slurmds.
+#   stop    cancels the jobs still queued or running, stops every daemon `start` started and removes the
+#           namespaces and the bridge; state is kept, so a later `start` brings back the same cluster (job ids,
+#           accounting).
 #   status  prints sinfo, squeue and whether each daemon runs.
+#   killnode I
+#           node loss: SIGKILL of node I's slurmd and of every process in its namespace (its job steps too).
 #
 # Config files go to /etc/slurm, where every client command (sbatch, srun, sacct, scontrol, scancel, and submitit
 # through them) finds them without any environment. Everything else (state, spool, logs, pid files, the MariaDB
-# data) lives in one folder: $LTH_SLURM_DIR, default /var/lib/lth-slurm.
+# data) lives in one folder: $LTH_SLURM_DIR, default /var/lib/lth-slurm. The nodes' addresses are in
+# $LTH_SLURM_NET.0/24 (default 10.210.0.0/24): no route leads out of it, so its traffic never leaves this machine.
 set -euo pipefail
 
 DIR=${LTH_SLURM_DIR:-/var/lib/lth-slurm}
@@ -26,6 +37,12 @@ MUNGE_KEY=/etc/munge/munge.key
 PACKAGES=(slurm-wlm slurmdbd munge mariadb-server)
 MARK="# written by lth-plugins scripts/slurm_local.sh"
 WAIT_S=${LTH_SLURM_WAIT_S:-90}
+# the nodes of `start --nodes N`
+NODE_PREFIX=lth-node
+BRIDGE=lth-slurm0
+NET=${LTH_SLURM_NET:-10.210.0}
+CTLD_ADDR=$NET.1
+SLURMD_TIMEOUT_S=20
 
 log() { echo "[slurm_local] $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -33,7 +50,8 @@ die() { log "error: $*"; exit 1; }
 # --- helpers -----------------------------------------------------------------------------------------------------
 
 pid_alive() {  # pid_alive DIR/NAME.pid: the pid in the file is a live process named NAME (not a reused pid)
-  [ -s "$1" ] && [ "$(cat "/proc/$(cat "$1")/comm" 2>/dev/null)" = "$(basename "$1" .pid)" ]
+  [ -s "$1" ] && [ "$(cat "/proc/$(cat "$1")/comm" 2>/dev/null)" = "$(basename "$1" .pid)" ] \
+    && [ "$(awk '{print $3}' "/proc/$(cat "$1")/stat" 2>/dev/null)" != Z ]
 }
 
 wait_for() {  # wait_for SECONDS WHAT LOGFILE COMMAND...: poll COMMAND until it succeeds
@@ -243,15 +261,29 @@ node_line() {
   slurmd -C | head -n 1 | sed 's/ UpTime=.*//'
 }
 
-write_slurm_conf() {
-  local host=$1 node
+write_slurm_conf() {  # write_slurm_conf HOST NODES (0: one node, this host); returns 0 when the file changed
+  local host=$1 nodes=$2 node ctld_host=$1 dbd_host=localhost node_lines i
+  local spool=$DIR/d pidfile=$DIR/run/slurmd.pid logfile=$DIR/log/slurmd.log
   refuse_foreign "$ETC/slurm.conf"
   node=$(node_line)
   [[ $node == "NodeName=$host "* ]] || die "slurmd -C reported '$node', expected NodeName=$host"
+  if [ "$nodes" -eq 0 ]; then
+    node_lines="$node State=UNKNOWN"
+  else
+    # every client, in a node's namespace too, reaches slurmctld and slurmdbd on the bridge
+    ctld_host="$host($CTLD_ADDR)" dbd_host=$CTLD_ADDR
+    spool=$DIR/d/%n pidfile=$DIR/run/%n/slurmd.pid logfile=$DIR/log/slurmd.%n.log
+    node_lines="# a node that stops answering is DOWN within seconds (its jobs NODE_FAIL, requeued if they may be)
+SlurmdTimeout=$SLURMD_TIMEOUT_S"
+    for ((i = 1; i <= nodes; i++)); do
+      node_lines+=$'\n'"NodeName=$NODE_PREFIX$i NodeHostname=$NODE_PREFIX$i NodeAddr=$(node_addr "$i")"
+      node_lines+=" ${node#"NodeName=$host "} State=UNKNOWN"
+    done
+  fi
   write_if_changed "$ETC/slurm.conf" 644 <<EOF
 $MARK
 ClusterName=$CLUSTER
-SlurmctldHost=$host
+SlurmctldHost=$ctld_host
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -260,11 +292,11 @@ CredType=cred/munge
 # after every time-limit requeue). 10 s still leaves a launch on a loaded two-core host time to use its credential.
 AuthInfo=cred_expire=10
 StateSaveLocation=$DIR/ctld
-SlurmdSpoolDir=$DIR/d
+SlurmdSpoolDir=$spool
 SlurmctldPidFile=$DIR/run/slurmctld.pid
-SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmdPidFile=$pidfile
 SlurmctldLogFile=$DIR/log/slurmctld.log
-SlurmdLogFile=$DIR/log/slurmd.log
+SlurmdLogFile=$logfile
 # no cgroups in this container: plain process tracking, no task binding
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -272,7 +304,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 JobAcctGatherType=jobacct_gather/linux
 AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=localhost
+AccountingStorageHost=$dbd_host
 JobCompType=jobcomp/none
 MpiDefault=none
 # no mail on this host (the default, /bin/mail, is missing and slurmctld logs an error for it)
@@ -286,7 +318,7 @@ SchedulerParameters=sched_interval=2,bf_interval=2
 KillWait=10
 MinJobAge=120
 InactiveLimit=0
-$node State=UNKNOWN
+$node_lines
 PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 }
@@ -300,39 +332,56 @@ node_ready() {  # the node answers and can run jobs
 
 sacct_ok() { sacct -n -X -S now-1minutes -o JobID; }
 
-start_slurm() {  # start_slurm HOST CONF_CHANGED
-  local host=$1 changed=$2
-  if [ "$changed" -eq 1 ] && { pid_alive "$DIR/run/slurmctld.pid" || pid_alive "$DIR/run/slurmd.pid"; }; then
-    log "slurm.conf changed; restarting slurmctld and slurmd"
-    stop_pidfile slurmd "$DIR/run/slurmd.pid"
-    stop_pidfile slurmctld "$DIR/run/slurmctld.pid"
-  fi
+wait_nodes_ready() {  # wait_nodes_ready NAME...: a node left down or drained (unclean stop, killnode) is resumed
+  local t0=$SECONDS s name waiting
+  while :; do
+    waiting=()
+    for name in "$@"; do
+      node_ready "$name" && continue
+      waiting+=("$name")
+      s=$(node_state "$name")
+      case "$s" in
+        down*|drain*|fail*) scontrol update nodename="$name" state=resume >/dev/null 2>&1 || true ;;
+      esac
+    done
+    [ ${#waiting[@]} -eq 0 ] && return 0
+    if (( SECONDS - t0 >= WAIT_S )); then
+      s=$(node_state "${waiting[0]}")
+      log "timed out after ${WAIT_S}s waiting for node ${waiting[0]} to be idle (state: ${s:-none});" \
+        "read $(slurmd_log "${waiting[0]}") and $DIR/log/slurmctld.log"
+      tail -n 20 "$(slurmd_log "${waiting[0]}")" >&2 || true
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+
+start_slurm() {  # start_slurm HOST NODES (0: one node, this host)
+  local host=$1 nodes=$2 i
   if ! pid_alive "$DIR/run/slurmctld.pid"; then
     slurmctld </dev/null >>"$DIR/log/slurmctld.out" 2>&1 || die "slurmctld did not start; read $DIR/log/slurmctld.log"
     log "slurmctld started"
   fi
   wait_for "$WAIT_S" "slurmctld to answer (scontrol ping)" "$DIR/log/slurmctld.log" \
     bash -c 'scontrol ping | grep -q UP'
-  if ! pid_alive "$DIR/run/slurmd.pid"; then
-    slurmd </dev/null >>"$DIR/log/slurmd.out" 2>&1 || die "slurmd did not start; read $DIR/log/slurmd.log"
-    log "slurmd started"
-  fi
-  # a node left down or drained by an earlier unclean stop is put back to work
-  local t0=$SECONDS s
-  until node_ready "$host"; do
-    s=$(node_state "$host")
-    case "$s" in
-      down*|drain*|fail*) scontrol update nodename="$host" state=resume >/dev/null 2>&1 || true ;;
-    esac
-    if (( SECONDS - t0 >= WAIT_S )); then
-      log "timed out after ${WAIT_S}s waiting for node $host to be idle (state: ${s:-none});" \
-        "read $DIR/log/slurmd.log and $DIR/log/slurmctld.log"
-      tail -n 20 "$DIR/log/slurmd.log" >&2 || true
-      exit 1
+  if [ "$nodes" -eq 0 ]; then
+    if ! pid_alive "$DIR/run/slurmd.pid"; then
+      slurmd </dev/null >>"$DIR/log/slurmd.out" 2>&1 || die "slurmd did not start; read $DIR/log/slurmd.log"
+      log "slurmd started"
     fi
-    sleep 0.5
-  done
+    wait_nodes_ready "$host"
+  else
+    for ((i = 1; i <= nodes; i++)); do start_node_slurmd "$i"; done
+    # shellcheck disable=SC2046
+    wait_nodes_ready $(for ((i = 1; i <= nodes; i++)); do echo "$NODE_PREFIX$i"; done)
+  fi
   wait_for "$WAIT_S" "sacct to answer" "$DIR/log/slurmdbd.log" sacct_ok
+}
+
+stop_slurmds() {  # this host's slurmd and every node's
+  local name
+  stop_pidfile slurmd "$DIR/run/slurmd.pid"
+  for name in $(node_namespaces); do stop_pidfile "slurmd of $name" "$DIR/run/$name/slurmd.pid"; done
 }
 
 stop_slurm() {
@@ -348,20 +397,104 @@ stop_slurm() {
       sleep 0.5
     done
   fi
-  stop_pidfile slurmd "$DIR/run/slurmd.pid"
+  stop_slurmds
   stop_pidfile slurmctld "$DIR/run/slurmctld.pid"
+}
+
+# --- the nodes of `start --nodes N`: namespaces on a private bridge ----------------------------------------------
+
+node_addr() { echo "$NET.$((10 + $1))"; }
+
+slurmd_log() {  # slurmd_log NAME: the log of this host's slurmd or of node NAME's
+  if [ "$1" = "$(hostname -s)" ]; then echo "$DIR/log/slurmd.log"; else echo "$DIR/log/slurmd.$1.log"; fi
+}
+
+node_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$NODE_PREFIX[0-9]+\$" || true; }
+
+kill_namespace() {  # kill_namespace NAME: SIGKILL every process in the node's network namespace; prints how many
+  local pids round killed=0
+  for ((round = 0; round < 10; round++)); do  # a process may fork while its siblings die
+    pids=$(ip netns pids "$1" 2>/dev/null || true)
+    [ -z "$pids" ] && break
+    # shellcheck disable=SC2086
+    kill -9 $pids 2>/dev/null || true
+    killed=$((killed + $(wc -w <<<"$pids")))
+    sleep 0.2
+  done
+  echo "$killed"
+}
+
+net_setup() {  # net_setup NODES: the bridge and namespaces lth-node1..NODES; removes those beyond NODES
+  local nodes=$1 name i
+  for name in $(node_namespaces); do
+    i=${name#"$NODE_PREFIX"}
+    (( i > nodes )) || continue
+    kill_namespace "$name" >/dev/null
+    ip netns del "$name"
+    log "node $name removed"
+  done
+  if [ "$nodes" -eq 0 ]; then
+    if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link del "$BRIDGE"; log "bridge $BRIDGE removed"; fi
+    return 0
+  fi
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    if ip -4 route show | grep -q "^$NET\.0/24 "; then
+      die "$NET.0/24 is already routed on this machine; pick another with LTH_SLURM_NET=10.x.y"
+    fi
+    ip link add "$BRIDGE" type bridge
+    ip addr add "$CTLD_ADDR/24" dev "$BRIDGE"
+    ip link set "$BRIDGE" up
+  fi
+  # the nodes' /etc/hosts: every node's name, and this host's on the bridge (no route leads anywhere else)
+  {
+    echo "127.0.0.1 localhost"
+    echo "$CTLD_ADDR $(hostname -s)"
+    for ((i = 1; i <= nodes; i++)); do echo "$(node_addr "$i") $NODE_PREFIX$i"; done
+  } | write_if_changed "$DIR/nodes/hosts" 644 || true
+  for ((i = 1; i <= nodes; i++)); do
+    name=$NODE_PREFIX$i
+    [ -e "/run/netns/$name" ] && continue
+    ip netns add "$name"
+    ip link add "lth-veth$i" type veth peer name eth0 netns "$name"
+    ip link set "lth-veth$i" master "$BRIDGE" up
+    ip -n "$name" addr add "$(node_addr "$i")/24" dev eth0
+    ip -n "$name" link set eth0 up
+    ip -n "$name" link set lo up
+  done
+}
+
+net_teardown() {
+  local name
+  for name in $(node_namespaces); do
+    kill_namespace "$name" >/dev/null
+    ip netns del "$name"
+  done
+  if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link del "$BRIDGE"; log "nodes' namespaces and bridge removed"; fi
+}
+
+start_node_slurmd() {  # start_node_slurmd I
+  local name=$NODE_PREFIX$1
+  pid_alive "$DIR/run/$name/slurmd.pid" && return 0
+  install -d -m 755 "$DIR/run/$name"
+  install -d -m 700 "$DIR/d/$name"
+  # `ip netns exec` would remount /sys, and slurmd finds no cgroup filesystem there: nsenter into the network
+  # namespace, a UTS namespace for the node's hostname, a mount namespace for its /etc/hosts
+  nsenter --net="/run/netns/$name" unshare --uts --mount sh -c \
+    'hostname "$1" && mount --bind "$2" /etc/hosts && exec slurmd' sh "$name" "$DIR/nodes/hosts" \
+    </dev/null >>"$DIR/log/slurmd.$name.out" 2>&1 || die "slurmd of $name did not start; read $DIR/log/slurmd.$name.log"
+  log "slurmd of $name started ($(node_addr "$1"))"
 }
 
 # --- commands ----------------------------------------------------------------------------------------------------
 
 prepare_dirs() {
-  install -d -m 755 "$DIR" "$DIR/run" "$DIR/log"
+  install -d -m 755 "$DIR" "$DIR/run" "$DIR/log" "$DIR/nodes"
   install -d -m 700 "$DIR/ctld" "$DIR/d"
   install -d -m 755 "$ETC"
 }
 
-cmd_start() {
-  local t0=$SECONDS host
+cmd_start() {  # cmd_start NODES (0: one node, this host)
+  local nodes=$1 t0=$SECONDS host
   if [ "$(id -u)" -ne 0 ]; then
     local missing; missing=$(missing_packages | tr '\n' ' ')
     if [ -n "$missing" ]; then
@@ -379,22 +512,35 @@ cmd_start() {
   host=$(hostname -s)
   start_munge
   # slurm.conf first: every client command, sacctmgr included, needs it
-  local conf_changed=0
-  write_slurm_conf "$host" && conf_changed=1
+  if write_slurm_conf "$host" "$nodes"; then  # daemons still running read the old one
+    log "slurm.conf changed"
+    stop_slurmds
+    stop_pidfile slurmctld "$DIR/run/slurmctld.pid"
+  fi
+  # the bridge before slurmdbd: with nodes, sacctmgr reaches slurmdbd on it
+  net_setup "$nodes"
   start_mariadb
   start_slurmdbd
-  start_slurm "$host" "$conf_changed"
-  log "cluster $CLUSTER up on $host ($(sinfo -h -N -o '%c CPUs, %m MB, %T' | head -n 1))" \
-    "in $((SECONDS - t0)) s; state in $DIR"
+  start_slurm "$host" "$nodes"
+  log "cluster $CLUSTER up: $(sinfo -h -N -o '%N' | sort -u | paste -sd ' ')" \
+    "($(sinfo -h -N -o '%c CPUs, %m MB, %T' | head -n 1)) in $((SECONDS - t0)) s; state in $DIR"
 }
 
 cmd_stop() {
   [ "$(id -u)" -eq 0 ] || die "stop needs root"
   stop_slurm
+  net_teardown
   stop_slurmdbd
   stop_mariadb
   stop_munge
   log "stopped"
+}
+
+cmd_killnode() {  # cmd_killnode I
+  [ "$(id -u)" -eq 0 ] || die "killnode needs root"
+  local name=$NODE_PREFIX$1
+  [ -e "/run/netns/$name" ] || die "no node $name (start --nodes N makes lth-node1..N)"
+  log "node $name lost: SIGKILLed $(kill_namespace "$name") processes (slurmd and every process in its namespace)"
 }
 
 daemon_line() {  # daemon_line NAME PIDFILE
@@ -405,11 +551,13 @@ daemon_line() {  # daemon_line NAME PIDFILE
 }
 
 cmd_status() {
+  local name
   daemon_line munged "$DIR/munge/munged.pid"
   daemon_line mariadb "$DIR/mysqld/mariadbd.pid"
   daemon_line slurmdbd "$DIR/run/slurmdbd.pid"
   daemon_line slurmctld "$DIR/run/slurmctld.pid"
   daemon_line slurmd "$DIR/run/slurmd.pid"
+  for name in $(node_namespaces); do daemon_line "slurmd ($name)" "$DIR/run/$name/slurmd.pid"; done
   if command -v sinfo >/dev/null && sinfo 2>/dev/null; then
     squeue 2>/dev/null || true
   else
@@ -418,9 +566,17 @@ cmd_status() {
   fi
 }
 
+usage() { echo "usage: $0 start [--nodes N]|stop|status|killnode I" >&2; exit 64; }
+
 case "${1:-}" in
-  start) cmd_start ;;
+  start)
+    case "${2:-}" in
+      "") cmd_start 0 ;;
+      --nodes) [[ ${3:-} =~ ^[1-9][0-9]?$ ]] || usage; cmd_start "$3" ;;
+      *) usage ;;
+    esac ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 64 ;;
+  killnode) [[ ${2:-} =~ ^[1-9][0-9]?$ ]] || usage; cmd_killnode "$2" ;;
+  *) usage ;;
 esac

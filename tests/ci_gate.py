@@ -1,13 +1,13 @@
 """.ci/run names the frameworks that must be tested for real there (LTH_REQUIRE_FRAMEWORK_TESTS=flare,elf,slurm): a
 skipped test of one of them then fails the run. A test belongs to a framework when it lies under
-tests/<framework>/ or uses that framework's fixture (FIXTURES: `slurm_cluster` for the local SLURM).
+tests/<framework>/ or uses that framework's fixture (FIXTURES: `slurm_cluster`, `slurm_nodes` for the local SLURM).
 Its hooks are imported by tests/conftest.py."""
 import os
 
 import pytest
 
 REQUIRED = {f.strip() for f in os.environ.get("LTH_REQUIRE_FRAMEWORK_TESTS", "").split(",") if f.strip()}
-FIXTURES = {"slurm_cluster": "slurm"}
+FIXTURES = {"slurm_cluster": "slurm", "slurm_nodes": "slurm"}
 _required_skips = []
 _fixture_frameworks = {}  # nodeid -> frameworks whose fixtures the test uses
 

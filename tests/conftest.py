@@ -16,4 +16,4 @@ def _seed():
 # the CI gate: skipped tests of the frameworks .ci/run requires (FLARE, ELF, SLURM) fail the run
 from .ci_gate import (pytest_collectreport, pytest_itemcollected, pytest_runtest_logreport,  # noqa: E402,F401
                       pytest_sessionfinish, pytest_terminal_summary)
-from .slurm_cluster import slurm_cluster  # noqa: E402,F401  (the local SLURM, for tests that submit jobs)
+from .slurm_cluster import slurm_cluster, slurm_nodes  # noqa: E402,F401  (the local SLURM, for tests that submit jobs)

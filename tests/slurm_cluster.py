@@ -1,9 +1,10 @@
-"""The `slurm_cluster` fixture: the real one-node SLURM of scripts/slurm_local.sh, for tests that submit jobs.
+"""The fixtures of the real SLURM of scripts/slurm_local.sh, for tests that submit jobs: `slurm_cluster` (any
+node count) and `slurm_nodes` (at least two nodes, each in its own namespaces: `start --nodes N`).
 
-It checks that the local SLURM answers (sinfo shows a usable node, sacct answers: submitit follows its jobs with
-sacct). If not, and LTH_START_SLURM=1, it runs `scripts/slurm_local.sh start` once; if SLURM still does not
-answer, the test skips with the reason. .ci/run starts the cluster itself and lists "slurm" in
-LTH_REQUIRE_FRAMEWORK_TESTS, so there such a skip fails the run (tests/ci_gate.py).
+They check that the local SLURM answers (sinfo shows usable nodes, sacct answers: submitit follows its jobs with
+sacct). If not, and LTH_START_SLURM=1, they run `scripts/slurm_local.sh start` (`slurm_nodes`: `start --nodes 2`)
+once; if SLURM still does not answer, the test skips with the reason. .ci/run starts the cluster itself and lists
+"slurm" in LTH_REQUIRE_FRAMEWORK_TESTS, so there such a skip fails the run (tests/ci_gate.py).
 """
 import os
 import shutil
@@ -17,6 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "slurm_local.sh"
 START_TIMEOUT_S = 900  # a first start installs the Debian packages
+NODE_PREFIX = "lth-node"  # the nodes of `slurm_local.sh start --nodes N`: lth-node1..N
+MIN_NODES = 2
 USABLE_NODE_STATES = {"idle", "mixed", "allocated", "completing"}
 # sacct states after which a job never runs again (REQUEUED, PENDING, RUNNING... are not final)
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
@@ -51,6 +54,12 @@ def why_unavailable():
 class SlurmCluster:
     partition: str
     cpus: int  # CPUs of the (first) node
+    nodes: list  # node names, sorted
+
+    def node_states(self):
+        """{node: state} as sinfo prints it ("down*": not answering)."""
+        p = _run(["sinfo", "-h", "-N", "-o", "%N %T"])
+        return dict(line.split() for line in p.stdout.splitlines() if line.strip())
 
     def job_state(self, job_id):
         """The job's state in sacct, its first word ("CANCELLED by 0" -> CANCELLED); "" until accounting has it."""
@@ -78,22 +87,126 @@ def _describe():
         name, c = line.split()
         if name.endswith("*") or not partition:
             partition, cpus = name.rstrip("*"), int(c.rstrip("+"))
-    return SlurmCluster(partition=partition, cpus=cpus)
+    nodes = sorted(set(_run(["sinfo", "-h", "-N", "-o", "%N"]).stdout.split()))
+    return SlurmCluster(partition=partition, cpus=cpus, nodes=nodes)
+
+
+def _start(args, reason):
+    """Run `slurm_local.sh ARGS` when LTH_START_SLURM=1; the reason SLURM is still unavailable, or None."""
+    if os.environ.get("LTH_START_SLURM") != "1":
+        return reason
+    try:
+        p = _run(["bash", str(SCRIPT), *args], timeout=START_TIMEOUT_S)
+        if p.returncode != 0:
+            return reason + f"; {SCRIPT.name} {' '.join(args)} failed ({p.returncode}): {p.stderr.strip()[-2000:]}"
+    except subprocess.TimeoutExpired:
+        return reason + f"; {SCRIPT.name} {' '.join(args)} did not finish in {START_TIMEOUT_S} s"
+    return why_unavailable()
 
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
     reason = why_unavailable()
-    if reason and os.environ.get("LTH_START_SLURM") == "1":
-        try:
-            p = _run(["bash", str(SCRIPT), "start"], timeout=START_TIMEOUT_S)
-            if p.returncode != 0:
-                reason += f"; {SCRIPT.name} start failed ({p.returncode}): {p.stderr.strip()[-2000:]}"
-            else:
-                reason = why_unavailable()
-        except subprocess.TimeoutExpired:
-            reason += f"; {SCRIPT.name} start did not finish in {START_TIMEOUT_S} s"
+    if reason:
+        reason = _start(["start"], reason)
     if reason:
         pytest.skip(f"no local SLURM: {reason} (start it with `bash scripts/slurm_local.sh start` as root, "
                     "or set LTH_START_SLURM=1)")
     return _describe()
+
+
+def multi_node_cluster():
+    """(the running cluster, None) when it has at least MIN_NODES nodes of `start --nodes N`, else (None, why not)."""
+    reason = why_unavailable()
+    if reason:
+        return None, reason
+    cluster = _describe()
+    if len(cluster.nodes) >= MIN_NODES and all(n.startswith(NODE_PREFIX) for n in cluster.nodes):
+        return cluster, None
+    return None, f"the running cluster has the nodes {' '.join(cluster.nodes)}"
+
+
+@pytest.fixture(scope="session")
+def slurm_nodes():
+    """A cluster of at least MIN_NODES namespaced nodes (lth-node1..N). A running one-node cluster is left alone
+    (switching restarts slurmctld under whoever uses it): the test skips."""
+    reason = why_unavailable()
+    if reason:
+        _start(["start", "--nodes", str(MIN_NODES)], reason)
+    cluster, reason = multi_node_cluster()
+    if reason:
+        pytest.skip(f"no local multi-node SLURM: {reason} (start it with `bash scripts/slurm_local.sh start "
+                    f"--nodes {MIN_NODES}` as root, or set LTH_START_SLURM=1 with no cluster running)")
+    return cluster
+
+
+@dataclass
+class NodeLoss:
+    """What SLURM did when a node of a running `--requeue` job died, in seconds from the kill."""
+    node: str
+    job_id: str
+    down_s: float  # until sinfo shows the node down
+    requeued_s: float  # until the job is pending again for its next attempt
+    attempts: list  # the job's states in `sacct -D`, oldest first, once its second attempt ended
+
+
+def lose_node_under_a_job(cluster, index, folder, timeout=180.0):
+    """Node loss as a cluster meets it: a 2-node `--requeue` batch job runs one task on lth-node1 and one on
+    lth-node{index} (index > 1); `slurm_local.sh killnode index` SIGKILLs that node's slurmd and every process in
+    its namespace. Measured: the seconds until SLURM declares the node down and until the job is requeued. Then the
+    node is restored (`start --nodes N` restarts its slurmd and resumes it), and the job's second attempt, which
+    only reports itself, runs to the end."""
+    node = f"{NODE_PREFIX}{index}"
+    folder = Path(folder)
+    script = folder / "node_loss_job.sh"
+    script.write_text(
+        "#!/bin/bash\n"
+        'echo "attempt ${SLURM_RESTART_COUNT:-0} on $SLURM_JOB_NODELIST"\n'
+        '[ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && exit 0\n'
+        f"srun bash -c 'touch {folder}/up.$(hostname); exec sleep 600'\n")
+    p = _run(["sbatch", "--parsable", "--job-name=lth-node-loss", "--nodes=2", "--ntasks-per-node=1", "--requeue",
+              "--time=10", f"--nodelist={NODE_PREFIX}1,{node}", f"--output={folder}/out-%j.txt", str(script)])
+    assert p.returncode == 0, p.stderr
+    job_id = p.stdout.strip().split(";")[0]
+    restored = False
+    try:
+        wait_until(lambda: all((folder / f"up.{n}").exists() for n in (f"{NODE_PREFIX}1", node)), timeout,
+              f"job {job_id}'s task on both nodes")
+        t_kill = time.monotonic()
+        p = _run(["bash", str(SCRIPT), "killnode", str(index)])
+        assert p.returncode == 0, p.stderr
+        down_s = requeued_s = None
+        while down_s is None or requeued_s is None:
+            now = time.monotonic() - t_kill
+            assert now < timeout, f"after {timeout} s: node {node} down at {down_s} s, job requeued at {requeued_s} s"
+            if down_s is None and cluster.node_states().get(node, "").startswith("down"):
+                down_s = now
+            if requeued_s is None:
+                job = _run(["scontrol", "show", "job", "-o", job_id]).stdout
+                if "JobState=PENDING" in job and "Restarts=0 " not in job:
+                    requeued_s = now
+            time.sleep(0.25)
+        p = _run(["bash", str(SCRIPT), "start", "--nodes", str(len(cluster.nodes))], timeout=START_TIMEOUT_S)
+        assert p.returncode == 0, p.stderr
+        restored = True
+        wait_until(lambda: len(_attempts(job_id)) >= 2 and _attempts(job_id)[-1] in FINAL_STATES, timeout,
+              lambda: f"job {job_id}'s second attempt to end (sacct -D: {' '.join(_attempts(job_id))})")
+        return NodeLoss(node, job_id, down_s, requeued_s, _attempts(job_id))
+    finally:
+        _run(["scancel", job_id])
+        if not restored:
+            _run(["bash", str(SCRIPT), "start", "--nodes", str(len(cluster.nodes))], timeout=START_TIMEOUT_S)
+
+
+def _attempts(job_id):
+    """Every attempt's state of a job in `sacct -D`, oldest first."""
+    p = _run(["sacct", "-D", "-X", "-P", "-n", "-j", job_id, "-o", "State"])
+    return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
+
+
+def wait_until(cond, timeout, what):
+    """Poll cond until true; `what` (a string, or a function giving one) names it when the time is up."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"not after {timeout} s: {what() if callable(what) else what}"
+        time.sleep(0.25)

@@ -181,7 +181,9 @@ def test_a_warned_requeued_and_killed_job_resumes_each_time_and_ends_bit_identic
     assert 4 < resumed_at(log(tmp_path, job), 1) < 16
     assert requeues(job) == 2
 
-    pids = subprocess.run(["scontrol", "listpids", job], capture_output=True, text=True).stdout.splitlines()
+    # listpids reads the steps of the node it names, which need not be this host (slurm_local.sh --nodes N)
+    node = subprocess.run(["squeue", "-h", "-j", job, "-o", "%N"], capture_output=True, text=True).stdout.strip()
+    pids = subprocess.run(["scontrol", "listpids", job, node], capture_output=True, text=True).stdout.splitlines()
     rank1 = [int(line.split()[0]) for line in pids[1:] if line.split()[2:5] == ["0", "1", "1"]]
     assert len(rank1) == 1, pids
     os.kill(rank1[0], signal.SIGKILL)
