@@ -187,3 +187,34 @@ def test_runs_without_masks_get_the_heat_map_only(tmp_path):
     assert a["layers"]["pruned"][0] == pytest.approx([1 - 0.8 ** (k * 1.2) for k in range(4)])
     assert "no sign agreement for wt_s0, wt_s1" in a["notes"][0]
     assert Path(tmp_path / "out" / a["files"]["layers"]).is_file() and a["files"]["layers"] in rep.files
+
+
+def test_late_reset_tickets_compare_signs_with_the_late_snapshot(tmp_path):
+    """A hand-written store of any framework (here ELF's): a late-reset ticket's surviving weights are compared
+    with the late snapshot it resets to, not with init."""
+    from lth_plugins.report.anatomy import plan_anatomy
+    from lth_plugins.report.collect import collect
+
+    trained = {"conv.weight": torch.tensor([1.0, -1.0, 2.0, -2.0]), "fc.weight": torch.tensor([0.5, -0.5])}
+    late = {"conv.weight": torch.tensor([0.1, -0.1, -0.2, -0.2]), "fc.weight": torch.tensor([0.3, 0.3])}
+    init = {n: -t for n, t in trained.items()}  # every sign flipped by training
+    masks = {0: mask(**{"conv.weight": [1, 1, 1, 1], "fc.weight": [1, 1]}),
+             1: mask(**{"conv.weight": [1, 1, 0, 1], "fc.weight": [1, 0]})}
+    cfg = LotteryConfig(rounds=1, rate=0.34, reset="late", late_reset="10u", seed=0)
+    with RunStore(tmp_path / "wt", {"lottery": cfg.to_dict(), "framework": "elf", "task": "breakout",
+                                    "settings": {"seed": 0}}) as store:
+        for kind, weights in (("init", init), ("late", late), ("dense_trained", trained)):
+            store.save_snapshot(kind, weights)
+        store.save_mask(1, masks[1])
+        for k, m in masks.items():
+            rec = RoundRecord(round=k, ticket="winning", fraction_pruned=1 - m.density(),
+                              nominal_fraction_pruned=1 - m.density(), surviving=m.num_surviving(),
+                              selected=m.num_selected(), primary="reward", higher_is_better=True,
+                              metrics={"reward": 1.0})
+            store.write_round(k, rec, sparsity_report(k, m))
+    (group,) = collect([tmp_path / "wt"])
+    (curve,) = plan_anatomy(group, "breakout").signs
+    # round 0, all 6 weights: conv 1, 2, 4 keep the late sign, 3 flips; fc 1 keeps, 2 flips -> 4/6.
+    # round 1 keeps conv 1, 2, 4 and fc 1: all keep it -> 1
+    assert curve.values == [[pytest.approx(4 / 6)], [1.0]] and "late reset" in curve.label
+    assert curve.fraction_pruned == [0.0, pytest.approx(2 / 6)]

@@ -6,8 +6,9 @@
       per-layer densities (the chance line);
     - the sign agreement of the surviving weights between the reset point and the trained weights.
 
-The measures are pure functions over Masks and weight tensors; `plan_anatomy` reads a task's run stores. Each
-mask is loaded once and counted with tensor operations, so large models stay fast.
+The measures are pure functions over Masks and weight tensors; `plan_anatomy` reads a task's run stores. Masks
+are counted with tensor operations and held one sparsity level (or one run) at a time, so large models stay fast
+and within memory.
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -264,32 +265,10 @@ def plan_anatomy(group: TaskGroup, stem: str) -> Anatomy:
                        if it.schedule is Schedule.ITERATIVE and os_.schedule is Schedule.ONESHOT
                        and it.selection == os_.selection}
 
-    matches: Dict[int, SignMatch] = {}
-    lacking = []
-    for r in winners:
-        match = _sign_match(r, stores[id(r)], anatomy.notes)
-        if match is None:
-            lacking.append(r.name)
-        else:
-            matches[id(r)] = match
-    if lacking:
-        anatomy.notes.append(f"no sign agreement for {', '.join(lacking)}: the run store lacks the reset-point "
-                             f"or the {Snapshot.DENSE_TRAINED} snapshot")
-    signs: Dict[Variant, Curve] = {}
-    for v in variants:
-        runs = [r for r in group.runs_of(v, Ticket.WINNING) if id(r) in matches]
-        dense = [x for x in (matches[id(r)].agreement() for r in runs) if x is not None]
-        if dense:
-            color = OVERLAP_COLORS[len(signs) % len(OVERLAP_COLORS)]
-            signs[v] = Curve("signs", f"{v.method_label(show_rate=len(group.rates) > 1)}: reset point vs trained "
-                                      f"dense weights", color, runs=[str(r.path) for r in runs])
-            signs[v].add(0.0, dense)  # round 0: every weight
-
-    by_id = {id(r): r for r in winners}
     for level in sorted(levels):
         at = levels[level]
         masks = {}
-        for i, k in at.items():  # each mask loaded once
+        for i, k in at.items():  # the masks of one sparsity level at a time
             try:
                 masks[i] = stores[i].load_mask(k)
             except MaskError as e:
@@ -301,14 +280,9 @@ def plan_anatomy(group: TaskGroup, stem: str) -> Anatomy:
             pairs = _pairs([r for r in group.runs_of(it, Ticket.WINNING) if id(r) in masks],
                            [r for r in group.runs_of(os_, Ticket.WINNING) if id(r) in masks])
             _add_overlaps(c, level, pairs, masks)
-        for v, c in signs.items():
-            values = [matches[i].agreement(m) for i, m in masks.items() if i in matches and by_id[i].variant == v]
-            values = [x for x in values if x is not None]
-            if values:
-                c.add(level, values)
         del masks
     anatomy.overlaps = [c for c in list(seed_curves.values()) + list(schedule_curves.values()) if c.mean]
-    anatomy.signs = [c for c in signs.values() if len(c.mean) > 1]
+    anatomy.signs = _sign_curves(group, levels, stores, anatomy.notes)
     anatomy.sign_note = SIGN_NOTE if anatomy.signs else ""
     if anatomy.layers is not None:
         anatomy.files["layers"] = f"figures/{stem}_anatomy_layers.png"
@@ -331,6 +305,43 @@ def _add_overlaps(curve: Curve, level: float, pairs, masks: Dict[int, Mask]) -> 
         for r in (a, b):
             if str(r.path) not in curve.runs:
                 curve.runs.append(str(r.path))
+
+
+def _sign_curves(group: TaskGroup, levels: Dict[float, Dict[int, int]], stores: Dict[int, RunStore],
+                 notes: List[str]) -> List[Curve]:
+    """Sign agreement per winning variant and sparsity level, mean over its seeds; one run's sign match in
+    memory at a time (the masks are read again: cheaper than holding every run's match)."""
+    per_run: Dict[int, Dict[float, float]] = {}
+    lacking = []
+    for r in group.runs:
+        if id(r) not in stores:
+            continue
+        match = _sign_match(r, stores[id(r)], notes)
+        if match is None:
+            lacking.append(r.name)
+            continue
+        values = {0.0: match.agreement()}  # round 0: every weight
+        for level, at in levels.items():
+            if id(r) in at:
+                try:
+                    values[level] = match.agreement(stores[id(r)].load_mask(at[id(r)]))
+                except MaskError:
+                    pass  # named by the overlaps' pass
+        per_run[id(r)] = {level: v for level, v in values.items() if v is not None}
+    if lacking:
+        notes.append(f"no sign agreement for {', '.join(lacking)}: the run store lacks the reset-point or the "
+                     f"{Snapshot.DENSE_TRAINED} snapshot")
+    curves = []
+    for v in group.variants(Ticket.WINNING):
+        runs = [r for r in group.runs_of(v, Ticket.WINNING) if id(r) in per_run]
+        c = Curve("signs", f"{v.method_label(show_rate=len(group.rates) > 1)}: reset point vs trained dense "
+                           f"weights", OVERLAP_COLORS[len(curves) % len(OVERLAP_COLORS)],
+                  runs=[str(r.path) for r in runs])
+        for level in sorted({lv for r in runs for lv in per_run[id(r)]}):
+            c.add(level, [per_run[id(r)][level] for r in runs if level in per_run[id(r)]])
+        if len(c.mean) > 1:
+            curves.append(c)
+    return curves
 
 
 def _sign_match(run: Run, store: RunStore, notes: List[str]) -> Optional[SignMatch]:
