@@ -169,9 +169,14 @@ def write_lm_corpus(raw_dir, seed: int = 0, n_train: int = 2000, n_valid: int = 
 
 
 def _preprocess(args: List[str], log: Optional[Path] = None) -> None:
+    """fairseq-preprocess `args`; it dies with this process, so a killed build leaves no writer behind."""
+    from lth_plugins.children import die_with_parent
+
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    parent = os.getpid()
     proc = subprocess.run([sys.executable, "-m", "fairseq_cli.preprocess", *args], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=lambda: die_with_parent(parent=parent))
     if log is not None:
         Path(log).write_text(proc.stdout)
     if proc.returncode != 0:

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -93,12 +94,15 @@ def locale_dir(tmp_path_factory):
     return root
 
 
+def build_argv(locale_dir, out, langs="de,fr", *extra):
+    return [str(BIN / "lth"), "data", "catalogs", "--langs", langs, str(out), "--locale-dir", str(locale_dir),
+            "--min-pairs", "50", "--max-words", "12", "--vocab-size", "120", "--held-out-share", "0.2", *extra]
+
+
 def build(locale_dir, out, langs="de,fr", *extra):
-    """`lth data catalogs` as a user runs it: (exit code, stdout, stderr)."""
-    proc = subprocess.run([str(BIN / "lth"), "data", "catalogs", "--langs", langs, str(out), "--locale-dir",
-                           str(locale_dir), "--min-pairs", "50", "--max-words", "12", "--vocab-size", "120",
-                           "--held-out-share", "0.2", *extra],
-                          env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    """`lth data catalogs` as a user runs it: (exit code, its output)."""
+    proc = subprocess.run(build_argv(locale_dir, out, langs, *extra), env=env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=300)
     return proc.returncode, proc.stdout
 
 
@@ -183,14 +187,22 @@ def test_rerun_is_a_noop_and_a_killed_build_redoes_identically(locale_dir, built
     rc, log = build(locale_dir, out)
     assert rc == 0 and "up to date" in log, log
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
-    # a build killed while swapping its data in: no manifest, a half-written work folder
+    # a rebuild killed (SIGKILL) in its work folder, on top of data left as by a kill while swapping it in
+    # (no manifest, a file gone): the same command then redoes it, identically
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     (copy / "manifest.json").unlink()
     (copy / "en-fr" / "train.en-fr.fr.bin").unlink()
-    (copy / ".build" / "en-de").mkdir(parents=True)
-    (copy / ".build" / "en-de" / "train.en-de.en.bin").write_bytes(b"half")
+    proc = subprocess.Popen(build_argv(locale_dir, copy), env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while not (copy / ".build" / "spm.model").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the build ended before it could be killed"
+    proc.kill()
+    proc.wait()
+    assert (copy / ".build").is_dir() and not (copy / "manifest.json").exists()
     rc, log = build(locale_dir, copy)
     assert rc == 0, log
     again = json.loads((copy / "manifest.json").read_text())
