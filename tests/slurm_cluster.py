@@ -171,7 +171,7 @@ def lose_node_under_a_job(cluster, index, folder, timeout=180.0):
     restored = False
     try:
         wait_until(lambda: all((folder / f"up.{n}").exists() for n in (f"{NODE_PREFIX}1", node)), timeout,
-              f"job {job_id}'s task on both nodes")
+                   f"job {job_id}'s task on both nodes")
         t_kill = time.monotonic()
         p = _run(["bash", str(SCRIPT), "killnode", str(index)])
         assert p.returncode == 0, p.stderr
@@ -186,16 +186,21 @@ def lose_node_under_a_job(cluster, index, folder, timeout=180.0):
                 if "JobState=PENDING" in job and "Restarts=0 " not in job:
                     requeued_s = now
             time.sleep(0.25)
-        p = _run(["bash", str(SCRIPT), "start", "--nodes", str(len(cluster.nodes))], timeout=START_TIMEOUT_S)
-        assert p.returncode == 0, p.stderr
+        restore_nodes(cluster)
         restored = True
         wait_until(lambda: len(_attempts(job_id)) >= 2 and _attempts(job_id)[-1] in FINAL_STATES, timeout,
-              lambda: f"job {job_id}'s second attempt to end (sacct -D: {' '.join(_attempts(job_id))})")
+                   lambda: f"job {job_id}'s second attempt to end (sacct -D: {' '.join(_attempts(job_id))})")
         return NodeLoss(node, job_id, down_s, requeued_s, _attempts(job_id))
     finally:
         _run(["scancel", job_id])
         if not restored:
-            _run(["bash", str(SCRIPT), "start", "--nodes", str(len(cluster.nodes))], timeout=START_TIMEOUT_S)
+            restore_nodes(cluster)
+
+
+def restore_nodes(cluster):
+    """`slurm_local.sh start --nodes N` again: a killed node's slurmd restarted and the node resumed."""
+    p = _run(["bash", str(SCRIPT), "start", "--nodes", str(len(cluster.nodes))], timeout=START_TIMEOUT_S)
+    assert p.returncode == 0, p.stderr
 
 
 def _attempts(job_id):
