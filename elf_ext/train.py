@@ -15,10 +15,10 @@ import sys
 
 # ELF's game threads share the cores with torch's threads; libgomp reads this when torch is loaded: idle OpenMP
 # threads then sleep instead of spinning (spinning made 2 torch threads several times slower than 1 beside ELF).
-_WAIT_POLICY_GIVEN = "OMP_WAIT_POLICY" in os.environ
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-OPENMP_THREADS_SLEEP = (os.environ["OMP_WAIT_POLICY"].upper() == "PASSIVE"
-                        and (_WAIT_POLICY_GIVEN or "torch" not in sys.modules))
+# Only the command sets it, before its imports load torch: an import (e.g. by `lth sweep`) changes no environment.
+if __name__ == "__main__" and "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+OPENMP_THREADS_SLEEP = os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
@@ -387,53 +387,56 @@ def _hard_exit(code: int) -> None:
     os._exit(code)
 
 
-def main(argv=None, environ=None) -> int:
+def play(setup: Setup) -> None:
+    """ELF's training on one game context: plain ELF, or every lottery round."""
     import torch
 
-    from lth_plugins.errors import LotteryError
+    torch.set_num_threads(torch_threads(setup.run_args.args.torch_threads))
+    env, args, trainer = setup.env, setup.args, setup.trainer
+    torch.manual_seed(setup.config.seed if setup.prune else 0)
+    GC = env["game"].initialize()
+    model = env["model_loaders"][0].load_model(GC.params)
+    mi = env["mi"]
+    mi.add_model("model", model, opt=True)
+    mi.add_model("actor", model, copy=True, cuda=args.gpu is not None, gpu_id=args.gpu)
+    trainer.setup(sampler=env["sampler"], mi=mi, rl_method=env["method"])
+    if not setup.prune:  # ELF's train.py
+        GC.reg_callback("train", trainer.train)
+        GC.reg_callback("actor", trainer.actor)
+        setup.runner.setup(GC, episode_summary=trainer.episode_summary, episode_start=trainer.episode_start)
+        setup.runner.run()
+        return
+    LotteryTraining(setup, GC, model).run()
+    GC.PrintSummary()
+    GC.Stop()
+
+
+def main(argv=None, environ=None) -> int:
+    from lth_plugins.errors import run_command
 
     argv = sys.argv[1:] if argv is None else list(argv)
     faulthandler.enable()  # a crash in ELF's C++ game threads prints where Python was, not a bare exit 139
-    try:
-        setup = prepare(argv, resolve_environ(os.environ if environ is None else environ))
+    prepared = {}
+
+    def set_up():
+        prepared["setup"] = setup = prepare(argv, resolve_environ(os.environ if environ is None else environ))
         if setup.prune:
             refuse_allow_list_runs(setup)
             if finished_before_games(setup):
                 print(f"all {setup.config.rounds} rounds of {setup.run_dir} are done", flush=True)
-                return 0
-    except (ElfNotFoundError, RomError, LotteryError, ValueError, KeyError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+                prepared["done"] = True
 
-    torch.set_num_threads(torch_threads(setup.run_args.args.torch_threads))
-    env, args, trainer = setup.env, setup.args, setup.trainer
+    code = run_command(set_up, failures=[((ElfNotFoundError, RomError, ValueError, KeyError, ImportError), "", 2)])
+    if code or prepared.get("done"):
+        return code
     try:
-        torch.manual_seed(setup.config.seed if setup.prune else 0)
-        GC = env["game"].initialize()
-        model = env["model_loaders"][0].load_model(GC.params)
-        mi = env["mi"]
-        mi.add_model("model", model, opt=True)
-        mi.add_model("actor", model, copy=True, cuda=args.gpu is not None, gpu_id=args.gpu)
-        trainer.setup(sampler=env["sampler"], mi=mi, rl_method=env["method"])
-        if not setup.prune:  # ELF's train.py
-            GC.reg_callback("train", trainer.train)
-            GC.reg_callback("actor", trainer.actor)
-            setup.runner.setup(GC, episode_summary=trainer.episode_summary, episode_start=trainer.episode_start)
-            setup.runner.run()
-            return 0
-        LotteryTraining(setup, GC, model).run()
-        GC.PrintSummary()
-        GC.Stop()
-        return 0
-    except LotteryError as e:
-        print(f"error: {e}", file=sys.stderr)
-        _hard_exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        _hard_exit(130)
+        code = run_command(lambda: play(prepared["setup"]))
     except BaseException:
         print(f"error: the ELF run failed:\n{traceback.format_exc()}", file=sys.stderr)
-        _hard_exit(1)
+        code = 1
+    if code:
+        _hard_exit(code)  # ELF's game threads may still run
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from lth_plugins.errors import LotteryConfigError, RunStoreError
-from lth_plugins.hparams import LotteryConfig
-from lth_plugins.run import open_winning_run
+from lth_plugins.hparams import FLAG_PREFIX, LotteryConfig, flag
+from lth_plugins.sources import open_winning_run
 from lth_plugins.settings import training_settings
 from lth_plugins.store import RunStore
 
 from .spec import EvalOptions, LotterySpec
 
-FLAG_PREFIX = "--lottery-"
 DEST_PREFIX = FLAG_PREFIX.lstrip("-").replace("-", "_")  # where argparse keeps them: lottery_rate ...
 
 # fairseq settings that cannot change results: where files go, logging, checkpoint bookkeeping, how a
@@ -43,22 +42,21 @@ def add_lottery_args(parser: argparse.ArgumentParser) -> None:
     if any(a.dest == "lottery_prune" for a in parser._actions):
         return
     group = parser.add_argument_group("lottery ticket (lth-plugins)")
-    group.add_argument(FLAG_PREFIX + "prune", action="store_true",
+    group.add_argument(flag("prune"), action="store_true",
                        help="run the lottery-ticket procedure: dense round 0, then prune, reset and retrain for "
                             "--lottery-rounds rounds; round k's checkpoints go to SAVE_DIR/round_KK/")
     LotteryConfig.add_arguments(parser, prefix=FLAG_PREFIX, group_title="lottery ticket hyperparameters")
-    group.add_argument(FLAG_PREFIX + "run-dir", default=None, metavar="DIR",
+    group.add_argument(flag("run_dir"), default=None, metavar="DIR",
                        help="lottery run store (config, masks, snapshots, per-round metrics); default: --save-dir")
-    group.add_argument(FLAG_PREFIX + "collective-timeout", type=float, default=None, metavar="SECONDS",
+    group.add_argument(flag("collective_timeout"), type=float, default=None, metavar="SECONDS",
                        help="timeout of every collective of a distributed run (fairseq's all-reduces included); "
                             "default: torch's (NCCL 10 minutes, gloo 30 minutes). Rank 0's round evaluation is "
                             "not bounded by it: the other ranks wait for it outside any collective")
     for f in dataclasses.fields(EvalOptions):
-        flag = FLAG_PREFIX + f.name.replace("_", "-")
         if f.type is bool:
-            group.add_argument(flag, action="store_true", help=f.metadata["help"])
+            group.add_argument(flag(f.name), action="store_true", help=f.metadata["help"])
         else:
-            group.add_argument(flag, type=f.type, default=f.default, metavar=f.metadata["metavar"],
+            group.add_argument(flag(f.name), type=f.type, default=f.default, metavar=f.metadata["metavar"],
                                help=f.metadata["help"])
 
 

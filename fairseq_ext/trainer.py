@@ -12,7 +12,8 @@ from fairseq.trainer import Trainer
 
 from lth_plugins.atomic import atomic_write_json
 from lth_plugins.errors import LotteryError
-from lth_plugins.run import LotteryRun, Round
+from lth_plugins.round import Round
+from lth_plugins.run import LotteryRun
 
 from .checkpoints import weights_only_safe
 from .distributed import gather_strings, wait_for_all, world_size

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FLARE's own statistics block every this many games, on a terminal only (default: 100)")
     p.add_argument("--lottery-prune", action="store_true",
                    help="run lottery-ticket rounds; without it: one plain dense FLARE A2C run")
-    LotteryConfig.add_arguments(p, prefix="--lottery-", defaults={"seed": None})
+    LotteryConfig.add_arguments(p, prefix="--lottery-")
     return p
 
 
@@ -127,9 +127,8 @@ def parse_args(argv=None):
     if args.agents > args.epochs * args.games_per_epoch:
         p.error(f"--agents {args.agents} exceeds the {args.epochs * args.games_per_epoch} games of a round "
                 f"(epochs x games-per-epoch): every agent must play at least one game")
-    if args.lottery_seed is None:
-        args.lottery_seed = args.seed
-    args.lottery = LotteryConfig.from_namespace(args, prefix="--lottery-") if args.lottery_prune else None
+    args.lottery = (LotteryConfig.from_namespace(args, prefix="--lottery-", run_seed=args.seed)
+                    if args.lottery_prune else None)
     if args.run_dir is None and args.lottery_prune:
         args.run_dir = str(default_run_dir(FRAMEWORK, args.game, args.seed, args.lottery.ticket))
     return args
@@ -296,31 +295,21 @@ def run_lottery(args, session: TrainSession):
 
 def main(argv=None, env_class=None) -> int:
     args = parse_args(argv)
-    from lth_plugins.errors import LotteryError
+    from lth_plugins.errors import run_command
 
     from .flare_compat import FlareNotFoundError
     from .runner import FlareRunError, stdout_is_terminal
 
     setup_logging(stdout_is_terminal())
-    try:
+
+    def train():
         session = TrainSession(args, env_class=env_class)
         if args.lottery_prune:
             run_lottery(args, session)
         else:
             run_dense(args, session)
-    except FlareNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except LotteryError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except FlareRunError as e:
-        print(f"error: the FLARE run failed: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+
+    return run_command(train, failures=[(FlareNotFoundError, "", 2), (FlareRunError, "the FLARE run failed: ", 1)])
 
 
 if __name__ == "__main__":

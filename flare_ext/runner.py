@@ -21,22 +21,15 @@ from lth_plugins.rl import TicketReward, curve_entry, ticket_reward
 from .env import GymnasiumEnv, RewardScale
 
 
-_ROUND_PARENT: Optional[int] = None  # pid of this process while it runs a round
-
-
-def _child_of_round() -> None:
-    """In every process forked while a round runs (FLARE's agents and logger): killed with the main process, so a
-    SIGKILL or SIGTERM of it leaves no orphan; Ctrl-C ignored, so FLARE's logger prints no traceback (the main
-    process stops FLARE, which stops them)."""
-    parent = _ROUND_PARENT
-    if parent is None:
-        return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # agents re-enable it; the logger is stopped by the parent
-    die_with_parent(signal.SIGKILL, parent)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_child_of_round)
+def child_of_round(run: Callable[[], None], parent: int) -> Callable[[], None]:
+    """`run` of a process forked for a round (FLARE's agents and its logger), made to die with the main process
+    `parent` (a SIGKILL or SIGTERM of it leaves no orphan) and to ignore Ctrl-C (the main process stops FLARE,
+    which stops them; an agent re-enables it)."""
+    def run_in_child():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        die_with_parent(signal.SIGKILL, parent)
+        run()
+    return run_in_child
 
 
 class FlareRunError(RuntimeError):
@@ -143,14 +136,193 @@ def reporting_agent_class(base):
     return ReportingAgent
 
 
-class _Watch:
-    """State shared by the watcher thread, FLARE's trainer thread (optimizer hook) and the caller."""
+class WatchedRound:
+    """One round of FLARE's own pipeline, watched: fresh agents and Manager around `alg`, per-game reports, update
+    and epoch callbacks on FLARE's optimizer, and any agent or FLARE thread failure raised as FlareRunError
+    (FLARE itself hangs or exits 0 when an agent dies). See `run_round` for the arguments."""
 
-    def __init__(self):
-        self.games = 0
-        self.updates = 0
+    def __init__(self, flare, alg, *, game, num_agents, total_games, games_per_epoch, reward_divisor,
+                 sample_interval, env_seed, env_class, env_kwargs, on_update, on_epoch, on_epoch_end_log,
+                 print_interval, torch_threads, agent_base, poll_s, start_update, start_games):
+        import multiprocessing as mp
+
+        self.alg, self.total_games, self.games_per_epoch = alg, total_games, games_per_epoch
+        self.on_update, self.on_epoch, self.on_epoch_end_log = on_update, on_epoch, on_epoch_end_log
+        self.poll_s, self.start_games, self.start_update = poll_s, start_games, start_update
+        self.report_q, self.error_q = mp.Queue(), mp.Queue()
+        Agent = reporting_agent_class(agent_base or flare.SimpleRLAgent)
+        shaping = RewardScale(reward_divisor)
+        self.agents = []
+        for i, n in enumerate(split_games(total_games, num_agents)):
+            agent = Agent(n, reward_shaping_f=shaping, report_q=self.report_q, error_q=self.error_q,
+                          torch_threads=torch_threads)
+            agent.set_env(env_class, game_name=game, seed=env_seed + i, **(env_kwargs or {}))
+            self.agents.append(agent)
+        self.manager = flare.Manager({"RL": dict(alg=alg, agent_helper=flare.OnlineHelper,
+                                                 sample_interval=sample_interval)},
+                                     dict(print_interval=print_interval))
+        self.manager.add_agents(self.agents)
+        self.games, self.updates = 0, start_update
         self.error: Optional[str] = None
+        self.thread_errors: List[str] = []
         self.done = threading.Event()
+        self.result = RoundResult(first_game=start_games)
+        self.n_epochs = math.ceil((start_games + total_games) / games_per_epoch)
+        self.epochs_done = start_games // games_per_epoch
+        self.epoch_lock = threading.Lock()
+        self.t0 = time.monotonic()
+
+    # --- what FLARE's threads call ------------------------------------------------------------------------
+    def fire_epochs(self, final: bool = False) -> None:
+        """Report every epoch whose games have all finished (`final`: the round's last epochs)."""
+        with self.epoch_lock:
+            while self.epochs_done < self.n_epochs and (
+                    self.start_games + self.games >= (self.epochs_done + 1) * self.games_per_epoch
+                    or (final and self.games >= self.total_games)):
+                self.epochs_done += 1
+                e = self.epochs_done
+                if self.on_epoch is not None:
+                    self.on_epoch(e, self.updates, self.start_games + self.games)
+                if self.on_epoch_end_log is not None:
+                    lo = max((e - 1) * self.games_per_epoch - self.start_games, 0)
+                    self.on_epoch_end_log(e, self.result.rewards[lo:e * self.games_per_epoch - self.start_games])
+
+    def after_step(self, optimizer, args, kwargs) -> None:
+        """FLARE's trainer thread, inside SimpleAlgorithm.learn: one update done."""
+        self.updates += 1
+        try:
+            if self.on_update is not None:
+                self.on_update(self.updates, self.start_games + self.games)
+            self.fire_epochs()
+        except BaseException:
+            self.error = self.error or ("the training step failed:\n" + traceback.format_exc())
+            raise
+
+    def recording_failures(self, run: Callable[[], None]) -> Callable[[], None]:
+        """`run` of one of FLARE's threads, keeping the traceback of its failure for the round's error."""
+        def run_recorded():
+            try:
+                run()
+            except BaseException:
+                self.thread_errors.append(traceback.format_exc())
+                raise
+        return run_recorded
+
+    # --- the watcher thread -------------------------------------------------------------------------------
+    def drain(self, block: bool) -> bool:
+        """Take one game report from the agents, if there is one."""
+        try:
+            _, reward, steps = self.report_q.get(timeout=self.poll_s) if block else self.report_q.get_nowait()
+        except Empty:
+            return False
+        r = self.result
+        r.rewards.append(reward)
+        r.steps.append(steps)
+        r.updates_at_game.append(self.updates)
+        r.wall_at_game.append(time.monotonic() - self.t0)
+        self.games += 1
+        return True
+
+    def reported_crash(self, timeout=None) -> Optional[str]:
+        """The first traceback a crashed agent sent, as an error message, or None."""
+        try:
+            aid, tb = self.error_q.get(timeout=timeout) if timeout else self.error_q.get_nowait()
+        except Empty:
+            return None
+        return f"FLARE agent {aid} crashed:\n{tb}"
+
+    def stop_agents(self) -> None:
+        """Stop every agent and unblock FLARE's Manager.start (it busy-waits on `running`)."""
+        for a in self.agents:
+            if a.is_alive():
+                a.terminate()
+        for a in self.agents:
+            a.join(timeout=10)
+        for a in self.agents:
+            # Manager.start first waits until every agent reported running=1, then joins them; the CDP
+            # threads exit on Manager's stop(). Dead agents marked running let both steps pass.
+            a.running.value = 1
+
+    def dead_agent(self) -> Optional[str]:
+        for a in self.agents:
+            if a.exitcode not in (None, 0):
+                return self.reported_crash(timeout=1.0) or f"FLARE agent {a.id} (pid {a.pid}) died with exit " \
+                                                           f"code {a.exitcode}"
+        return None
+
+    def dead_trainer(self, started: bool) -> bool:
+        """FLARE's CDP threads only return by themselves once every agent set running=0: one that ended while
+        agents still run has failed."""
+        for cdp in self.manager.CDPs.values():
+            threads = (cdp.training_thread, cdp.prediction_thread)
+            if started and not cdp.exit_flag and any(t.ident and not t.is_alive() for t in threads) \
+                    and any(a.running.value and a.is_alive() for a in self.agents):
+                return True
+        return False
+
+    def watch(self) -> None:
+        """Record the first error, stop the other agents, let Manager.start return."""
+        started = False
+        while not self.done.is_set():
+            self.drain(block=True)
+            self.error = self.error or self.reported_crash() or self.dead_agent()
+            started = started or any(not cdp.exit_flag for cdp in self.manager.CDPs.values())
+            if self.error is None and self.dead_trainer(started):
+                self.error = "FLARE's trainer thread died (see its traceback above)"
+            if self.error is not None:
+                self.stop_agents()
+                return
+
+    # --- the round ------------------------------------------------------------------------------------------
+    def run(self) -> RoundResult:
+        parent = os.getpid()
+        for process in [self.manager.logger, *self.agents]:
+            process.run = child_of_round(process.run, parent)
+        for cdp in self.manager.CDPs.values():
+            for thread in (cdp.training_thread, cdp.prediction_thread):
+                thread.run = self.recording_failures(thread.run)
+        hook = self.alg.optim.register_step_post_hook(self.after_step)
+        watcher = threading.Thread(target=self.watch, name="flare_ext-watcher", daemon=True)
+        watcher.start()
+        sigint = signal.getsignal(signal.SIGINT)  # FLARE's Manager.start installs its own
+        try:
+            try:
+                self.manager.start()
+            except SystemExit as e:  # FLARE's own Ctrl-C handler calls sys.exit(0)
+                if e.code in (0, None):
+                    raise KeyboardInterrupt("FLARE run interrupted") from None
+                raise
+        finally:
+            signal.signal(signal.SIGINT, sigint)
+            self.done.set()
+            watcher.join()
+            hook.remove()
+            self.result.wall_s = time.monotonic() - self.t0
+        while self.drain(block=False):
+            pass
+        error = self.final_error()
+        if error is not None:
+            raise FlareRunError(error)
+        self.fire_epochs(final=True)
+        r = self.result
+        r.updates, r.end_update = self.updates - self.start_update, self.updates
+        r.flare_stats = getattr(self.manager, "stats", None)
+        return r
+
+    def final_error(self) -> Optional[str]:
+        """What failed in the round, or None."""
+        error = self.error or self.reported_crash()
+        if error is None:
+            bad = [a for a in self.agents if a.exitcode not in (None, 0)]
+            if bad:
+                error = f"FLARE agent {bad[0].id} died with exit code {bad[0].exitcode}"
+        if error is not None and self.thread_errors and "trainer thread" in error:
+            error += "\n" + self.thread_errors[0]
+        if error is None and self.thread_errors:
+            error = "a FLARE thread failed:\n" + self.thread_errors[0]
+        if error is None and self.result.games != self.total_games:
+            error = f"FLARE agents finished {self.result.games} of {self.total_games} games"
+        return error
 
 
 def run_round(flare, alg, *, game: str, num_agents: int, total_games: int, games_per_epoch: int,
@@ -167,169 +339,15 @@ def run_round(flare, alg, *, game: str, num_agents: int, total_games: int, games
     first update after the e-th block of `games_per_epoch` games finished (and, for the last epochs, when the
     round ends).  A round continuing the dense schedule from its start point counts updates from
     `start_update` and games (hence epochs) from `start_games`.  Raises FlareRunError on an agent crash."""
-    import multiprocessing as mp
-
     if env_seed is None:
         env_seed = int(torch.randint(0, 2**31 - 1, ()).item())
-    Agent = reporting_agent_class(agent_base or flare.SimpleRLAgent)
-    report_q, error_q = mp.Queue(), mp.Queue()
-    shaping = RewardScale(reward_divisor)
-    agents = []
-    for i, n in enumerate(split_games(total_games, num_agents)):
-        agent = Agent(n, reward_shaping_f=shaping, report_q=report_q, error_q=error_q,
-                      torch_threads=torch_threads)
-        agent.set_env(env_class, game_name=game, seed=env_seed + i, **(env_kwargs or {}))
-        agents.append(agent)
-
-    manager = flare.Manager({"RL": dict(alg=alg, agent_helper=flare.OnlineHelper,
-                                        sample_interval=sample_interval)},
-                            dict(print_interval=print_interval))
-    manager.add_agents(agents)
-
-    watch = _Watch()
-    watch.updates = start_update
-    result = RoundResult(first_game=start_games)
-    end_games = start_games + total_games
-    n_epochs = math.ceil(end_games / games_per_epoch)
-    epochs_done = [start_games // games_per_epoch]
-    epoch_lock = threading.Lock()
-
-    def fire_epochs(final: bool = False):
-        with epoch_lock:
-            while epochs_done[0] < n_epochs and (
-                    start_games + watch.games >= (epochs_done[0] + 1) * games_per_epoch
-                    or (final and watch.games >= total_games)):
-                epochs_done[0] += 1
-                e = epochs_done[0]
-                if on_epoch is not None:
-                    on_epoch(e, watch.updates, start_games + watch.games)
-                if on_epoch_end_log is not None:
-                    lo = max((e - 1) * games_per_epoch - start_games, 0)
-                    on_epoch_end_log(e, result.rewards[lo:e * games_per_epoch - start_games])
-
-    def after_step(optimizer, args, kwargs):  # FLARE's trainer thread, inside SimpleAlgorithm.learn
-        watch.updates += 1
-        try:
-            if on_update is not None:
-                on_update(watch.updates, start_games + watch.games)
-            fire_epochs()
-        except BaseException:
-            watch.error = watch.error or ("the training step failed:\n" + traceback.format_exc())
-            raise
-
-    hook = alg.optim.register_step_post_hook(after_step)
-    t0 = time.monotonic()
-
-    def drain(block: bool) -> bool:
-        try:
-            _, reward, steps = report_q.get(timeout=poll_s) if block else report_q.get_nowait()
-        except Empty:
-            return False
-        result.rewards.append(reward)
-        result.steps.append(steps)
-        result.updates_at_game.append(watch.updates)
-        result.wall_at_game.append(time.monotonic() - t0)
-        watch.games += 1
-        return True
-
-    def stop_agents():
-        """Stop every agent and unblock FLARE's Manager.start (it busy-waits on `running`)."""
-        for a in agents:
-            if a.is_alive():
-                a.terminate()
-        for a in agents:
-            a.join(timeout=10)
-        for a in agents:
-            # Manager.start first waits until every agent reported running=1, then joins them; the CDP
-            # threads exit on Manager's stop(). Dead agents marked running let both steps pass.
-            a.running.value = 1
-
-    def reported_crash(timeout=None):
-        """The first traceback a crashed agent sent, as an error message, or None."""
-        try:
-            aid, tb = error_q.get(timeout=timeout) if timeout else error_q.get_nowait()
-        except Empty:
-            return None
-        return f"FLARE agent {aid} crashed:\n{tb}"
-
-    def watcher():
-        """FLARE hangs or exits 0 when an agent dies (its CDP threads wait for the dead agent forever and
-        Manager.start busy-waits on it): record the first error, stop the other agents, let Manager.start return."""
-        started = False
-        while not watch.done.is_set():
-            drain(block=True)
-            if watch.error is None:
-                watch.error = reported_crash()
-            if watch.error is None:
-                for a in agents:
-                    code = a.exitcode
-                    if code not in (None, 0):
-                        watch.error = (reported_crash(timeout=1.0)
-                                       or f"FLARE agent {a.id} (pid {a.pid}) died with exit code {code}")
-                        break
-            if watch.error is None:
-                for cdp in manager.CDPs.values():
-                    if not cdp.exit_flag:
-                        started = True
-                    threads = (cdp.training_thread, cdp.prediction_thread)
-                    # FLARE's CDP threads only return by themselves once every agent set running=0
-                    if started and not cdp.exit_flag and any(t.ident and not t.is_alive() for t in threads) \
-                            and any(a.running.value and a.is_alive() for a in agents):
-                        watch.error = watch.error or "FLARE's trainer thread died (see its traceback above)"
-            if watch.error is not None:
-                stop_agents()
-                return
-
-    thread_errors = []
-    old_excepthook = threading.excepthook
-
-    def excepthook(args):
-        if args.thread is not None and args.thread.name != "flare_ext-watcher":
-            thread_errors.append("".join(traceback.format_exception(args.exc_type, args.exc_value,
-                                                                    args.exc_traceback)))
-        old_excepthook(args)
-
-    threading.excepthook = excepthook
-    watcher_thread = threading.Thread(target=watcher, name="flare_ext-watcher", daemon=True)
-    watcher_thread.start()
-    old_sigint = signal.getsignal(signal.SIGINT)
-    global _ROUND_PARENT
-    _ROUND_PARENT = os.getpid()
-    try:
-        try:
-            manager.start()
-        except SystemExit as e:  # FLARE's own Ctrl-C handler calls sys.exit(0)
-            if e.code in (0, None):
-                raise KeyboardInterrupt("FLARE run interrupted") from None
-            raise
-    finally:
-        _ROUND_PARENT = None
-        signal.signal(signal.SIGINT, old_sigint)
-        watch.done.set()
-        watcher_thread.join()
-        threading.excepthook = old_excepthook
-        hook.remove()
-        result.wall_s = time.monotonic() - t0
-    while drain(block=False):
-        pass
-    if watch.error is None:
-        watch.error = reported_crash()
-    if watch.error is None:
-        bad = [a for a in agents if a.exitcode not in (None, 0)]
-        if bad:
-            watch.error = f"FLARE agent {bad[0].id} died with exit code {bad[0].exitcode}"
-    if watch.error is not None and thread_errors and "trainer thread" in watch.error:
-        watch.error += "\n" + thread_errors[0]
-    if watch.error is None and thread_errors:
-        watch.error = "a FLARE thread failed:\n" + thread_errors[0]
-    if watch.error is None and result.games != total_games:
-        watch.error = f"FLARE agents finished {result.games} of {total_games} games"
-    if watch.error is not None:
-        raise FlareRunError(watch.error)
-    fire_epochs(final=True)
-    result.updates, result.end_update = watch.updates - start_update, watch.updates
-    result.flare_stats = getattr(manager, "stats", None)
-    return result
+    return WatchedRound(flare, alg, game=game, num_agents=num_agents, total_games=total_games,
+                        games_per_epoch=games_per_epoch, reward_divisor=reward_divisor,
+                        sample_interval=sample_interval, env_seed=env_seed, env_class=env_class,
+                        env_kwargs=env_kwargs, on_update=on_update, on_epoch=on_epoch,
+                        on_epoch_end_log=on_epoch_end_log, print_interval=print_interval,
+                        torch_threads=torch_threads, agent_base=agent_base, poll_s=poll_s,
+                        start_update=start_update, start_games=start_games).run()
 
 
 def build_model(flare, obs_dim: int, num_actions: int, hidden, seed: Optional[int] = None):

@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from .commands import load_commands
-from .errors import LotteryError
+from .errors import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,11 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except LotteryError as e:
-        print(f"lth: error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: args.func(args), label="lth: error")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from .hparams import LotteryConfig, Ticket
-from .run import LotteryRun, Round
+from .round import Round
+from .run import LotteryRun
 from .seeds import mixed_seed
 
 
@@ -121,17 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cli(argv=None) -> int:
-    from .errors import LotteryError
+    from .errors import run_command
 
     args = build_parser().parse_args(argv)
     torch.set_num_threads(1)
-    try:
+
+    def train():
         run_ticket(LotteryConfig.from_namespace(args, run_seed=args.seed), args.run_dir, args.seed, args.epochs,
                    args.n_train)
-    except LotteryError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(train)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Exceptions with messages meant for the person at the terminal."""
+"""Exceptions with messages meant for the person at the terminal, and how a command ends on them."""
+import sys
+from typing import Callable, Optional, Sequence, Tuple
 
 
 class LotteryError(Exception):
@@ -23,3 +25,24 @@ class SweepError(LotteryError):
 
 class RoundContractError(LotteryError):
     """An adapter broke a rule of the round (its first update, a fresh optimizer, the end of the schedule)."""
+
+
+def run_command(body: Callable[[], Optional[int]], label: str = "error",
+                failures: Sequence[Tuple[type, str, int]] = ()) -> int:
+    """Run a command's body and return its exit code; an expected failure ends it with one line on stderr instead of
+    a traceback: each of `failures` (exception class, what failed, exit code), checked first, a LotteryError (2)
+    and Ctrl-C (130). Anything else propagates."""
+    try:
+        return body() or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        for cls, what, code in failures:
+            if isinstance(e, cls):
+                print(f"{label}: {what}{e}", file=sys.stderr)
+                return code
+        if isinstance(e, LotteryError):
+            print(f"{label}: {e}", file=sys.stderr)
+            return 2
+        raise

@@ -6,7 +6,7 @@ from .errors import LotteryError, RunStoreError
 from .hparams import LotteryConfig, Schedule
 from .masks import Mask
 from .registry import load_pruner
-from .store import RunStore
+from .store import RunStore, Snapshot
 from .wait import wait_until
 
 
@@ -32,8 +32,8 @@ class MaskPlan:
             mask = self.source.load_mask(k)
         elif self.store.has_mask(k):
             mask = self.store.load_mask(k)
-        elif self.config.schedule is Schedule.ONESHOT and self.store.has_snapshot("dense_trained"):
-            mask = self._prune_into(k, Mask.ones(params), self.store.load_snapshot("dense_trained"))
+        elif self.config.schedule is Schedule.ONESHOT and self.store.has_snapshot(Snapshot.DENSE_TRAINED):
+            mask = self._prune_into(k, Mask.ones(params), self.store.load_snapshot(Snapshot.DENSE_TRAINED))
         else:
             raise RunStoreError(f"no mask for round {k} in {self.store.path}: round {k - 1} has not finished")
         mask.check_matches(params, source=f"mask of round {k}")

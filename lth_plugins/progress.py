@@ -28,11 +28,12 @@ class RoundProgress:
     update_interval_s = 30.0
 
     def __init__(self, first_round: int, last_round: int, label: str = "lottery", stream=None,
-                 enabled: bool = True):
+                 enabled: bool = True, clock=time.monotonic):
+        self.clock = clock  # seconds, monotonic
         self.first, self.last, self.label = first_round, last_round, label
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
-        self.t0 = time.monotonic()
+        self.t0 = self.clock()
         self._round_t0 = None
         self._done = 0
         self._durations: List[float] = []
@@ -56,7 +57,7 @@ class RoundProgress:
 
     def start(self, k: int, fraction_pruned: float, note: str = "", span: str = "") -> None:
         """`span`: where the round's training starts and ends (e.g. 'from update 136, epoch 1, to update 816')."""
-        now = time.monotonic()
+        now = self.clock()
         self._round_t0, self._round, self._tick = now, k, None
         eta = self._eta(self.last - k + 1, now)
         self._emit(f"round {k}/{self.last} start: {100 * fraction_pruned:.1f}% pruned"
@@ -68,7 +69,7 @@ class RoundProgress:
     def update(self, num_updates: int, total_updates: Optional[int] = None) -> None:
         """Within a round: a line with the update count, the rate and the round's ETA, at most every
         `update_interval_s` seconds."""
-        now = time.monotonic()
+        now = self.clock()
         if self._tick is None:
             self._tick = self._first = (now, num_updates)
             return
@@ -88,7 +89,7 @@ class RoundProgress:
     def finish(self, k: int, fraction_pruned: float, metric: Optional[str] = None,
                value: Optional[float] = None) -> None:
         self._done += 1
-        now = time.monotonic()
+        now = self.clock()
         if self._round_t0 is not None:
             self._durations.append(now - self._round_t0)
         eta = self._eta(self.last - k, now) or 0.0

@@ -5,18 +5,19 @@ from typing import Callable, Dict, Optional, Set
 import torch
 
 from .seeds import mixed_seed
+from .store import Snapshot
 
-Snapshot = Dict[str, torch.Tensor]
+Weights = Dict[str, torch.Tensor]  # a snapshot's tensors by parameter name
 Reinit = Callable[[int], None]  # re-initializes the live model in place with the framework's initializers
 
 
-def take_snapshot(model: torch.nn.Module) -> Snapshot:
+def take_snapshot(model: torch.nn.Module) -> Weights:
     """A CPU copy of the model's whole state (parameters and buffers), never a view of live tensors."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 @torch.no_grad()
-def load_snapshot(model: torch.nn.Module, snapshot: Snapshot) -> None:
+def load_snapshot(model: torch.nn.Module, snapshot: Weights) -> None:
     model.load_state_dict(snapshot, strict=True)
 
 
@@ -29,7 +30,7 @@ def _covered(model: torch.nn.Module) -> Set[int]:
             for p in m.parameters(recurse=False)}
 
 
-def reinit_rules(model: torch.nn.Module, initial: Optional[Snapshot]) -> Dict[str, str]:
+def reinit_rules(model: torch.nn.Module, initial: Optional[Weights]) -> Dict[str, str]:
     """How a random ticket re-draws each parameter without a framework initializer:
     "reset_parameters" (its module's own initializer), "constant" (a parameter whose initial values are all
     equal, e.g. a gain of ones, gets them back) or "permuted" (a bare parameter without an initializer gets a
@@ -48,7 +49,7 @@ def reinit_rules(model: torch.nn.Module, initial: Optional[Snapshot]) -> Dict[st
 
 @torch.no_grad()
 def reset_parameters_reinit(model: torch.nn.Module, seed: int,
-                            initial: Optional[Callable[[], Snapshot]] = None) -> Dict[str, str]:
+                            initial: Optional[Callable[[], Weights]] = None) -> Dict[str, str]:
     """Re-draw every weight: modules' own initializers (`reset_parameters`), children before parents so that a
     parent's custom init (e.g. nn.Transformer's `_reset_parameters`) wins, as at construction; parameters no
     initializer covers follow `reinit_rules` (from `initial()`, the model's initial values). Returns the
@@ -85,7 +86,7 @@ class Reset(abc.ABC):
     name = "abstract"
 
     @abc.abstractmethod
-    def apply(self, model: torch.nn.Module, snapshots: Callable[[str], Snapshot], seed: int,
+    def apply(self, model: torch.nn.Module, snapshots: Callable[[str], Weights], seed: int,
               reinit: Optional[Reinit] = None) -> Optional[Dict[str, str]]:
         """Returns, for a re-draw, the rule each parameter got (recorded in the round's metrics)."""
 
@@ -96,7 +97,7 @@ class InitReset(Reset):
     name = "init"
 
     def apply(self, model, snapshots, seed, reinit=None):
-        load_snapshot(model, snapshots("init"))
+        load_snapshot(model, snapshots(Snapshot.INIT))
 
 
 class LateReset(Reset):
@@ -105,7 +106,7 @@ class LateReset(Reset):
     name = "late"
 
     def apply(self, model, snapshots, seed, reinit=None):
-        load_snapshot(model, snapshots("late"))
+        load_snapshot(model, snapshots(Snapshot.LATE))
 
 
 class RandomReinit(Reset):
@@ -119,4 +120,4 @@ class RandomReinit(Reset):
                 torch.manual_seed(seed)
                 reinit(seed)
             return {n: "reinit" for n, _ in model.named_parameters()}  # the framework's own initializers
-        return reset_parameters_reinit(model, seed, lambda: snapshots("init"))
+        return reset_parameters_reinit(model, seed, lambda: snapshots(Snapshot.INIT))

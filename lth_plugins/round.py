@@ -10,15 +10,12 @@ A violation raises `RoundContractError`, naming the rule and the numbers seen, b
 """
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 
 from .enforce import MaskEnforcer
 from .errors import RoundContractError
-
-if TYPE_CHECKING:
-    from .run import LotteryRun
 
 
 @dataclass(frozen=True)
@@ -59,9 +56,10 @@ class OptimizerLedger:
 
 class Round:
     """One round of a run: the model reset (or resumed) and masked, its start point, the hooks that keep the
-    pruned weights at zero on the optimizer, and its record. Created by `LotteryRun.round` / `open_round`."""
+    pruned weights at zero on the optimizer, and its record. Created by `LotteryRun.round` / `open_round`; `run`
+    is that LotteryRun, whose steps the round calls in their one correct order."""
 
-    def __init__(self, run: "LotteryRun", k: int, model: torch.nn.Module, reinit=None, resume: bool = False,
+    def __init__(self, run, k: int, model: torch.nn.Module, reinit=None, resume: bool = False,
                  num_updates: Optional[int] = None):
         self.run, self.k, self.model, self.resumed = run, k, model, bool(resume)
         self.mask = run._start_round(k, model, reinit=reinit, resume=resume, num_updates=num_updates)

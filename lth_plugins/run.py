@@ -32,7 +32,7 @@ from .round import OptimizerLedger, Round, StartPoint
 from .seeds import round_seed
 from .selection import select_parameters
 from .sources import check_ticket_source, open_dense_run, open_winning_run
-from .store import RunStore
+from .store import RunStore, Snapshot
 
 
 class LotteryRun:
@@ -144,14 +144,15 @@ class LotteryRun:
         if k == 0 or src.reset is not Reset.LATE or self.config.budget is Budget.FULL:
             return StartPoint()
         store = self.source or self.store
-        meta = self._late_meta if self.source is None and self._late_meta else store.read_snapshot_meta("late")
+        own = self.source is None and self._late_meta
+        meta = self._late_meta if own else store.read_snapshot_meta(Snapshot.LATE)
         if meta is None:
-            if store.has_snapshot("late"):
+            if store.has_snapshot(Snapshot.LATE):
                 raise RunStoreError(
                     f"the late snapshot of {store.path} has no recorded start point (it was taken before "
                     f"budgets existed): continue that run with budget 'full' (--lottery-budget full) or start "
                     f"it again in a fresh directory")
-            self.snapshot("late")  # the clear error of a missing snapshot
+            self.snapshot(Snapshot.LATE)  # the clear error of a missing snapshot
         return StartPoint(meta.get("update"), int(meta.get("epoch", 0)), dict(meta.get("state") or {}))
 
     def end_point(self) -> str:
@@ -165,10 +166,10 @@ class LotteryRun:
         masks pruned from its trained dense weights. The record is written last: it marks round 0 done."""
         if not self.is_writer:
             return
-        for kind in ("init", "late", "dense_trained"):
+        for kind in (Snapshot.INIT, Snapshot.LATE, Snapshot.DENSE_TRAINED):
             if source.has_snapshot(kind):
                 self.store.save_snapshot(kind, source.load_snapshot(kind), source.read_snapshot_meta(kind))
-        params = select_parameters(self.store.load_snapshot("dense_trained"), self.config.include,
+        params = select_parameters(self.store.load_snapshot(Snapshot.DENSE_TRAINED), self.config.include,
                                    self.config.exclude)
         dense = self.masks.start_dense(params)
         self.masks.after_round(0, params)
@@ -193,20 +194,20 @@ class LotteryRun:
         own checkpoint, whose update counter is `num_updates`) and zero the pruned ones. Returns the mask."""
         params = self.selected(model)
         mask = self.masks.for_round(k, params)
-        if self.config.is_random and not self.store.has_snapshot("init") and not resume:
-            self._save_snapshot("init", model)  # the initial values bare parameters are re-drawn from
+        if self.config.is_random and not self.store.has_snapshot(Snapshot.INIT) and not resume:
+            self._save_snapshot(Snapshot.INIT, model)  # the initial values bare parameters are re-drawn from
         if not resume:
             if k == 0:
-                if self.store.has_snapshot("init"):  # a restart of round 0 starts from the recorded init
-                    self.reset_to(model, "init")
+                if self.store.has_snapshot(Snapshot.INIT):  # a restart of round 0 starts from the recorded init
+                    self.reset_to(model, Snapshot.INIT)
                     self._discard_round0_products()
                 else:
-                    self._save_snapshot("init", model)
+                    self._save_snapshot(Snapshot.INIT, model)
             else:
                 self._reinit_rules = self.reset.apply(model, self.snapshot, round_seed(self.config.seed, k),
                                                       reinit) or {}
         elif self.config.is_random:
-            init = self.snapshot("init") if self.store.has_snapshot("init") else None
+            init = self.snapshot(Snapshot.INIT) if self.store.has_snapshot(Snapshot.INIT) else None
             self._reinit_rules = ({n: "reinit" for n, _ in model.named_parameters()} if reinit is not None
                                   else reinit_rules(model, init))
         with torch.no_grad():
@@ -231,7 +232,7 @@ class LotteryRun:
         already out (a random ticket may train on it)."""
         if not self.is_writer or self.store.has_mask(1):
             return
-        for kind in ("late", "dense_trained"):
+        for kind in (Snapshot.LATE, Snapshot.DENSE_TRAINED):
             if self.store.has_snapshot(kind):
                 self.store.discard_snapshot(kind)
             self._snapshots.pop(kind, None)
@@ -250,13 +251,13 @@ class LotteryRun:
         cfg = self.config
         if self.active_round != 0 or cfg.is_random or cfg.reset is not Reset.LATE:
             return
-        if "late" in self._snapshots or self.store.has_snapshot("late"):
+        if Snapshot.LATE in self._snapshots or self.store.has_snapshot(Snapshot.LATE):
             return
         if reached:
             meta = {"update": self._last_update, "epoch": self._last_epoch, "point": str(cfg.reset_point),
                     "state": state or {}}
             self._late_meta = meta
-            self._save_snapshot("late", model, meta)
+            self._save_snapshot(Snapshot.LATE, model, meta)
             then = ("pruned rounds start again at update 0 (budget 'full')" if cfg.budget is Budget.FULL
                     else f"pruned rounds train from there to {self.end_point()}")
             where = StartPoint(meta["update"], meta["epoch"]).describe()
@@ -306,11 +307,12 @@ class LotteryRun:
             raise LotteryError(f"metrics of round {k} lack the primary metric {primary!r}")
         cfg = self.config
         if k == 0 and not cfg.is_random and cfg.reset is Reset.LATE and cfg.rounds > 0:
-            self.snapshot("late")  # raises a clear error if the point was never reached
+            self.snapshot(Snapshot.LATE)  # raises a clear error if the point was never reached
         params = self.selected(model)
-        if k == 0 and not cfg.is_random and self.is_writer and not self.store.has_snapshot("dense_trained"):
+        if (k == 0 and not cfg.is_random and self.is_writer
+                and not self.store.has_snapshot(Snapshot.DENSE_TRAINED)):
             # the trained dense weights: one-shot masks of later rounds, and runs that reuse this dense round
-            self.store.save_snapshot("dense_trained", {n: p.detach().cpu().clone()
+            self.store.save_snapshot(Snapshot.DENSE_TRAINED, {n: p.detach().cpu().clone()
                                                        for n, p in model.named_parameters()})
         self.masks.after_round(k, params)
         record = RoundRecord(

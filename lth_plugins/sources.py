@@ -4,11 +4,11 @@ from pathlib import Path
 
 from .errors import LotteryConfigError, RunStoreError
 from .hparams import LotteryConfig, Reset, Ticket
-from .store import RunStore, config_diff
+from .store import RunStore, Snapshot, config_diff, is_seed
 from .wait import wait_until
 
 # What a random ticket may set differently from the winning run it takes masks from: besides these, every
-# setting (the framework's whole configuration included) must match. Keys ending in ".seed" are free too.
+# setting (the framework's whole configuration included) must match, seeds aside (store.is_seed).
 RANDOM_TICKET_FREE_KEYS = ("lottery.ticket", "lottery.masks_from", "lottery.rounds", "lottery.reset",
                            "lottery.late_reset", "lottery.mask_wait", "lottery.dense_from")
 # What a run reusing another run's dense round must share with it: everything that shapes round 0.
@@ -42,7 +42,7 @@ def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) 
     """A random ticket trains exactly as the winning run did, up to its seed; it has masks for every round
     asked for, and they fit the model. Raises LotteryConfigError before anything is written."""
     diff = [(k, a, b) for k, a, b in config_diff(source.config, full)
-            if k not in RANDOM_TICKET_FREE_KEYS and k != "seed" and not k.endswith(".seed")]
+            if k not in RANDOM_TICKET_FREE_KEYS and not is_seed(k)]
     if diff:
         raise LotteryConfigError(
             f"the random ticket must train as the winning run {source.path} did (only the ticket type and its "
@@ -84,7 +84,7 @@ def open_dense_run(path, full: dict, config: LotteryConfig) -> RunStore:
                else f"took it at {theirs.late_reset}") + ": reuse a run with the same late-reset point")
     wait_until(lambda: source.round_done(0), config.mask_wait, f"the dense round 0 of {path}", alive=source.alive,
                writer=f"the run {path}")
-    if not source.has_snapshot("dense_trained"):
+    if not source.has_snapshot(Snapshot.DENSE_TRAINED):
         raise RunStoreError(f"dense_from {path} kept no trained dense weights (snapshots/dense_trained.pt; runs "
                             f"of older versions do not): train round 0 in this run instead (drop dense_from)")
     return source

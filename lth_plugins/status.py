@@ -4,9 +4,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from .hparams import Ticket, fraction_pruned
+from .hparams import Choice, Ticket, fraction_pruned
 from .record import RoundRecord
-from .store import RunStore
+from .store import RunStore, Snapshot
 
 
 def _span(start: Optional[int], last: Optional[int]) -> str:
@@ -22,29 +22,37 @@ def updates_trained(record: RoundRecord) -> int:
     return int(record.metrics["num_updates"]) - record.start_update
 
 
+class RoundState(Choice):
+    """Where a round of a run stands, as `lth status` shows it."""
+    DONE = "done"                # recorded
+    PENDING = "pending"          # not started, its mask not made yet
+    MASK_READY = "mask ready"    # not started, its mask made
+    IN_PROGRESS = "in progress"  # started, and a live process holds the run
+    INTERRUPTED = "interrupted"  # started, but no live process holds the run (killed or crashed: rerun the command)
+
+
 def round_rows(store: RunStore) -> List[dict]:
-    """Per round: state "done", "pending", "mask ready", "in progress" (a live process holds the run) or
-    "interrupted" (started, but no live process holds the run: killed or crashed; rerun the command), `updates`
-    ('j-T', from its start point j to the end of the schedule) and, when done, its `record` (metrics.json)."""
+    """Per round: its `state` (a RoundState), `updates` ('j-T', from its start point j to the end of the schedule)
+    and, when done, its `record` (a RoundRecord)."""
     running = store.holder() is not None
     cfg = store.lottery
     first = cfg.first_round
     rows = []
     for k in range(first, cfg.rounds + 1):
         row = {"round": k, "ticket": str(cfg.ticket), "fraction_pruned": fraction_pruned(cfg.rate, k),
-               "metric": None, "value": None, "state": "pending", "updates": "", "record": None}
+               "metric": None, "value": None, "state": RoundState.PENDING, "updates": "", "record": None}
         started = store.read_started(k)
         if store.round_done(k):
             m = store.read_round(k)
-            row.update(fraction_pruned=m.fraction_pruned, metric=m.primary, record=m, value=m.value, state="done",
-                       updates=_span(m.start.get("update"), m.end_update))
-        elif (k == first or store.round_done(k - 1)) and (started or store.has_snapshot("init")):
+            row.update(fraction_pruned=m.fraction_pruned, metric=m.primary, record=m, value=m.value,
+                       state=RoundState.DONE, updates=_span(m.start.get("update"), m.end_update))
+        elif (k == first or store.round_done(k - 1)) and (started or store.has_snapshot(Snapshot.INIT)):
             # a random ticket's masks are its winning run's: its running round is told by its start record
-            row["state"] = "in progress" if running else "interrupted"
+            row["state"] = RoundState.IN_PROGRESS if running else RoundState.INTERRUPTED
             if started and started.get("start"):
                 row["updates"] = _span(started["start"].get("update"), (started.get("end") or {}).get("update"))
         elif store.has_mask(k):
-            row["state"] = "mask ready"
+            row["state"] = RoundState.MASK_READY
         rows.append(row)
     return rows
 

@@ -1,8 +1,8 @@
 """The run store: the one place that knows a run directory's layout; every write atomic, every phase skippable.
 
     RUN_DIR/config.json          the configuration (read back with the meaning it had when written)
-    RUN_DIR/snapshots/KIND.pt    weights: init (before the first update), late (at the late-reset point),
-                                 dense_trained (one-shot); KIND.json beside one: where it was taken
+    RUN_DIR/snapshots/KIND.pt    weights of a Snapshot kind (init, late, dense_trained); KIND.json beside one:
+                                 where it was taken
     RUN_DIR/round_KK/mask.lthm   the round's mask, bit-packed
     RUN_DIR/round_KK/sparsity.json  per-parameter density
     RUN_DIR/round_KK/started.json   written when the round starts training: its start point and end
@@ -17,11 +17,18 @@ import torch
 
 from .atomic import atomic_torch_save, atomic_write_json, read_json
 from .errors import LotteryError, RunStoreError
-from .hparams import LotteryConfig
+from .hparams import Choice, LotteryConfig
 from .lock import FileLock, Holder, live_holder, read_holder
 from .scheduler import job_active
 from .masks import Mask
 from .record import RoundRecord
+
+class Snapshot(Choice):
+    """The weights a run keeps besides its masks (RUN_DIR/snapshots/KIND.pt)."""
+    INIT = "init"                    # before the first update: reset to init, a random ticket's re-draws
+    LATE = "late"                    # at the late-reset point of the dense round
+    DENSE_TRAINED = "dense_trained"  # after the dense round: one-shot masks, runs reusing the dense round
+
 
 CONFIG = "config.json"
 LOCK = ".lock"

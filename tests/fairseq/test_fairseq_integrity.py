@@ -71,13 +71,17 @@ def test_random_ticket_is_checked_against_its_winning_run_before_anything_is_wri
 def test_demo_table_shows_no_random_ticket_round_0(tmp_path):
     from fairseq_ext.demo import table
 
+    from lth_plugins.record import RoundRecord
+
     for ticket, rounds in (("wt", (0, 1)), ("rt", (1,))):
         for k in rounds:
             d = tmp_path / ticket / f"round_{k:02d}"
             d.mkdir(parents=True)
-            (d / "metrics.json").write_text(json.dumps({"round": k, "fraction_pruned": 0.4 * k, "updates": 40,
-                "metrics": {
-                "valid_loss": 1.0 + k, "bleu": 10.0 + k, "generate_command": "fairseq-generate DATA"}}))
+            record = RoundRecord(round=k, ticket=ticket, fraction_pruned=0.4 * k, surviving=10, selected=10,
+                                 primary="bleu", higher_is_better=True, updates=40, metrics={
+                                     "valid_loss": 1.0 + k, "bleu": 10.0 + k,
+                                     "generate_command": "fairseq-generate DATA"})
+            (d / "metrics.json").write_text(json.dumps(record.to_json()))
     lines = table(tmp_path / "wt", tmp_path / "rt").splitlines()
     header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("round"))
     assert lines[header + 1].split() == ["0", "0.0%", "40", "|", "10.00", "-", "|", "1.000", "-"]
