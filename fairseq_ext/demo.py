@@ -1,6 +1,6 @@
 """The main job: a fairseq lottery experiment on a corpus the project generates itself.
 
-    python -m fairseq_ext.demo [--out DIR] [--rounds 2] [--rate 0.7] [--max-update 800] [--seed 0]
+    python -m fairseq_ext.demo [--out DIR] [--rounds 3] [--rate 0.7] [--max-update 800] [--seed 0]
                                [--generate-args '--beam 4 ...']
 
 1. writes the generated "grammar" translation corpus (fairseq_ext/data.py: reordering, agreement, verbs whose

@@ -199,7 +199,7 @@ def precheck_model(cfg, config: LotteryConfig):
         logger.warning("lottery: skipping the early parameter check (%s)", e)
         return task, None
     params = select_parameters(model, config.include, config.exclude)
-    if config.is_random:
+    if config.takes_masks:
         source = RunStore.view(config.masks_from)
         if source.config and source.has_mask(1):  # masks still to come are checked when they arrive
             source.load_mask(1).check_matches(params, source=f"mask of round 1 in {config.masks_from}")
@@ -212,7 +212,7 @@ def updates_per_epoch(cfg, config: LotteryConfig, task, model) -> Optional[int]:
     updates, or the other way round."""
     point = config.reset_point
     opt = cfg.optimization
-    if config.is_random or config.reset is not Reset.LATE or not (
+    if config.takes_masks or config.reset is not Reset.LATE or not (
             (point.epochs is not None and opt.max_update) or (point.updates is not None and opt.max_epoch)):
         return None
     from fairseq import utils

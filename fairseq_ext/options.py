@@ -84,7 +84,7 @@ def build_spec(args) -> LotterySpec:
     if max_update is None and max_epoch is None:
         _fail("--lottery-prune needs a finite training length per round: give --max-update or --max-epoch")
     config.validate(total_updates=max_update, total_epochs=max_epoch)
-    if config.is_random:
+    if config.takes_masks:
         _check_masks_from(config.masks_from)
     task = getattr(args, "task", None)  # any task trains; translation and language modeling get test metrics
     if getattr(args, "no_save", False):
@@ -110,7 +110,7 @@ def build_spec(args) -> LotterySpec:
     timeout = getattr(args, "lottery_collective_timeout", None)
     if timeout is not None and timeout <= 0:
         _fail(f"--lottery-collective-timeout must be > 0 seconds (got {timeout:g})")
-    if config.is_random and os.path.abspath(config.masks_from) == os.path.abspath(run_dir):
+    if config.takes_masks and os.path.abspath(config.masks_from) == os.path.abspath(run_dir):
         _fail("--lottery-masks-from must be another run directory than this run's own "
               f"({run_dir}); give the random ticket its own --save-dir")
     settings = training_settings(vars(args), not_training=NOT_TRAINING_SETTINGS + lottery_dests(), prefixes=())

@@ -46,17 +46,23 @@ class Reset(Choice):
 
 class Ticket(Choice):
     WINNING = "winning"
-    RANDOM = "random"
+    RANDOM = "random"      # the winning ticket's masks, weights re-drawn from the model's own initializers
+    SHUFFLED = "shuffled"  # a control: the winning ticket's per-layer densities at random positions, its reset
 
     @property
     def short(self) -> str:
-        """The folder name of this ticket's run beside the other's: wt / rt."""
-        return "wt" if self is Ticket.WINNING else "rt"
+        """The folder name of this ticket's run beside the others': wt / rt / st."""
+        return {"winning": "wt", "random": "rt", "shuffled": "st"}[self.value]
+
+    @property
+    def takes_masks(self) -> bool:
+        """Whether the ticket trains masks made from a winning run's (`masks_from`) instead of pruning its own."""
+        return self is not Ticket.WINNING
 
     @property
     def first_round(self) -> int:
-        """Random tickets start at round 1: round 0 is the dense network, shared with the winning ticket."""
-        return 1 if self is Ticket.RANDOM else 0
+        """Tickets that take masks start at round 1: round 0 is the dense network, the winning ticket's."""
+        return 1 if self.takes_masks else 0
 
 
 class Budget(Choice):
@@ -130,12 +136,13 @@ class LotteryConfig:
                            "j, as open_lth rewinds), so every round ends at update T; full: it trains T updates "
                            "again from 0, j more than the dense round", default=Budget.REST, choices=BUDGETS)
     ticket: Ticket = _flag("winning: prune and reset to the snapshot; random: the winning ticket's masks "
-                           "(--masks-from) with weights re-drawn from the model's initializers",
-                           default=Ticket.WINNING, choices=TICKETS)
-    masks_from: Optional[str] = _flag("run directory of the winning ticket whose masks a random ticket uses",
-                                      default=None)
-    include: Tuple[str, ...] = _flag("fnmatch pattern of parameter names to prune (repeatable; default: all "
-                                     "parameters, weights and biases)", default=())
+                           "(masks-from) with weights re-drawn from the model's initializers; shuffled (a control): "
+                           "the winning ticket's per-layer densities at random positions within each layer, reset "
+                           "to the winning run's snapshot", default=Ticket.WINNING, choices=TICKETS)
+    masks_from: Optional[str] = _flag("run directory of the winning ticket whose masks a random or shuffled ticket "
+                                      "uses", default=None)
+    include: Tuple[str, ...] = _flag("fnmatch pattern of parameter names to prune (repeatable; none given: "
+                                     "all parameters, weights and biases)", default=())
     exclude: Tuple[str, ...] = _flag("fnmatch pattern of parameter names never pruned (repeatable)", default=())
     seed: int = _flag(f"seed of {LOTTERY_DRAWS} (default: the run's seed, so that runs with other seeds draw other "
                       f"random tickets)", default=0)
@@ -170,7 +177,13 @@ class LotteryConfig:
 
     @property
     def is_random(self) -> bool:
+        """The random ticket: its weights are re-drawn."""
         return self.ticket is Ticket.RANDOM
+
+    @property
+    def takes_masks(self) -> bool:
+        """A random or shuffled ticket: masks from the winning run `masks_from`, no dense round of its own."""
+        return Ticket(self.ticket).takes_masks
 
     @property
     def first_round(self) -> int:
@@ -205,15 +218,16 @@ class LotteryConfig:
         check_available("lth_plugins.pruners", self.pruner)
         check_available("lth_plugins.resets", self.reset_strategy)
         point = self.reset_point
-        if self.is_random and not self.masks_from:
-            raise LotteryConfigError("a random ticket needs the winning ticket's masks: give masks_from "
+        if self.takes_masks and not self.masks_from:
+            raise LotteryConfigError(f"a {self.ticket} ticket needs the winning ticket's masks: give masks_from "
                                      "(--lottery-masks-from RUN_DIR), the run directory of the winning ticket")
-        if not self.is_random and self.masks_from:
-            raise LotteryConfigError("masks_from is only used by random tickets (ticket='random')")
-        if self.is_random and self.dense_from:
-            raise LotteryConfigError("dense_from is only used by winning tickets: a random ticket has no dense "
-                                     "round of its own (it takes its winning run's masks)")
-        if self.reset is Reset.LATE and not self.is_random:
+        if not self.takes_masks and self.masks_from:
+            raise LotteryConfigError("masks_from is only used by random and shuffled tickets (ticket='random' or "
+                                     "'shuffled')")
+        if self.takes_masks and self.dense_from:
+            raise LotteryConfigError(f"dense_from is only used by winning tickets: a {self.ticket} ticket has no "
+                                     "dense round of its own (it takes its winning run's masks)")
+        if self.reset is Reset.LATE and not self.takes_masks:
             if point.updates is not None and total_updates is not None and point.updates >= total_updates:
                 raise LotteryConfigError(
                     f"late reset point {point} lies beyond the training length of {total_updates} updates")

@@ -2,10 +2,13 @@
 before (iterative) or all from the dense trained weights (one-shot); a random ticket's from its winning run."""
 from typing import Callable, Dict, List, Optional
 
+import torch
+
 from .errors import LotteryError, RunStoreError
-from .hparams import LotteryConfig, Schedule
+from .hparams import LotteryConfig, Schedule, Ticket
 from .masks import Mask
 from .registry import load_pruner
+from .seeds import mixed_seed
 from .store import RunStore, Snapshot
 from .wait import wait_until
 
@@ -30,6 +33,8 @@ class MaskPlan:
                        f"the mask of round {k} from the winning-ticket run {self.source.path}",
                        alive=self.source.alive, writer=f"the winning-ticket run {self.source.path}")
             mask = self.source.load_mask(k)
+            if self.config.ticket is Ticket.SHUFFLED:
+                mask = shuffled(mask, self.config.seed, k)
         elif self.store.has_mask(k):
             mask = self.store.load_mask(k)
         elif self.config.schedule is Schedule.ONESHOT and self.store.has_snapshot(Snapshot.DENSE_TRAINED):
@@ -45,7 +50,7 @@ class MaskPlan:
         round too, so that raising `rounds` extends a finished run), or every pruned round's mask from the
         dense trained weights (one-shot, after round 0; kept in the dense_trained snapshot for extensions)."""
         cfg = self.config
-        if cfg.is_random:
+        if cfg.takes_masks:
             return
         if cfg.schedule is Schedule.ITERATIVE:
             self._prune_into(k + 1, self._masks[k], params)
@@ -78,3 +83,15 @@ class MaskPlan:
         if len(set(sums)) != 1:
             raise LotteryError(f"masks of round {k} differ across ranks (checksums {sums}); "
                                f"ranks must train identical weights before pruning")
+
+
+def shuffled(mask: Mask, seed: int, k: int) -> Mask:
+    """`mask` with the kept positions of each parameter drawn at random (seeded by the lottery seed, the round and
+    the parameter's name): the same count per parameter, other weights. Separates which layers keep how much from
+    which weights they keep."""
+    out = []
+    for name, m in mask.items():
+        g = torch.Generator().manual_seed(mixed_seed(seed, "shuffled", k, name))
+        flat = m.reshape(-1)
+        out.append((name, flat[torch.randperm(flat.numel(), generator=g)].reshape(m.shape)))
+    return Mask(out)

@@ -21,7 +21,7 @@ import torch
 
 from .enforce import MaskEnforcer
 from .errors import LotteryConfigError, LotteryError, RunStoreError
-from .hparams import Budget, LotteryConfig, Reset, fraction_pruned
+from .hparams import Budget, LotteryConfig, Reset, Ticket, fraction_pruned
 from .masks import Mask
 from .mask_plan import MaskPlan
 from .progress import RoundProgress
@@ -53,7 +53,7 @@ class LotteryRun:
         full = {"lottery": config.to_dict(), "framework": framework, "task": task, "settings": settings or {}}
         full = json.loads(json.dumps(full, default=str))
         self.source = None
-        if config.is_random:
+        if config.takes_masks:
             self.source = open_winning_run(config.masks_from, config.mask_wait)
             self._check_budget_matches_source()
             check_ticket_source(self.source, full, config.rounds, params)
@@ -66,7 +66,8 @@ class LotteryRun:
         self.total_updates, self.total_epochs = total_updates, total_epochs
         self._reinit_rules: Dict[str, str] = {}
         self.is_writer = is_writer
-        self.reset = load_reset(config.reset_strategy)()
+        # a shuffled ticket resets as its winning run does (to that run's snapshots)
+        self.reset = load_reset((self.source.lottery if config.ticket is Ticket.SHUFFLED else config).reset_strategy)()
         self.masks = MaskPlan(self.config, self.store, self.source, is_writer)
         self._snapshots: Dict[str, dict] = {}
         self.mask: Optional[Mask] = None
@@ -113,11 +114,13 @@ class LotteryRun:
             self.store.save_snapshot(kind, state, meta)
 
     def snapshot(self, kind: str) -> dict:
+        """The weights of a snapshot kind: this run's, or for a shuffled ticket its winning run's."""
+        store = self.source if self.config.ticket is Ticket.SHUFFLED else self.store
         if kind not in self._snapshots:
-            if not self.store.has_snapshot(kind):
-                raise RunStoreError(f"the {kind} snapshot of {self.store.path} is missing: the dense round 0 "
+            if not store.has_snapshot(kind):
+                raise RunStoreError(f"the {kind} snapshot of {store.path} is missing: the dense round 0 "
                                     f"did not record it (was round 0 trained by this run?)")
-            self._snapshots[kind] = self.store.load_snapshot(kind)
+            self._snapshots[kind] = store.load_snapshot(kind)
         return self._snapshots[kind]
 
     # --- start points -------------------------------------------------------------------------------
@@ -249,7 +252,7 @@ class LotteryRun:
 
     def _late_point_reached(self, model, reached: bool, passed: bool, state: Optional[dict]) -> None:
         cfg = self.config
-        if self.active_round != 0 or cfg.is_random or cfg.reset is not Reset.LATE:
+        if self.active_round != 0 or cfg.takes_masks or cfg.reset is not Reset.LATE:
             return
         if Snapshot.LATE in self._snapshots or self.store.has_snapshot(Snapshot.LATE):
             return
@@ -306,10 +309,10 @@ class LotteryRun:
         if primary not in metrics:  # before any file of the round is written
             raise LotteryError(f"metrics of round {k} lack the primary metric {primary!r}")
         cfg = self.config
-        if k == 0 and not cfg.is_random and cfg.reset is Reset.LATE and cfg.rounds > 0:
+        if k == 0 and not cfg.takes_masks and cfg.reset is Reset.LATE and cfg.rounds > 0:
             self.snapshot(Snapshot.LATE)  # raises a clear error if the point was never reached
         params = self.selected(model)
-        if (k == 0 and not cfg.is_random and self.is_writer
+        if (k == 0 and not cfg.takes_masks and self.is_writer
                 and not self.store.has_snapshot(Snapshot.DENSE_TRAINED)):
             # the trained dense weights: one-shot masks of later rounds, and runs that reuse this dense round
             self.store.save_snapshot(Snapshot.DENSE_TRAINED, {n: p.detach().cpu().clone()

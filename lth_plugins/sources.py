@@ -68,8 +68,9 @@ def open_dense_run(path, full: dict, config: LotteryConfig) -> RunStore:
     if not (Path(path) / "config.json").is_file():
         raise LotteryConfigError(f"dense_from {path} is not a lottery run directory (no config.json)")
     source = RunStore(path)
-    if source.lottery.is_random:
-        raise LotteryConfigError(f"dense_from {path} is a random ticket: it has no dense round of its own")
+    if source.lottery.takes_masks:
+        raise LotteryConfigError(f"dense_from {path} is a {source.lottery.ticket} ticket: it has no dense round "
+                                 f"of its own")
     diff = [(k, a, b) for k, a, b in config_diff(source.config, full) if k.split(".")[0] in DENSE_ROUND_KEYS]
     if diff:
         raise LotteryConfigError(

@@ -201,7 +201,7 @@ def _resolve_random_tickets(runs: List[Run]) -> None:
     winners = [r for r in runs if r.ticket is Ticket.WINNING]
     by_path = {r.path.resolve(): r for r in winners}
     for run in runs:
-        if run.ticket is not Ticket.RANDOM or not run.masks_from:
+        if not run.ticket.takes_masks or not run.masks_from:
             continue
         src = Path(run.masks_from)
         candidates = [src] if src.is_absolute() else [src, run.path.parent / src.name]

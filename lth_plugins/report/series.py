@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 from ..hparams import Budget, Reset, Ticket
 from .collect import ReportError, Run, TaskGroup, Variant
 
-BLUE, RED, GRAY = "tab:blue", "tab:red", "tab:gray"
+BLUE, RED, GREEN, GRAY = "tab:blue", "tab:red", "tab:green", "tab:gray"
 OTHER_COLORS = ("tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:olive", "tab:cyan", "tab:pink")
 
 METRIC_NAMES = {"bleu": "BLEU", "reward": "reward", "mean_reward": "mean reward", "episode_reward": "reward",
@@ -204,7 +204,9 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
     figures = []
 
     main = [s for s in (_ticket_series(group, default, Ticket.WINNING, BLUE, label="winning ticket"),
-                        _ticket_series(group, default, Ticket.RANDOM, RED, label="random ticket")) if s]
+                        _ticket_series(group, default, Ticket.RANDOM, RED, label="random ticket"),
+                        _ticket_series(group, default, Ticket.SHUFFLED, GREEN, label="shuffled ticket (control)"))
+            if s]
     show_rate = len(group.rates) > 1
     sel = ("" if default == Variant.paper() else
            f" [{default.method_label(show_rate=show_rate)}; {default.selection_label()}]")
@@ -212,7 +214,9 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
     sel += f" ({note})" if note else ""
     figures.append(FigureSpec("tickets", group.task, f"{group.task}: winning vs random tickets{sel}",
                               f"figures/{stem}_tickets.png", ylabel, group.rate, [Panel("", main)], dense,
-                              "Winning tickets (blue) and random tickets (red); gray: the unpruned network. "
+                              "Winning tickets (blue), random tickets (red) and shuffled tickets (green: the "
+                              "winning ticket's per-layer densities at random positions, where run); gray: the "
+                              "unpruned network. "
                               + spread_caption(main) + " " + budget_caption(group, [default])))
 
     def method_panel(selection_variants: List[Variant], base: Variant) -> List[Series]:

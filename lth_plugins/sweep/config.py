@@ -126,7 +126,7 @@ class Grid:
     executor_params: Dict = field(default_factory=dict)      # every job's; an experiment's own go over them
     max_parallel: Optional[int] = None                       # jobs at once (see jobs_at_once)
     seeds: List[int] = field(default_factory=lambda: [0])
-    tickets: List[Ticket] = field(default_factory=lambda: list(Ticket))
+    tickets: List[Ticket] = field(default_factory=lambda: [Ticket.WINNING, Ticket.RANDOM])  # shuffled: asked for
     rounds: Optional[int] = None                             # None: each framework's default
     lottery: List[str] = field(default_factory=list)         # lottery flags of every job
     # the most seconds a random ticket waits for a mask of its winning ticket (--lottery-mask-wait)
@@ -151,8 +151,10 @@ class Grid:
         if not isinstance(experiments, list) or not experiments:
             raise SweepError(f"sweep config {path} has no [[experiment]] (framework and tasks or games to run)")
         grid = cls(**{key: _READ[key](value) for key, value in data.items()})
-        if Ticket.RANDOM in grid.tickets and Ticket.WINNING not in grid.tickets:
-            raise SweepError("random tickets take the winning tickets' masks: tickets = ['random'] needs 'winning'")
+        taking = [str(t) for t in grid.tickets if t.takes_masks]
+        if taking and Ticket.WINNING not in grid.tickets:
+            raise SweepError(f"{' and '.join(taking)} tickets take the winning tickets' masks: tickets = {taking} "
+                             f"needs 'winning'")
         return grid
 
     def to_dict(self) -> dict:
@@ -346,13 +348,13 @@ def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args,
     for ticket in grid.tickets:
         run_dir = base / ticket.short
         lottery = list(common)
-        if ticket is Ticket.RANDOM:
-            lottery += [flag("ticket"), str(Ticket.RANDOM), flag("masks_from"), str(base / Ticket.WINNING.short),
+        if ticket.takes_masks:
+            lottery += [flag("ticket"), str(ticket), flag("masks_from"), str(base / Ticket.WINNING.short),
                         flag("mask_wait"), f"{grid.wait_timeout_s:g}"]
         argv = target.command(list(task_args), list(args), seed, str(run_dir), lottery)
         cfg.jobs.append(Job(name=f"{label}/{ablation}/s{seed}/{ticket.short}", framework=framework,
                             task=label, ablation=ablation, seed=seed, ticket=str(ticket), run_dir=run_dir, argv=argv,
-                            winning=wt_name if ticket is Ticket.RANDOM else None, resources=dict(params),
+                            winning=wt_name if ticket.takes_masks else None, resources=dict(params),
                             port_flag=target.port_flag,
                             checkpoints=[*target.checkpoints, framework_checkpoints(framework)]))
 
