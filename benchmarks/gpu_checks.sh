@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, as README's "On a GPU" reports them:
+# The checks that need a GPU, as docs/gpu.md reports them:
 #   1. updates/s of fairseq's Transformer-base (--fp16, --max-tokens 4096) with --lottery-prune round 1 at 20% and
 #      80% pruned against plain fairseq-train, in interleaved pairs (median ratio and spread), with the plugin's
 #      end-of-round check that pruned weights are zero in the model and in FP16Optimizer's fp32 master copies;
