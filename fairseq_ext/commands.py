@@ -7,7 +7,7 @@ from lth_plugins.commands import Command
 
 
 class FairseqUserDirCommand(Command):
-    help = "print the path to give fairseq's --user-dir"
+    help = "print the path to give fairseq-train as `--user-dir`"
 
     def run(self, args):
         from . import USER_DIR

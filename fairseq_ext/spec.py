@@ -19,7 +19,7 @@ class EvalOptions:
                                    "with fairseq-generate (its defaults, or --lottery-generate-args)")
     test_subset: str = _flag("test", "split used for BLEU / test perplexity (default: test)", "SPLIT")
     no_test: bool = _flag(False, "language modeling: skip the test-set log-perplexity (computed by default)")
-    lm_context_window: int = _flag(0, "context window of the test perplexity, as fairseq-eval-lm --context-window",
+    lm_context_window: int = _flag(0, "context window of the test perplexity, as `fairseq-eval-lm --context-window`",
                                    "N")
     generate_args: str = _flag("", "fairseq-generate options for the round's BLEU, in one string, e.g. "
                                     "\"--beam 4 --lenpen 0.6 --remove-bpe\" (default: none, i.e. fairseq-generate's "

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m flare_ext.a2c",
         description="FLARE A2C on a classic control game, optionally with lottery-ticket pruning rounds "
                     "(Yu et al., ICLR 2020). Defaults are the paper's settings for the chosen game "
-                    "(Table 1, Sec. 3.2.3). Needs FLARE built: lth deps build flare --source /path/to/flare.",
+                    "(Table 1, Sec. 3.2.3). Needs FLARE built: `lth deps build flare --source /path/to/flare`.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="LunarLander-v2 no longer exists in gymnasium 1.x: LunarLander-v3 is used instead "
                "(--game LunarLander-v2 is accepted as an alias for it).\n"

@@ -53,7 +53,7 @@ class SweepCommand(Command):
             "config file through submitit (local or SLURM); rerun it to submit only what is unfinished")
 
     def add_arguments(self, parser):
-        parser.add_argument("config", help="sweep config, TOML or JSON (see lth_plugins/sweep/config.py)")
+        parser.add_argument("config", help="sweep config, TOML or JSON: its keys, defaults and rules in docs/sweep.md")
         parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="where the runs, logs and states go")
         parser.add_argument("--poll", type=float, default=2.0, metavar="S", help="seconds between checks")
         parser.add_argument("--dry-run", action="store_true",

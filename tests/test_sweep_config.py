@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lth_plugins import cli
 from lth_plugins.errors import SweepError
 from lth_plugins.hparams import LotteryConfig, flag
 from lth_plugins.store import MUTABLE_KEYS
@@ -29,18 +30,28 @@ def write_config(path: Path, **over) -> Path:
 
 
 def test_the_examples_ship_configs():
-    assert {p.name for p in SHIPPED} >= {"sweep_flare_fig1.toml", "figure2.toml", "figure4_ablations.toml"}
+    assert {p.name for p in SHIPPED} >= {"sweep_flare_fig1.toml", "figure2.toml", "figure4_ablations.toml",
+                                       "sweep_transformer_small.toml"}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(REPO)))
-def test_every_shipped_config_loads(path, tmp_path):
+def test_every_shipped_config_loads(path, tmp_path, monkeypatch, capsys):
     grid = Grid.from_table(read_file(path), path)
     assert grid.experiment and grid.seeds
     missing = [m for e in grid.experiment for m in NEEDS[e.framework] if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(f"its jobs need {', '.join(missing)} installed to expand")
+    # a fairseq experiment's data folder is relative to where lth sweep runs: an empty one stands in for it
+    monkeypatch.chdir(tmp_path)
+    for e in grid.experiment:
+        if "data" in e.own:
+            (tmp_path / e.own["data"]).mkdir(parents=True)
     cfg = load_config(path, tmp_path / "sweep")
     assert len(cfg.jobs) == len(grid.seeds) * len(grid.tickets) * len(grid.ablations) * len({j.task for j in cfg.jobs})
+    # and `lth sweep --dry-run` accepts it, as on a machine with a GPU (the ELF configs ask one per job)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert cli.main(["sweep", "--dry-run", str(path), str(tmp_path / "sweep")]) == 0
+    assert f"{len(cfg.jobs)} jobs" in capsys.readouterr().out
     assert not (tmp_path / "sweep").exists()
 
 
