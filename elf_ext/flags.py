@@ -7,7 +7,7 @@ as ELF's ``Defaults``: ELF applies it to the defaults of its own flags, so every
 """
 import dataclasses
 
-from lth_plugins.hparams import LOTTERY_DRAWS, LotteryConfig
+from lth_plugins.hparams import LotteryConfig
 
 # ELF's own flags set to the paper's pixel-control setting (the rest are ELF's defaults).
 PAPER_DEFAULTS = {
@@ -39,11 +39,20 @@ NOT_TRAINING = (
     "tqdm", "verbose_comm", "verbose_collector", "mcts_verbose", "mcts_verbose_time", "mcts_save_tree_filename",
     "trainer_stats", "num_minibatch", "num_episode", "gpu", "num_collectors", "torch_threads",
     "additional_labels", "lottery_prune", "lottery_run_dir", "lottery_keep_checkpoints",
+    "seed",  # identifies the run through Setup.settings, beside the lottery seed
 )
 
 
-# ELF has no seed of its own: the lottery seed seeds the whole run (elf_ext.train), and its help says so.
-SEED_HELP = f"seed of the run (ELF has no other): the model's init, ELF's Python-side draws and {LOTTERY_DRAWS}"
+RUN_SEED_HELP = ("seed of the run: the model's init and ELF's Python-side draws (default: --lottery_seed when "
+                 "given, else 0)")
+
+
+def resolve_seeds(run_seed, lottery_seed):
+    """(run seed, lottery seed): each follows the other when only one is given (the lottery seed follows the run's,
+    as in every framework; runs made when ELF had only --lottery_seed used it for both), 0 when neither is."""
+    if run_seed is None:
+        run_seed = 0 if lottery_seed is None else lottery_seed
+    return int(run_seed), int(run_seed if lottery_seed is None else lottery_seed)
 
 
 def _lottery_define_args():
@@ -52,16 +61,20 @@ def _lottery_define_args():
                                         "without it: ELF's plain training"))]
     for f in dataclasses.fields(LotteryConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        spec = dict(help=SEED_HELP if f.name == "seed" else f.metadata.get("help", ""))
+        if f.name == "seed":
+            default = None  # follows --seed (resolve_seeds)
+        spec = dict(help=f.metadata.get("help", ""))
         if f.name in ("include", "exclude"):
             spec.update(type=str, default=",".join(default) or None)
             spec["help"] += " (comma separated)"
         else:
-            spec.update(type=type(default) if default is not None else str, default=default)
+            spec.update(type=int if f.name == "seed" else type(default) if default is not None else str,
+                        default=default)
             if f.metadata.get("choices"):
                 spec["choices"] = list(f.metadata["choices"])
         args.append(("lottery_" + f.name, spec))
     args += [
+        ("seed", dict(type=int, default=None, help=RUN_SEED_HELP)),
         ("lottery_run_dir", dict(type=str, default=None,
                                  help="run directory (resumable; default: runs/elf_<rom>_s<seed>_<ticket>)")),
         ("lottery_epochs", dict(type=int, default=ROUND_DEFAULTS["lottery_epochs"],
@@ -86,6 +99,10 @@ class LotteryArgs:
 
         self.args = ArgsProvider(call_from=self, define_args=_lottery_define_args())
 
+    @property
+    def run_seed(self) -> int:
+        return resolve_seeds(self.args.seed, self.args.lottery_seed)[0]
+
     def config(self) -> LotteryConfig:
         """The core configuration from the parsed flags (unvalidated)."""
         a = self.args
@@ -95,6 +112,7 @@ class LotteryArgs:
             if f.name in ("include", "exclude"):
                 v = tuple(p.strip() for p in (v or "").split(",") if p.strip())
             values[f.name] = v
+        values["seed"] = resolve_seeds(a.seed, a.lottery_seed)[1]
         return LotteryConfig(**values)
 
     def check(self) -> None:

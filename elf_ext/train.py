@@ -108,6 +108,11 @@ class Setup:
     def prune(self) -> bool:
         return self.config is not None
 
+    @property
+    def run_seed(self) -> int:
+        """The seed of the model's init and ELF's Python-side draws (flags.resolve_seeds)."""
+        return self.lottery.run_seed
+
     def settings(self, model=None) -> dict:
         """The settings that identify the run: every ELF flag but those in NOT_TRAINING (lottery settings are
         stored apart), with the model's class and parameter shapes when `model` is given."""
@@ -117,6 +122,9 @@ class Setup:
         config_flags = {"lottery_" + f.name for f in dataclasses.fields(LotteryConfig)}
         values = dict(vars(self.args), rom_file=self.env["game"].args.rom_file)
         settings = training_settings(values, set(NOT_TRAINING) | config_flags, prefixes=())
+        if self.prune and self.run_seed != self.config.seed:
+            # absent when both seeds are one: runs stored when ELF had only the lottery seed used it for both
+            settings["seed"] = self.run_seed
         if model is not None:
             settings.update(model=type(model).__name__, parameter_shapes=parameter_shapes(model))
         return settings
@@ -145,7 +153,7 @@ def prepare(argv, environ) -> Setup:
     setup.config = lottery.config().validate(total_updates=la.lottery_epochs * la.lottery_epoch_batches,
                                              total_epochs=la.lottery_epochs, updates_per_epoch=la.lottery_epoch_batches)
     setup.task = rom.stem
-    setup.run_dir = Path(la.lottery_run_dir or default_run_dir(FRAMEWORK, setup.task, setup.config.seed,
+    setup.run_dir = Path(la.lottery_run_dir or default_run_dir(FRAMEWORK, setup.task, setup.run_seed,
                                                                setup.config.ticket))
     labels = set(filter(None, (game_args.additional_labels or "").split(",")))
     game_args.additional_labels = ",".join(sorted(labels | {"id", "last_terminal"}))
@@ -250,7 +258,7 @@ class LotteryTraining:
 
         from lth_plugins.seeds import mixed_seed
 
-        torch.manual_seed(mixed_seed(self.config.seed, FRAMEWORK, self.k, epoch))
+        torch.manual_seed(mixed_seed(self.setup.run_seed, FRAMEWORK, self.k, epoch))
 
     def _check_masks_held(self) -> int:
         mask = self.round.mask
@@ -393,7 +401,7 @@ def play(setup: Setup) -> None:
 
     torch.set_num_threads(torch_threads(setup.run_args.args.torch_threads))
     env, args, trainer = setup.env, setup.args, setup.trainer
-    torch.manual_seed(setup.config.seed if setup.prune else 0)
+    torch.manual_seed(setup.run_seed)
     GC = env["game"].initialize()
     model = env["model_loaders"][0].load_model(GC.params)
     mi = env["mi"]

@@ -31,6 +31,11 @@ def open_run(path, **cfg):
                       total_epochs=EPOCHS, progress=False)
 
 
+def fresh_sgd(model):
+    """What a round's `optimizer=` gets: a builder of a fresh optimizer."""
+    return lambda: torch.optim.SGD(model.parameters(), lr=0.1)
+
+
 def train(r, model, optimizer, first_update=None, last_epoch=EPOCHS):
     """A plain loop over random batches; `first_update` overrides the counter's start (a broken adapter)."""
     x, y = torch.randn(32, 8), torch.randint(0, 2, (32,))
@@ -46,7 +51,7 @@ def train(r, model, optimizer, first_update=None, last_epoch=EPOCHS):
 
 
 def dense_round(run, model):
-    with run.round(0, model, optimizer=lambda: torch.optim.SGD(model.parameters(), lr=0.1)) as r:
+    with run.round(0, model, optimizer=fresh_sgd(model)) as r:
         train(r, model, r.optimizer)
         r.finish({"m": 1.0}, primary="m", higher_is_better=True)
     return r
@@ -57,7 +62,7 @@ def test_a_round_that_restarts_its_counter_after_a_late_reset_is_refused(tmp_pat
     with open_run(tmp_path / "r") as run:
         dense_round(run, model)
         with pytest.raises(RoundContractError) as e:
-            with run.round(1, model, optimizer=lambda: torch.optim.SGD(model.parameters(), lr=0.1)) as r:
+            with run.round(1, model, optimizer=fresh_sgd(model)) as r:
                 train(r, model, r.optimizer, first_update=1)
     msg = str(e.value)
     assert "first update was reported as update 1" in msg and "its first update is 5" in msg
@@ -97,12 +102,12 @@ def test_a_round_that_stops_before_the_end_is_refused_unless_it_names_why(tmp_pa
     with open_run(tmp_path / "r") as run:
         dense_round(run, model)
         with pytest.raises(RoundContractError) as e:
-            with run.round(1, model, optimizer=lambda: torch.optim.SGD(model.parameters(), lr=0.1)) as r:
+            with run.round(1, model, optimizer=fresh_sgd(model)) as r:
                 train(r, model, r.optimizer, last_epoch=2)
                 r.finish({"m": 1.0}, primary="m", higher_is_better=True)
         assert "round 1 ended at update 8, epoch 2" in str(e.value) and "update 12 / epoch 3" in str(e.value)
         assert not RunStore(tmp_path / "r").round_done(1)
-        with run.round(1, model, optimizer=lambda: torch.optim.SGD(model.parameters(), lr=0.1)) as r:
+        with run.round(1, model, optimizer=fresh_sgd(model)) as r:
             train(r, model, r.optimizer, last_epoch=2)
             r.finish({"m": 1.0}, primary="m", higher_is_better=True, ended_early="patience 1")
     record = RunStore(tmp_path / "r").read_round(1)
@@ -117,7 +122,7 @@ def test_updates_before_an_optimizer_and_a_counter_going_back_are_refused(tmp_pa
                 r.after_update(1)
     with open_run(tmp_path / "r") as run:
         with pytest.raises(RoundContractError, match="went from 2 to 2"):
-            with run.round(0, model, optimizer=lambda: torch.optim.SGD(model.parameters(), lr=0.1)) as r:
+            with run.round(0, model, optimizer=fresh_sgd(model)) as r:
                 r.after_update(1)
                 r.after_update(2)
                 r.after_update(2)
@@ -128,7 +133,7 @@ def test_a_full_budget_round_starts_at_update_one(tmp_path):
     with open_run(tmp_path / "r", budget="full") as run:
         dense_round(run, model)
         with pytest.raises(RoundContractError, match="starts after update 0"):
-            with run.round(1, model, optimizer=lambda: torch.optim.SGD(model.parameters(), lr=0.1)) as r:
+            with run.round(1, model, optimizer=fresh_sgd(model)) as r:
                 r.after_update(5)
 
 

@@ -118,6 +118,21 @@ def test_a_finished_run_leaves_before_starting_its_games(finished, extra):
     assert {p: p.stat().st_mtime_ns for p in finished["dir"].rglob("*") if p.is_file()} == before
 
 
+def test_each_elf_seed_follows_the_other_when_only_one_is_given():
+    from elf_ext.flags import resolve_seeds
+
+    assert [resolve_seeds(*s) for s in ((None, None), (None, 3), (2, None), (2, 5))] == [(0, 0), (3, 3), (2, 2),
+                                                                                          (2, 5)]
+
+
+def test_a_run_seed_equal_to_the_lottery_seed_is_the_same_run_and_another_is_not(finished):
+    """The finished run gave no seed (both 0): `--seed 0` names the same run, `--seed 5` another one."""
+    same = run_python(finished["cmd"] + ["--seed", "0"], timeout=120, **TINY_MODEL)
+    assert same.returncode == 0 and "are done" in same.stdout, same.stdout[-2000:] + same.stderr[-2000:]
+    other = run_python(finished["cmd"] + ["--seed", "5", "--lottery_seed", "0"], timeout=120, **TINY_MODEL)
+    assert other.returncode == 2 and "settings.seed" in other.stderr, other.stdout[-2000:] + other.stderr[-2000:]
+
+
 @pytest.mark.parametrize("flag,value", [("grad_clip_norm", "5"), ("frame_skip", "2")])
 def test_every_flag_that_can_change_training_identifies_the_run(finished, flag, value):
     p = run_python(finished["cmd"] + [f"--{flag}", value], timeout=120, **TINY_MODEL)
