@@ -1,4 +1,4 @@
-"""The sweep config file (TOML or JSON) and the jobs it expands into (the keys: README, "Grids: lth sweep").
+"""The sweep config file (TOML or JSON) and the jobs it expands into (every key: docs/sweep.md).
 
 Every (task, ablation, seed) gets a winning-ticket job and, pipelined behind it, a random-ticket job with its
 masks. A job is the framework's own resumable command, with its run directory in
@@ -120,7 +120,7 @@ class Experiment:
 
 @dataclass
 class Grid:
-    """A sweep config file's settings, one field per top-level key (README, "Grids: lth sweep")."""
+    """A sweep config file's settings, one field per top-level key (docs/sweep.md)."""
     experiment: List[Experiment]
     executor: Executor = Executor.LOCAL
     executor_params: Dict = field(default_factory=dict)      # every job's; an experiment's own go over them

@@ -1,7 +1,7 @@
 """Masks under fairseq's mixed precision: FP16Optimizer steps fp32 master copies of the weights and writes them
 back to the model, so a pruned weight must stay zero there too. The master copies are checked on the CPU (a real
 FP16Optimizer with per-parameter copies of bfloat16 weights); whole --fp16 / --memory-efficient-fp16 / --amp lottery
-runs need CUDA and skip without it (they ran on an H100: see README)."""
+runs need CUDA and skip without it (they ran on an H100: docs/gpu.md)."""
 import re
 
 import pytest
