@@ -62,7 +62,8 @@ def load_env(environ, argv, **providers):
     sampler_class = entry[2] if len(entry) > 2 else Sampler
     env = dict(game=game, method=method_class(), sampler=sampler_class(),
                model_loaders=[ModelLoader(model_class)], mi=ModelInterface(), **providers)
-    parser = argparse.ArgumentParser(prog="python -m elf_ext.train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m elf_ext.train", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False)
     args = ArgsProvider.Load(parser, env, cmd_line=list(argv),
                              global_defaults=dict(getattr(models_file, "Defaults", {})),
                              global_overrides=dict(getattr(models_file, "Overrides", {})))

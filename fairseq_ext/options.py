@@ -69,9 +69,10 @@ def lottery_dests() -> Tuple[str, ...]:
     return tuple(DEST_PREFIX + f.name for f in dataclasses.fields(LotteryConfig))
 
 
-def build_spec(args) -> LotterySpec:
+def build_spec(args, sources_exist: bool = True) -> LotterySpec:
     """Validate the lottery flags against the fairseq flags and build the spec the round loop runs. What depends
-    on the data (updates per epoch) is checked when the round loop has loaded it.
+    on the data (updates per epoch) is checked when the round loop has loaded it. `sources_exist`: whether the
+    winning run a ticket takes masks from must exist already (not in a sweep's dry run, where it is another job).
 
     Raises LotteryConfigError (one message naming the problem) before anything is trained or written."""
     save_dir = getattr(args, "save_dir", "checkpoints")
@@ -84,7 +85,7 @@ def build_spec(args) -> LotterySpec:
     if max_update is None and max_epoch is None:
         _fail("--lottery-prune needs a finite training length per round: give --max-update or --max-epoch")
     config.validate(total_updates=max_update, total_epochs=max_epoch)
-    if config.takes_masks:
+    if config.takes_masks and sources_exist:
         _check_masks_from(config.masks_from)
     task = getattr(args, "task", None)  # any task trains; translation and language modeling get test metrics
     if getattr(args, "no_save", False):

@@ -2,8 +2,8 @@
 `fairseq-train --user-dir fairseq_ext --lottery-prune` command of one ticket (run through this interpreter)."""
 import os
 
-from lth_plugins.errors import SweepError
-from lth_plugins.sweep.targets import SweepTarget
+from lth_plugins.errors import LotteryError, SweepError
+from lth_plugins.sweep.targets import SweepTarget, check_with_parser
 
 from . import USER_DIR, train_command
 
@@ -43,3 +43,27 @@ class FairseqTarget(SweepTarget):
     def arguments(self, task_args, args, seed, run_dir, lottery_args):
         return [*task_args, "--user-dir", USER_DIR, *args, "--seed", str(seed), "--save-dir", run_dir,
                 "--lottery-prune", *lottery_args]
+
+    def check(self, arguments):
+        """fairseq-train's own parser (abbreviations refused, the lottery flags among its own) and the lottery run's
+        checks, on this machine, without training: a misspelt or invalid flag fails the grid at `--dry-run`
+        instead of every submitted job."""
+        from fairseq import options
+
+        from .hooks import install
+        from .options import build_spec
+
+        install()
+        # the parse alone: the hook's activation of the round loop belongs in the job, not in the sweep
+        parse = getattr(options.parse_args_and_arch, "__wrapped__", options.parse_args_and_arch)
+
+        def parse_and_check(argv):
+            parser = options.get_training_parser()
+            parser.prog = self.program_name
+            ns = parse(parser, argv)
+            try:
+                build_spec(ns, sources_exist=False)  # a random ticket's winning run is a job of the grid
+            except LotteryError as e:
+                raise SweepError(f"{self.program_name} refuses its arguments: {e}") from None
+
+        check_with_parser(parse_and_check, arguments, self.program_name)

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lth_plugins.hparams import LotteryConfig
 
     p = argparse.ArgumentParser(
-        prog="python -m flare_ext.a2c",
+        prog="python -m flare_ext.a2c", allow_abbrev=False,  # a misspelt flag is an error, not another flag
         description="FLARE A2C on a classic control game, optionally with lottery-ticket pruning rounds "
                     "(Yu et al., ICLR 2020). Defaults are the paper's settings for the chosen game "
                     "(Table 1, Sec. 3.2.3). Needs FLARE built: `lth deps build flare --source /path/to/flare`.",

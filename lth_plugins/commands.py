@@ -57,13 +57,16 @@ class SweepCommand(Command):
         parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="where the runs, logs and states go")
         parser.add_argument("--poll", type=float, default=2.0, metavar="S", help="seconds between checks")
         parser.add_argument("--dry-run", action="store_true",
-                            help="print every job with its command, resources and run directory; submit and "
-                                 "write nothing")
+                            help="check every job's arguments with its framework's own parser and print the grid "
+                                 "on one screen (its shape, resources, what this machine lacks); submit and write "
+                                 "nothing")
+        parser.add_argument("--verbose", action="store_true",
+                            help="with --dry-run: also every job with its command, resources and run directory")
 
     def run(self, args):
         from .sweep.runner import run_sweep
 
-        return run_sweep(args.config, args.sweep_dir, poll_s=args.poll, dry_run=args.dry_run)
+        return run_sweep(args.config, args.sweep_dir, poll_s=args.poll, dry_run=args.dry_run, verbose=args.verbose)
 
 
 class PluginsCommand(Command):

@@ -111,7 +111,7 @@ def main(out_dir, rounds: int = 5, seeds=(0,), epochs: int = 4, rate: float = 0.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lth_plugins.demo",
+    p = argparse.ArgumentParser(prog="python -m lth_plugins.demo", allow_abbrev=False,
                                 description="one lottery ticket of the teacher-MLP demo (resumable)")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--seed", type=int, default=0, help="seed of the run: the model's init, the data and its order")

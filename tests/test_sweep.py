@@ -246,11 +246,18 @@ def test_dry_run_prints_every_job_with_command_resources_and_run_dir_and_writes_
                                    {"framework": "torch", "name": "long", "args": TINY,
                                     "executor_params": {"timeout_min": 600}}])
     sweep = tmp_path / "sw"
-    proc = lth("sweep", "--dry-run", cfg, sweep)
+    summary = lth("sweep", "--dry-run", cfg, sweep)
+    assert summary.returncode == 0 and not sweep.exists(), summary.stdout
+    assert summary.stdout.splitlines()[:2] == [
+        "4 jobs = 2 tasks (torch:small, torch:long) x 1 ablation (default) x 1 seed (0) x 2 tickets (winning, random)",
+        f"executor slurm, at most 2 at once; sweep directory {sweep.resolve()} (dry run: nothing is submitted or "
+        f"written)"], summary.stdout
+    assert "resources: 2 jobs with cpus_per_task=4 " in summary.stdout and "run dir:" not in summary.stdout
+    proc = lth("sweep", "--dry-run", "--verbose", cfg, sweep)
     assert proc.returncode == 0, proc.stdout
     assert not sweep.exists()
     out = proc.stdout
-    assert "4 jobs on the slurm executor" in out and "dry run: nothing is submitted or written" in out
+    assert out.startswith(summary.stdout.split("(--verbose")[0])
     blocks = {b.split(":")[0]: b for b in out.split("\n\n")[1:]}
     assert set(blocks) == {f"{t}/default/s0/{k}" for t in ("small", "long") for k in ("wt", "rt")}, out
     # each experiment's own executor_params over the top-level ones
@@ -279,7 +286,7 @@ def test_a_sweep_grows_by_seeds_ablations_and_rounds_but_keeps_its_jobs_settings
 
     grown = write_config(tmp_path / "b.json", seeds=[0, 1], rounds=2, tickets=["winning"], max_parallel=4,
                          ablations={"default": [], "oneshot": ["--lottery-schedule", "oneshot"]})
-    dry = lth("sweep", "--dry-run", grown, sweep)
+    dry = lth("sweep", "--dry-run", "--verbose", grown, sweep)
     assert dry.returncode == 0 and "teacher-mlp/default/s0/wt: pending, 2/3 rounds\n" in dry.stdout, dry.stdout
     proc = lth("sweep", grown, sweep, "--poll", "0.3")
     assert proc.returncode == 0, proc.stdout + failed_job_logs(sweep)
@@ -332,7 +339,7 @@ def test_local_jobs_get_disjoint_gpus_and_a_job_asking_more_than_the_machine_has
 
 def test_without_gpus_per_node_each_local_job_gets_one_gpu_of_a_gpu_machine(tmp_path):
     cfg = write_config(tmp_path / "s.json", executor_params={"local_visible_gpus": [0, 1]})
-    proc = lth("sweep", "--dry-run", cfg, tmp_path / "sw")
+    proc = lth("sweep", "--dry-run", "--verbose", cfg, tmp_path / "sw")
     assert proc.returncode == 0, proc.stdout
     assert "GPUs 0,1: each job gets its own (1 per job; 1 where gpus_per_node is not given, 0 runs on the CPU)" \
         in proc.stdout
@@ -341,10 +348,11 @@ def test_without_gpus_per_node_each_local_job_gets_one_gpu_of_a_gpu_machine(tmp_
 
 def test_fairseq_jobs_get_their_own_distributed_port(tmp_path):
     pytest.importorskip("fairseq")
-    data = tmp_path / "data-bin"
-    data.mkdir()
-    cfg = write_config(tmp_path / "s.json", experiment=[{"framework": "fairseq", "data": str(data),
-                                                         "args": ["--task", "translation", "--arch", "lstm"]}])
+    from fairseq_ext.data import make_translation_data
+
+    data = make_translation_data(tmp_path / "corpus", seed=0, n_train=200, n_valid=20, n_test=20)
+    cfg = write_config(tmp_path / "s.json", experiment=[{"framework": "fairseq", "data": str(data), "args": [
+        "--task", "translation", "--arch", "lstm", "--max-update", "10"]}])
     grid = load_config(cfg, tmp_path / "sw")
     SweepDir(tmp_path / "sw").plan(grid)
     ports = []

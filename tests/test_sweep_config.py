@@ -41,17 +41,26 @@ def test_every_shipped_config_loads(path, tmp_path, monkeypatch, capsys):
     missing = [m for e in grid.experiment for m in NEEDS[e.framework] if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(f"its jobs need {', '.join(missing)} installed to expand")
-    # a fairseq experiment's data folder is relative to where lth sweep runs: an empty one stands in for it
+    # a fairseq experiment's data folder is relative to where lth sweep runs: a small corpus stands in for it (the
+    # dry run checks each job with fairseq-train's own parser and the lottery's checks, the data folder's among them)
     monkeypatch.chdir(tmp_path)
     for e in grid.experiment:
         if "data" in e.own:
-            (tmp_path / e.own["data"]).mkdir(parents=True)
+            from fairseq_ext.data import make_translation_data
+
+            built = make_translation_data(tmp_path / "corpus", seed=0, n_train=200, n_valid=20, n_test=20)
+            (tmp_path / e.own["data"]).parent.mkdir(parents=True)
+            built.rename(tmp_path / e.own["data"])
     cfg = load_config(path, tmp_path / "sweep")
     assert len(cfg.jobs) == len(grid.seeds) * len(grid.tickets) * len(grid.ablations) * len({j.task for j in cfg.jobs})
-    # and `lth sweep --dry-run` accepts it, as on a machine with a GPU (the ELF configs ask one per job)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    # and `lth sweep --dry-run` previews it on this machine, one without GPUs (the ELF configs ask one per job)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert cli.main(["sweep", "--dry-run", str(path), str(tmp_path / "sweep")]) == 0
-    assert f"{len(cfg.jobs)} jobs" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith(f"{len(cfg.jobs)} jobs = ")
+    gpus = any((e.executor_params or {}).get("gpus_per_node") for e in grid.experiment) or \
+        (grid.executor_params or {}).get("gpus_per_node")
+    assert ("this machine cannot run it" in out) == bool(gpus and grid.executor == "local"), out
     assert not (tmp_path / "sweep").exists()
 
 

@@ -351,8 +351,12 @@ def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args,
         if ticket.takes_masks:
             lottery += [flag("ticket"), str(ticket), flag("masks_from"), str(base / Ticket.WINNING.short),
                         flag("mask_wait"), f"{grid.wait_timeout_s:g}"]
-        argv = target.command(list(task_args), list(args), seed, str(run_dir), lottery)
-        cfg.jobs.append(Job(name=f"{label}/{ablation}/s{seed}/{ticket.short}", framework=framework,
+        name = f"{label}/{ablation}/s{seed}/{ticket.short}"
+        try:
+            argv = target.command(list(task_args), list(args), seed, str(run_dir), lottery)
+        except SweepError as e:
+            raise SweepError(f"job {name}: {e}") from None
+        cfg.jobs.append(Job(name=name, framework=framework,
                             task=label, ablation=ablation, seed=seed, ticket=str(ticket), run_dir=run_dir, argv=argv,
                             winning=wt_name if ticket.takes_masks else None, resources=dict(params),
                             port_flag=target.port_flag,

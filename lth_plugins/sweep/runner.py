@@ -251,21 +251,29 @@ class Sweep:
             return 1
         return 0
 
-    def dry_run(self) -> int:
-        """Print every job with its command, resources and run directory; submit and write nothing."""
-        self.prepare()
-        self.sd.plan(self.cfg)
+    def dry_run(self, verbose: bool = False) -> int:
+        """Print the grid's shape, its resources and what this machine lacks for it, then (`verbose`) every job
+        with its command, resources and run directory; submit and write nothing. Every job's arguments were
+        checked by its framework's own parser when the config was loaded."""
         out = self.stream
+        try:
+            self.prepare()
+            lacking = None
+        except SweepError as e:  # a preview of a grid for another machine: said, not refused
+            lacking = str(e)
+            self.pool, self.gpus_needed = resources.GpuPool([]), {}
+        self.sd.plan(self.cfg)
         exists = (self.sd.path / "sweep.json").is_file()
         states = {}
         if exists:
             records = None if self.local else Accounting(0).refresh(
                 slurm_ids([self.sd.read_state(j) for j in self.cfg.jobs]))
             states = {j.name: job_state(j, self.sd, self.grid.rounds, records) for j in self.cfg.jobs}
-        print(f"{len(self.cfg.jobs)} jobs on the {self.grid.executor} executor, sweep directory {self.sd.path} "
-              f"(dry run: nothing is submitted or written)", file=out)
-        for line in self._executor_notes():
+        for line in self._summary(states, lacking):
             print(line, file=out)
+        if not verbose:
+            print("(--verbose lists every job with its command)", file=out)
+            return 0
         for j in self.cfg.jobs:
             s = states.get(j.name)
             note = f"{s['state']}, {s['done']}/{s['total'] if s['total'] is not None else '?'} rounds" if s \
@@ -275,7 +283,7 @@ class Sweep:
             elif j.winning:
                 note += f" (submitted once {j.winning} has written its first mask)"
             res = resources.describe(j.resources, self.grid.executor)
-            if self.local:
+            if self.local and j.name in self.gpus_needed:
                 res += f"; GPUs: {self.gpus_needed[j.name] or 'none (CPU)'}"
             print(f"\n{j.name}: {note}", file=out)
             print(f"  run dir:   {j.run_dir}", file=out)
@@ -285,15 +293,45 @@ class Sweep:
             print(f"  command:   {shlex.join(j.command())}", file=out)
         return 0
 
+    def _summary(self, states: dict, lacking: Optional[str]) -> List[str]:
+        """The grid on one screen: its shape, the resources its jobs ask, where the sweep stands, what this machine
+        lacks."""
+        jobs = self.cfg.jobs
+
+        def axis(name, values):
+            values = list(dict.fromkeys(values))
+            return f"{len(values)} {name}{'s' * (len(values) != 1)} ({', '.join(map(str, values))})"
+
+        tasks = [f"{j.framework}:{j.task}" for j in jobs]
+        lines = [f"{len(jobs)} jobs = " + " x ".join([axis("task", tasks), axis("ablation", [j.ablation for j in jobs]),
+                                                     axis("seed", [j.seed for j in jobs]),
+                                                     axis("ticket", [j.ticket for j in jobs])]),
+                 f"executor {self.grid.executor}, at most {self.grid.jobs_at_once or 'all'} at once; sweep directory "
+                 f"{self.sd.path} (dry run: nothing is submitted or written)"]
+        asked: Dict[str, int] = {}
+        for j in jobs:
+            key = resources.describe(j.resources, self.grid.executor)
+            asked[key] = asked.get(key, 0) + 1
+        lines += [f"resources: {n} job{'s' * (n != 1)} with {r}" for r, n in asked.items()]
+        lines += self._executor_notes() if lacking is None else []
+        if states:
+            counts: Dict[str, int] = {}
+            for s in states.values():
+                counts[str(s["state"])] = counts.get(str(s["state"]), 0) + 1
+            lines.append("where it stands: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+        if lacking:
+            lines.append(f"this machine cannot run it: {lacking}")
+        return lines
+
 
 def _local_pid(submitit_job):
     proc = getattr(submitit_job, "_process", None)
     return getattr(proc, "pid", None)
 
 
-def run_sweep(config_path, sweep_dir, poll_s: float = 1.0, dry_run: bool = False) -> int:
+def run_sweep(config_path, sweep_dir, poll_s: float = 1.0, dry_run: bool = False, verbose: bool = False) -> int:
     from .config import load_config
 
     sweep = Sweep(load_config(config_path, sweep_dir), sweep_dir, poll_s=poll_s,
                   stream=sys.stdout if dry_run else None)
-    return sweep.dry_run() if dry_run else sweep.run()
+    return sweep.dry_run(verbose=verbose) if dry_run else sweep.run()

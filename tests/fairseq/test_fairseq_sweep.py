@@ -40,3 +40,17 @@ def test_unknown_fairseq_task_is_refused(mt_data, tmp_path):
     proc = lth("sweep", cfg, tmp_path / "sw")
     assert proc.returncode == 2 and "unknown fairseq task 'translationn'" in proc.stdout, proc.stdout
     assert not (tmp_path / "sw").exists()
+
+
+@pytest.mark.parametrize("ablation, says", [
+    (["--lottery-rate", "1.5"], "prune rate must lie strictly between 0 and 1, got 1.5"),
+    (["--max-updat", "10"], "unrecognized arguments: --max-updat 10"),  # abbreviations refused, as fairseq-train does
+])
+def test_a_dry_run_refuses_a_bad_flag_in_one_job_naming_the_job(mt_data, tmp_path, ablation, says):
+    cfg = write_config(tmp_path / "sweep.json", {
+        "seeds": [0], "rounds": 2, "ablations": {"default": [], "bad": ablation},
+        "experiment": [{"framework": "fairseq", "name": "mt", "data": str(mt_data), "args": ARGS}]})
+    proc = lth("sweep", "--dry-run", cfg, tmp_path / "sw")
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    assert "job mt/bad/s0/wt: fairseq-train refuses its arguments" in proc.stdout and says in proc.stdout, proc.stdout
+    assert not (tmp_path / "sw").exists()

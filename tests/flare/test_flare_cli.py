@@ -86,7 +86,8 @@ def test_lunarlander_v2_alias(capsys):
 
 @pytest.mark.parametrize("argv", [["--hidden", "12,x"], ["--hidden", "0"], ["--agents", "0"],
                                   ["--epochs", "1", "--games-per-epoch", "4", "--agents", "8"],
-                                  ["--sample-interval", "1"], ["--game", "Pong-v5"]])
+                                  ["--sample-interval", "1"], ["--game", "Pong-v5"],
+                                  ["--epoch", "3"]])  # an abbreviation of --epochs is a misspelling, refused
 def test_bad_flags_exit_with_usage(argv):
     with pytest.raises(SystemExit) as e:
         parse_args(argv)
