@@ -1,6 +1,6 @@
 """Figure 2 (Breakout) at small scale on ELF: winning vs random tickets over seeds, then `lth report`.
 
-    python examples/small/breakout_fig2.py [--out DIR] [--seeds 0,1,2] [--rounds 2] [--rate 0.5] [--epochs 2]
+    python examples/small/breakout_fig2.py [--out DIR] [--seeds 0 1 2] [--rounds 2] [--rate 0.5] [--epochs 2]
                                            [--epoch-batches 20] [--games 8] [--batch 8] [--last-games 8]
 
 Settings: `python -m elf_ext.train --lottery_prune` on the installed elf-rl, the paper's network, A2C with the
@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seed_table import load_run, mean_std, print_table, run_module, ticket_rows, write_report  # noqa: E402
+from seed_table import (add_seeds_flag, load_run, mean_std, print_table, run_module, ticket_rows,  # noqa: E402
+                        write_report)
 
 
 def first_epoch_reward(run_dir: Path) -> float:
@@ -38,7 +39,7 @@ def first_epoch_reward(run_dir: Path) -> float:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="lth_output/small_breakout")
-    p.add_argument("--seeds", default="0,1,2")
+    add_seeds_flag(p, (0, 1, 2))
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--rate", type=float, default=0.5)
     p.add_argument("--epochs", type=int, default=2)
@@ -49,7 +50,7 @@ def main():
     a = p.parse_args()
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    seeds = [int(s) for s in a.seeds.split(",")]
+    seeds = a.seeds
     t0 = time.time()
     common = ["--rom_file", "breakout.bin", "--num_games", str(a.games), "--batchsize", str(a.batch),
               "--lottery_prune", "--lottery_rounds", str(a.rounds), "--lottery_rate", str(a.rate),

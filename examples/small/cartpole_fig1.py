@@ -1,6 +1,6 @@
 """Figure 1 (CartPole-v0) at small scale on FLARE: winning vs random tickets over 3 seeds.
 
-    python examples/small/cartpole_fig1.py [--out DIR] [--seeds 0,1,2] [--rounds 6] [--rate 0.5]
+    python examples/small/cartpole_fig1.py [--out DIR] [--seeds 0 1 2] [--rounds 6] [--rate 0.5]
                                            [--epochs 10] [--games-per-epoch 80] [--agents 8] [--lr 1e-3]
 
 Settings: flare_ext.a2c (A2C on the installed flare-rl), the paper's CartPole MLP 128-128-128 and late reset after
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from lth_plugins.rl import PRIMARY  # noqa: E402
 
-from seed_table import mean_std, print_table, run_module, ticket_rows, write_report  # noqa: E402
+from seed_table import add_seeds_flag, mean_std, print_table, run_module, ticket_rows, write_report  # noqa: E402
 
 CONVERGED_WITHIN = 0.1  # relative change of the mean dense reward from doubling the epochs
 
@@ -42,7 +42,7 @@ def dense_reward(out: Path, common, seed: int, epochs: int) -> float:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="lth_output/small_cartpole")
-    p.add_argument("--seeds", default="0,1,2")
+    add_seeds_flag(p, (0, 1, 2))
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--rate", type=float, default=0.5)
     p.add_argument("--epochs", type=int, default=10)
@@ -53,7 +53,7 @@ def main():
     a = p.parse_args()
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    seeds = [int(s) for s in a.seeds.split(",")]
+    seeds = a.seeds
     t0 = time.time()
     common = ["--game", "CartPole-v0", "--epochs", str(a.epochs), "--games-per-epoch", str(a.games_per_epoch),
               "--last-games", str(a.last_games), "--agents", str(a.agents), "--lr", str(a.lr), "--lottery-prune",

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seed_table import mean_std, write_report  # noqa: E402
+from seed_table import add_seeds_flag, mean_std, write_report  # noqa: E402
 
 from fairseq_ext import USER_DIR, demo  # noqa: E402
 from fairseq_ext.data import binarize_lm  # noqa: E402
@@ -136,7 +136,7 @@ def run_seed(out: Path, base, seed: int) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="lth_output/small_lstm")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="fairseq --seed of each repetition")
+    add_seeds_flag(p, (1, 2, 3))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--rate", type=float, default=0.5)
     p.add_argument("--max-update", type=int, default=MAX_UPDATE)

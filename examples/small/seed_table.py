@@ -9,6 +9,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from lth_plugins.report.collect import load_run  # noqa: E402,F401  (also for the scripts)
 
 
+def add_seeds_flag(parser, default) -> None:
+    """`--seeds 1 2 3`: the seeds every claim script repeats its runs over (one syntax for all of them)."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(default), metavar="SEED",
+                        help=f"seed of each repetition (default: {' '.join(map(str, default))})")
+
+
 def run_module(module: str, args, log) -> None:
     """`python -m module args`, one torch thread, output appended to `log`; SystemExit naming the log if it fails."""
     with open(log, "a") as f:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seed_table import mean_std, print_table, ticket_rows, write_report  # noqa: E402
+from seed_table import add_seeds_flag, mean_std, print_table, ticket_rows, write_report  # noqa: E402
 
 from fairseq_ext import USER_DIR, demo  # noqa: E402
 
@@ -60,7 +60,7 @@ def convergence_check(out: Path, data, max_update: int, seed: int, dense_bleu: f
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="lth_output/small_transformer")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="fairseq --seed of each repetition")
+    add_seeds_flag(p, (1, 2, 3))
     p.add_argument("--rounds", type=int, default=demo.DEFAULTS["rounds"])
     p.add_argument("--rate", type=float, default=demo.DEFAULTS["rate"])
     p.add_argument("--max-update", type=int, default=demo.DEFAULTS["max_update"])
