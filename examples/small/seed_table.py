@@ -7,6 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from lth_plugins.report.collect import load_run  # noqa: E402,F401  (also for the scripts)
+from lth_plugins.report.series import mean_std  # noqa: E402,F401  (for the scripts)
 
 
 def add_seeds_flag(parser, default) -> None:
@@ -29,15 +30,6 @@ def write_report(run_dirs, out: Path) -> None:
     its own: fairseq's logging set up in this one would make matplotlib print its debug lines."""
     run_module("lth_plugins.cli", ["report", *map(str, run_dirs), "-o", str(out / "report")], out / "report.log")
     print(f"figures: {out / 'report' / 'index.html'}", flush=True)
-
-
-def mean_std(values):
-    """(mean, sample std) of a list; std 0 for one value, (nan, nan) for none."""
-    if not values:
-        return float("nan"), float("nan")
-    m = sum(values) / len(values)
-    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-    return m, sd
 
 
 def ticket_rows(pairs):

@@ -20,7 +20,7 @@ from ..hparams import Reset, Schedule, Ticket
 from ..masks import Mask
 from ..store import RunStore, Snapshot
 from .collect import Run, TaskGroup, Variant
-from .series import _mean_std
+from .series import mean_std
 
 
 # --- measures ---------------------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ class Curve:
     def add(self, fraction: float, values: List[float], chance: Optional[float] = None,
             layers: Optional[List[Dict[str, Optional[float]]]] = None,
             chance_layers: Optional[List[Dict[str, Optional[float]]]] = None) -> None:
-        m, sd = _mean_std(values)
+        m, sd = mean_std(values)
         self.fraction_pruned.append(fraction)
         self.mean.append(m)
         self.std.append(sd)

@@ -51,7 +51,11 @@ class Series:
         return d
 
 
-def _mean_std(xs: List[float]):
+def mean_std(xs: List[float]):
+    """(mean, sample std) of a list: what every "mean ± std over seeds" of the project is; std 0 for one value,
+    (nan, nan) for none."""
+    if not xs:
+        return float("nan"), float("nan")
     m = sum(xs) / len(xs)
     s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
     return m, s
@@ -70,7 +74,7 @@ def aggregate(runs: List[Run], label: str, ticket: str, variant: Optional[Varian
         if not valued:
             continue
         vals = [r.value(k) for r in valued]
-        m, sd = _mean_std(vals)
+        m, sd = mean_std(vals)
         s.rounds.append(k)
         s.fraction_pruned.append(sum(float(r.records[k].fraction_pruned) for r in valued) / len(valued))
         s.mean.append(m)
@@ -286,7 +290,7 @@ def plan_layers(group: TaskGroup, stem: str, round_index: Optional[int] = None) 
     numel = [int(sparsities[0].get("numel", {}).get(n, 0)) for n in names]
     mean, std = [], []
     for n in names:
-        m, s = _mean_std([1.0 - float(sp["density"][n]) for sp in sparsities])
+        m, s = mean_std([1.0 - float(sp["density"][n]) for sp in sparsities])
         mean.append(m)
         std.append(s)
     overall = sum(float(r.records[k].fraction_pruned) for r in runs) / len(runs)
