@@ -7,7 +7,7 @@ as ELF's ``Defaults``: ELF applies it to the defaults of its own flags, so every
 """
 import dataclasses
 
-from lth_plugins.hparams import LotteryConfig
+from lth_plugins.hparams import PATTERN_FIELDS, LotteryConfig
 
 # ELF's own flags set to the paper's pixel-control setting (the rest are ELF's defaults).
 PAPER_DEFAULTS = {
@@ -64,7 +64,7 @@ def _lottery_define_args():
         if f.name == "seed":
             default = None  # follows --seed (resolve_seeds)
         spec = dict(help=f.metadata.get("help", ""))
-        if f.name in ("include", "exclude"):
+        if f.name in PATTERN_FIELDS:
             spec.update(type=str, default=",".join(default) or None)
             spec["help"] += " (comma separated)"
         else:
@@ -109,7 +109,7 @@ class LotteryArgs:
         values = {}
         for f in dataclasses.fields(LotteryConfig):
             v = getattr(a, "lottery_" + f.name)
-            if f.name in ("include", "exclude"):
+            if f.name in PATTERN_FIELDS:
                 v = tuple(p.strip() for p in (v or "").split(",") if p.strip())
             values[f.name] = v
         values["seed"] = resolve_seeds(a.seed, a.lottery_seed)[1]

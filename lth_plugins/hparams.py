@@ -78,6 +78,8 @@ LEGACY_DEFAULTS = {"budget": Budget.FULL}
 # Flags whose default differs from the field's: an unset lottery seed follows the run's seed (the framework's
 # --seed), resolved by `LotteryConfig.from_namespace`.
 FLAG_DEFAULTS = {"seed": None}
+# The fields that hold lists of parameter-name patterns (a flag given several times; stored as a list).
+PATTERN_FIELDS = ("include", "exclude")
 
 
 @dataclass(frozen=True)
@@ -154,9 +156,9 @@ class LotteryConfig:
                                       "its framework settings must equal this run's", default=None)
 
     def __post_init__(self):
-        # a lone string is one pattern, not a sequence of one-character patterns
-        self.include = (self.include,) if isinstance(self.include, str) else tuple(self.include or ())
-        self.exclude = (self.exclude,) if isinstance(self.exclude, str) else tuple(self.exclude or ())
+        for name in PATTERN_FIELDS:  # a lone string is one pattern, not a sequence of one-character patterns
+            value = getattr(self, name)
+            setattr(self, name, (value,) if isinstance(value, str) else tuple(value or ()))
         for name, kind in _CHOICES.items():  # an unknown value stays as given: validate() names it
             value = getattr(self, name)
             if value in kind.names():
@@ -250,7 +252,8 @@ class LotteryConfig:
     def to_dict(self) -> dict:
         """Plain JSON values (choices as their strings)."""
         d = dataclasses.asdict(self)
-        d["include"], d["exclude"] = list(self.include), list(self.exclude)
+        for name in PATTERN_FIELDS:
+            d[name] = list(d[name])
         for name in _CHOICES:
             d[name] = str(d[name])
         return d
@@ -266,7 +269,7 @@ class LotteryConfig:
             default = defaults.get(f.name, FLAG_DEFAULTS.get(f.name, f.default))
             default = default.value if isinstance(default, Choice) else default
             kw = {"help": f.metadata["help"] + (f" (default: {default})" if default is not None else "")}
-            if f.name in ("include", "exclude"):
+            if f.name in PATTERN_FIELDS:
                 kw.update(action="append", default=list(default) or None, metavar="PATTERN")
             else:
                 kw.update(type=_field_type(f), default=default)
@@ -283,7 +286,7 @@ class LotteryConfig:
             dest = _dest(prefix, f.name)
             if hasattr(ns, dest):
                 v = getattr(ns, dest)
-                values[f.name] = tuple(v or ()) if f.name in ("include", "exclude") else v
+                values[f.name] = tuple(v or ()) if f.name in PATTERN_FIELDS else v
         if values.get("seed", FLAG_DEFAULTS["seed"]) is None:
             if run_seed is None:
                 raise LotteryConfigError(f"no lottery seed: give {prefix}seed, or the run's seed it follows")
