@@ -1,18 +1,23 @@
-"""Exclusive locks on a file that records its holder (pid and host): run directories, sweeps, build caches.
+"""Exclusive locks on a file that records its holder (pid, host, and its SLURM job and attempt when it ran in one):
+run directories, sweeps, build caches.
 
-A holder is judged dead only on its own host: a pid from another node of a cluster is never looked up here.
+A holder's pid is judged only on its own host: a pid from another node of a cluster is never looked up here. A holder
+that ran in a SLURM job is judged by that job wherever it ran: an earlier attempt of this process's own job (the job
+was requeued, perhaps onto other nodes) or a job SLURM no longer has is gone, and its lock is taken over, saying so.
 Where the filesystem has no flock (Lustre mounted without it), the lock is the file itself, created exclusively.
 """
 import errno
 import fcntl
 import os
 import socket
+import sys
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from .errors import LotteryError
+from .scheduler import current_attempt, current_job, job_active
 
 # errnos of a filesystem that does not implement flock
 _NO_FLOCK = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
@@ -32,25 +37,43 @@ class Holder:
     pid: Optional[int]
     host: Optional[str]   # None: a record written without a host (taken to be this host)
     job: Optional[str] = None  # the SLURM job of the holder, when it ran in one
+    attempt: Optional[int] = None  # its SLURM_RESTART_COUNT (None: a record written without it)
 
     @property
     def here(self) -> bool:
         return self.host in (None, this_host())
 
     def alive(self) -> bool:
-        """Whether the holder still runs; a holder on another host is taken to be alive."""
-        return pid_alive(self.pid) if self.here else True
+        """Whether the holder still runs (see `gone`); one that cannot be judged from here is taken to be alive."""
+        return self.gone() is None
+
+    def gone(self) -> Optional[str]:
+        """Why the holder no longer runs, or None when it runs or cannot be judged from here. An earlier attempt
+        of this process's own SLURM job is gone (SLURM ends every task of an attempt before it starts the next);
+        a pid of this host is looked up; another host's holder is gone once SLURM no longer has its job (squeue:
+        a requeued job, pending, still counts as running)."""
+        mine = current_job()
+        if self.job and mine and self.job == mine and (self.attempt or 0) < current_attempt():
+            return f"an earlier attempt ({self.attempt or 0}) of this SLURM job {mine}, now in attempt " \
+                   f"{current_attempt()}"
+        if self.here:
+            return None if self.pid is None or pid_alive(self.pid) else "its process has ended"
+        if self.job and self.job != mine and job_active(self.job) is False:
+            return f"SLURM no longer has job {self.job}"
+        return None
 
     def describe(self) -> str:
         where = "" if self.here else f" on host {self.host}"
         job = f", SLURM job {self.job}" if self.job else ""
-        return f"pid {self.pid if self.pid is not None else '?'}{where}{job}"
+        attempt = f" attempt {self.attempt}" if self.job and self.attempt else ""
+        return f"pid {self.pid if self.pid is not None else '?'}{where}{job}{attempt}"
 
     @classmethod
     def parse(cls, text: str) -> "Holder":
         parts = text.split()
         pid = int(parts[0]) if parts and parts[0].isdigit() else None
-        return cls(pid, parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None)
+        attempt = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else None
+        return cls(pid, parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None, attempt)
 
 
 def this_host() -> str:
@@ -110,8 +133,10 @@ class FileLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 holder = Holder.parse(os.read(fd, 128).decode(errors="replace"))
-                if holder.pid is not None and not holder.alive():
+                gone = holder.gone()
+                if gone is not None:
                     if _is_current(fd, self.path):  # not already replaced by another starter
+                        self._taken_over(holder, gone)
                         self.path.unlink(missing_ok=True)
                     os.close(fd)
                     continue
@@ -140,13 +165,15 @@ class FileLock:
 
     def _acquire_exclusive_file(self) -> "FileLock":
         """Without flock: the lock is the existence of the lock file, created with O_EXCL. A record left by a
-        dead process of this host is removed; one from another host is never judged from here."""
+        holder that is gone (`Holder.gone`) is removed; another host's pid is never judged from here."""
         for _ in range(_ATTEMPTS):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
             except FileExistsError:
                 holder = read_holder(self.path) or Holder(None, None)
-                if holder.pid is not None and holder.here and not pid_alive(holder.pid):
+                gone = holder.gone()
+                if gone is not None:
+                    self._taken_over(holder, gone)
                     self.path.unlink(missing_ok=True)
                     continue
                 raise LockBusy(
@@ -158,6 +185,12 @@ class FileLock:
             _HELD.add(self)
             return self
         raise LotteryError(f"could not lock {self.what}: its lock file {self.path} keeps changing")
+
+    def _taken_over(self, holder: Holder, why: str) -> None:
+        """One line when a lock judged through SLURM is taken over (a dead pid of this host is taken silently)."""
+        if holder.job:
+            print(f"[lottery] {self.what}: taking over the lock left by {holder.describe()}: {why}",
+                  file=sys.stderr, flush=True)
 
     def release(self) -> None:
         if self._fd is None:
@@ -185,10 +218,8 @@ class FileLock:
 
 
 def _record() -> bytes:
-    from .scheduler import current_job
-
     job = current_job()
-    return f"{os.getpid()} {this_host()}{' ' + job if job else ''}".encode()
+    return f"{os.getpid()} {this_host()}{f' {job} {current_attempt()}' if job else ''}".encode()
 
 
 def _is_current(fd: int, path: Path) -> bool:

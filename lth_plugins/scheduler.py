@@ -15,6 +15,12 @@ def current_job() -> Optional[str]:
     return os.environ.get("SLURM_JOB_ID") or None
 
 
+def current_attempt() -> int:
+    """Which attempt of its SLURM job this process runs in: 0, then one more at each requeue."""
+    count = os.environ.get("SLURM_RESTART_COUNT", "")
+    return int(count) if count.isdigit() else 0
+
+
 def job_active(job_id: Optional[str]) -> Optional[bool]:
     """True while SLURM still has the job, False once it has left the queue, None when SLURM cannot be asked."""
     if not job_id or not shutil.which("squeue"):
