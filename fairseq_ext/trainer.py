@@ -15,7 +15,7 @@ from lth_plugins.errors import LotteryError
 from lth_plugins.round import Round
 from lth_plugins.run import LotteryRun
 
-from .checkpoints import weights_only_safe
+from .checkpoints import resumable_checkpoint, weights_only_safe
 from .distributed import gather_strings, wait_for_all, world_size
 from .fp16 import first_revived, torch_optimizer, verify_pruned_weights_zero, zero_pruned_masters
 from .requeue import PREEMPTION, Requeue
@@ -171,7 +171,12 @@ class LotteryTrainer(Trainer):
         super().__init__(*args, **kwargs)
 
     def load_checkpoint(self, filename, *args, **kwargs):
+        ctx = self.round_context
+        filename, torn = resumable_checkpoint(filename, repair=ctx.is_master)
         extra_state = super().load_checkpoint(filename, *args, **kwargs)
+        if torn and ctx.is_master:
+            at = f" (update {self.get_num_updates()})" if extra_state is not None else ""
+            print(f"[lottery] round {ctx.k}: {torn}{at}", file=sys.stderr, flush=True)
         self.round_context.begin(self, resume=extra_state is not None, extra_state=extra_state)
         if extra_state is None:
             extra_state = self.round_context.start_state()
