@@ -3,6 +3,8 @@ starts the core's round when fairseq has restored (or not found) the round's che
 the optimizer fairseq builds, reports updates and epochs, and keeps checkpoints weights-only loadable;
 `RoundContext` is that round's state, handed to the trainer when fairseq constructs it."""
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -16,9 +18,38 @@ from lth_plugins.round import Round
 from lth_plugins.run import LotteryRun
 
 from .checkpoints import resumable_checkpoint, weights_only_safe
-from .distributed import gather_strings, wait_for_all, world_size
+from .distributed import gather_strings, rank, wait_for_all, world_size
 from .fp16 import first_revived, torch_optimizer, verify_pruned_weights_zero, zero_pruned_masters
 from .requeue import PREEMPTION, Requeue
+
+
+class Termination:
+    """SIGTERM under SLURM (a preemption with PreemptMode=REQUEUE, `scontrol requeue`, scancel, the time limit) while
+    a round trains: every rank stops at the update they agree on, as for the warning before the time limit
+    (fairseq_ext.requeue), fairseq saves the round's checkpoint_last.pt there, and the rank exits, leaving the requeue
+    or the end of the job to SLURM (within its KillWait or the partition's GraceTime). Outside a round's training
+    (setup, evaluation) and in forked data workers SIGTERM keeps its default meaning."""
+
+    def __init__(self):
+        self.pid = None
+        self.received = False
+
+    def install(self) -> None:
+        if "SLURM_JOB_ID" in os.environ and self.pid != os.getpid():
+            self.pid = os.getpid()
+            signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        # PREEMPTION.immediate: outside a round's training, where nothing is to be saved
+        if os.getpid() != self.pid or PREEMPTION.pid != self.pid or PREEMPTION.immediate:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.received = True
+        PREEMPTION.requested = True  # the stop at an agreed update, as for the warning
+
+
+TERMINATION = Termination()
 
 
 class RoundContext:
@@ -169,6 +200,7 @@ class LotteryTrainer(Trainer):
         self.round_context = round_context
         self._lottery_saved_at = None  # the update of the last checkpoint this rank wrote
         super().__init__(*args, **kwargs)
+        TERMINATION.install()
 
     def load_checkpoint(self, filename, *args, **kwargs):
         ctx = self.round_context
@@ -206,15 +238,21 @@ class LotteryTrainer(Trainer):
 
     def stop_for_requeue(self, epoch_itr) -> None:
         """Called after fairseq's own validation and saving of each update. SLURM's warning before the time limit
-        (fairseq_ext.requeue): at the update every rank agrees on, the round's checkpoint_last.pt is saved (unless
-        fairseq just saved it) and the rank leaves for the requeue."""
+        (fairseq_ext.requeue) or its SIGTERM (`Termination`): at the update every rank agrees on, the round's
+        checkpoint_last.pt is saved (unless fairseq just saved it) and the rank leaves for the requeue (the warning)
+        or exits (SIGTERM: SLURM requeues or ends the job itself)."""
         n = self.get_num_updates()
         if not PREEMPTION.stop_at(n):
             return
         if self._lottery_saved_at != n:
             checkpoint_utils.save_checkpoint(self.cfg.checkpoint, self, epoch_itr, None)
         wait_for_all("requeue_checkpoint_saved")  # rank 0 has written it before anyone requeues
-        raise Requeue(f"round {self.round_context.k}: checkpoint_last.pt saved at update {n}")
+        saved = f"round {self.round_context.k}: checkpoint_last.pt saved at update {n}"
+        if TERMINATION.received:
+            print(f"[lottery] rank {rank()}: SIGTERM; {saved}; exiting (SLURM requeues or ends the job)",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(128 + signal.SIGTERM)
+        raise Requeue(saved)
 
     def save_checkpoint(self, filename, extra_state):
         super().save_checkpoint(filename, extra_state)
