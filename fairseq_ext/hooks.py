@@ -6,7 +6,8 @@
    anything is trained or written) and, only when `--lottery-prune` is given, replaces `fairseq_cli.train.main`
    (which `cli_main` looks up at call time) by the round loop of the run spec (`fairseq_ext.driver.LotteryMain`),
    makes fairseq's SLURM detection work without CUDA (`fairseq_ext.distributed.install_cpu_slurm_init`) and, under
-   SLURM, catches the warning before the time limit (`fairseq_ext.requeue`).
+   SLURM, catches the warning before the time limit (`fairseq_ext.requeue`) and arms its own
+   (`fairseq_ext.trainer.arm_time_limit_warning`, --lottery-save-grace).
 Without `--lottery-prune` nothing else changes.
 """
 import functools
@@ -58,7 +59,9 @@ def _activate(parser, ns) -> None:
     from .distributed import install_cpu_slurm_init
     from .driver import LotteryMain
     from .requeue import PREEMPTION
+    from .trainer import arm_time_limit_warning
 
     train_mod.main = LotteryMain(spec, train_mod.main)
     install_cpu_slurm_init()
     PREEMPTION.install()  # noted until the round loop runs, which acts on it
+    arm_time_limit_warning(ns.lottery_save_grace)

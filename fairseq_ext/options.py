@@ -34,6 +34,7 @@ NOT_TRAINING_SETTINGS = (
     "distributed_rank", "device_id", "local_rank", "distributed_port", "distributed_init_method",
     "distributed_no_spawn", "distributed_num_procs", "nprocs_per_node", "heartbeat_timeout",
     "all_gather_list_size", "bucket_cap_mb", "plasma_path", "no_seed_provided", "lottery_collective_timeout",
+    "lottery_save_grace",
 )
 
 
@@ -52,6 +53,12 @@ def add_lottery_args(parser: argparse.ArgumentParser) -> None:
                        help="timeout of every collective of a distributed run (fairseq's all-reduces included); "
                             "default: torch's (NCCL 10 minutes, gloo 30 minutes). Rank 0's round evaluation is "
                             "not bounded by it: the other ranks wait for it outside any collective")
+    group.add_argument(flag("save_grace"), type=float, default=180.0, metavar="SECONDS",
+                       help="in a SLURM job that SLURM may requeue and that has a time limit: this many seconds "
+                            "before it every rank stops at an update they agree on, saves the round's "
+                            "checkpoint_last.pt and the job requeues itself, as on the warning sbatch sends "
+                            "(its signal=USR1@SECONDS); at least two updates and a save must fit in it. 0: only "
+                            "sbatch's warning (default: 180)")
     for f in dataclasses.fields(EvalOptions):
         if f.type is bool:
             group.add_argument(flag(f.name), action="store_true", help=f.metadata["help"])
@@ -95,6 +102,10 @@ def build_spec(args, sources_exist: bool = True) -> LotterySpec:
               "SAVE_DIR/round_KK/checkpoint_last.pt (start round 0 from a model with the init snapshot instead)")
     if getattr(args, "finetune_from_model", None):
         _fail("--lottery-prune cannot be combined with --finetune-from-model")
+    if getattr(args, "zero_sharding", "none") == "os":
+        _fail("--lottery-prune does not support --zero-sharding os: a sharded optimizer state is gathered by all "
+              "ranks together at each save, and the save before a requeue or preemption is made by only some "
+              "ranks (the job would hang there); drop --zero-sharding")
     if getattr(args, "ddp_backend", None) == "fully_sharded":
         _fail("--lottery-prune does not support --ddp-backend fully_sharded (sharded parameters cannot be "
               "masked by name); use legacy_ddp or c10d")
@@ -111,6 +122,8 @@ def build_spec(args, sources_exist: bool = True) -> LotterySpec:
     timeout = getattr(args, "lottery_collective_timeout", None)
     if timeout is not None and timeout <= 0:
         _fail(f"--lottery-collective-timeout must be > 0 seconds (got {timeout:g})")
+    if getattr(args, "lottery_save_grace", 0) < 0:
+        _fail(f"--lottery-save-grace must be >= 0 seconds (got {args.lottery_save_grace:g})")
     if config.takes_masks and os.path.abspath(config.masks_from) == os.path.abspath(run_dir):
         _fail("--lottery-masks-from must be another run directory than this run's own "
               f"({run_dir}); give the random ticket its own --save-dir")

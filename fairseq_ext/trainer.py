@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -16,11 +17,12 @@ from lth_plugins.atomic import atomic_write_json
 from lth_plugins.errors import LotteryError
 from lth_plugins.round import Round
 from lth_plugins.run import LotteryRun
+from lth_plugins.scheduler import current_job, duration_s, job_record
 
 from .checkpoints import resumable_checkpoint, weights_only_safe
 from .distributed import gather_strings, rank, wait_for_all, world_size
 from .fp16 import first_revived, torch_optimizer, verify_pruned_weights_zero, zero_pruned_masters
-from .requeue import PREEMPTION, Requeue
+from .requeue import PREEMPTION, SIGNAL, Requeue
 
 
 class Termination:
@@ -50,6 +52,28 @@ class Termination:
 
 
 TERMINATION = Termination()
+
+
+def arm_time_limit_warning(grace_s: float) -> Optional[float]:
+    """The warning before the time limit from the plugin itself (--lottery-save-grace): `grace_s` seconds before the
+    job's time limit this process sends itself the signal `sbatch --signal=USR1@SECONDS` would (fairseq_ext.requeue
+    saves and requeues). Only in a SLURM job with a time limit that SLURM may requeue (Requeue=1), and not in a
+    sweep's job (submitit has its own warning). Returns the seconds until the warning, or None when none is armed."""
+    if grace_s <= 0 or PREEMPTION.pid != os.getpid() or os.environ.get("SUBMITIT_EXECUTOR"):
+        return None
+    job = job_record(current_job())
+    limit, ran = duration_s(job.get("TimeLimit")), duration_s(job.get("RunTime"))
+    if job.get("Requeue") != "1" or limit is None or ran is None:
+        return None
+    if limit <= grace_s:  # every attempt would be warned at its start and requeued without training
+        print(f"[lottery] --lottery-save-grace {grace_s:g} s is not shorter than SLURM job {current_job()}'s time "
+              f"limit ({limit:g} s): no warning before it", file=sys.stderr, flush=True)
+        return None
+    delay = max(0.0, limit - ran - grace_s)
+    timer = threading.Timer(delay, os.kill, (os.getpid(), SIGNAL))
+    timer.daemon = True
+    timer.start()
+    return delay
 
 
 class RoundContext:

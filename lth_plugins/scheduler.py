@@ -34,3 +34,30 @@ def job_active(job_id: Optional[str]) -> Optional[bool]:
         # squeue exits 1 with "Invalid job id specified" for a job that has left the queue
         return False if "Invalid job id" in out.stderr else None
     return any(line.strip() in ACTIVE_STATES for line in out.stdout.splitlines())
+
+
+def job_record(job_id: Optional[str]) -> dict:
+    """`scontrol show job` of the job as {field: value} (TimeLimit, RunTime, Requeue, ...); {} when SLURM cannot
+    be asked or does not know the job."""
+    if not job_id or not shutil.which("scontrol"):
+        return {}
+    try:
+        out = subprocess.run(["scontrol", "show", "job", "-o", str(job_id)], capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if out.returncode != 0:
+        return {}
+    return dict(field.split("=", 1) for field in out.stdout.split() if "=" in field)
+
+
+def duration_s(text: Optional[str]) -> Optional[float]:
+    """Seconds of a SLURM duration ([DAYS-]HH:MM:SS, MM:SS); None for UNLIMITED or anything else."""
+    days, _, clock = (text or "").rpartition("-")
+    parts = clock.split(":")
+    if not (days == "" or days.isdigit()) or not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        return None
+    seconds = 0
+    for p in parts:
+        seconds = seconds * 60 + int(p)
+    return int(days or 0) * 86400 + seconds
