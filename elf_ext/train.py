@@ -171,7 +171,7 @@ def refuse_allow_list_runs(setup: Setup) -> None:
     from lth_plugins.store import RunStore
 
     cfg = setup.config
-    for path, role in ((setup.run_dir, "run directory"), (cfg.masks_from, "masks_from run"),
+    for path, role in ((setup.run_dir, "run directory"), (cfg.source_dir, "run it takes masks from"),
                        (cfg.dense_from, "dense_from run")):
         if not path:
             continue

@@ -21,10 +21,11 @@ from fairseq import checkpoint_utils
 from fairseq.distributed import utils as distributed_utils
 
 from lth_plugins.errors import LotteryError
-from lth_plugins.hparams import LotteryConfig, Reset
+from lth_plugins.hparams import LotteryConfig, Reset, Ticket
 from lth_plugins.run import LotteryRun
-from lth_plugins.selection import select_parameters
-from lth_plugins.store import RunStore, round_name
+from lth_plugins.selection import pruned_parameters
+from lth_plugins.sources import check_transfer_source
+from lth_plugins.store import RunStore, Snapshot, round_name
 
 from . import evaluate
 from .distributed import broadcast_object, set_collective_timeout, wait_for_all, watched_peers, world_size
@@ -186,9 +187,9 @@ def _reset_fairseq_globals():
 
 # --- checks before the first round -------------------------------------------------------------------------
 def precheck_model(cfg, config: LotteryConfig):
-    """Check the include/exclude patterns (and a random ticket's masks) against the model's parameter names
-    before anything is written: the model is built on the meta device (no memory, no initialization).
-    Returns (task, meta model or None)."""
+    """Check the include/exclude patterns (a random ticket's masks, a transferred ticket's architecture) against
+    the model's parameters before anything is written: the model is built on the meta device (no memory, no
+    initialization). Returns (task, meta model or None)."""
     from fairseq import tasks
 
     task = tasks.setup_task(cfg.task)
@@ -198,8 +199,12 @@ def precheck_model(cfg, config: LotteryConfig):
     except Exception as e:  # a model that cannot be built on meta: checked at round start instead
         logger.warning("lottery: skipping the early parameter check (%s)", e)
         return task, None
-    params = select_parameters(model, config.include, config.exclude)
-    if config.takes_masks:
+    params = pruned_parameters(model, config)
+    if config.ticket is Ticket.TRANSFERRED:
+        source = RunStore.view(config.source_dir)
+        if source.config and source.has_snapshot(Snapshot.INIT):  # a source still starting is checked by the run
+            check_transfer_source(source, config, model.state_dict())
+    elif config.takes_masks:
         source = RunStore.view(config.masks_from)
         if source.config and source.has_mask(1):  # masks still to come are checked when they arrive
             source.load_mask(1).check_matches(params, source=f"mask of round 1 in {config.masks_from}")

@@ -93,7 +93,7 @@ def build_spec(args, sources_exist: bool = True) -> LotterySpec:
         _fail("--lottery-prune needs a finite training length per round: give --max-update or --max-epoch")
     config.validate(total_updates=max_update, total_epochs=max_epoch)
     if config.takes_masks and sources_exist:
-        _check_masks_from(config.masks_from)
+        _check_masks_from(config.source_dir, flag(config.ticket.source_field))
     task = getattr(args, "task", None)  # any task trains; translation and language modeling get test metrics
     if getattr(args, "no_save", False):
         _fail("--lottery-prune cannot be combined with --no-save: rounds resume from their checkpoints")
@@ -124,9 +124,9 @@ def build_spec(args, sources_exist: bool = True) -> LotterySpec:
         _fail(f"--lottery-collective-timeout must be > 0 seconds (got {timeout:g})")
     if getattr(args, "lottery_save_grace", 0) < 0:
         _fail(f"--lottery-save-grace must be >= 0 seconds (got {args.lottery_save_grace:g})")
-    if config.takes_masks and os.path.abspath(config.masks_from) == os.path.abspath(run_dir):
-        _fail("--lottery-masks-from must be another run directory than this run's own "
-              f"({run_dir}); give the random ticket its own --save-dir")
+    if config.takes_masks and os.path.abspath(config.source_dir) == os.path.abspath(run_dir):
+        _fail(f"{flag(config.ticket.source_field)} must be another run directory than this run's own "
+              f"({run_dir}); give the {config.ticket} ticket its own --save-dir")
     settings = training_settings(vars(args), not_training=NOT_TRAINING_SETTINGS + lottery_dests(), prefixes=())
     if settings.get("data"):
         fingerprint = data_fingerprint(settings["data"])  # a missing data folder is named before anything runs
@@ -135,18 +135,18 @@ def build_spec(args, sources_exist: bool = True) -> LotterySpec:
                        task=task, settings=settings, evaluation=evaluation, collective_timeout=timeout)
 
 
-def _check_masks_from(path: Optional[str]) -> None:
-    """The winning run must exist; its masks may still be coming (the random ticket waits for each, up to
+def _check_masks_from(path: Optional[str], option: str) -> None:
+    """The winning run must exist; its masks may still be coming (the ticket waits for each, up to
     --lottery-mask-wait seconds, so that both can run side by side)."""
     if not path or not os.path.isdir(path):
-        _fail(f"--lottery-masks-from {path!r} is not a directory: give the run directory of a finished (or "
+        _fail(f"{option} {path!r} is not a directory: give the run directory of a finished (or "
               f"running) winning-ticket experiment")
     if not RunStore.view(path).config:
         return  # the winning ticket is starting: the run waits for it
     try:
         open_winning_run(path)
     except RunStoreError as e:
-        _fail(f"--lottery-masks-from: {e}")
+        _fail(f"{option}: {e}")
 
 
 # fairseq's --lottery-seed defaulted to 0 whatever --seed was, before it followed --seed.

@@ -267,12 +267,13 @@ def run_dense(args, session: TrainSession) -> dict:
     return metrics
 
 
-def open_lottery_run(args, progress: bool = True):
-    """The lottery run of these flags (validated against the winning run for a random ticket)."""
+def open_lottery_run(args, progress: bool = True, model=None):
+    """The lottery run of these flags (validated against the winning run for a random ticket, against `model`'s
+    parameters when given)."""
     from lth_plugins.run import LotteryRun
 
     return LotteryRun(args.lottery, args.run_dir, task=args.game, framework=FRAMEWORK,
-                      settings=training_settings(args), total_epochs=args.epochs, progress=progress)
+                      settings=training_settings(args), total_epochs=args.epochs, progress=progress, model=model)
 
 
 def train_lottery_round(args, session: TrainSession, run, k: int):
@@ -287,7 +288,7 @@ def train_lottery_round(args, session: TrainSession, run, k: int):
 
 
 def run_lottery(args, session: TrainSession):
-    with open_lottery_run(args) as run:
+    with open_lottery_run(args, model=session.model) as run:
         for k in run.pending_rounds():
             train_lottery_round(args, session, run, k)
     return run

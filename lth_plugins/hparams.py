@@ -48,16 +48,29 @@ class Ticket(Choice):
     WINNING = "winning"
     RANDOM = "random"      # the winning ticket's masks, weights re-drawn from the model's own initializers
     SHUFFLED = "shuffled"  # a control: the winning ticket's per-layer densities at random positions, its reset
+    TRANSFERRED = "transferred"  # another task's winning ticket (transfer_from): its masks and its reset point
 
     @property
     def short(self) -> str:
-        """The folder name of this ticket's run beside the others': wt / rt / st."""
-        return {"winning": "wt", "random": "rt", "shuffled": "st"}[self.value]
+        """The folder name of this ticket's run beside the others': wt / rt / st / tt."""
+        return {"winning": "wt", "random": "rt", "shuffled": "st", "transferred": "tt"}[self.value]
 
     @property
     def takes_masks(self) -> bool:
-        """Whether the ticket trains masks made from a winning run's (`masks_from`) instead of pruning its own."""
+        """Whether the ticket trains masks made from a winning run's (`masks_from`, `transfer_from`) instead of
+        pruning its own."""
         return self is not Ticket.WINNING
+
+    @property
+    def resets_to_source(self) -> bool:
+        """Whether its rounds start from the weights of the winning run it takes masks from (that run's init or
+        late snapshot) rather than its own or re-drawn ones."""
+        return self in (Ticket.SHUFFLED, Ticket.TRANSFERRED)
+
+    @property
+    def source_field(self) -> Optional[str]:
+        """The LotteryConfig field naming the winning run whose masks the ticket takes."""
+        return {"random": "masks_from", "shuffled": "masks_from", "transferred": "transfer_from"}.get(self.value)
 
     @property
     def first_round(self) -> int:
@@ -79,7 +92,7 @@ LEGACY_DEFAULTS = {"budget": Budget.FULL}
 # --seed), resolved by `LotteryConfig.from_namespace`.
 FLAG_DEFAULTS = {"seed": None}
 # The fields that hold lists of parameter-name patterns (a flag given several times; stored as a list).
-PATTERN_FIELDS = ("include", "exclude")
+PATTERN_FIELDS = ("include", "exclude", "transfer_keep_dense")
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,17 @@ class ResetPoint:
 
     def __str__(self):
         return f"{self.updates}u" if self.updates is not None else f"{self.epochs}ep"
+
+
+def parse_transfer(spec: str) -> Tuple[str, Optional[int]]:
+    """`RUN_DIR[:ROUND]` as (run directory, first round or None)."""
+    path, sep, tail = str(spec).rpartition(":")
+    if not sep or not tail.strip().isdigit():
+        return str(spec), None
+    if not path or int(tail) < 1:
+        raise LotteryConfigError(f"transfer_from {spec!r} is not understood: write RUN_DIR or RUN_DIR:ROUND with "
+                                 f"ROUND >= 1 (the first of the source's pruned rounds this run trains)")
+    return path, int(tail)
 
 
 FLAG_PREFIX = "--lottery-"
@@ -140,7 +164,8 @@ class LotteryConfig:
     ticket: Ticket = _flag("winning: prune and reset to the snapshot; random: the winning ticket's masks "
                            "(masks-from) with weights re-drawn from the model's initializers; shuffled (a control): "
                            "the winning ticket's per-layer densities at random positions within each layer, reset "
-                           "to the winning run's snapshot", default=Ticket.WINNING, choices=TICKETS)
+                           "to the winning run's snapshot; transferred: another task's winning ticket "
+                           "(transfer-from)", default=Ticket.WINNING, choices=TICKETS)
     masks_from: Optional[str] = _flag("run directory of the winning ticket whose masks a random or shuffled ticket "
                                       "uses", default=None)
     include: Tuple[str, ...] = _flag("fnmatch pattern of parameter names to prune (repeatable; none given: "
@@ -148,12 +173,22 @@ class LotteryConfig:
     exclude: Tuple[str, ...] = _flag("fnmatch pattern of parameter names never pruned (repeatable)", default=())
     seed: int = _flag(f"seed of {LOTTERY_DRAWS} (default: the run's seed, so that runs with other seeds draw other "
                       f"random tickets)", default=0)
-    mask_wait: float = _flag("random ticket: the most seconds to wait for a mask the winning ticket has not "
-                             "written yet (the two may run side by side); it waits only while the winning run is "
-                             "alive; 0: fail at once", default=7 * 24 * 3600.0)
+    mask_wait: float = _flag("random, shuffled or transferred ticket: the most seconds to wait for a mask the "
+                             "winning ticket has not written yet (the two may run side by side); it waits only "
+                             "while the winning run is alive; 0: fail at once", default=7 * 24 * 3600.0)
     dense_from: Optional[str] = _flag("run directory of a winning run whose dense round 0 (and snapshots) this "
                                       "run reuses instead of training it again: ablations of one seed share it; "
                                       "its framework settings must equal this run's", default=None)
+    transfer_from: Optional[str] = _flag("RUN_DIR[:ROUND]: a transferred ticket (the ticket becomes "
+                                         "'transferred'): round k trains round k's mask of that winning run, "
+                                         "from its reset point (its init or late snapshot), on this run's task; "
+                                         "the model must have its parameter names and shapes; other settings "
+                                         "may differ. No dense round of its own; with :ROUND it starts at round "
+                                         "ROUND", default=None)
+    transfer_keep_dense: Tuple[str, ...] = _flag("fnmatch pattern of parameters a transferred ticket keeps "
+                                                 "dense, from this run's own init, whatever their shape in the "
+                                                 "source run (e.g. an action head across games; repeatable)",
+                                                 default=())
 
     def __post_init__(self):
         for name in PATTERN_FIELDS:  # a lone string is one pattern, not a sequence of one-character patterns
@@ -163,6 +198,8 @@ class LotteryConfig:
             value = getattr(self, name)
             if value in kind.names():
                 setattr(self, name, kind(value))
+        if self.transfer_from and self.ticket is Ticket.WINNING:  # the flag alone makes a transferred ticket
+            self.ticket = Ticket.TRANSFERRED
 
     @classmethod
     def from_stored(cls, stored: dict) -> "LotteryConfig":
@@ -189,7 +226,19 @@ class LotteryConfig:
 
     @property
     def first_round(self) -> int:
-        return Ticket(self.ticket).first_round
+        """0; 1 for a ticket that takes masks; ROUND for a transferred ticket given RUN_DIR:ROUND."""
+        return self.transfer_round or Ticket(self.ticket).first_round
+
+    @property
+    def source_dir(self) -> Optional[str]:
+        """The winning run whose masks this ticket trains (masks_from, or transfer_from's RUN_DIR), or None."""
+        name = Ticket(self.ticket).source_field if self.ticket in TICKETS else None
+        value = getattr(self, name) if name else None
+        return parse_transfer(value)[0] if value and name == "transfer_from" else value
+
+    @property
+    def transfer_round(self) -> Optional[int]:
+        return parse_transfer(self.transfer_from)[1] if self.transfer_from else None
 
     @property
     def effective_budget(self) -> Budget:
@@ -200,7 +249,7 @@ class LotteryConfig:
     @property
     def reset_strategy(self) -> str:
         """The name of the reset plugin this configuration uses."""
-        return "random" if self.is_random else str(self.reset)
+        return "random" if self.is_random else str(self.reset)  # a source's reset: LotteryRun takes its own
 
     def validate(self, total_updates: Optional[int] = None, total_epochs: Optional[int] = None,
                  updates_per_epoch: Optional[int] = None) -> "LotteryConfig":
@@ -220,12 +269,26 @@ class LotteryConfig:
         check_available("lth_plugins.pruners", self.pruner)
         check_available("lth_plugins.resets", self.reset_strategy)
         point = self.reset_point
-        if self.takes_masks and not self.masks_from:
+        if self.ticket is Ticket.TRANSFERRED and not self.transfer_from:
+            raise LotteryConfigError("a transferred ticket needs the winning run it comes from: give transfer_from "
+                                     "(--lottery-transfer-from RUN_DIR[:ROUND])")
+        if self.takes_masks and not self.source_dir:
             raise LotteryConfigError(f"a {self.ticket} ticket needs the winning ticket's masks: give masks_from "
                                      "(--lottery-masks-from RUN_DIR), the run directory of the winning ticket")
-        if not self.takes_masks and self.masks_from:
+        if self.masks_from and Ticket(self.ticket).source_field != "masks_from":
             raise LotteryConfigError("masks_from is only used by random and shuffled tickets (ticket='random' or "
                                      "'shuffled')")
+        if self.transfer_from and self.ticket is not Ticket.TRANSFERRED:
+            raise LotteryConfigError(f"transfer_from makes a transferred ticket; it cannot be a {self.ticket} "
+                                     f"ticket (a random or shuffled ticket of a target task takes its masks from "
+                                     f"that task's own winning run)")
+        if self.transfer_keep_dense and not self.transfer_from:
+            raise LotteryConfigError("transfer_keep_dense is only used by transferred tickets (transfer_from)")
+        if self.transfer_from:
+            first = parse_transfer(self.transfer_from)[1]
+            if first is not None and first > self.rounds:
+                raise LotteryConfigError(f"transfer_from {self.transfer_from!r} starts at round {first}, after "
+                                         f"the last round {self.rounds}: give rounds >= {first}")
         if self.takes_masks and self.dense_from:
             raise LotteryConfigError(f"dense_from is only used by winning tickets: a {self.ticket} ticket has no "
                                      "dense round of its own (it takes its winning run's masks)")

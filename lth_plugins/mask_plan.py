@@ -1,5 +1,6 @@
 """Which mask each round of a run trains: round 0 dense; later rounds pruned from the trained weights of the round
-before (iterative) or all from the dense trained weights (one-shot); a random ticket's from its winning run."""
+before (iterative) or all from the dense trained weights (one-shot); a random, shuffled or transferred ticket's
+from its winning run."""
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -9,6 +10,7 @@ from .hparams import LotteryConfig, Schedule, Ticket
 from .masks import Mask
 from .registry import load_pruner
 from .seeds import mixed_seed
+from .selection import without_kept_dense
 from .store import RunStore, Snapshot
 from .wait import wait_until
 
@@ -35,6 +37,8 @@ class MaskPlan:
             mask = self.source.load_mask(k)
             if self.config.ticket is Ticket.SHUFFLED:
                 mask = shuffled(mask, self.config.seed, k)
+            elif self.config.transfer_keep_dense:  # trained dense: their shapes may differ from the source's
+                mask = Mask(without_kept_dense(mask, self.config).items())
         elif self.store.has_mask(k):
             mask = self.store.load_mask(k)
         elif self.config.schedule is Schedule.ONESHOT and self.store.has_snapshot(Snapshot.DENSE_TRAINED):

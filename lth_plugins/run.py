@@ -30,8 +30,9 @@ from .registry import load_reset
 from .resets import Reinit, load_snapshot, reinit_rules, take_snapshot
 from .round import OptimizerLedger, Round, StartPoint
 from .seeds import round_seed
-from .selection import select_parameters
-from .sources import check_ticket_source, open_dense_run, open_winning_run
+from .selection import matching, pruned_parameters, select_parameters
+from .sources import (check_ticket_source, check_transfer_source, open_dense_run, open_transfer_source,
+                      open_winning_run)
 from .store import RunStore, Snapshot
 
 
@@ -44,16 +45,26 @@ class LotteryRun:
                  updates_per_epoch: Optional[int] = None, progress: bool = True,
                  model: Optional[torch.nn.Module] = None):
         """Everything is validated before anything is written: the configuration, the late-reset point against
-        every training length given, a random ticket against its winning run (settings, rounds, mask shapes)
-        and, when `model` is given, the include/exclude patterns. `settings` is the framework's whole
-        configuration (whatever changes training): a rerun must repeat it."""
+        every training length given, a random ticket against its winning run (settings, rounds, mask shapes),
+        a transferred ticket against its source (architecture, rounds) and, when `model` is given, the
+        include/exclude patterns. `settings` is the framework's whole configuration (whatever changes training):
+        a rerun must repeat it."""
         self.config = config.validate(total_updates=total_updates, total_epochs=total_epochs,
                                       updates_per_epoch=updates_per_epoch)
-        params = select_parameters(model, config.include, config.exclude) if model is not None else None
+        params = pruned_parameters(model, config) if model is not None else None
         full = {"lottery": config.to_dict(), "framework": framework, "task": task, "settings": settings or {}}
         full = json.loads(json.dumps(full, default=str))
         self.source = None
-        if config.takes_masks:
+        if config.ticket is Ticket.TRANSFERRED:
+            if Path(config.source_dir).resolve() == Path(run_dir).resolve():
+                raise LotteryConfigError("transfer_from names this run's own directory; give another run's")
+            self.source = open_transfer_source(config)
+            if model is not None:
+                check_transfer_source(self.source, config, model.state_dict())
+            else:
+                check_transfer_source(self.source, config, self.source.load_snapshot(Snapshot.INIT))
+            self._check_late_point_within(total_updates)
+        elif config.takes_masks:
             self.source = open_winning_run(config.masks_from, config.mask_wait)
             self._check_budget_matches_source()
             check_ticket_source(self.source, full, config.rounds, params)
@@ -66,10 +77,11 @@ class LotteryRun:
         self.total_updates, self.total_epochs = total_updates, total_epochs
         self._reinit_rules: Dict[str, str] = {}
         self.is_writer = is_writer
-        # a shuffled ticket resets as its winning run does (to that run's snapshots)
-        self.reset = load_reset((self.source.lottery if config.ticket is Ticket.SHUFFLED else config).reset_strategy)()
+        # a shuffled or transferred ticket resets as its winning run does (to that run's snapshots)
+        self.reset = load_reset((self.source.lottery if config.ticket.resets_to_source else config).reset_strategy)()
         self.masks = MaskPlan(self.config, self.store, self.source, is_writer)
         self._snapshots: Dict[str, dict] = {}
+        self._own_init: Optional[dict] = None  # a transferred ticket's own init (its kept-dense parameters)
         self.mask: Optional[Mask] = None
         self.active_round: Optional[int] = None
         self.start: StartPoint = StartPoint()
@@ -104,7 +116,7 @@ class LotteryRun:
         return fraction_pruned(self.config.rate, k)
 
     def selected(self, model) -> Dict[str, torch.Tensor]:
-        return select_parameters(model, self.config.include, self.config.exclude)
+        return pruned_parameters(model, self.config)
 
     # --- snapshots ----------------------------------------------------------------------------------
     def _save_snapshot(self, kind: str, model, meta: Optional[dict] = None) -> None:
@@ -114,14 +126,41 @@ class LotteryRun:
             self.store.save_snapshot(kind, state, meta)
 
     def snapshot(self, kind: str) -> dict:
-        """The weights of a snapshot kind: this run's, or for a shuffled ticket its winning run's."""
-        store = self.source if self.config.ticket is Ticket.SHUFFLED else self.store
+        """The weights of a snapshot kind: this run's, or for a shuffled or transferred ticket its winning run's
+        (with this run's own initial values of the parameters a transferred ticket keeps dense)."""
+        store = self.source if self.config.ticket.resets_to_source else self.store
         if kind not in self._snapshots:
             if not store.has_snapshot(kind):
                 raise RunStoreError(f"the {kind} snapshot of {store.path} is missing: the dense round 0 "
                                     f"did not record it (was round 0 trained by this run?)")
-            self._snapshots[kind] = store.load_snapshot(kind)
+            state = store.load_snapshot(kind)
+            if self.config.transfer_keep_dense:
+                own = self._own_init if self._own_init is not None else self.store.load_snapshot(Snapshot.INIT)
+                state.update((n, own[n]) for n in matching(own, self.config.transfer_keep_dense,
+                                                           "transfer_keep_dense"))
+            self._snapshots[kind] = state
         return self._snapshots[kind]
+
+    def _keep_own_init(self, model) -> None:
+        """A transferred ticket's own initial weights, for the parameters it keeps dense: recorded at its first
+        start (before any reset), read back by every later start."""
+        if self.store.has_snapshot(Snapshot.INIT):
+            self._own_init = self.store.load_snapshot(Snapshot.INIT)
+        else:
+            self._own_init = take_snapshot(model)
+            if self.is_writer:
+                self.store.save_snapshot(Snapshot.INIT, self._own_init)
+
+    def _check_late_point_within(self, total_updates: Optional[int]) -> None:
+        """A transferred ticket continuing from its source's late snapshot at update j (budget 'rest') needs
+        updates after j in this run's training length."""
+        meta = self.source.read_snapshot_meta(Snapshot.LATE)
+        if (self.source.lottery.reset is Reset.LATE and self.config.budget is Budget.REST and total_updates
+                and meta and meta.get("update") is not None and int(meta["update"]) >= total_updates):
+            raise LotteryConfigError(
+                f"the transfer source {self.source.path} resets to its late snapshot at update {meta['update']}, "
+                f"at or beyond this run's {total_updates} updates: train longer, or give budget 'full' "
+                f"(--lottery-budget full) to train from update 0")
 
     # --- start points -------------------------------------------------------------------------------
     def _winning_lottery(self) -> LotteryConfig:
@@ -141,8 +180,8 @@ class LotteryRun:
 
     def start_point(self, k: int) -> StartPoint:
         """Where round k trains from: round 0 and rounds reset to init start at 0; rounds reset to the late
-        snapshot continue from it (budget 'rest'), or start at 0 again (budget 'full'). A random ticket uses
-        its winning ticket's start point."""
+        snapshot continue from it (budget 'rest'), or start at 0 again (budget 'full'). A random, shuffled or
+        transferred ticket uses its winning ticket's start point."""
         src = self._winning_lottery()
         if k == 0 or src.reset is not Reset.LATE or self.config.budget is Budget.FULL:
             return StartPoint()
@@ -156,7 +195,10 @@ class LotteryRun:
                     f"budgets existed): continue that run with budget 'full' (--lottery-budget full) or start "
                     f"it again in a fresh directory")
             self.snapshot(Snapshot.LATE)  # the clear error of a missing snapshot
-        return StartPoint(meta.get("update"), int(meta.get("epoch", 0)), dict(meta.get("state") or {}))
+        # the source's position in its own data means nothing in a transferred ticket's: its data starts with
+        # the next epoch
+        state = {} if self.config.ticket is Ticket.TRANSFERRED else dict(meta.get("state") or {})
+        return StartPoint(meta.get("update"), int(meta.get("epoch", 0)), state)
 
     def end_point(self) -> str:
         """Where every round ends, for the log."""
@@ -199,6 +241,8 @@ class LotteryRun:
         mask = self.masks.for_round(k, params)
         if self.config.is_random and not self.store.has_snapshot(Snapshot.INIT) and not resume:
             self._save_snapshot(Snapshot.INIT, model)  # the initial values bare parameters are re-drawn from
+        if self.config.transfer_keep_dense and self._own_init is None and not resume:
+            self._keep_own_init(model)
         if not resume:
             if k == 0:
                 if self.store.has_snapshot(Snapshot.INIT):  # a restart of round 0 starts from the recorded init

@@ -1,7 +1,7 @@
 """Which parameters a lottery experiment prunes: include/exclude name patterns."""
 from collections import OrderedDict
 from fnmatch import fnmatchcase
-from typing import Dict, Iterable, Sequence
+from typing import Dict, Iterable, List, Sequence
 
 import torch
 
@@ -33,6 +33,24 @@ def select_parameters(model, include: Sequence[str] = (), exclude: Sequence[str]
             f"include {list(include)} / exclude {list(exclude)} leave no parameter to prune; "
             f"parameters are: {_preview(params)}")
     return chosen
+
+
+def pruned_parameters(model, config) -> Dict[str, torch.Tensor]:
+    """The parameters a run of LotteryConfig `config` prunes: its include/exclude selection, less those a
+    transferred ticket keeps dense (`transfer_keep_dense`)."""
+    return without_kept_dense(select_parameters(model, config.include, config.exclude), config)
+
+
+def without_kept_dense(named, config) -> "OrderedDict[str, object]":
+    """The (name, value) pairs of `named` (parameters, a mask) whose names no `transfer_keep_dense` pattern
+    matches."""
+    return OrderedDict((n, v) for n, v in named.items() if not _matches(n, config.transfer_keep_dense))
+
+
+def matching(params, patterns: Sequence[str], kind: str) -> List[str]:
+    """The names of `params` that match a pattern; a pattern that matches none is an error naming `kind`."""
+    _check_patterns_match(kind, patterns, params)
+    return [n for n in params if _matches(n, patterns)]
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:

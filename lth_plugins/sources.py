@@ -1,9 +1,12 @@
-"""The runs a run takes from, checked before anything is written: a random ticket's winning run (its masks and
-start points) and a winning run whose dense round 0 is reused (`dense_from`)."""
+"""The runs a run takes from, checked before anything is written: a random or shuffled ticket's winning run (its
+masks and start points), a transferred ticket's winning run of another task (`transfer_from`) and a winning run
+whose dense round 0 is reused (`dense_from`)."""
 from pathlib import Path
+from typing import Mapping
 
 from .errors import LotteryConfigError, RunStoreError
 from .hparams import LotteryConfig, Reset, Ticket
+from .selection import matching
 from .store import RunStore, Snapshot, config_diff, is_seed
 from .wait import wait_until
 
@@ -38,6 +41,13 @@ def masks_available(source: RunStore) -> int:
     return max([source.lottery.rounds] + masks)
 
 
+def _check_rounds_available(source: RunStore, rounds: int, what: str) -> None:
+    available = masks_available(source)
+    if rounds > available:
+        raise LotteryConfigError(f"the {what} asks for {rounds} rounds but the winning run {source.path} has masks "
+                                 f"for {available}; use rounds <= {available} or extend the winning run first")
+
+
 def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) -> None:
     """A random ticket trains exactly as the winning run did, up to its seed; it has masks for every round
     asked for, and they fit the model. Raises LotteryConfigError before anything is written."""
@@ -49,15 +59,46 @@ def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) 
             f"seed may differ); differing settings: "
             + "; ".join(f"{k}: winning run {a!r} vs now {b!r}" for k, a, b in diff[:12])
             + (f" ... ({len(diff) - 12} more)" if len(diff) > 12 else ""))
-    available = masks_available(source)
-    if rounds > available:
-        raise LotteryConfigError(f"the random ticket asks for {rounds} rounds but the winning run "
-                                 f"{source.path} has masks for {available}; use rounds <= {available} or extend "
-                                 f"the winning run first")
+    _check_rounds_available(source, rounds, "random ticket")
     if params is not None:
-        first = next((k for k in range(1, available + 1) if source.has_mask(k)), None)
+        first = next((k for k in range(1, masks_available(source) + 1) if source.has_mask(k)), None)
         if first is not None:
             source.load_mask(first).check_matches(params, source=f"mask of round {first} in {source.path}")
+
+
+def open_transfer_source(config: LotteryConfig) -> RunStore:
+    """The read-only store of the winning run a transferred ticket comes from, once it has recorded its initial
+    weights (waited for while it starts, up to `mask_wait`)."""
+    path = config.source_dir
+    source = open_winning_run(path, config.mask_wait)
+    wait_until(lambda: source.has_snapshot(Snapshot.INIT), config.mask_wait, f"the initial weights of {path}",
+               alive=source.alive, writer=f"the winning-ticket run {path}")
+    return source
+
+
+def check_transfer_source(source: RunStore, config: LotteryConfig, state: Mapping) -> None:
+    """A transferred ticket's model has the source's architecture: the same names and, except for parameters
+    `transfer_keep_dense` names, the same shapes as the source's initial weights (`state`: this model's
+    state_dict, tensors or meta tensors); the source has (or will have) masks for every round asked for. Raises
+    LotteryConfigError naming the first mismatch, before anything is written. Task, data and seeds may differ."""
+    _check_rounds_available(source, config.rounds, "transferred ticket")
+    theirs = source.load_snapshot(Snapshot.INIT)
+    keep = set(matching(state, config.transfer_keep_dense, "transfer_keep_dense"))
+    where = f"the transfer source {source.path} (task {source.task!r})"
+    for name, value in state.items():
+        if name not in theirs:
+            raise LotteryConfigError(f"{name!r} of this model is not in {where}: a transferred ticket needs the "
+                                     f"same architecture")
+        if name not in keep and tuple(value.shape) != tuple(theirs[name].shape):
+            raise LotteryConfigError(
+                f"{name!r} has shape {list(value.shape)} here but {list(theirs[name].shape)} in {where}: a "
+                f"transferred ticket needs the same architecture; to train a parameter whose shape differs (e.g. an "
+                f"action head across games) dense from this run's own init, name it in transfer_keep_dense "
+                f"(--lottery-transfer-keep-dense PATTERN)")
+    extra = [n for n in theirs if n not in state]
+    if extra:
+        raise LotteryConfigError(f"{extra[0]!r} of {where} is not in this model: a transferred ticket needs the "
+                                 f"same architecture")
 
 
 def open_dense_run(path, full: dict, config: LotteryConfig) -> RunStore:

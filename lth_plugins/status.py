@@ -63,7 +63,7 @@ def primary_metric(store: RunStore) -> Optional[str]:
     last = store.last_record()
     if last is not None:
         return last.primary
-    source = store.lottery.masks_from
+    source = store.lottery.source_dir
     if source and (Path(source) / "config.json").is_file():
         return primary_metric(RunStore(Path(source)))
     return None

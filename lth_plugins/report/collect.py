@@ -1,9 +1,10 @@
 """Collect run stores for a report: load and check each run, then group the runs by task.
 
 A run's *variant* is how its masks were made and its rounds trained: (schedule, reset, rate, budget, include,
-exclude). A random ticket has no masks of its own: it takes the variant of the winning-ticket run named by its
-`masks_from`. Runs of one task with different variants (e.g. prune rates) share the fraction-pruned axis as
-separate series; different frameworks or metrics cannot share a figure.
+exclude). A random or shuffled ticket has no masks of its own: it takes the variant of the winning-ticket run named
+by its `masks_from`; a transferred ticket takes the variant of its source (`transfer_from`, a run of another
+task), and stays an experiment of its own task. Runs of one task with different variants (e.g. prune rates)
+share the fraction-pruned axis as separate series; different frameworks or metrics cannot share a figure.
 
 Runs are seeds of one curve only when they are one experiment: every setting but seeds equal (the core's rule,
 `experiment_settings`), besides the variant and the ticket, which the figures separate. Runs of one task that
@@ -29,7 +30,8 @@ class ReportError(LotteryError):
 # Settings in which the runs of one experiment's figures may differ: the ticket and its variant are drawn as
 # separate series, and the run directories a run takes masks or its dense round from differ between seeds.
 DRAWN_APART = ("lottery.ticket", "lottery.masks_from", "lottery.dense_from", "lottery.schedule", "lottery.reset",
-               "lottery.rate", "lottery.budget", "lottery.include", "lottery.exclude")
+               "lottery.rate", "lottery.budget", "lottery.include", "lottery.exclude", "lottery.transfer_from",
+               "lottery.transfer_keep_dense")
 
 
 def experiment_of(config: dict) -> Dict[str, Any]:
@@ -98,7 +100,7 @@ class Run:
     rate: float
     planned_rounds: int
     variant: Variant
-    masks_from: Optional[str]
+    masks_from: Optional[str]        # the winning run whose masks it trains (masks_from, transfer_from's RUN_DIR)
     experiment: Dict[str, Any] = field(default_factory=dict)  # experiment_of its configuration
     records: Dict[int, RoundRecord] = field(default_factory=dict)
 
@@ -176,7 +178,7 @@ def load_run(path) -> Run:
         raise ReportError(f"{path} is not a lottery run directory ({CONFIG} lacks the 'lottery' or 'task' key)")
     run = Run(path=path, task=str(store.task), framework=str(store.framework or "?"), ticket=lottery.ticket,
               seed=int(lottery.seed), rate=float(lottery.rate), planned_rounds=int(lottery.rounds),
-              variant=Variant.of(lottery), masks_from=lottery.masks_from, experiment=experiment_of(store.config))
+              variant=Variant.of(lottery), masks_from=lottery.source_dir, experiment=experiment_of(store.config))
     for k in store.finished_rounds():
         rec = _read_record(store, k)
         value = rec.value
@@ -196,8 +198,9 @@ def load_run(path) -> Run:
 
 
 def _resolve_random_tickets(runs: List[Run]) -> None:
-    """Give each random ticket the variant and the experiment (and check the task) of the winning run its masks
-    come from: its own reset settings are free, the rest equals the winning run's."""
+    """Give each random or shuffled ticket the variant and the experiment (and check the task) of the winning run
+    its masks come from: its own reset settings are free, the rest equals the winning run's. A transferred ticket
+    takes its source's variant only."""
     winners = [r for r in runs if r.ticket is Ticket.WINNING]
     by_path = {r.path.resolve(): r for r in winners}
     for run in runs:
@@ -211,7 +214,7 @@ def _resolve_random_tickets(runs: List[Run]) -> None:
                 w = by_path[c.resolve()]
                 source_cfg, where = {"task": w.task, "variant": w.variant, "experiment": w.experiment}, str(w.path)
                 break
-        if source_cfg is None:
+        if source_cfg is None and run.ticket is not Ticket.TRANSFERRED:  # its source's name is no other task's
             same_name = [w for w in winners if w.name == src.name]  # the runs were moved together
             if len(same_name) == 1:
                 w = same_name[0]
@@ -228,6 +231,9 @@ def _resolve_random_tickets(runs: List[Run]) -> None:
                     where = str(c)
                     break
         if source_cfg is None:  # the winning run is gone: its own config is the best guess
+            continue
+        if run.ticket is Ticket.TRANSFERRED:  # another task's masks, trained as an experiment of its own task
+            run.variant = source_cfg["variant"]
             continue
         if source_cfg["task"] != run.task:
             raise ReportError(f"random ticket {run.path} (task {run.task!r}) takes its masks from {where}, "
@@ -346,7 +352,9 @@ def _check_repetitions(name: str, runs: List[Run]) -> None:
     """Two runs of one experiment with the same ticket, variant and lottery seed repeat each other."""
     seen: Dict[tuple, Run] = {}
     for r in runs:
-        key = (r.variant, r.ticket, r.seed, Path(r.masks_from).name if r.masks_from else None)
+        source = (None if not r.masks_from else str(Path(r.masks_from).resolve()) if r.ticket is Ticket.TRANSFERRED
+                  else Path(r.masks_from).name)  # transferred tickets of one seed differ in their source alone
+        key = (r.variant, r.ticket, r.seed, source)
         if key in seen:
             raise ReportError(f"{seen[key].path} and {r.path} are the same experiment (task {name!r}, "
                               f"{r.ticket} ticket, {r.variant.method_label()}, lottery seed {r.seed}); "

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..hparams import Budget, Reset, Ticket
+from ..store import RunStore
 from .collect import ReportError, Run, TaskGroup, Variant
 
-BLUE, RED, GREEN, GRAY = "tab:blue", "tab:red", "tab:green", "tab:gray"
+BLUE, RED, GREEN, PURPLE, GRAY = "tab:blue", "tab:red", "tab:green", "tab:purple", "tab:gray"
 OTHER_COLORS = ("tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:olive", "tab:cyan", "tab:pink")
 
 METRIC_NAMES = {"bleu": "BLEU", "reward": "reward", "mean_reward": "mean reward", "episode_reward": "reward",
@@ -198,6 +199,31 @@ def budget_caption(group: TaskGroup, variants: List[Variant]) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+TRANSFER_STYLES = ("-", "--", ":", "-.")
+
+
+def transferred_series(group: TaskGroup, variant: Variant) -> List[Series]:
+    """Transferred tickets (purple), one curve per task their masks were found on (told apart by line style)."""
+    by_source: Dict[str, List[Run]] = {}
+    for r in group.runs_of(variant, Ticket.TRANSFERRED):
+        by_source.setdefault(source_task(r) or "another task", []).append(r)
+    out = []
+    for i, (task, runs) in enumerate(sorted(by_source.items())):
+        s = aggregate(runs, f"transferred ticket from {task}, {_seeds(runs)}", Ticket.TRANSFERRED, variant, PURPLE,
+                      TRANSFER_STYLES[i % len(TRANSFER_STYLES)])
+        if s:
+            out.append(s)
+    return out
+
+
+def source_task(run: Run) -> Optional[str]:
+    """The task of the run whose masks `run` trains, when its directory is readable."""
+    try:
+        return RunStore.view(run.masks_from).task if run.masks_from else None
+    except (OSError, ValueError):
+        return None
+
+
 def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
     """The figures of one task: winning vs random (always), the schedule/reset ablation when the runs hold
     more than one of those variants (paper Figures 3-5), the pruned-weight selections side by side when they
@@ -209,7 +235,8 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
 
     main = [s for s in (_ticket_series(group, default, Ticket.WINNING, BLUE, label="winning ticket"),
                         _ticket_series(group, default, Ticket.RANDOM, RED, label="random ticket"),
-                        _ticket_series(group, default, Ticket.SHUFFLED, GREEN, label="shuffled ticket (control)"))
+                        _ticket_series(group, default, Ticket.SHUFFLED, GREEN, label="shuffled ticket (control)"),
+                        *transferred_series(group, default))
             if s]
     show_rate = len(group.rates) > 1
     sel = ("" if default == Variant.paper() else
@@ -219,8 +246,9 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
     figures.append(FigureSpec("tickets", group.task, f"{group.task}: winning vs random tickets{sel}",
                               f"figures/{stem}_tickets.png", ylabel, group.rate, [Panel("", main)], dense,
                               "Winning tickets (blue), random tickets (red) and shuffled tickets (green: the "
-                              "winning ticket's per-layer densities at random positions, where run); gray: the "
-                              "unpruned network. "
+                              "winning ticket's per-layer densities at random positions, where run), transferred "
+                              "tickets (purple: another task's winning ticket, its masks and reset weights, trained "
+                              "on this task, where run); gray: the unpruned network. "
                               + spread_caption(main) + " " + budget_caption(group, [default])))
 
     def method_panel(selection_variants: List[Variant], base: Variant) -> List[Series]:
