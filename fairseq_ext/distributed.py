@@ -1,14 +1,18 @@
 """The ranks of a distributed fairseq run: their number, the collectives the round loop needs (every rank
 compares its masks, agrees on the rounds to train), a barrier without a timeout for the points where rank 0 works
 alone (the round's evaluation), the collectives' timeout, the watchdog that stops them all when one dies, and the
-process group of `srun` tasks on CPUs (fairseq's own SLURM detection needs CUDA)."""
+process group of `srun` tasks: on CPUs (fairseq's own SLURM detection needs CUDA), on a task's one GPU, on a free
+port."""
 import contextlib
 import functools
 import os
 import random
+import socket
 import subprocess
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import List, Optional
 
 import torch
@@ -115,37 +119,77 @@ def watched_peers():
             barrier()
 
 
-# --- srun tasks on CPUs ------------------------------------------------------------------------------------
-def install_cpu_slurm_init() -> None:
-    """Wrap fairseq's `infer_init_method` (which `call_main` looks up at call time): under `srun` on a machine
-    without CUDA, form the group from SLURM's own variables (`cpu_slurm_init`); everywhere else, fairseq's own
-    detection (it calls torch.cuda.set_device, which a CPU-only torch lacks)."""
+# --- srun tasks ---------------------------------------------------------------------------------------------
+PORT_TRIES = 20  # ports tried from the one fairseq chose when it is taken
+PORT_WAIT_S = 600.0  # how long a rank waits for rank 0 to publish its port
+
+
+def install_slurm_init(rendezvous_dir: Optional[str] = None) -> None:
+    """Wrap fairseq's `infer_init_method` (which `call_main` looks up at call time) for `srun` tasks (one rank per
+    task): without CUDA the group is formed from SLURM's own variables (`cpu_slurm_init`; fairseq's detection calls
+    torch.cuda.set_device); with CUDA by fairseq's detection, on device 0 where SLURM shows a task one GPU
+    (`task_device`). Under both, a port taken on rank 0's host is not fatal (`agree_on_port`, through
+    `rendezvous_dir`, which every node must see). Everywhere else, fairseq's own detection unchanged."""
     from fairseq.distributed import utils as distributed_utils
 
     original = distributed_utils.infer_init_method
-    if getattr(original, "lottery_cpu_slurm", False):
+    if getattr(original, "lottery_slurm", False):
         return
 
     @functools.wraps(original)
     def infer_init_method(cfg, force_distributed=False):
-        if not _is_cpu_slurm_step(cfg):
+        if not _is_slurm_step(cfg):
             return original(cfg, force_distributed=force_distributed)
         try:
-            cpu_slurm_init(cfg)
+            if torch.cuda.is_available():
+                with _local_id(task_device(int(os.environ.get("SLURM_LOCALID", 0)), torch.cuda.device_count(),
+                                           cfg.pipeline_model_parallel)):
+                    original(cfg, force_distributed=force_distributed)
+            else:
+                cpu_slurm_init(cfg)
+            if rendezvous_dir and str(cfg.distributed_init_method or "").startswith("tcp://"):
+                agree_on_port(cfg, rendezvous_dir)
         except LotteryError as e:
             raise SystemExit(f"fairseq-train: lottery error: {e}") from None
 
-    infer_init_method.lottery_cpu_slurm = True
+    infer_init_method.lottery_slurm = True
     distributed_utils.infer_init_method = infer_init_method
 
 
-def _is_cpu_slurm_step(cfg) -> bool:
+def _is_slurm_step(cfg) -> bool:
     env = os.environ
     in_slurm_task = all(k in env for k in ("SLURM_JOB_ID", "SLURM_PROCID", "SLURM_JOB_NODELIST"))
     torchrun = all(k in env for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK"))
-    return (not torch.cuda.is_available() and cfg.distributed_init_method is None
-            and cfg.distributed_world_size > 1 and not cfg.tpu and not cfg.pipeline_model_parallel
-            and in_slurm_task and not torchrun)
+    return (cfg.distributed_init_method is None and cfg.distributed_world_size > 1 and not cfg.tpu
+            and in_slurm_task and not torchrun and (torch.cuda.is_available() or not cfg.pipeline_model_parallel))
+
+
+def task_device(local_id: int, visible: int, pipeline: bool = False) -> int:
+    """The CUDA device of the task SLURM numbered `local_id` on its node, which sees `visible` GPUs. fairseq takes
+    device SLURM_LOCALID, which holds where each task sees every GPU of its node; a task bound to one GPU
+    (`--gpus-per-task=1`, `--gpu-bind=single:1`: CUDA_VISIBLE_DEVICES names one) sees it as device 0."""
+    if local_id < visible or pipeline:
+        return local_id
+    if visible == 1:
+        return 0
+    raise LotteryConfigError(
+        f"SLURM task {local_id} of its node sees {visible} GPUs (CUDA_VISIBLE_DEVICES="
+        f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}): fairseq trains one rank per task on device SLURM_LOCALID, "
+        f"so each task must see every GPU of its node or exactly one (srun --gpus-per-task=1)")
+
+
+@contextlib.contextmanager
+def _local_id(device: int):
+    """SLURM_LOCALID as fairseq's SLURM detection should read it for its device."""
+    old = os.environ.get("SLURM_LOCALID")
+    os.environ["SLURM_LOCALID"] = str(device)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["SLURM_LOCALID"]
+        else:
+            os.environ["SLURM_LOCALID"] = old
 
 
 def slurm_port(cfg) -> int:
@@ -181,3 +225,44 @@ def cpu_slurm_init(cfg) -> None:
     cfg.distributed_rank = int(env["SLURM_PROCID"])
     cfg.distributed_no_spawn = True
     cfg.device_id = 0
+
+
+def port_free(port: int) -> bool:
+    """Whether this host lets a server listen on `port` (as torch's TCPStore does, address reuse on)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+def agree_on_port(cfg, rendezvous_dir) -> None:
+    """The port of the group's tcp:// address, agreed by every rank of this job step: rank 0 takes the first of
+    PORT_TRIES ports from the one chosen that is free on its host, saying so when it is not that one, and writes it
+    to a file of `rendezvous_dir` named after the job, its attempt and step; the other ranks read it there."""
+    from lth_plugins.atomic import atomic_write_bytes
+    from lth_plugins.scheduler import current_attempt, current_job
+
+    host, port = cfg.distributed_init_method[len("tcp://"):].rsplit(":", 1)
+    step = os.environ.get("SLURM_STEP_ID", "batch")
+    path = Path(rendezvous_dir) / f".distributed_port.{current_job()}.{current_attempt()}.{step}"
+    if cfg.distributed_rank == 0:
+        chosen = next((p for p in range(int(port), int(port) + PORT_TRIES) if port_free(p)), None)
+        if chosen is None:
+            raise LotteryConfigError(f"ports {port} to {int(port) + PORT_TRIES - 1} are all taken on {host}: give "
+                                     f"--distributed-port another port")
+        if chosen != int(port):
+            print(f"[lottery] port {port} is taken on {host}: the ranks meet on port {chosen}", file=sys.stderr,
+                  flush=True)
+        atomic_write_bytes(path, str(chosen).encode())
+    else:
+        deadline = time.monotonic() + PORT_WAIT_S
+        while not path.is_file():
+            if time.monotonic() > deadline:
+                raise LotteryConfigError(f"rank 0 did not publish its port in {path} within {PORT_WAIT_S:g} s: "
+                                         f"--save-dir must be on a filesystem every node sees")
+            time.sleep(0.2)
+        chosen = int(path.read_text())
+    cfg.distributed_init_method = f"tcp://{host}:{chosen}"

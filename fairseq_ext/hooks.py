@@ -5,9 +5,9 @@
 2. `fairseq.options.parse_args_and_arch` validates the lottery flags right after parsing (a clear error before
    anything is trained or written) and, only when `--lottery-prune` is given, replaces `fairseq_cli.train.main`
    (which `cli_main` looks up at call time) by the round loop of the run spec (`fairseq_ext.driver.LotteryMain`),
-   makes fairseq's SLURM detection work without CUDA (`fairseq_ext.distributed.install_cpu_slurm_init`) and, under
-   SLURM, catches the warning before the time limit (`fairseq_ext.requeue`) and arms its own
-   (`fairseq_ext.trainer.arm_time_limit_warning`, --lottery-save-grace).
+   makes fairseq's SLURM detection work without CUDA, on a task's one GPU and past a taken port
+   (`fairseq_ext.distributed.install_slurm_init`) and, under SLURM, catches the warning before the time limit
+   (`fairseq_ext.requeue`) and arms its own (`fairseq_ext.trainer.arm_time_limit_warning`, --lottery-save-grace).
 Without `--lottery-prune` nothing else changes.
 """
 import functools
@@ -56,12 +56,12 @@ def _activate(parser, ns) -> None:
     train_mod = sys.modules.get("fairseq_cli.train")
     if train_mod is None:
         import fairseq_cli.train as train_mod
-    from .distributed import install_cpu_slurm_init
+    from .distributed import install_slurm_init
     from .driver import LotteryMain
     from .requeue import PREEMPTION
     from .trainer import arm_time_limit_warning
 
     train_mod.main = LotteryMain(spec, train_mod.main)
-    install_cpu_slurm_init()
+    install_slurm_init(spec.save_dir)  # every node sees it
     PREEMPTION.install()  # noted until the round loop runs, which acts on it
     arm_time_limit_warning(ns.lottery_save_grace)
