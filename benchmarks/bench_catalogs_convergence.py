@@ -10,7 +10,7 @@ what did not finish.
 """
 import argparse
 import os
-import subprocess
+import shlex
 import sys
 import tempfile
 import time
@@ -19,22 +19,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fairseq_ext import catalogs, demo  # noqa: E402
-
-GENERATE = ["--beam", "5", "--max-len-a", "1.2", "--max-len-b", "10", "--post-process", "sentencepiece"]
+from fairseq_ext import catalogs, demo, evaluate  # noqa: E402
 
 
 def valid_scores(data: Path, save: Path, lang: str) -> dict:
-    """BLEU / chrF of SAVE/checkpoint_last.pt on the validation split, with the hypotheses fairseq-generate wrote."""
-    out = save / "valid_generate"
-    cmd = [sys.executable, "-m", "fairseq_cli.generate", str(data), "--path", str(save / "checkpoint_last.pt"),
-           "--gen-subset", "valid", "--cpu", "--batch-size", "64", *GENERATE, "--results-path", str(out)]
+    """sacreBLEU / chrF of SAVE/checkpoint_last.pt on the validation split against its raw references, as the
+    lottery's rounds score with --lottery-references (`evaluate.scored_generate`)."""
+    cmd = ["fairseq-generate", str(data), "--path", str(save / "checkpoint_last.pt"), "--gen-subset", "valid",
+           "--cpu", "--batch-size", "64", "--source-lang", catalogs.SOURCE_LANG, "--target-lang", lang,
+           *shlex.split(catalogs.GENERATE_ARGS)]
     # plain fairseq-train checkpoints load in fairseq-generate under this torch only without weights-only loading
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env=dict(os.environ, OMP_NUM_THREADS="1", TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1"))
-    refs = (data / "raw" / f"valid.{lang}").read_text().splitlines()
-    hyps = catalogs.generated_hypotheses(out / "generate-valid.txt", len(refs))
-    return {**catalogs.score(hyps, refs, lang), "empty_hypotheses": sum(1 for h in hyps if not h)}
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    return evaluate.scored_generate(cmd, str(save / "valid_generate"), str(data / "raw"), lang)
 
 
 def main():
@@ -44,7 +40,7 @@ def main():
     p.add_argument("--out", default=None, help="work folder (default: a temporary one)")
     a = p.parse_args()
     data = Path(a.data).resolve()
-    lang = data.name.split("-")[1]
+    lang = catalogs.pair_target(data)
     flags = [*demo.MODEL, *demo.COMMON, "--source-lang", "en", "--target-lang", lang]
     out = Path(a.out or tempfile.mkdtemp(prefix="bench_catalogs_conv_"))
     out.mkdir(parents=True, exist_ok=True)

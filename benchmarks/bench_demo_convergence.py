@@ -36,7 +36,8 @@ def main():
     demo.wait_all([demo.start_dense(data, out / f"dense_{n}", n) for n in todo])
     print(f"trained {todo or 'nothing (done before)'} in {time.time() - t0:.0f} s (side by side)")
     scores = {n: demo.dense_score(data, out / f"dense_{n}", n, lambda save: {
-        subset: demo.dense_bleu(data, save, subset)["bleu"] for subset in ("valid", "test")}) for n in budgets}
+        subset: demo.dense_bleu(data, save, subset)["bleu"] for subset in ("valid", "test")}, name="bleu_valid_test")
+        for n in budgets}
     for n in budgets:
         command = shlex.join(demo.dense_generate_command(data, out / f"dense_{n}", "valid"))
         print(f"dense, {n:5d} updates: valid BLEU {scores[n]['valid']:.2f}, test BLEU {scores[n]['test']:.2f}   "

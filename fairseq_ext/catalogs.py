@@ -54,6 +54,11 @@ CJK_CHARACTER_COVERAGE = 0.9995
 CATALOG_PACKAGES = ("coreutils", "bash", "apt", "dpkg", "git", "libc-l10n", "libglib2.0-data", "gnupg-l10n",
                     "iso-codes", "make", "tar", "grep", "sed", "findutils", "diffutils", "wget", "man-db",
                     "binutils-common")
+# how a model trained on a pair is decoded for its score (beam 5, sentencepiece pieces joined back into text)
+GENERATE_ARGS = "--beam 5 --max-len-a 1.2 --max-len-b 10 --post-process sentencepiece"
+# updates per round of `lth demo`'s Transformer on a pair (examples/small/transformer_fig6.py --data); its dense
+# model's convergence at this budget is measured on the validation split by benchmarks/bench_catalogs_convergence.py
+TRANSFORMER_BUDGET = 3200
 MARKER = ".lth-data-catalogs"  # marks a folder this builder owns
 BUILD_DIR = ".build"
 MANIFEST = "manifest.json"
@@ -316,6 +321,17 @@ def score(hypotheses: Sequence[str], references: Sequence[str], target_lang: Opt
     c = chrf.corpus_score(list(hypotheses), [list(references)])
     return {"bleu": b.score, "chrf": c.score, "bleu_signature": str(bleu.get_signature()),
             "chrf_signature": str(chrf.get_signature())}
+
+
+def pair_target(folder) -> str:
+    """X of a pair folder OUT/en-X that this builder wrote; an error naming the folder otherwise."""
+    folder = Path(folder)
+    source, _, target = folder.name.partition("-")
+    if source != SOURCE_LANG or not target or not (folder.parent / MARKER).is_file() or \
+            not (folder / "raw" / f"test.{target}").is_file():
+        raise CatalogError(f"{folder}: not a pair folder of '{BUILDER}' (OUT/{SOURCE_LANG}-X with raw/test.X); "
+                           f"build one with: lth data catalogs --langs X OUT")
+    return target
 
 
 def generated_hypotheses(path, n: int) -> List[str]:

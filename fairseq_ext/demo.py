@@ -167,11 +167,11 @@ def start_dense(data, save, max_update, seed=None, flags=None):
                                 *seed_args], f"{save}.log")
 
 
-def dense_score(data, save, max_update, score, seed=None, flags=None) -> float:
+def dense_score(data, save, max_update, score, seed=None, flags=None, name="score"):
     """`score(save)` of the plain dense model that `start_dense` trains in `save`: trained, or resumed, unless
-    finished (a resumed finished run would train one update more). Kept in SAVE/score.json, written
-    last: a run stopped anywhere before trains on or scores again."""
-    kept = Path(save) / "score.json"
+    finished (a resumed finished run would train one update more). Kept in SAVE/NAME.json (a name per kind of
+    score), written last: a run stopped anywhere before trains on or scores again."""
+    kept = Path(save) / f"{name}.json"
     if not kept.is_file():
         if not dense_trained(save):
             start_dense(data, save, max_update, seed, flags)()
@@ -208,14 +208,22 @@ def dense_bleu(data, save, subset="test") -> dict:
     return run_generate(dense_generate_command(data, save, subset), str(Path(save) / f"generate_{subset}"))
 
 
-def round_bleu(run_dir, k: int, subset: str) -> float:
-    """fairseq-generate's BLEU on `subset` for round k of the lottery run in `run_dir`: the command the round
-    recorded, on another split (the rounds report test; budgets are chosen on valid)."""
-    from .evaluate import run_generate
+def recorded_score(run_dir, k: int, subset: str, checkpoint=None) -> dict:
+    """Round k's score, as the round recorded it (its fairseq-generate command, and its references if it had
+    them), on another split and, given `checkpoint`, of another model of the same shapes: budgets are chosen on
+    "valid" while the rounds report "test". Output under CHECKPOINT's folder (default: round k's)."""
+    from .evaluate import scored_generate
 
-    cmd = shlex.split(RunStore(run_dir).read_round(k).metrics["generate_command"])
+    metrics = RunStore(run_dir).read_round(k).metrics
+    cmd = shlex.split(metrics["generate_command"])
     cmd[cmd.index("--gen-subset") + 1] = subset
-    return run_generate(cmd, str(Path(run_dir) / f"round_{k:02d}" / f"generate_{subset}"))["bleu"]
+    if checkpoint is not None:
+        cmd[cmd.index("--path") + 1] = str(checkpoint)
+        # plain fairseq-train's checkpoints need the loader of torch < 2.6 (see dense_bleu)
+        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    out = Path(cmd[cmd.index("--path") + 1]).parent / f"generate_{subset}"
+    target = cmd[cmd.index("--target-lang") + 1] if "--target-lang" in cmd else None
+    return scored_generate(cmd, str(out), metrics.get("references", ""), target)
 
 
 def convergence(at_budget: float, at_twice: float):
@@ -235,16 +243,18 @@ def schedule_args(max_update) -> list:
     return ["--max-update", str(max_update), "--total-num-update", str(max_update)]
 
 
-def lottery_config(rounds, rate) -> LotteryConfig:
+def lottery_config(rounds, rate, late_reset=LATE_RESET) -> LotteryConfig:
     """The winning ticket's lottery settings of the demo. Its lottery seed is given (0, not fairseq's --seed 1 that
     an unset one follows): the random ticket of the table README.md shows."""
-    return LotteryConfig(rounds=rounds, rate=rate, reset=Reset.LATE, late_reset=LATE_RESET, seed=0)
+    return LotteryConfig(rounds=rounds, rate=rate, reset=Reset.LATE, late_reset=late_reset, seed=0)
 
 
-def train_args(rounds, rate, max_update, generate_args="") -> list:
-    """fairseq-train's arguments of the demo (after DATA)."""
-    cfg = lottery_config(rounds, rate)
-    return [*MODEL, *COMMON, *schedule_args(max_update), "--lottery-prune", "--lottery-rounds", str(cfg.rounds),
+def train_args(rounds, rate, max_update, generate_args="", flags=None, late_reset=LATE_RESET) -> list:
+    """fairseq-train's arguments of the demo (after DATA): `flags` (default: the demo's model), the schedule to
+    `max_update` and the lottery's flags."""
+    cfg = lottery_config(rounds, rate, late_reset)
+    flags = [*MODEL, *COMMON] if flags is None else flags
+    return [*flags, *schedule_args(max_update), "--lottery-prune", "--lottery-rounds", str(cfg.rounds),
             "--lottery-rate", str(cfg.rate), "--lottery-reset", str(cfg.reset), "--lottery-late-reset",
             cfg.late_reset, "--lottery-seed", str(cfg.seed), "--lottery-eval-bleu",
             f"--lottery-generate-args={generate_args}"]

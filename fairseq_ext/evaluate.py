@@ -7,7 +7,8 @@
   "log perplexity";
 * translation (--lottery-eval-bleu): `bleu` is what fairseq-generate itself prints for the round's checkpoint,
   run as a subprocess with its own defaults plus --lottery-generate-args; the command is recorded
-  (`generate_command`) so that running it by hand reproduces the score.
+  (`generate_command`) so that running it by hand reproduces the score. With --lottery-references, `bleu` and
+  `chrf` are sacreBLEU's on the detokenized output against raw references, with their signatures.
 """
 import contextlib
 import glob
@@ -33,6 +34,12 @@ def precheck(cfg, spec: LotterySpec) -> None:
 
     data = str(getattr(cfg.task, "data", "") or "")
     subset = spec.evaluation.test_subset
+    refs = spec.evaluation.references
+    if refs and spec.evaluation.eval_bleu:
+        target = reference_path(refs, subset, getattr(cfg.task, "target_lang", None))
+        if not os.path.isfile(target):
+            raise LotteryConfigError(f"--lottery-references {refs}: no {target} (the raw references of the "
+                                     f"'{subset}' split, one sentence per line)")
     if spec.wants_test_split and data:
         paths = [p for d in data.split(os.pathsep) for p in glob.glob(os.path.join(d, f"{subset}*.idx"))]
         if not paths:
@@ -235,6 +242,28 @@ def run_generate(cmd: List[str], out_dir: str) -> Dict[str, object]:
             "bleu_sentences": n, "generate_command": shlex.join(cmd)}
 
 
+def reference_path(references_dir: str, subset: str, target_lang: Optional[str]) -> str:
+    """The raw references of `subset`: REFERENCES_DIR/SUBSET.TARGET_LANG."""
+    return os.path.join(references_dir, f"{subset}.{target_lang}")
+
+
+def scored_generate(cmd: List[str], out_dir: str, references_dir: str = "", target_lang: Optional[str] = None):
+    """`run_generate`; with `references_dir`, BLEU and chrF by sacreBLEU on the detokenized output against the raw
+    references (`catalogs.score`), fairseq-generate's own BLEU kept as `fairseq_bleu`."""
+    out = run_generate(cmd, out_dir)
+    if references_dir:
+        from .catalogs import generated_hypotheses, score
+
+        subset = cmd[cmd.index("--gen-subset") + 1]
+        with open(reference_path(references_dir, subset, target_lang)) as f:
+            refs = f.read().splitlines()
+        hyps = generated_hypotheses(os.path.join(out_dir, f"generate-{subset}.txt"), len(refs))
+        out["fairseq_bleu"] = out["bleu"]
+        out.update(score(hyps, refs, target_lang), references=os.path.abspath(references_dir),
+                   empty_hypotheses=sum(1 for h in hyps if not h))
+    return out
+
+
 def bleu_metrics(cfg, ev: EvalOptions) -> Dict[str, object]:
     """BLEU of the round's final checkpoint (or the average of its last checkpoints), scored by
     fairseq-generate; records the equivalent command."""
@@ -249,5 +278,6 @@ def bleu_metrics(cfg, ev: EvalOptions) -> Dict[str, object]:
             out["bleu_averaged_checkpoints"] = used
     if not os.path.isfile(checkpoint):
         raise RuntimeError(f"no round checkpoint to score: {checkpoint}")
-    out.update(run_generate(generate_command(cfg, checkpoint, ev), os.path.join(save_dir, "generate")))
+    out.update(scored_generate(generate_command(cfg, checkpoint, ev), os.path.join(save_dir, "generate"),
+                               ev.references, getattr(cfg.task, "target_lang", None)))
     return out

@@ -25,6 +25,10 @@ class EvalOptions:
                                     "\"--beam 4 --lenpen 0.6 --remove-bpe\" (default: none, i.e. fairseq-generate's "
                                     "own defaults); each round records the equivalent fairseq-generate command",
                                "'OPTIONS'")
+    references: str = _flag("", "translation: score the round's BLEU and chrF with sacreBLEU on fairseq-generate's "
+                                "detokenized output against the raw text DIR/SPLIT.TGT (e.g. OUT/en-X/raw of lth data "
+                                "catalogs), recording their signatures (default: the BLEU fairseq-generate prints)",
+                            "DIR")
     bleu_average_last: int = _flag(0, "average the round's last N saved checkpoints into round_KK/checkpoint_avgN.pt "
                                       "and score that (paper: checkpoint averaging); 0 = score checkpoint_last.pt",
                                    "N")

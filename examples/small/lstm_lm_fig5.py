@@ -16,8 +16,8 @@ Runs per seed (side by side): WT (late reset, iterative), RT with WT's masks, WT
 reset one-shot; the last two reuse the first's dense round (--lottery-dense-from).
 Claims checked (paper section 4.2.1): (1) winning tickets beat random tickets; (2) late resetting helps at low
 pruning (first pruned round); (3) iterative pruning beats one-shot at the highest sparsity. Judged on the means
-over seeds, and only if the dense round is converged (CONVERGED_WITHIN: a plain dense model trained to twice the
-budget beside the first seed). Resumable: rerun the same command.
+over seeds, and only if the dense round is converged on the validation split (CONVERGED_WITHIN: a plain dense
+model trained to twice the budget beside the first seed). Resumable: rerun the same command.
 """
 import argparse
 import collections
@@ -49,7 +49,7 @@ MODEL = ["--task", "language_modeling", "--arch", "lstm_lm", "--decoder-embed-di
 # 1200 / 2400 / 4800 / 9600 updates. The best lies near 3000, and the budget whose double scores the same lies near
 # 2000 (examples/README.md: the measurements and the earlier flags, which learned too slowly to converge here)
 MAX_UPDATE = 2000
-CONVERGED_WITHIN = 0.02  # ln ppl: doubling the budget changes the dense model's test log perplexity by at most this
+CONVERGED_WITHIN = 0.02  # ln ppl: doubling the budget changes the dense model's valid log perplexity by at most this
 LATE = ["--lottery-reset", "late", "--lottery-late-reset", "50u"]
 RUNS = {  # name: (extra flags, masks from, dense round from)
     "WT late iterative": (LATE, None, None),
@@ -82,15 +82,15 @@ def write_corpus(raw: Path) -> Path:
     return raw
 
 
-def test_log_ppl(data, checkpoint) -> float:
-    """fairseq-eval-lm's test loss (base 2) of `checkpoint` as ln ppl, on this script's 35-token samples (as the
-    lottery's round metrics are), not eval-lm's default 1024."""
+def log_ppl(data, checkpoint, subset: str = "test") -> float:
+    """fairseq-eval-lm's loss (base 2) of `checkpoint` on `subset` as ln ppl, on this script's 35-token samples (as
+    the lottery's round metrics are), not eval-lm's default 1024."""
     # plain fairseq-train's checkpoints hold objects torch's default weights_only loader refuses
     env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", OMP_NUM_THREADS="1")
     samples = [x for flag in ("--tokens-per-sample", "--sample-break-mode")
                for x in (flag, MODEL[MODEL.index(flag) + 1])]
     out = subprocess.run([sys.executable, "-m", "fairseq_cli.eval_lm", str(data), "--path", str(checkpoint),
-                          "--gen-subset", "test", "--cpu", "--batch-size", "32", *samples], env=env,
+                          "--gen-subset", subset, "--cpu", "--batch-size", "32", *samples], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
     m = re.search(r"Loss \(base 2\): ([0-9.]+)", out)
     if not m:
@@ -98,18 +98,18 @@ def test_log_ppl(data, checkpoint) -> float:
     return float(m.group(1)) * math.log(2)
 
 
-def dense_log_ppl(data, save: Path, max_update: int, seed=None) -> float:
-    """The test log perplexity of a plain dense model with this script's flags trained to `max_update` in
+def dense_log_ppl(data, save: Path, max_update: int, seed=None, subset: str = "valid") -> float:
+    """The log perplexity on `subset` of a plain dense model with this script's flags trained to `max_update` in
     `save` (demo.dense_score: trained unless done, the score kept)."""
-    return demo.dense_score(data, save, max_update, lambda s: test_log_ppl(data, s / "checkpoint_last.pt"), seed,
-                            MODEL)
+    return demo.dense_score(data, save, max_update, lambda s: log_ppl(data, s / "checkpoint_last.pt", subset), seed,
+                            MODEL, name=f"{subset}_log_ppl")
 
 
 def convergence(at_budget: float, at_twice: float):
-    """(converged, verdict) of a dense model's test log perplexity at its budget and at twice that."""
+    """(converged, verdict) of a dense model's validation log perplexity at its budget and at twice that."""
     change = at_twice - at_budget
     word = ("CONVERGED" if abs(change) <= CONVERGED_WITHIN else "NOT CONVERGED (still improving)" if change < 0
-            else "OVERFITTING (the test score got worse)")
+            else "OVERFITTING (the validation score got worse)")
     return abs(change) <= CONVERGED_WITHIN, f"{word}: doubling the budget changes it by {change:+.3f} " \
                                             f"(goal: at most {CONVERGED_WITHIN})"
 
@@ -118,9 +118,13 @@ def make_data(out: Path) -> Path:
     return binarize_lm(write_corpus(out / "raw"), out / "bin")
 
 
+def run_dir(out: Path, seed: int, name: str) -> Path:
+    return out / f"s{seed}" / re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
 def run_seed(out: Path, base, seed: int) -> dict:
     """The four runs of one seed side by side; returns {name: run directory}."""
-    dirs = {name: out / f"s{seed}" / re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") for name in RUNS}
+    dirs = {name: run_dir(out, seed, name) for name in RUNS}
     waits = []  # the random ticket's round k waits for the winning ticket's mask k, the ablations for its round 0
     for name, (extra, masks_from, dense_from) in RUNS.items():
         dirs[name].mkdir(parents=True, exist_ok=True)
@@ -154,13 +158,14 @@ def main():
             recs[name].append(demo.read_rounds(d))
         print(f"[fig5] seed {seed} done at {time.time() - t0:.0f} s", flush=True)
     twice = dense_log_ppl(data, out / f"dense_x2_s{first}", 2 * a.max_update, first)
+    at_budget = log_ppl(data, run_dir(out, first, "WT late iterative") / "round_00" / "checkpoint_last.pt", "valid")
     names = list(RUNS)
 
     def values(name, k):
         return [r[k].metrics["test_log_ppl"] for r in recs[name] if k in r]
 
     v = lambda n, k: mean_std(values(n, k))[0]  # noqa: E731
-    ok, verdict = convergence(values("WT late iterative", 0)[0], twice)
+    ok, verdict = convergence(at_budget, twice)
     print(f"\ntest log perplexity (lower is better), mean ± std over seeds {a.seeds}; dense "
           f"{v('WT late iterative', 0):.3f} after {a.max_update} updates")
     print(f"{'round':>5} {'pruned':>7} | " + " | ".join(f"{n:>18}" for n in names))
@@ -169,7 +174,8 @@ def main():
         cells = [f"{mean_std(values(n, k))[0]:9.3f} ± {mean_std(values(n, k))[1]:.3f}" if values(n, k)
                  else f"{'-':>18}" for n in names]
         print(f"{k:>5} {100 * recs[names[0]][0][k].fraction_pruned:6.1f}% | " + " | ".join(cells))
-    print(f"dense round of seed {first}: {verdict}")
+    print(f"dense round of seed {first}, validation log perplexity {at_budget:.3f} at the budget, {twice:.3f} at "
+          f"twice it: {verdict}")
     print(f"settings: {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round, seeds {a.seeds}; "
           f"runtime {time.time() - t0:.0f} s")
     write_report([out / f"s{seed}" for seed in a.seeds], out)

@@ -1,16 +1,21 @@
-"""Figure 6 at small scale: winning vs random tickets of a Transformer on `lth demo`'s generated translation task,
-pruning all weights (left) and only the transformer layers, embeddings excluded (right); mean ± std over seeds.
+"""Figure 6 at small scale: winning vs random tickets of a Transformer, pruning all weights (left) and only the
+transformer layers, embeddings excluded (right); mean ± std over seeds. On `lth demo`'s generated translation task,
+or with --data on real English->X translations from `lth data catalogs`.
 
     python examples/small/transformer_fig6.py [--out DIR] [--seeds 1 2 3] [--rounds 3] [--rate 0.7]
-                                              [--max-update 800]
+                                              [--max-update 800] [--data OUT/en-X] [--variants ...]
 
-Settings: `lth demo`'s model, corpus (2,000 valid and 2,000 test sentences) and budget (fairseq_ext/demo.py), late reset, iterative
-global pruning, BLEU from plain fairseq-generate with its defaults. A seed is fairseq's --seed (model initialization
-and batch order; 1 is the demo's) and --lottery-seed; the corpus is the same for all. The embeddings-excluded
-winning ticket reuses its seed's dense round (--lottery-dense-from). Beside the first seed a plain dense model
-trains to twice the budget: the claims are judged only if the dense round is converged on the validation split
-(demo.convergence); the table reports the test split.
-Runtime: one seed at a time, its four runs side by side; see examples/README.md.
+Settings: `lth demo`'s model and schedule (fairseq_ext/demo.py), iterative global pruning.
+- generated task: the demo's corpus (2,000 valid and 2,000 test sentences) and budget, late reset to update 20,
+  BLEU from plain fairseq-generate with its defaults;
+- --data: the catalogs' pair (one English side, a joint sentencepiece vocabulary), late reset to epoch 1, BLEU and
+  chrF by sacreBLEU on the detokenized beam-5 output against the raw references (--lottery-references), budget
+  --max-update (choose it with benchmarks/bench_catalogs_convergence.py, on the validation split).
+A seed is fairseq's --seed (model initialization and batch order) and --lottery-seed; the data are the same for
+all. The embeddings-excluded winning ticket reuses its seed's dense round (--lottery-dense-from). Beside the first
+seed a plain dense model trains to twice the budget: the claims are judged only if the dense round is converged
+on the validation split (demo.convergence); the tables report the test split.
+Runtime: one seed at a time, its runs side by side; see examples/README.md.
 Claims checked (paper section 4.2.2): (1) winning tickets beat random tickets when all weights are pruned (averaged
 over the pruned rounds, in every seed); (2) with the embeddings excluded, random tickets fall off faster than when
 all weights are pruned, while winning tickets stay closer to the dense model. Resumable: rerun the same command.
@@ -26,16 +31,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from seed_table import add_seeds_flag, mean_std, print_table, ticket_rows, write_report  # noqa: E402
 
-from fairseq_ext import USER_DIR, demo  # noqa: E402
+from fairseq_ext import USER_DIR, catalogs, demo  # noqa: E402
+from lth_plugins.errors import run_command  # noqa: E402
 
 VARIANTS = {"all weights": [], "embeddings excluded": ["--lottery-exclude", "*embed_tokens*"]}
+CATALOGS_LATE_RESET = "1ep"  # the paper's late reset for its LSTM and RL runs; the generated task keeps the demo's
 
 
-def run_seed(out: Path, data, base, seed: int) -> None:
+def task_flags(a, out: Path):
+    """(data folder, model flags, lottery flags, what the runs translate) of the generated task or, with --data,
+    of real English->X from lth data catalogs."""
+    if a.data is None:
+        data = demo.make_data(out / "data")
+        return data, [*demo.MODEL, *demo.COMMON], demo.train_args(a.rounds, a.rate, a.max_update, flags=[]), \
+            "the generated 'grammar' task"
+    data = Path(a.data).resolve()
+    lang = catalogs.pair_target(data)
+    model = [*demo.MODEL, *demo.COMMON, "--source-lang", catalogs.SOURCE_LANG, "--target-lang", lang]
+    lottery = demo.train_args(a.rounds, a.rate, a.max_update, catalogs.GENERATE_ARGS, flags=[],
+                              late_reset=CATALOGS_LATE_RESET)
+    return data, model, [*lottery, "--lottery-references", str(data / "raw")], \
+        f"real {catalogs.SOURCE_LANG}->{lang} ({data})"
+
+
+def run_seed(out: Path, base, seed: int, variants) -> None:
     """The four runs of one seed side by side: each random ticket's round k waits for its winning ticket's mask k,
     the embeddings-excluded winning ticket for the dense round of the all-weights one."""
     waits, dense_wt = [], None
-    for name, extra in VARIANTS.items():
+    for name in variants:
+        extra = VARIANTS[name]
         d = out / name.replace(" ", "_") / f"s{seed}"
         (d / "wt").mkdir(parents=True, exist_ok=True)
         reuse = ["--lottery-dense-from", str(dense_wt)] if dense_wt else []
@@ -50,47 +74,61 @@ def run_seed(out: Path, data, base, seed: int) -> None:
     demo.wait_all(waits)
 
 
-def convergence_check(out: Path, data, max_update: int, seed: int):
+def convergence_check(out: Path, data, model_flags, max_update: int, seed: int, dense_wt: Path):
     """(converged, verdict, valid BLEU at the budget, at twice it): the seed's dense round against a plain dense
-    model trained to twice the budget, both on the validation split."""
-    at_budget = demo.round_bleu(out / "all_weights" / f"s{seed}" / "wt", 0, "valid")
-    twice = demo.dense_score(data, out / f"dense_x2_s{seed}", 2 * max_update,
-                             lambda save: demo.dense_bleu(data, save, "valid")["bleu"], seed)
+    model trained to twice the budget, both scored on the validation split as the rounds score test."""
+    at_budget = demo.recorded_score(dense_wt, 0, "valid")["bleu"]
+    twice = demo.dense_score(data, out / f"dense_x2_s{seed}", 2 * max_update, lambda save: demo.recorded_score(
+        dense_wt, 0, "valid", save / "checkpoint_last.pt")["bleu"], seed, model_flags, name="valid_bleu")
     return demo.convergence(at_budget, twice) + (at_budget, twice)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="lth_output/small_transformer")
+    p.add_argument("--out", default=None, help="work folder (default: lth_output/small_transformer, or "
+                                               "lth_output/small_transformer_en-X with --data)")
     add_seeds_flag(p, (1, 2, 3))
     p.add_argument("--rounds", type=int, default=demo.DEFAULTS["rounds"])
     p.add_argument("--rate", type=float, default=demo.DEFAULTS["rate"])
-    p.add_argument("--max-update", type=int, default=demo.DEFAULTS["max_update"])
+    p.add_argument("--max-update", type=int, default=None,
+                   help=f"updates per round (default: the demo's {demo.DEFAULTS['max_update']}; with --data, "
+                        f"{catalogs.TRANSFORMER_BUDGET})")
+    p.add_argument("--data", default=None, metavar="OUT/en-X", help="real English->X: a pair folder that lth data "
+                                                                   "catalogs built (default: the generated task)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT",
+                   help=f"which runs: {', '.join(repr(v) for v in VARIANTS)} (default: both)")
     a = p.parse_args()
-    out = Path(a.out).resolve()
+    if a.max_update is None:
+        a.max_update = catalogs.TRANSFORMER_BUDGET if a.data else demo.DEFAULTS["max_update"]
+    if a.variants[0] != "all weights":
+        p.error("--variants: 'all weights' comes first (its dense round is every variant's)")
+    suffix = f"_{Path(a.data).name}" if a.data else ""
+    out = Path(a.out or f"lth_output/small_transformer{suffix}").resolve()
     t0 = time.time()
-    data = demo.make_data(out / "data")
-    base = [str(data), "--user-dir", USER_DIR, *demo.train_args(a.rounds, a.rate, a.max_update)]
+    data, model_flags, lottery_flags, what = task_flags(a, out)
+    print(f"[fig6] {what}; runs in {out}", flush=True)
+    base = [str(data), "--user-dir", USER_DIR, *model_flags, *lottery_flags]
     first = a.seeds[0]
     check = None if demo.dense_trained(out / f"dense_x2_s{first}") else \
-        demo.start_dense(data, out / f"dense_x2_s{first}", 2 * a.max_update, first)
+        demo.start_dense(data, out / f"dense_x2_s{first}", 2 * a.max_update, first, model_flags)
     for seed in a.seeds:
-        run_seed(out, data, base, seed)
+        run_seed(out, base, seed, a.variants)
         print(f"[fig6] seed {seed} done at {time.time() - t0:.0f} s", flush=True)
     if check:
         demo.wait_all([check])
     rows = {}
-    for name in VARIANTS:
+    for name in a.variants:
         d = out / name.replace(" ", "_")
         rows[name] = ticket_rows([(d / f"s{s}" / "wt", d / f"s{s}" / "rt") for s in a.seeds])
         print_table(rows[name], f"\n## {name}: test BLEU, mean ± std over seeds {a.seeds}", digits=2)
     dense = rows["all weights"][0][2]
-    ok, verdict, at_budget, twice = convergence_check(out, data, a.max_update, first)
+    ok, verdict, at_budget, twice = convergence_check(out, data, model_flags, a.max_update, first,
+                                                      out / "all_weights" / f"s{first}" / "wt")
     print(f"\ndense test BLEU {mean_std(dense)[0]:.2f} ± {mean_std(dense)[1]:.2f} after {a.max_update} updates; seed "
           f"{first}'s valid BLEU {at_budget:.2f} at the budget, {twice:.2f} at twice it: {verdict}")
-    print(f"settings: {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round, late reset "
-          f"{demo.LATE_RESET}, seeds {a.seeds}; runtime {time.time() - t0:.0f} s")
-    write_report([out / name.replace(" ", "_") / f"s{s}" / t for name in VARIANTS for s in a.seeds
+    print(f"settings: {what}; {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round, seeds {a.seeds}; "
+          f"runtime {time.time() - t0:.0f} s")
+    write_report([out / name.replace(" ", "_") / f"s{s}" / t for name in a.variants for s in a.seeds
                   for t in ("wt", "rt")], out)
     drop, gaps = {}, {}
     for name, table in rows.items():
@@ -103,19 +141,23 @@ def main():
         print(f"{name}: WT - RT averaged over the pruned rounds, per seed {', '.join(f'{g:+.2f}' for g in gaps[name])}"
               f"; at round {k} ({100 * pruned:.1f}% pruned) WT {drop[name][0]:+.2f} and RT {drop[name][1]:+.2f} BLEU "
               f"below the dense")
+    claim1, claim2 = "1 (WT > RT, all weights pruned)", "2 (embeddings excluded: RT falls off faster)"
     if not ok:
-        for claim in ("1 (WT > RT, all weights pruned)", "2 (embeddings excluded: RT falls off faster)"):
+        for claim in (claim1, claim2):
             print(f"claim {claim}: NOT TESTED (the dense round is not converged: {verdict})")
         return
     gap_m, gap_sd = mean_std(gaps["all weights"])
     c1 = all(g > 0 for g in gaps["all weights"])
-    c2 = drop["embeddings excluded"][1] > drop["all weights"][1] and \
-        drop["embeddings excluded"][0] < drop["embeddings excluded"][1]
     print(f"claim 1 (all weights pruned: WT > RT averaged over the pruned rounds, in every seed; mean gap "
           f"{gap_m:+.2f} ± {gap_sd:.2f}): {'HELD' if c1 else 'NOT HELD'}")
+    if "embeddings excluded" not in drop:
+        print(f"claim {claim2}: NOT TESTED (no embeddings-excluded runs: --variants)")
+        return
+    c2 = drop["embeddings excluded"][1] > drop["all weights"][1] and \
+        drop["embeddings excluded"][0] < drop["embeddings excluded"][1]
     print(f"claim 2 (embeddings excluded: RT falls further below dense than with all weights pruned, WT stays "
           f"closer to dense than RT): {'HELD' if c2 else 'NOT HELD'}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main, "transformer_fig6.py"))

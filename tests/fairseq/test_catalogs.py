@@ -268,23 +268,28 @@ def test_lottery_round_on_real_german(german_catalogs, tmp_path):
     if shutil.which("dpkg"):
         assert sum(1 for c in de["catalogs"] if c["package"] and c["version"]) > len(de["catalogs"]) // 2
     save = tmp_path / "wt"
-    generate = ("--lottery-generate-args=--beam 2 --max-len-a 1.2 --max-len-b 10 --post-process sentencepiece "
-                "--scoring sacrebleu")
+    generate = "--lottery-generate-args=--beam 2 --max-len-a 1.2 --max-len-b 10 --post-process sentencepiece"
     model = [a if a != "2000" else "4000" for a in MT_MODEL]  # --max-tokens: longer sentences than the toy task
     fairseq_train(data / "en-de", save, *model, "--max-update", "30", "--lottery-prune", "--lottery-rounds", "1",
-                  "--lottery-eval-bleu", generate, timeout=600)
+                  "--lottery-eval-bleu", generate, "--lottery-references", str(data / "en-de" / "raw"),
+                  "--target-lang", "de", timeout=600)
     for k in (0, 1):
         rec = metrics(save, k)
         m = rec["metrics"]
-        assert isinstance(m["bleu"], float) and m["bleu_result"].startswith("BLEU = "), m
+        assert isinstance(m["bleu"], float) and m["bleu_result"].startswith("BLEU"), m  # fairseq-generate's own
+        assert "nrefs:1" in m["bleu_signature"] and "nc:6" in m["chrf_signature"] and 0 <= m["chrf"] <= 100
         assert m["bleu_sentences"] > 0.9 * de["splits"]["test"]  # what fairseq-generate translates
         assert m["best_valid_loss"] < 0.9 * math.log2(manifest["vocabulary"]["size"])  # uniform guessing: log2 V
     assert metrics(save, 0)["fraction_pruned"] == 0 and abs(metrics(save, 1)["fraction_pruned"] - 0.2) < 1e-3
-    # the round's detokenized output scored against the raw references with the module's own scorer
+    # the recorded BLEU is sacreBLEU's on the round's detokenized output against the raw references
     out = next(save.glob("round_01/**/generate-test.txt"))
     refs = (data / "en-de" / "raw" / "test.de").read_text().splitlines()
-    hyps = catalogs.generated_hypotheses(out, len(refs))
-    scores = catalogs.score(hyps, refs, "de")
-    # 30 updates teach little: the scores are those of a barely trained model, the signatures sacreBLEU's
-    assert 0 <= scores["bleu"] <= 100 and 0 <= scores["chrf"] <= 100
-    assert "nrefs:1" in scores["bleu_signature"] and "nc:6" in scores["chrf_signature"]
+    scores = catalogs.score(catalogs.generated_hypotheses(out, len(refs)), refs, "de")
+    m = metrics(save, 1)["metrics"]
+    assert (m["bleu"], m["chrf"]) == (scores["bleu"], scores["chrf"]) and "fairseq_bleu" in m
+    # a missing reference file is refused before anything trains
+    bad = fairseq_train(data / "en-de", tmp_path / "bad", *model, "--max-update", "30", "--lottery-prune",
+                        "--lottery-eval-bleu", "--lottery-references", str(tmp_path), "--target-lang", "de",
+                        check=False, timeout=300)
+    assert bad.returncode != 0 and f"no {tmp_path}/test.de" in bad.stdout, bad.stdout[-3000:]
+    assert not list((tmp_path / "bad").glob("round_*"))
