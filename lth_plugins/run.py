@@ -113,7 +113,8 @@ class LotteryRun:
         return self.current_round is None
 
     def fraction_pruned(self, k: int) -> float:
-        return fraction_pruned(self.config.rate, k)
+        """Round k's nominal fraction pruned, at the prune rate of the run that makes the masks."""
+        return fraction_pruned(self._winning_lottery().rate, k)
 
     def selected(self, model) -> Dict[str, torch.Tensor]:
         return pruned_parameters(model, self.config)

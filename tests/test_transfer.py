@@ -12,6 +12,7 @@ from lth_plugins.demo import BATCH, LR, build_parser, make_data, make_model, run
 from lth_plugins.errors import LotteryConfigError
 from lth_plugins.hparams import LotteryConfig, Ticket
 from lth_plugins.report import build_report
+from lth_plugins.report.anatomy import mask_overlap
 from lth_plugins.run import LotteryRun
 from lth_plugins.selection import select_parameters
 from lth_plugins.store import RunStore, Snapshot
@@ -162,12 +163,21 @@ def test_a_killed_transferred_run_continues_with_the_same_command(source, tmp_pa
     assert store.read_round(2).ticket == "transferred"
 
 
-def test_the_report_draws_a_transferred_ticket_in_its_own_colour(source, tmp_path):
+def test_the_report_draws_a_transferred_ticket_in_its_own_colour_and_its_overlap_with_the_own_ticket(source,
+                                                                                                      tmp_path):
     wt = run_ticket(LotteryConfig(rounds=2, rate=0.5, late_reset="1ep", seed=1), tmp_path / "wt", seed=1, **KW)
-    tt = run_ticket(transfer(source), tmp_path / "tt", seed=1, **KW)
+    tt = run_ticket(transfer(source, rate=0.2), tmp_path / "tt", seed=1, **KW)  # the masks' rate is the source's
+    assert RunStore(tt).read_round(2).nominal_fraction_pruned == 0.75
     report = build_report([wt, tt], tmp_path / "report")
     drawn = report.drawn["figures/teacher-mlp_tickets.png"]["panels"][0]["series"]
     assert [(s["ticket"], s["color"]) for s in drawn] == [("winning", "tab:blue"), ("transferred", "tab:purple")]
     assert drawn[1]["label"] == "transferred ticket from teacher-mlp, 1 seed" and drawn[1]["rounds"] == [1, 2]
-    assert "transferred tickets (purple" in json.loads((tmp_path / "report" / "report.json").read_text())[
-        "tasks"][0]["figures"][0]["caption"]
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert "transferred tickets (purple" in data["tasks"][0]["figures"][0]["caption"]
+    assert data["tasks"][0]["rates"] == [0.5]
+    [curve] = [c for c in data["anatomy"][0]["overlaps"] if c["kind"] == "transfer"]
+    assert curve["label"] == "transferred ticket from teacher-mlp vs this task's own winning ticket"
+    for i, k in enumerate((1, 2)):
+        expected = mask_overlap(RunStore(source).load_mask(k), RunStore(wt).load_mask(k))
+        assert curve["values"][i] == [expected.iou] and curve["chance"][i] == expected.chance_iou
+        assert 0 < expected.iou < 1 and expected.iou != expected.chance_iou

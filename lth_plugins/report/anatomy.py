@@ -1,9 +1,10 @@
 """Ticket anatomy: what the winning tickets' masks are made of.
 
     - the fraction pruned of each parameter at every round (from each round's sparsity.json);
-    - mask overlap (intersection over union of the kept weights) between seeds of one variant and between
-      iterative and one-shot masks at the same sparsity, beside the overlap of random masks with the same
-      per-layer densities (the chance line);
+    - mask overlap (intersection over union of the kept weights) between seeds of one variant, between
+      iterative and one-shot masks at the same sparsity and between a transferred ticket (found on another task)
+      and this task's own winning ticket, beside the overlap of random masks with the same per-layer densities
+      (the chance line);
     - the sign agreement of the surviving weights between the reset point and the trained weights.
 
 The measures are pure functions over Masks and weight tensors; `plan_anatomy` reads a task's run stores. Masks
@@ -15,12 +16,13 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 
-from ..errors import LotteryError, MaskError
+from ..errors import LotteryError, MaskError, RunStoreError
 from ..hparams import Reset, Schedule, Ticket
 from ..masks import Mask
+from ..selection import without_kept_dense
 from ..store import RunStore, Snapshot
 from .collect import Run, TaskGroup, Variant
-from .series import mean_std
+from .series import mean_std, source_task
 
 
 # --- measures ---------------------------------------------------------------------------------------------------
@@ -137,7 +139,7 @@ class LayerRounds:
 class Curve:
     """One anatomy curve over the sparsity levels: the mean over `values` (pairs of masks, or seeds) per level,
     and for overlaps the chance line."""
-    kind: str                             # "seeds", "schedules" or "signs"
+    kind: str                             # "seeds", "schedules", "transfer" or "signs"
     label: str
     color: str
     fraction_pruned: List[float] = field(default_factory=list)
@@ -281,7 +283,8 @@ def plan_anatomy(group: TaskGroup, stem: str) -> Anatomy:
                            [r for r in group.runs_of(os_, Ticket.WINNING) if id(r) in masks])
             _add_overlaps(c, level, pairs, masks)
         del masks
-    anatomy.overlaps = [c for c in list(seed_curves.values()) + list(schedule_curves.values()) if c.mean]
+    anatomy.overlaps = [c for c in list(seed_curves.values()) + list(schedule_curves.values())
+                        + _transfer_curves(group, anatomy.notes) if c.mean]
     anatomy.signs = _sign_curves(group, levels, stores, anatomy.notes)
     anatomy.sign_note = SIGN_NOTE if anatomy.signs else ""
     if anatomy.layers is not None:
@@ -291,6 +294,55 @@ def plan_anatomy(group: TaskGroup, stem: str) -> Anatomy:
     if anatomy.signs:
         anatomy.files["signs"] = f"figures/{stem}_anatomy_signs.png"
     return anatomy
+
+
+TRANSFER_COLORS = ("tab:purple", "tab:pink", "tab:gray")
+
+
+def _transfer_curves(group: TaskGroup, notes: List[str]) -> List[Curve]:
+    """Per source task, the overlap of the transferred tickets' masks (their sources') with this task's own
+    winning tickets of the same variant at the same sparsity, seed by seed where they share seeds; parameters a
+    transferred ticket keeps dense are left out of both."""
+    found: Dict[str, Dict[float, List[Overlap]]] = {}
+    runs: Dict[str, List[str]] = {}
+    for tt in (r for r in group.runs if r.ticket is Ticket.TRANSFERRED):
+        own = group.runs_of(tt.variant, Ticket.WINNING)
+        if not own or not tt.masks_from:
+            continue
+        try:
+            source, lottery = RunStore(tt.masks_from), RunStore(tt.path).lottery
+        except RunStoreError as e:
+            notes.append(f"no transfer overlap for {tt.path}: {e}")
+            continue
+        task = source_task(tt) or "another task"
+        for _, w in _pairs([tt], own):
+            theirs = {_level(w, k): k for k in w.records if k > 0}
+            for k in sorted(tt.records):
+                level = _level(tt, k)
+                if k == 0 or level not in theirs or not source.has_mask(k):
+                    continue
+                try:
+                    a = Mask(without_kept_dense(source.load_mask(k), lottery).items())
+                    mine = RunStore(w.path).load_mask(theirs[level])
+                    overlap = mask_overlap(a, Mask((n, mine[n]) for n in a if n in mine))
+                except (LotteryError, MaskError) as e:
+                    notes.append(f"no transfer overlap of {tt.path} and {w.path} at round {k}: {e}")
+                    continue
+                found.setdefault(task, {}).setdefault(level, []).append(overlap)
+                runs.setdefault(task, [])
+                runs[task] += [p for p in (str(tt.path), str(w.path)) if p not in runs[task]]
+    curves = []
+    for i, task in enumerate(sorted(found)):
+        c = Curve("transfer", f"transferred ticket from {task} vs this task's own winning ticket",
+                  TRANSFER_COLORS[i % len(TRANSFER_COLORS)], runs=runs[task])
+        for level in sorted(found[task]):
+            overlaps = [o for o in found[task][level] if o.iou is not None]
+            chances = [o.chance_iou for o in overlaps if o.chance_iou is not None]
+            if overlaps:
+                c.add(level, [o.iou for o in overlaps], sum(chances) / len(chances) if chances else None,
+                      [o.layers for o in overlaps], [o.chance_layers for o in overlaps])
+        curves.append(c)
+    return curves
 
 
 def _add_overlaps(curve: Curve, level: float, pairs, masks: Dict[int, Mask]) -> None:

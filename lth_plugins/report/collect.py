@@ -233,7 +233,7 @@ def _resolve_random_tickets(runs: List[Run]) -> None:
         if source_cfg is None:  # the winning run is gone: its own config is the best guess
             continue
         if run.ticket is Ticket.TRANSFERRED:  # another task's masks, trained as an experiment of its own task
-            run.variant = source_cfg["variant"]
+            run.variant, run.rate = source_cfg["variant"], source_cfg["variant"].rate
             continue
         if source_cfg["task"] != run.task:
             raise ReportError(f"random ticket {run.path} (task {run.task!r}) takes its masks from {where}, "
