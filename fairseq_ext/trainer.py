@@ -37,9 +37,21 @@ class Termination:
         self.received = False
 
     def install(self) -> None:
-        if "SLURM_JOB_ID" in os.environ and self.pid != os.getpid():
-            self.pid = os.getpid()
-            signal.signal(signal.SIGTERM, self._on_signal)
+        if "SLURM_JOB_ID" not in os.environ or self.pid == os.getpid():
+            return
+        self.pid = os.getpid()
+        signal.signal(signal.SIGTERM, self._on_signal)
+        # A round's training that ends before the agreed update (its last update, which fairseq saves, came first)
+        # would requeue the job when it leaves training, as after the warning: `scontrol requeue` brings even a
+        # cancelled job back, so after SIGTERM the rank exits there instead.
+        leave = PREEMPTION.leave_training
+
+        def leave_training():
+            if self.received and self.pid == os.getpid():
+                self.exit("the round's training ended, its checkpoint_last.pt saved")
+            leave()
+
+        PREEMPTION.leave_training = leave_training
 
     def _on_signal(self, signum, frame) -> None:
         # PREEMPTION.immediate: outside a round's training, where nothing is to be saved
@@ -49,6 +61,11 @@ class Termination:
             return
         self.received = True
         PREEMPTION.requested = True  # the stop at an agreed update, as for the warning
+
+    def exit(self, what: str) -> None:
+        print(f"[lottery] rank {rank()}: SIGTERM; {what}; exiting (SLURM requeues or ends the job)", file=sys.stderr,
+              flush=True)
+        raise SystemExit(128 + signal.SIGTERM)
 
 
 TERMINATION = Termination()
@@ -273,9 +290,7 @@ class LotteryTrainer(Trainer):
         wait_for_all("requeue_checkpoint_saved")  # rank 0 has written it before anyone requeues
         saved = f"round {self.round_context.k}: checkpoint_last.pt saved at update {n}"
         if TERMINATION.received:
-            print(f"[lottery] rank {rank()}: SIGTERM; {saved}; exiting (SLURM requeues or ends the job)",
-                  file=sys.stderr, flush=True)
-            raise SystemExit(128 + signal.SIGTERM)
+            TERMINATION.exit(saved)
         raise Requeue(saved)
 
     def save_checkpoint(self, filename, extra_state):

@@ -47,3 +47,29 @@ def test_sigterm_mid_round_saves_and_the_requeued_job_resumes_there(slurm_cluste
         assert metrics(save, 0)["end_update"] == 20 and metrics(save, 1)["end_update"] == 20
     finally:
         subprocess.run(["scancel", job], timeout=30)
+
+
+LEAVE_AFTER_SIGTERM = """
+import os, signal, sys
+os.environ["SLURM_JOB_ID"] = "1"  # what installs the handlers; nothing here asks SLURM
+from fairseq_ext.requeue import PREEMPTION, Requeue
+from fairseq_ext.trainer import TERMINATION
+PREEMPTION.install()
+TERMINATION.install()
+PREEMPTION.enter_round_loop()
+PREEMPTION.enter_training()
+os.kill(os.getpid(), signal.SIGTERM)  # during the round's last update: its agreed stop never comes
+try:
+    PREEMPTION.leave_training()
+except Requeue:
+    print("requeued")
+"""
+
+
+def test_sigterm_after_the_rounds_last_update_exits_without_requeueing(tmp_path):
+    """`scontrol requeue` brings back even a job SLURM is cancelling: after SIGTERM the rank never requeues."""
+    p = subprocess.run([str(BIN / "python"), "-c", LEAVE_AFTER_SIGTERM], env=env(), capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 128 + 15 and "requeued" not in p.stdout, p.stdout + p.stderr
+    assert ("[lottery] rank 0: SIGTERM; the round's training ended, its checkpoint_last.pt saved; exiting (SLURM "
+            "requeues or ends the job)") in p.stderr, p.stderr
