@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from ..slurm_cluster import wait_until
-from .helpers import BIN, MT_MODEL, USER_DIR, COMMON, env, metrics
+from .helpers import BIN, COMMON, MT_MODEL, USER_DIR, env, metrics
 
 ARGS = [*MT_MODEL, "--max-update", "20", "--save-interval-updates", "5", "--lottery-prune", "--lottery-rounds", "1"]
 
@@ -50,7 +50,7 @@ def test_sigterm_mid_round_saves_and_the_requeued_job_resumes_there(slurm_cluste
 
 
 LEAVE_AFTER_SIGTERM = """
-import os, signal, sys
+import os, signal
 os.environ["SLURM_JOB_ID"] = "1"  # what installs the handlers; nothing here asks SLURM
 from fairseq_ext.requeue import PREEMPTION, Requeue
 from fairseq_ext.trainer import TERMINATION
