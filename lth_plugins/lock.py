@@ -50,14 +50,14 @@ class Holder:
     def gone(self) -> Optional[str]:
         """Why the holder no longer runs, or None when it runs or cannot be judged from here. An earlier attempt
         of this process's own SLURM job is gone (SLURM ends every task of an attempt before it starts the next);
-        a pid of this host is looked up; another host's holder is gone once SLURM no longer has its job (squeue:
-        a requeued job, pending, still counts as running)."""
+        a pid of this host is looked up; a holder whose job SLURM no longer has is gone wherever it ran (its pid
+        may live on in another process; squeue: a requeued job, pending, still counts as running)."""
         mine = current_job()
         if self.job and mine and self.job == mine and (self.attempt or 0) < current_attempt():
             return f"an earlier attempt ({self.attempt or 0}) of this SLURM job {mine}, now in attempt " \
                    f"{current_attempt()}"
-        if self.here:
-            return None if self.pid is None or pid_alive(self.pid) else "its process has ended"
+        if self.here and self.pid is not None and not pid_alive(self.pid):
+            return "its process has ended"
         if self.job and self.job != mine and job_active(self.job) is False:
             return f"SLURM no longer has job {self.job}"
         return None

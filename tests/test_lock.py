@@ -154,6 +154,10 @@ def test_a_lock_of_a_job_slurm_still_runs_is_kept_and_taken_once_it_ended(slurm_
     FileLock(tmp_path / "l", "the test directory").acquire().release()
     assert (f"[lottery] the test directory: taking over the lock left by pid 4321 on host node-9, SLURM job {job}: "
             f"SLURM no longer has job {job}") in capfd.readouterr().err
+    # on this host, its pid now another live process's (this one's)
+    (tmp_path / "l").write_text(f"{os.getpid()} {socket.gethostname()} {job} 0")
+    FileLock(tmp_path / "l", "the test directory").acquire().release()
+    assert f"SLURM job {job}: SLURM no longer has job {job}" in capfd.readouterr().err
 
 
 def _scontrol_job(job):
