@@ -203,7 +203,7 @@ def precheck_model(cfg, config: LotteryConfig):
     if config.ticket is Ticket.TRANSFERRED:
         source = RunStore.view(config.source_dir)
         if source.config and source.has_snapshot(Snapshot.INIT):  # a source still starting is checked by the run
-            check_transfer_source(source, config, model.state_dict())
+            check_transfer_source(source, config, model.state_dict(), params)
     elif config.takes_masks:
         source = RunStore.view(config.masks_from)
         if source.config and source.has_mask(1):  # masks still to come are checked when they arrive

@@ -60,7 +60,7 @@ class LotteryRun:
                 raise LotteryConfigError("transfer_from names this run's own directory; give another run's")
             self.source = open_transfer_source(config)
             if model is not None:
-                check_transfer_source(self.source, config, model.state_dict())
+                check_transfer_source(self.source, config, model.state_dict(), params)
             else:
                 check_transfer_source(self.source, config, self.source.load_snapshot(Snapshot.INIT))
             self._check_late_point_within(total_updates)

@@ -6,7 +6,8 @@ from typing import Mapping
 
 from .errors import LotteryConfigError, RunStoreError
 from .hparams import LotteryConfig, Reset, Ticket
-from .selection import matching
+from .masks import Mask
+from .selection import matching, without_kept_dense
 from .store import RunStore, Snapshot, config_diff, is_seed
 from .wait import wait_until
 
@@ -76,11 +77,12 @@ def open_transfer_source(config: LotteryConfig) -> RunStore:
     return source
 
 
-def check_transfer_source(source: RunStore, config: LotteryConfig, state: Mapping) -> None:
+def check_transfer_source(source: RunStore, config: LotteryConfig, state: Mapping, params=None) -> None:
     """A transferred ticket's model has the source's architecture: the same names and, except for parameters
     `transfer_keep_dense` names, the same shapes as the source's initial weights (`state`: this model's
-    state_dict, tensors or meta tensors); the source has (or will have) masks for every round asked for. Raises
-    LotteryConfigError naming the first mismatch, before anything is written. Task, data and seeds may differ."""
+    state_dict, tensors or meta tensors); the source has (or will have) masks for every round asked for, and
+    they prune the parameters this run prunes (`params`, when given). Raises LotteryConfigError (MaskError for
+    the masks) naming the first mismatch, before anything is written. Task, data and seeds may differ."""
     _check_rounds_available(source, config.rounds, "transferred ticket")
     theirs = source.load_snapshot(Snapshot.INIT)
     keep = set(matching(state, config.transfer_keep_dense, "transfer_keep_dense"))
@@ -99,6 +101,10 @@ def check_transfer_source(source: RunStore, config: LotteryConfig, state: Mappin
     if extra:
         raise LotteryConfigError(f"{extra[0]!r} of {where} is not in this model: a transferred ticket needs the "
                                  f"same architecture")
+    first = next((k for k in range(1, masks_available(source) + 1) if source.has_mask(k)), None)
+    if params is not None and first is not None:
+        Mask(without_kept_dense(source.load_mask(first), config).items()).check_matches(
+            params, source=f"mask of round {first} in {where} (its include/exclude must be this run's)")
 
 
 def open_dense_run(path, full: dict, config: LotteryConfig) -> RunStore:

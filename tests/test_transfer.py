@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lth_plugins.demo import BATCH, LR, build_parser, make_data, make_model, run_ticket, train_round
-from lth_plugins.errors import LotteryConfigError
+from lth_plugins.errors import LotteryConfigError, MaskError
 from lth_plugins.hparams import LotteryConfig, Ticket
 from lth_plugins.report import build_report
 from lth_plugins.report.anatomy import mask_overlap
@@ -83,6 +83,11 @@ def test_a_source_of_other_shapes_is_refused_naming_the_parameter_and_nothing_is
     with pytest.raises(LotteryConfigError, match=r"'4.weight' has shape \[4, 128\] here but \[8, 128\] in the "
                                                  r"transfer source .* \(--lottery-transfer-keep-dense PATTERN\)"):
         open_target(transfer(source), tmp_path / "tt", other)
+    assert not (tmp_path / "tt").exists()
+    with pytest.raises(MaskError, match=r"mask of round 1 in the transfer source .* \(its include/exclude must be "
+                                        r"this run's\) does not match the model: mask for parameters the model "
+                                        r"lacks: 4.bias"):
+        open_target(transfer(source, exclude=("4.bias",)), tmp_path / "tt", make_model(1))
     assert not (tmp_path / "tt").exists()
     deeper = torch.nn.Sequential(*make_model(1), torch.nn.Linear(8, 8))
     with pytest.raises(LotteryConfigError, match="'5.weight' of this model is not in the transfer source"):
