@@ -121,7 +121,9 @@ def status_table(paths) -> str:
                            "  "),
                     Column("state", 11, lambda k, rows, ticket=ticket: (rows.get(ticket) or {}).get("state", "-"),
                            "  ")]
-    return render(columns, t["by_round"])
+    from .sweep.retries import describe
+    notes = [f"{ticket}: SLURM {describe(path)}" for ticket, path in zip(t["tickets"], paths) if describe(path)]
+    return "\n".join([render(columns, t["by_round"]), *notes])
 
 
 def metric_columns(key: str, label: str, width: int, fmt: str, tickets=(Ticket.WINNING, Ticket.RANDOM),
