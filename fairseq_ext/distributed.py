@@ -241,13 +241,14 @@ def port_free(port: int) -> bool:
 def agree_on_port(cfg, rendezvous_dir) -> None:
     """The port of the group's tcp:// address, agreed by every rank of this job step: rank 0 takes the first of
     PORT_TRIES ports from the one chosen that is free on its host, saying so when it is not that one, and writes it
-    to a file of `rendezvous_dir` named after the job, its attempt and step; the other ranks read it there."""
+    to a file of `rendezvous_dir` named after the job, its attempt and step; the other ranks read it there. The
+    file is a temporary one (.tmp: no result of the run), replaced by the next attempt's."""
     from lth_plugins.atomic import atomic_write_bytes
     from lth_plugins.scheduler import current_attempt, current_job
 
     host, port = cfg.distributed_init_method[len("tcp://"):].rsplit(":", 1)
     step = os.environ.get("SLURM_STEP_ID", "batch")
-    path = Path(rendezvous_dir) / f".distributed_port.{current_job()}.{current_attempt()}.{step}"
+    path = Path(rendezvous_dir) / f".distributed_port.{current_job()}.{current_attempt()}.{step}.tmp"
     if cfg.distributed_rank == 0:
         chosen = next((p for p in range(int(port), int(port) + PORT_TRIES) if port_free(p)), None)
         if chosen is None:
@@ -256,6 +257,8 @@ def agree_on_port(cfg, rendezvous_dir) -> None:
         if chosen != int(port):
             print(f"[lottery] port {port} is taken on {host}: the ranks meet on port {chosen}", file=sys.stderr,
                   flush=True)
+        for old in Path(rendezvous_dir).glob(".distributed_port.*.tmp"):  # earlier attempts' and steps'
+            old.unlink(missing_ok=True)
         atomic_write_bytes(path, str(chosen).encode())
     else:
         deadline = time.monotonic() + PORT_WAIT_S

@@ -45,6 +45,7 @@ def test_a_port_taken_on_rank_0s_node_moves_the_group_to_the_next_free_port(slur
         assert f"[lottery] port {port} is taken on {NODE_PREFIX}1: the ranks meet on port {port + 1}" in text, text
         for rank in (0, 1):
             assert f"(rank {rank} of 2, identical on all ranks)" in text, text
+        assert [f.read_text() for f in save.glob(".distributed_port.*.tmp")] == [str(port + 1)]  # no result
     finally:
         subprocess.run(["scancel", blocker, *([job] if job else [])], timeout=30)
 
