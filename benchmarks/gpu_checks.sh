@@ -4,6 +4,7 @@
 #                                            (benchmarks/gpu_prepare.py; needs the network and a Python 3.12)
 #   benchmarks/gpu_checks.sh --dry-run DIR [OUT]  here, no CUDA: DIR installed offline into a fresh folder on a
 #                                            Python 3.12 stand-in for the image, then each part's set-up at toy sizes
+#   benchmarks/gpu_checks.sh --stand-in      here: only make the dry run's stand-in (a few GB, minutes)
 #   benchmarks/gpu_checks.sh DIR [OUT]       on the GPU machine: install from DIR only, then the parts
 #                                            (benchmarks/gpu_parts.py), at most GPU_BUDGET_S (500) s in all;
 #                                            OUT (default gpu_checks) gets a log, one JSON and one PNG
@@ -12,7 +13,7 @@
 # GPU_DRY_RUN_VENV: the stand-in venv (made on first use: torch 2.11.0 as on the machine, and the image's
 # packages the parts import).
 set -euo pipefail
-usage="usage: benchmarks/gpu_checks.sh --prepare DIR | --dry-run DIR [OUT] | DIR [OUT]"
+usage="usage: benchmarks/gpu_checks.sh --prepare DIR | --dry-run DIR [OUT] | --stand-in | DIR [OUT]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 here=$PWD
 cd "$(dirname "$0")/.."
@@ -27,23 +28,31 @@ install_from() {  # PYTHON DIR SITE
   export PYTHONPATH="$3${PYTHONPATH:+:$PYTHONPATH}" LD_LIBRARY_PATH="$2${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 }
 
+# the dry run's stand-in for the GPU machine's image, made on first use
+stand_in() {
+  venv=${GPU_DRY_RUN_VENV:-${LTH_CACHE:-$HOME/.cache/lth-plugins}/gpu-py312}
+  if [ ! -f "$venv/ready" ]; then
+    local py312
+    py312=$(cd benchmarks && ../.venv/bin/python -c "import gpu_prepare as g; print(g.python312())")
+    echo "[gpu dry run] making the stand-in for the GPU machine's image: $venv (torch 2.11.0, a few GB)" >&2
+    "$py312" -m venv --clear "$venv"
+    # the image's torch, not the one this project's constraints pin
+    env -u PIP_CONSTRAINT "$venv/bin/python" -m pip install -q --disable-pip-version-check torch==2.11.0 numpy \
+      sacrebleu sentencepiece pyyaml tqdm regex packaging cython scikit-learn matplotlib pytest
+    touch "$venv/ready"
+  fi
+}
+
 case $1 in
+  --stand-in)
+    stand_in ;;
   --prepare)
     [ $# -eq 2 ] || { echo "$usage" >&2; exit 2; }
     exec "${PREPARE_PYTHON:-.venv/bin/python}" benchmarks/gpu_prepare.py prepare "$(abs "$2")" ;;
   --dry-run)
     [ $# -eq 2 ] || [ $# -eq 3 ] || { echo "$usage" >&2; exit 2; }
     dir=$(abs "$2")
-    venv=${GPU_DRY_RUN_VENV:-${LTH_CACHE:-$HOME/.cache/lth-plugins}/gpu-py312}
-    if [ ! -f "$venv/ready" ]; then
-      py312=$(cd benchmarks && ../.venv/bin/python -c "import gpu_prepare as g; print(g.python312())")
-      echo "[gpu dry run] making the stand-in for the GPU machine's image: $venv (torch 2.11.0, a few GB)" >&2
-      "$py312" -m venv --clear "$venv"
-      # the image's torch, not the one this project's constraints pin
-      env -u PIP_CONSTRAINT "$venv/bin/python" -m pip install -q --disable-pip-version-check torch==2.11.0 numpy \
-        sacrebleu sentencepiece pyyaml tqdm regex packaging cython scikit-learn matplotlib pytest
-      touch "$venv/ready"
-    fi
+    stand_in
     site=$(mktemp -d /tmp/gpu_dry_site.XXXXXX)
     out=$(abs "${3:-$(mktemp -d /tmp/gpu_dry_out.XXXXXX)}")
     trap 'rm -rf "$site"' EXIT

@@ -213,6 +213,8 @@ def main():
         env["CUDA_VISIBLE_DEVICES"] = ""
     import torch
 
+    if not a.dry_run and not torch.cuda.is_available():
+        sys.exit("no CUDA device here: the GPU run needs one (--dry-run sets the parts up on the CPU)")
     report = {"mode": "dry run (no CUDA)" if a.dry_run else "GPU", "python": sys.version.split()[0],
               "torch": torch.__version__,
               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "none (CPU)",

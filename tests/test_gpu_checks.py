@@ -45,8 +45,13 @@ def test_elf_curve_is_read_from_the_dense_round_and_drawn(tmp_path):
 @slow
 def test_prepared_folder_installs_offline_and_every_part_sets_up(tmp_path):
     folder, out = tmp_path / "wheels", tmp_path / "out"
+    # the stand-in (mostly a download) is made while --prepare compiles
+    stand_in = subprocess.Popen(["bash", str(SCRIPT), "--stand-in"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
     rc, text = _run("--prepare", folder, timeout=1800)
+    stand_in_text = stand_in.communicate(timeout=1800)[0]
     assert rc == 0, text[-5000:]
+    assert stand_in.returncode == 0, stand_in_text[-5000:]
     names = sorted(p.name for p in folder.iterdir())
     assert any(n.startswith("elf_rl-") and "-cp312-cp312-" in n for n in names), names
     assert any(n.startswith("fairseq_fixed-") and "-cp312-cp312-" in n for n in names), names
