@@ -11,7 +11,6 @@ import argparse
 import email.parser
 import glob
 import os
-import re
 import shutil
 import subprocess
 import sys
