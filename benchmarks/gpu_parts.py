@@ -129,6 +129,16 @@ def figures_of(key, out_text, tmp, t_lines):
     return f
 
 
+def gpu_name():
+    """The card, its driver and memory as nvidia-smi names them (no CUDA context here: the parts' memory readings
+    would count it)."""
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=30).stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
 class GpuMemory(threading.Thread):
     """The most GPU memory nvidia-smi reports in use while a part runs (MiB)."""
 
@@ -217,7 +227,7 @@ def main():
         sys.exit("no CUDA device here: the GPU run needs one (--dry-run sets the parts up on the CPU)")
     report = {"mode": "dry run (no CUDA)" if a.dry_run else "GPU", "python": sys.version.split()[0],
               "torch": torch.__version__,
-              "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "none (CPU)",
+              "device": "none (CPU)" if a.dry_run else gpu_name(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "budget_s": a.budget}
     for dist in ("lth-plugins", "fairseq-fixed", "elf-rl", "ale-py", "gymnasium"):
         try:
