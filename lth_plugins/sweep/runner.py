@@ -59,6 +59,7 @@ class Sweep:
         self.records = {}
         self.pool: Optional[resources.GpuPool] = None
         self.gpus_needed: Dict[str, int] = {}
+        self._released = set()  # (job, SLURM job id, mask round) released after a wait for that mask
 
     @property
     def local(self) -> bool:
@@ -104,7 +105,8 @@ class Sweep:
         if not self.local:
             return ["a job reaching its time limit is requeued and resumes from its last finished round or "
                     f"checkpoint, while its attempts make progress (up to slurm_max_num_timeout, default "
-                    f"{resources.MAX_NUM_TIMEOUT}); node loss and preemption requeue it too"]
+                    f"{resources.MAX_NUM_TIMEOUT}); preemption requeues it too; a crashed rank or a lost node "
+                    f"requeues it at most {self.grid.retries} times (retries)"]
         if not self.pool.gpus:
             return []
         asked = sorted({self.gpus_needed[j.name] for j in self.cfg.jobs})
@@ -138,7 +140,7 @@ class Sweep:
         changed = False
         for j in self.cfg.jobs:
             s = states[j.name]
-            key = (s["state"], s["done"], s["requeues"])
+            key = (s["state"], s["done"], s["requeues"], s["retries"])
             if self._last.get(j.name) == key:
                 continue
             changed = True
@@ -147,6 +149,8 @@ class Sweep:
             extra = ""
             if s["requeues"]:
                 extra += f", requeued {s['requeues']}x"
+            if s["retries"]:
+                extra += f" ({s['retries']} of {self.grid.retries} retries after a crash or node loss)"
             if s["state"] == JobState.FAILED:
                 extra += f" ({failure(s)}); log: {s['log']}"
             self.say(f"{j.name}: {s['state']}, {rounds}{extra}")
@@ -165,9 +169,27 @@ class Sweep:
                 self.say(f"{job.name}: could not stop it ({e}); {why}")
                 continue
             self.sd.write_state(job, state=JobState.FAILED, rc=rc, error=f"stopped: {why}",
-                                executor=self.grid.executor, job_id=states[job.name].get("job_id"))
+                                executor=self.grid.executor, job_id=states[job.name].get("job_id"), by_sweep=True)
             states[job.name] = dict(states[job.name], state=JobState.FAILED, rc=rc, error=f"stopped: {why}")
             self.say(f"{job.name}: stopped, {why}")
+
+    def _release(self, states) -> None:
+        """Release the random tickets that gave their nodes back while waiting for a mask (requeued held,
+        sweep/jobs.py) once their winning ticket has it, or is done."""
+        for job in self.cfg.jobs:
+            if job.winning is None or states[job.name]["state"] != JobState.QUEUED:
+                continue
+            st = self.sd.read_state(job)
+            k, job_id = st.get("held_for_mask"), st.get("job_id")
+            wt = self.cfg.job(job.winning)
+            if k is None or (job.name, job_id, k) in self._released:
+                continue
+            if not (has_mask(wt.run_dir, k) or states[wt.name]["state"] == JobState.DONE):
+                continue
+            p = subprocess.run(["scontrol", "release", str(job_id)], capture_output=True, text=True, timeout=60)
+            self._released.add((job.name, job_id, k))
+            self.say(f"{job.name}: " + (f"released (job {job_id}): the mask of round {k} exists" if p.returncode == 0
+                                        else f"`scontrol release {job_id}` failed: {(p.stderr or p.stdout).strip()}"))
 
     def _cancel(self, job) -> Optional[int]:
         """Stop a job; returns the exit code its training process recorded, if any. A local job's training
@@ -191,6 +213,7 @@ class Sweep:
         while True:
             states = self._states()
             self._stop(states)
+            self._release(states)
             self._report_changes(states)
             slots = self.policy.free_slots(states)
             started = 0
@@ -220,7 +243,7 @@ class Sweep:
                      masks_from=str(self.cfg.job(job.winning).run_dir) if job.winning else None,
                      first_round=Ticket(job.ticket).first_round,
                      time_limit_min=resources.time_limit_min(job.resources, self.grid.executor), gpus=gpus,
-                     port=job.port)
+                     port=job.port, retries=self.grid.retries, idle_s=self.grid.max_idle_s)
         t0 = time.time()
         try:
             sj = executor.submit(run)

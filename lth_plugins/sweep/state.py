@@ -19,7 +19,7 @@ from ..errors import SweepError
 from ..hparams import Ticket
 from ..lock import FileLock, LockBusy, pid_alive, this_host
 from ..store import RunStore, holds_results
-from . import accounting
+from . import accounting, retries
 from .config import Job, SweepConfig
 from .vocabulary import LIVE_FILE_STATES, Executor, JobState
 
@@ -169,17 +169,25 @@ def rounds_of(job: Job, grid_rounds: Optional[int]):
 
 
 def slurm_ids(states: List[dict]) -> List[str]:
-    """The SLURM job ids of the states that may still run."""
+    """The SLURM job ids of the states that may still run: a job recorded failed too (SLURM may have requeued it,
+    e.g. after a node loss that made the surviving ranks exit 1)."""
     return [s["job_id"] for s in states
-            if s.get("executor") == Executor.SLURM and s.get("job_id") and s.get("state") in LIVE_FILE_STATES]
+            if s.get("executor") == Executor.SLURM and s.get("job_id")
+            and s.get("state") in (*LIVE_FILE_STATES, JobState.FAILED)]
 
 
 def is_active(state: dict, records: Optional[Dict[str, "accounting.SlurmRecord"]] = None) -> bool:
     """Whether the job a state file describes is queued, running, or requeued to run again. `records`: SLURM's
     (accounting.query) for SLURM jobs; None when SLURM could not be asked."""
+    slurm = state.get("executor") == Executor.SLURM and state.get("job_id")
+    if slurm and records is not None and state.get("state") == JobState.FAILED:
+        if state.get("by_sweep"):  # the sweep cancelled it: SLURM may still list it a moment as it ends
+            return False
+        rec = records.get(str(state["job_id"]))
+        return rec is not None and rec.active  # SLURM requeued a job whose attempt recorded a failure
     if state.get("state") not in LIVE_FILE_STATES:
         return False
-    if state.get("executor") == Executor.SLURM and state.get("job_id"):
+    if slurm:
         if records is None:
             return True  # SLURM cannot be asked (e.g. sacct down): do not submit a second copy
         rec = records.get(str(state["job_id"]))
@@ -213,7 +221,8 @@ def job_state(job: Job, sd: SweepDir, default_rounds: Optional[int],
            "scheduler": rec.describe() if rec else None,
            "requeues": rec.requeues if rec else max(0, len([a for a in attempts
                                                             if a.get("job_id") == st.get("job_id")]) - 1),
-           "attempts": attempts}
+           "attempts": attempts,
+           "retries": retries.used(job.run_dir, st["job_id"]) if slurm and st.get("job_id") else 0}
     if total is not None and done >= total:
         state = JobState.DONE
     elif is_active(st, records if slurm else None):
