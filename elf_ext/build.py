@@ -8,6 +8,8 @@ module, which ``game.py`` imports by that name. ROMs are not in it: they come fr
 declared requirement.
 """
 import os
+import platform
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 from lth_deps import BuildError, SourceBuild, run_step
+from lth_deps.cache import cache_root
 from lth_deps.edits import apply_edits
 from lth_deps.wheel import write_wheel
 
@@ -77,8 +80,19 @@ def _pip(*args) -> List[str]:
     return [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
 
 
+def ale_prefix() -> Path:
+    """Where ALE's library is kept once built: the same library serves every Python version, so a wheel for a
+    second Python (the GPU machine's) compiles only ELF's module."""
+    return cache_root() / "ale" / f"{ALE_VERSION}-{platform.machine()}"
+
+
 def build_ale(work: Path, log) -> Path:
-    """ALE's C++ library, from ale-py's sdist, installed under ``work/ale`` with an ``ale.pc`` for ELF's CMake."""
+    """ALE's C++ library, from ale-py's sdist, installed under `ale_prefix()` with an ``ale.pc`` for ELF's CMake;
+    built once (a half-copied prefix is never used: it appears by one rename)."""
+    kept = ale_prefix()
+    if (kept / "lib" / "pkgconfig" / "ale.pc").is_file():
+        log(f"ALE {ALE_VERSION}: the library built before, {kept}")
+        return kept
     dl, prefix, bld = work / "ale-sdist", work / "ale", work / "ale-build"
     env = _isolated_env(work)
     run_step(_pip("download", "-q", "--no-deps", "--no-binary", "ale-py", f"ale-py=={ALE_VERSION}", "-d", dl),
@@ -100,10 +114,19 @@ def build_ale(work: Path, log) -> Path:
     pc = prefix / "lib" / "pkgconfig"
     pc.mkdir(parents=True, exist_ok=True)
     # ALE 0.12 installs only a CMake package; ELF asks pkg-config for `ale` (headers are included as <ale/...>)
-    (pc / "ale.pc").write_text(f"prefix={prefix}\nName: ale\nDescription: Arcade Learning Environment\n"
+    (pc / "ale.pc").write_text(f"prefix={kept}\nName: ale\nDescription: Arcade Learning Environment\n"
                                f"Version: {ALE_VERSION}\nCflags: -I${{prefix}}/include\n"
                                "Libs: -L${prefix}/lib -lale\n")
-    return prefix
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    staged = kept.with_name(f"{kept.name}.tmp{os.getpid()}")
+    shutil.copytree(prefix, staged, symlinks=True)
+    if kept.exists() and not (kept / "lib" / "pkgconfig" / "ale.pc").is_file():
+        shutil.rmtree(kept)  # left by a copy that did not finish
+    try:
+        os.replace(staged, kept)
+    except OSError:  # another build kept its own meanwhile: the same library
+        shutil.rmtree(staged)
+    return kept
 
 
 def build_atari_module(tree: Path, work: Path, ale: Path, log) -> Path:
