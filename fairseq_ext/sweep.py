@@ -15,6 +15,7 @@ class FairseqTarget(SweepTarget):
     tasks_key = "data"
     reserved_flags = ("--seed", "--save-dir", "--lottery-prune")
     port_flag = "--distributed-port"
+    world_size_flag = "--distributed-world-size"
     checkpoints = ("round_*/checkpoint*.pt",)
 
     def tasks(self, experiment):

@@ -1,14 +1,17 @@
 """`lth sweep` against the real local SLURM (scripts/slurm_local.sh, fixture `slurm_cluster`) on the core's
 teacher-MLP (framework "torch": deterministic, resumable per round): jobs outliving their time limit are requeued
 and resume, a job requeued mid-round (preemption, node loss) resumes, a cancelled winning ticket stops its random
-ticket, a killed sweep re-attaches, a requeue loop without progress is stopped, each job gets its own port, and
-SLURM is asked about all jobs in one sacct call.
+ticket, a killed sweep re-attaches, a requeue loop without progress is stopped, each job gets its own port, SLURM
+is asked about all jobs in one sacct call; on the multi-node cluster (fixture `slurm_nodes`), a crashed rank
+requeues its job within the retry budget and fails it past the budget, and a random ticket gives its nodes back
+while its winning ticket is held in the queue.
 
 SLURM here signals a job at its time limit only on its 30-s check: with timeout_min = 1 and slurm_signal_delay_s = 15
 an attempt gets its warning 15 to 45 s after it starts, then waits about 12 s to run again.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -73,6 +76,11 @@ def sacct_attempts(cluster, job_id) -> list:
     """Every attempt's state of a SLURM job once it has ended, oldest first (REQUEUED for each requeue). The sweep
     may end first: it ends when the runs are done, while the job's process is still exiting."""
     cluster.wait_job(job_id, timeout=120)
+    return sacct_attempts_now(job_id)
+
+
+def sacct_attempts_now(job_id) -> list:
+    """Every attempt's state of a SLURM job in `sacct -D`, oldest first."""
     p = subprocess.run(["sacct", "-D", "-X", "-P", "-n", "-j", str(job_id), "-o", "State"], capture_output=True,
                        text=True, timeout=60, check=True)
     return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
@@ -241,3 +249,106 @@ def test_slurm_is_asked_about_all_jobs_in_one_sacct_call(slurm_cluster, tmp_path
         assert acct.refresh(ids) == {}  # ids SLURM never had
     lines = calls.read_text().splitlines()
     assert len(lines) == 1 and all(i in lines[0].split("-j ")[1].split(",") for i in ids), lines
+
+
+def test_a_crashed_rank_requeues_within_the_budget_and_past_it_fails_naming_rank_and_budget(slurm_nodes, tmp_path):
+    """The training process of a running winning ticket is SIGKILLed (a CUDA or OOM crash stand-in: its node stays
+    up). With the default budget the job requeues itself, resumes from its last finished round and finishes; its
+    random ticket is not stopped. With `retries = 0` the job fails, naming the rank and the budget."""
+    args = ["--epochs", "24", "--n-train", "16384"]  # 3,072 updates a round: the kill lands mid-round
+    cfg = grid(tmp_path / "grid.json", rounds=2, experiment=[{"framework": "torch", "args": args}])
+    cfg0 = grid(tmp_path / "grid0.json", rounds=2, retries=0, tickets=["winning"],
+                experiment=[{"framework": "torch", "args": args}])
+    sweep, sweep0 = tmp_path / "sw", tmp_path / "sw0"
+    log, log0 = tmp_path / "sweep.log", tmp_path / "sweep0.log"
+    run, run0 = sweep / "runs/teacher-mlp/default/s0/wt", sweep0 / "runs/teacher-mlp/default/s0/wt"
+    procs = [start_sweep(cfg, sweep, log), start_sweep(cfg0, sweep0, log0)]
+    round0 = {}
+    try:
+        for r, sw, lg, p in ((run, sweep, log, procs[0]), (run0, sweep0, log0, procs[1])):
+            wait_until(lambda: (r / "round_01/started.json").is_file() and state(sw, WT).get("child_pid"), 300,
+                       "round 1 of the winning ticket", p, lg)
+            round0[r] = (r / "round_00/metrics.json").stat().st_mtime_ns
+            os.kill(int(state(sw, WT)["child_pid"]), signal.SIGKILL)
+        procs[1].wait(timeout=300)
+        procs[0].wait(timeout=600)
+    finally:
+        for p in procs:
+            kill_group(p)
+    out, out0 = log.read_text(), log0.read_text()
+    assert procs[0].returncode == 0, out[-4000:] + failed_job_logs(sweep)
+    assert "finished: 2 of 2 jobs done" in out and f"{RT}: stopped" not in out, out
+    wt_id = state(sweep, WT)["job_id"]
+    assert sacct_attempts(slurm_nodes, wt_id) == ["REQUEUED", "COMPLETED"]
+    assert "CANCELLED" not in sacct_attempts(slurm_nodes, state(sweep, RT)["job_id"])
+    ends = [a["end"] for a in state(sweep, WT)["attempts"]]
+    assert ends == ["killed by SIGKILL: requeued (retry)", "finished"], ends
+    assert (run / "round_00/metrics.json").stat().st_mtime_ns == round0[run]  # resumed: round 0 not trained again
+    retries = json.loads((run / "slurm_retries.json").read_text())
+    assert len(retries) == 1 and retries[0]["job"] == wt_id and "rank 0 on lth-node" in retries[0]["what"], retries
+    row = next(line for line in lth("status", sweep).stdout.splitlines() if line.startswith(WT))
+    assert " 1/3 " in row, row
+
+    assert procs[1].returncode == 1, out0[-4000:]
+    assert re.search(rf"FAILED {WT} \(SLURM job \d+: rank 0 on lth-node\d: killed by SIGKILL; retry budget 0 spent",
+                     out0), out0
+    assert sacct_attempts(slurm_nodes, state(sweep0, WT)["job_id"]) == ["FAILED"]
+    assert (run0 / "round_00/metrics.json").is_file() and not (run0 / "round_01/metrics.json").is_file()
+
+
+def held_winning_ticket(folder: Path, cluster, idle_s: float) -> dict:
+    """A sweep of one winning and one random ticket whose winning ticket is requeued and held in the queue
+    (`scontrol requeuehold`) once it has written mask 1, then released once every node is idle. Returns the sweep's
+    exit code and output, the jobs' ids, `idle_held_s` (from the random ticket's last finished round, where its
+    wait for mask 2 began, until every node is idle) and `after_release_s` (from the release to the sweep's end).
+    benchmarks/bench_slurm_nodes.py prints the same figures."""
+    cfg = grid(folder / "grid.json", rounds=2, max_idle_s=idle_s,
+               experiment=[{"framework": "torch", "args": ["--epochs", "24", "--n-train", "16384"]}])
+    sweep, log = folder / "sw", folder / "sweep.log"
+    wt_run, rt_run = (sweep / "runs/teacher-mlp/default/s0" / t for t in ("wt", "rt"))
+    proc = start_sweep(cfg, sweep, log)
+    try:
+        wait_until(lambda: (wt_run / "round_01/mask.lthm").is_file(), 300, "the winning ticket's mask 1", proc, log)
+        wt_id = state(sweep, WT)["job_id"]
+        subprocess.run(["scontrol", "requeuehold", wt_id], check=True, timeout=60)
+        wait_until(lambda: (rt_run / "round_01/metrics.json").is_file(), 300, "the random ticket's round 1", proc, log)
+        waits_from = (rt_run / "round_01/metrics.json").stat().st_mtime
+        wait_until(lambda: state(sweep, RT).get("held_for_mask") == 2, idle_s + 60, "the random ticket's release "
+                   "of its nodes", proc, log)
+        wait_until(lambda: set(cluster.node_states().values()) == {"idle"}, 60,
+                   "every node idle while the winning ticket is held", proc, log)
+        idle_held_s = time.time() - waits_from
+        queue = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True).stdout
+        mask2_while_held = (wt_run / "round_02/mask.lthm").is_file()
+        rt_id = state(sweep, RT)["job_id"]
+        subprocess.run(["scontrol", "release", wt_id], check=True, timeout=60)
+        released = time.time()
+        proc.wait(timeout=600)
+        after_release_s = time.time() - released
+    finally:
+        kill_group(proc)
+    return {"rc": proc.returncode, "out": log.read_text(), "sweep": sweep, "wt_id": wt_id, "rt_id": rt_id,
+            "queue": queue, "mask2_while_held": mask2_while_held, "idle_held_s": idle_held_s,
+            "after_release_s": after_release_s}
+
+
+def test_a_random_ticket_gives_its_nodes_back_while_its_winning_ticket_is_held(slurm_nodes, tmp_path):
+    """The winning ticket is requeued and held in the queue once it has written mask 1. Its random ticket trains
+    round 1, waits for mask 2, and after `max_idle_s` gives its nodes back (requeued held): every node is idle while
+    the winning ticket is held. Released, the winning ticket writes mask 2, the sweep releases the random ticket, and
+    both finish."""
+    idle_s = 10
+    r = held_winning_ticket(tmp_path, slurm_nodes, idle_s)
+    out, sweep = r["out"], r["sweep"]
+    assert r["rc"] == 0, out[-4000:] + failed_job_logs(sweep)
+    assert not r["mask2_while_held"]
+    assert f"{r['rt_id']} PENDING" in r["queue"] and f"{r['wt_id']} PENDING" in r["queue"], r["queue"]
+    assert f"{RT}: released (job {r['rt_id']}): the mask of round 2 exists" in out, out
+    assert "finished: 2 of 2 jobs done" in out, out
+    assert "CANCELLED" not in sacct_attempts(slurm_nodes, r["rt_id"])
+    ends = [a["end"] for a in state(sweep, RT)["attempts"]]
+    assert ends[0] == f"waited {idle_s} s for mask 2: gave its nodes back, requeued held" and ends[-1] == "finished"
+    # the figure: from the random ticket's last finished round to every node idle (bound: max_idle_s + polling)
+    print(f"\nrandom ticket's allocation idle while its winning ticket was held: {r['idle_held_s']:.1f} s "
+          f"(max_idle_s = {idle_s})")
+    assert r["idle_held_s"] < idle_s + 40

@@ -2,12 +2,14 @@
 # Submit one lottery experiment of transformer_wmt14_en_de.sbatch as two SLURM jobs: the winning ticket, then its
 # random ticket, which starts when the winning ticket has finished (--dependency=afterok: it never waits on its
 # allocation for masks still to come; SLURM cancels it if the winning ticket fails for good). Requeues of the
-# winning ticket (time limit, node failure, preemption) keep the dependency.
+# winning ticket (time limit, a crashed rank or a node failure within its retry budget RETRIES, preemption) keep
+# the dependency: the random ticket stays pending.
 #   usage: bash examples/fairseq/submit_wmt14_en_de.sh [all|layers] [fairseq flags...]
 # The jobs run in the current folder (their logs: lth-wmt14-JOBID.out); relative paths are taken from there.
 # Environment (defaults: the paper's 16 nodes x 8 GPUs):
 #   NODES (16)  GPUS_PER_NODE (8; 0 = CPUs only: gloo)  TASKS_PER_NODE (one per GPU; 1 without GPUs)
 #   CPUS_PER_TASK (10)  MEM (0 = all of the node's)  TIME (72:00:00)  PARTITION (the cluster's default)
+#   RETRIES (3: crash and node-loss requeues per job)
 #   MODEL (base|tiny)  DATA  RUNS (checkpoints): the winning ticket in RUNS/lth_wmt14_VARIANT_winning, the random
 #   ticket in RUNS/lth_wmt14_VARIANT_random, with the winning ticket's masks.
 # To run both tickets side by side instead (twice the resources at once), submit the random ticket by hand with

@@ -15,7 +15,7 @@ from ..errors import SweepError
 from ..hparams import TICKETS, LotteryConfig, Ticket, flag
 from ..store import MUTABLE_KEYS
 from . import resources
-from .vocabulary import Executor
+from .vocabulary import DEFAULT_RETRIES, Executor
 
 # The lottery settings the sweep gives every job from its grid (rounds, seeds, tickets, a random ticket's masks):
 # an ablation, `lottery` or an experiment's args may not set them.
@@ -23,6 +23,7 @@ GRID_SETTINGS = ("rounds", "seed", "ticket", "masks_from", "mask_wait")
 GRID_FLAGS = tuple(flag(name) for name in GRID_SETTINGS)
 # Flags whose value may change between invocations (the run store's MUTABLE_KEYS): not part of a job's identity.
 MUTABLE_FLAGS = tuple(flag(key.split(".", 1)[1]) for key in MUTABLE_KEYS if key.startswith("lottery."))
+MAX_IDLE_S = 300
 # Jobs at once on the local executor when the config does not say (SLURM: all, the cluster queues them).
 LOCAL_MAX_PARALLEL = 2
 
@@ -132,6 +133,11 @@ class Grid:
     # the most seconds a random ticket waits for a mask of its winning ticket (--lottery-mask-wait)
     wait_timeout_s: float = LotteryConfig.mask_wait
     ablations: Dict[str, List[str]] = field(default_factory=lambda: {"default": []})
+    # SLURM: how many times a crashed rank or a lost node requeues each job (sweep/retries.py)
+    retries: int = DEFAULT_RETRIES
+    # SLURM: the most seconds a random ticket holds its allocation while it waits for a mask; then it gives its
+    # nodes back and is requeued, held until the mask exists
+    max_idle_s: float = MAX_IDLE_S
 
     @classmethod
     def keys(cls) -> List[str]:
@@ -217,6 +223,19 @@ def _wait_timeout_s(value) -> float:
     return value
 
 
+def _retries(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SweepError(f"retries must be an integer >= 0 (requeues after a crashed rank or a lost node), got "
+                         f"{value!r}")
+    return value
+
+
+def _max_idle_s(value) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise SweepError(f"max_idle_s must be a positive number of seconds, got {value!r}")
+    return value
+
+
 def _lottery(value) -> List[str]:
     args = _str_list(value, "lottery")
     _check_reserved(args, "lottery", GRID_FLAGS)
@@ -247,6 +266,8 @@ _READ = {
     "lottery": _lottery,
     "wait_timeout_s": _wait_timeout_s,
     "ablations": _ablations,
+    "retries": _retries,
+    "max_idle_s": _max_idle_s,
 }
 
 
@@ -321,8 +342,10 @@ def load_config(path, sweep_dir) -> SweepConfig:
         for what, args in [("lottery", grid.lottery), *((f"ablation {a!r}", v) for a, v in grid.ablations.items())]:
             _check_reserved(args, f"{what} (for {where})", target.reserved_flags, target.port_flag)
         params = {**grid.executor_params, **exp.executor_params}
+        args = list(exp.args)
         if grid.executor is Executor.SLURM:
             resources.check_slurm_time_limit(params, where)
+            args += _world_size_args(target, params, exp.args, where)
         tasks = target.tasks(exp.table())
         if not tasks:
             raise SweepError(f"{where} has no tasks: list at least one in {target.tasks_key or 'its settings'}")
@@ -334,9 +357,22 @@ def load_config(path, sweep_dir) -> SweepConfig:
             labels[label] = i + 1
             for ablation, ab_args in grid.ablations.items():
                 for seed in grid.seeds:
-                    _add_jobs(cfg, target, exp.framework, label, task_args, exp.args, ablation, ab_args, seed,
+                    _add_jobs(cfg, target, exp.framework, label, task_args, args, ablation, ab_args, seed,
                               sweep_dir, params)
     return cfg
+
+
+def _world_size_args(target, params, args, where) -> List[str]:
+    """A multi-task SLURM job's ranks for a command that takes them by a flag: every task runs the command and the
+    framework forms its group from SLURM's variables, but it must be told how many ranks there are."""
+    flag_ = target.world_size_flag
+    if flag_ is None:
+        return []
+    if any(flag_of(a) == flag_of(flag_) for a in args):
+        raise SweepError(f"args of {where} set {flag_}, which the sweep sets from the job's resources (nodes x "
+                         f"tasks_per_node); give nodes and tasks_per_node in executor_params instead")
+    world = int(params.get("nodes", 1)) * int(params.get("tasks_per_node", 1))
+    return [flag_, str(world)] if world > 1 else []
 
 
 def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args, seed, sweep_dir, params) -> None:

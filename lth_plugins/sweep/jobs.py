@@ -7,6 +7,12 @@ checkpoint. The state file records how every attempt ended: finished, failed (ex
 limit, stopped by the scheduler (SIGTERM: preemption, `scontrol requeue`, scancel, node drain), or, when nothing
 was recorded, killed (SIGKILL, node loss; `lth status` adds SLURM's word).
 
+Under SLURM a task whose command crashes (any exit but 0, or 2 for refused settings, that the scheduler did not
+cause) requeues the job while its retry budget lasts (`retries`, sweep/retries.py: a crashed rank or a lost node,
+per job); past it the job fails naming the rank and the budget. A random ticket that waits for a mask of its
+winning ticket longer than `idle_s` (`max_idle_s`) gives its nodes back: requeued held, released by the sweep once
+the mask exists.
+
 Under SLURM with several tasks (fairseq's multi-node training: one task per node or per GPU, fairseq reads
 SLURM's variables), every task runs the command; task 0 records the state, tasks > 0 log to <job>.rank<N>.log.
 """
@@ -23,6 +29,7 @@ from submitit.helpers import Checkpointable
 from ..atomic import atomic_write_json
 from ..children import die_with_parent
 from ..store import RunStore
+from . import retries as retry_budget
 from .state import read_state
 from .vocabulary import JobState
 
@@ -30,6 +37,8 @@ from .vocabulary import JobState
 # stopped instead of requeued: one may be unlucky (SLURM signals up to 30 s early), two mean the limit is shorter
 # than one resumable unit.
 STALLED_ATTEMPTS = 2
+IDLE_POLL_S = 2.0  # how often a random ticket's task 0 looks whether it waits for a mask
+REQUEUE_WAIT_S = 120  # after requeueing its job, how long a task waits for SLURM to end it
 
 
 class JobFailed(RuntimeError):
@@ -72,12 +81,15 @@ class JobRun(Checkpointable):
     def __init__(self, name: str, argv: List[str], log_path: str, state_path: str, executor: str,
                  run_dir: Optional[str] = None, checkpoints: Sequence[str] = (), masks_from: Optional[str] = None,
                  first_round: int = 0, time_limit_min: float = 0.0, gpus: Optional[List[str]] = None,
-                 port: Optional[int] = None):
+                 port: Optional[int] = None, retries: int = retry_budget.DEFAULT_BUDGET,
+                 idle_s: Optional[float] = None):
         self.name, self.argv, self.executor = name, list(argv), executor
         self.log_path, self.state_path = log_path, state_path
         self.run_dir, self.checkpoints, self.masks_from = run_dir, list(checkpoints), masks_from
         self.first_round, self.time_limit_min = first_round, time_limit_min
         self.gpus, self.port = gpus, port
+        self.retries = retries  # crash and node-loss requeues of the SLURM job
+        self.idle_s = idle_s  # a random ticket under SLURM: the most seconds it holds its nodes waiting for a mask
         self.stalled = 0  # attempts in a row that reached the time limit without progress
         self._runtime = None
 
@@ -148,6 +160,15 @@ class JobRun(Checkpointable):
         self._runtime = rt = {"rank": rank, "base": base, "attempt_id": f"{job_id or me}.{attempt}.{time.time()}",
                               "started": time.time(), "stopped_by": None, "proc": None}
         self._start_record()
+        if job_id and self.run_dir:
+            if rank == 0:
+                retry_budget.count_node_losses(self.run_dir, job_id, attempt)
+            why = retry_budget.over_budget(self.run_dir, job_id, self.retries)
+            if why:
+                self._record(state=JobState.FAILED, rc=None, error=why, ended=time.time(),
+                             attempt={"attempt_id": rt["attempt_id"], "job_id": job_id, "host": host,
+                                      "started": rt["started"], "end": "retry budget spent", "ended": time.time()})
+                raise JobFailed(why)
         rt["points"], rt["masks_ready"] = self.resume_points(), self._masks_ready()
 
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -171,7 +192,7 @@ class JobRun(Checkpointable):
                     self._record(state=JobState.RUNNING, child_pid=proc.pid, started=rt["started"],
                                  attempt={"attempt_id": rt["attempt_id"], "job_id": base["job_id"], "host": host,
                                           "started": rt["started"]})
-                    rc = proc.wait()
+                    rc = self._wait(proc, job_id, rank, out)
                     if rc < 0 and job_id and rt["stopped_by"] is None:
                         time.sleep(1.0)  # SLURM signals every process of the step: ours may come a moment later
                 except BaseException:
@@ -184,15 +205,71 @@ class JobRun(Checkpointable):
         # action it would kill this process on its way out and SLURM would call the job FAILED).
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         ended = time.time()
+        if rt.get("held_for_mask") is not None:
+            k = rt["held_for_mask"]
+            self._record(state=JobState.REQUEUED, rc=rc, ended=ended, held_for_mask=k,
+                         attempt={"end": f"waited {self.idle_s:g} s for mask {k}: gave its nodes back, requeued held",
+                                  "ended": ended, "rc": rc})
+            raise JobStopped(f"{self.name}: requeued held until the mask of round {k} exists")
         if rt["stopped_by"] is not None:
             self._record(state=JobState.STOPPED, rc=rc, ended=ended,
                          attempt={"end": f"stopped by {rt['stopped_by']}", "ended": ended, "rc": rc})
             raise JobStopped(f"{self.name}: stopped by {rt['stopped_by']} (exit code {rc})")
+        if rc not in (0, retry_budget.REFUSED_RC) and job_id and self.run_dir:
+            self._crashed(rank, host, job_id, attempt, rc, ended, log)
         self._record(state=JobState.FINISHED if rc == 0 else JobState.FAILED, rc=rc, ended=ended,
                      attempt={"end": "finished" if rc == 0 else f"exit code {rc}", "ended": ended, "rc": rc})
         if rc != 0:
             raise JobFailed(f"{self.name} exited with code {rc}; log: {log}")
         return rc
+
+    def _wait(self, proc: subprocess.Popen, job_id: str, rank: int, out) -> int:
+        """The command's exit code. A random ticket under SLURM that has waited longer than `idle_s` for a mask of
+        its winning ticket gives its nodes back: its task 0 requeues the job held (`scontrol requeuehold`), and the
+        sweep releases it once the mask exists (sweep/runner.py)."""
+        if not (job_id and self.masks_from and rank == 0 and self.idle_s):
+            return proc.wait()
+        rt = self._runtime
+        since = None
+        while True:
+            try:
+                return proc.wait(timeout=IDLE_POLL_S)
+            except subprocess.TimeoutExpired:
+                pass
+            if self._masks_ready() or rt["stopped_by"] is not None:
+                since = None
+                continue
+            since = since if since is not None else time.monotonic()
+            if time.monotonic() - since < self.idle_s:
+                continue
+            k = self._next_round()
+            rt["held_for_mask"], rt["stopped_by"] = k, f"its wait for mask {k}"
+            p = subprocess.run(["scontrol", "requeuehold", job_id], capture_output=True, text=True, timeout=60)
+            out.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} waited {self.idle_s:g} s for the mask of round {k} "
+                      f"of {self.masks_from}: " + ("gave the nodes back; requeued held until it exists\n"
+                                                  if p.returncode == 0 else
+                                                  f"`scontrol requeuehold` failed: {(p.stderr or p.stdout).strip()}\n"))
+            out.flush()
+            if p.returncode != 0:  # keep the allocation; try again after another idle_s
+                rt["held_for_mask"], rt["stopped_by"], since = None, None, None
+
+    def _crashed(self, rank: int, host: str, job_id: str, attempt: int, rc: int, ended: float, log: Path) -> None:
+        """This task's command crashed under SLURM: requeue the job within its retry budget (then wait for SLURM to
+        end this attempt), or fail naming the rank and the budget."""
+        how = f"killed by {signal.Signals(-rc).name}" if rc < 0 and -rc in signal.valid_signals() else \
+            f"exit code {rc}"
+        requeued, msg = retry_budget.after_crash(self.run_dir, job_id, attempt, self.retries,
+                                                 f"rank {rank} on {host}: {how}")
+        with open(log, "a") as out:
+            out.write(f"=== {msg}\n")
+        if not requeued:
+            self._record(state=JobState.FAILED, rc=rc, error=msg, ended=ended,
+                         attempt={"end": f"{how}: not requeued", "ended": ended, "rc": rc})
+            raise JobFailed(msg)
+        self._record(state=JobState.REQUEUED, rc=rc, ended=ended,
+                     attempt={"end": f"{how}: requeued (retry)", "ended": ended, "rc": rc})
+        time.sleep(REQUEUE_WAIT_S)  # SLURM ends every task of the requeued job
+        raise JobStopped(f"{self.name}: requeued after {how}, but this task was not ended in {REQUEUE_WAIT_S} s")
 
     def _on_sigterm(self, signum, frame) -> None:
         """The scheduler ends this attempt (preemption, requeue, cancel, the time limit itself): the training
@@ -200,7 +277,8 @@ class JobRun(Checkpointable):
         rt = self._runtime
         if rt is None:
             return
-        rt["stopped_by"] = "SIGTERM"
+        if rt["stopped_by"] is None:
+            rt["stopped_by"] = "SIGTERM"
         proc = rt.get("proc")
         if proc is not None and proc.poll() is None:
             try:

@@ -158,6 +158,12 @@ def submitit_params(resources: Dict, executor: str, gpus_managed: bool) -> Dict:
         extra = dict(params.get("slurm_additional_parameters") or {})
         extra.setdefault("requeue", True)
         params["slurm_additional_parameters"] = extra
+        # a task that dies ends the step at once (its peers would otherwise wait in a collective); the job then
+        # requeues itself within its retry budget (sweep/jobs.py)
+        srun = list(params.get("slurm_srun_args") or [])
+        if not any(a.startswith(("--kill-on-bad-exit", "-K")) for a in srun):
+            srun.append("--kill-on-bad-exit=1")
+        params["slurm_srun_args"] = srun
     return params
 
 

@@ -28,6 +28,9 @@ class SweepTarget:
     #: the flag by which the command takes its distributed port (e.g. "--distributed-port"); the sweep gives
     #: each job its own
     port_flag: Optional[str] = None
+    #: the flag by which the command takes the number of ranks of a multi-task SLURM job (e.g.
+    #: "--distributed-world-size"); the sweep sets it to nodes x tasks_per_node
+    world_size_flag: Optional[str] = None
     #: globs, inside the run directory, of the framework's checkpoints a rerun resumes from (beyond finished
     #: rounds, which every target has): a requeued job that wrote none of them in an attempt made no progress
     checkpoints: Tuple[str, ...] = ()

@@ -1,4 +1,5 @@
-"""`lth status SWEEP_DIR` (every job's rounds, state, requeues and SLURM's word on it, from one sacct call) and
+"""`lth status SWEEP_DIR` (every job's rounds, state, requeues, retries used of its budget and SLURM's word on it,
+from one sacct call) and
 the run directories `lth report SWEEP_DIR` draws."""
 import time
 from pathlib import Path
@@ -7,6 +8,7 @@ from typing import List, Tuple
 from ..store import RunStore
 from . import accounting
 from .config import Job
+from .retries import DEFAULT_BUDGET
 from .state import SweepDir, failure, job_state, slurm_ids
 from .vocabulary import Executor, JobState
 
@@ -29,6 +31,7 @@ def states(path):
 def status_table(path, attempts: bool = False) -> str:
     jobs, all_states = states(path)
     slurm = any(s["scheduler"] is not None for s in all_states)
+    budget = sweep_jobs(path)[2].get("retries", DEFAULT_BUDGET)
     rows = []
     for j, s in zip(jobs, all_states):
         metric = _last_metric(j.run_dir)
@@ -37,10 +40,11 @@ def status_table(path, attempts: bool = False) -> str:
             note = "; ".join(x for x in (f"SLURM {s['job_id']}: {s['scheduler']}" if s["scheduler"] else "", note)
                              if x)
         rows.append((j.name, s["state"], f"{s['done']}/{s['total'] if s['total'] is not None else '?'}",
-                     str(s["requeues"]), metric, note))
+                     str(s["requeues"]), f"{s['retries']}/{budget}", metric, note))
     w = max(len(r[0]) for r in rows)
-    lines = [f"{'job':<{w}}  {'state':<11}  {'rounds':>6}  {'requeues':>8}  {'last round (metric)':<30}  note"]
-    lines += [f"{a:<{w}}  {b:<11}  {c:>6}  {d:>8}  {e:<30}  {f}".rstrip() for a, b, c, d, e, f in rows]
+    lines = [f"{'job':<{w}}  {'state':<11}  {'rounds':>6}  {'requeues':>8}  {'retries':>7}  "
+             f"{'last round (metric)':<30}  note"]
+    lines += [f"{a:<{w}}  {b:<11}  {c:>6}  {d:>8}  {r:>7}  {e:<30}  {f}".rstrip() for a, b, c, d, r, e, f in rows]
     counts = {}
     for r in rows:
         counts[r[1]] = counts.get(r[1], 0) + 1

@@ -30,3 +30,6 @@ LIVE_FILE_STATES = (JobState.SUBMITTED, JobState.RUNNING, JobState.REQUEUED, Job
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 # Concluded states of a job the sweep may submit.
 SUBMITTABLE_STATES = (JobState.PENDING, JobState.INTERRUPTED, JobState.FAILED)
+
+# SLURM: how many times a crashed rank or a lost node requeues a job (sweep/retries.py)
+DEFAULT_RETRIES = 3

@@ -2,8 +2,9 @@
 (fixture `slurm_cluster`): 2 srun tasks with gloo, the tiny model on generated data. Both ranks hold the same masks
 every round; the random ticket's job of submit_wmt14_en_de.sh runs after the winning ticket's, on its masks;
 SLURM's warning before the time limit (USR1: save, requeue) and a requeue mid-round (preemption, node loss) resume,
-a killed task ends the step at once, srun naming it, and resubmitting resumes: the run ends bit-identical to an
-uninterrupted one."""
+a killed task requeues the job within its retry budget and fails it past the budget, naming the rank, and
+resubmitting resumes: the run ends bit-identical to an uninterrupted one."""
+import json
 import os
 import re
 import signal
@@ -43,10 +44,22 @@ def sbatch(args, **extra_env) -> str:
     return p.stdout.strip().split(";")[0]
 
 
-def submit(tmp: Path, data, runs: Path) -> str:
+def submit(tmp: Path, data, runs: Path, env="") -> str:
     """One winning ticket of the recipe; its log is tmp/job-JOBID.out (every attempt appends to it)."""
     return sbatch([*RESOURCES, f"--chdir={tmp}", f"--output={tmp}/job-%j.out",
-                   f"--export=ALL,MODEL=tiny,DATA={data},RUNS={runs}", str(RECIPE), *FLAGS])
+                   f"--export=ALL,MODEL=tiny,DATA={data},RUNS={runs}{env}", str(RECIPE), *FLAGS])
+
+
+def kill_rank(job: str, rank: int) -> None:
+    """SIGKILL one task's training process (a CUDA, NCCL or OOM crash stand-in; its node stays up). listpids reads
+    the steps of the node it names, which need not be this host (slurm_local.sh --nodes N)."""
+    node = subprocess.run(["squeue", "-h", "-j", job, "-o", "%N"], capture_output=True, text=True).stdout.strip()
+    pids = subprocess.run(["scontrol", "listpids", job, node], capture_output=True, text=True).stdout.splitlines()
+    # PID JOBID STEPID LOCALID GLOBALID: the task's processes in the job's srun step
+    task = sorted(int(line.split()[0]) for line in pids[1:] if line.split()[2].isdigit()
+                  and line.split()[4] == str(rank))
+    assert task, pids
+    os.kill(task[0], signal.SIGKILL)
 
 
 def log(tmp: Path, job: str) -> str:
@@ -151,16 +164,21 @@ def wait_for(cond, cluster, tmp, job, what, timeout=JOB_TIMEOUT_S) -> None:
         time.sleep(0.1)
 
 
-def test_a_warned_requeued_and_killed_job_resumes_each_time_and_ends_bit_identical(slurm_cluster, mt_data, tmp_path,
-                                                                                    uninterrupted):
-    """One winning ticket, interrupted three times. (1) In round 0, SLURM's warning before the time limit (USR1 to
-    every process of the step, as sbatch --signal=USR1@180 sends it): the ranks save at one update, the job
-    requeues itself and resumes from exactly that update. (2) In round 1, `scontrol requeue` (preemption, node
-    loss): it resumes from the round's last checkpoint. (3) Then one task is killed: the step ends within 60 s,
-    srun naming the task; resubmitting resumes. The run ends as the uninterrupted one, bit for bit."""
+def test_a_warned_requeued_and_crashed_job_resumes_each_time_and_ends_bit_identical(slurm_cluster, mt_data, tmp_path,
+                                                                                     uninterrupted):
+    """One winning ticket with a retry budget of 1, interrupted four times. (1) In round 0, SLURM's warning before
+    the time limit (USR1 to every process of the step, as sbatch --signal=USR1@180 sends it): the ranks save at one
+    update, the job requeues itself and resumes from exactly that update. (2) In round 1, `scontrol requeue`
+    (preemption, node loss): it resumes from the round's last checkpoint. (3) Rank 1's process is SIGKILLed: the
+    step ends, the job requeues itself (retry 1 of 1) and resumes; its random ticket (afterok, as
+    submit_wmt14_en_de.sh submits it) stays pending. (4) Rank 1 is killed again: the budget is spent, the job fails
+    naming the rank and the budget. Resubmitted, the run ends as the uninterrupted one, bit for bit."""
     runs = tmp_path / "runs"
     save = save_dir(runs)
-    job = submit(tmp_path, mt_data, runs)
+    job = submit(tmp_path, mt_data, runs, ",RETRIES=1")
+    rt = sbatch([*RESOURCES, f"--chdir={tmp_path}", f"--output={tmp_path}/rt-%j.out",
+                 f"--dependency=afterok:{job}", "--kill-on-invalid-dep=yes",
+                 f"--export=ALL,MODEL=tiny,DATA={mt_data},RUNS={runs},TICKET=random", str(RECIPE), *FLAGS])
 
     wait_for(lambda: (save / "round_00" / "checkpoint_last.pt").is_file(), slurm_cluster, tmp_path, job,
              "round 0's first checkpoint")
@@ -174,23 +192,34 @@ def test_a_warned_requeued_and_killed_job_resumes_each_time_and_ends_bit_identic
     n = int(saved.group(1))
     assert 0 < n < 16 and resumed_at(out, 0) == n  # nothing trained was lost
 
+    def in_round_1(restart):
+        text = log(tmp_path, job)
+        return f"(restart {restart})" in text and re.search(
+            r"round 1 mask checksum \S+ \(rank 1 of 2", text.split(f"(restart {restart})")[1])
+
     subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
-    wait_for(lambda: "(restart 2)" in log(tmp_path, job) and re.search(
-        r"round 1 mask checksum \S+ \(rank 1 of 2", log(tmp_path, job).split("(restart 2)")[1]),
-        slurm_cluster, tmp_path, job, "the third attempt in round 1")
+    wait_for(lambda: in_round_1(2), slurm_cluster, tmp_path, job, "the third attempt in round 1")
     assert 4 < resumed_at(log(tmp_path, job), 1) < 16
     assert requeues(job) == 2
 
-    # listpids reads the steps of the node it names, which need not be this host (slurm_local.sh --nodes N)
-    node = subprocess.run(["squeue", "-h", "-j", job, "-o", "%N"], capture_output=True, text=True).stdout.strip()
-    pids = subprocess.run(["scontrol", "listpids", job, node], capture_output=True, text=True).stdout.splitlines()
-    rank1 = [int(line.split()[0]) for line in pids[1:] if line.split()[2:5] == ["0", "1", "1"]]
-    assert len(rank1) == 1, pids
-    os.kill(rank1[0], signal.SIGKILL)
+    kill_rank(job, 1)
+    wait_for(lambda: in_round_1(3), slurm_cluster, tmp_path, job, "the fourth attempt (after the crash) in round 1")
+    out = log(tmp_path, job)
+    assert re.search(rf"\[lth\] SLURM job {job}: rank 1 on \S+: Killed; requeued \(retry 1 of 1\)", out), out[-4000:]
+    assert requeues(job) == 3 and slurm_cluster.job_state(rt) == "PENDING"  # the random ticket still waits
+    retried = json.loads((save / "slurm_retries.json").read_text())
+    assert [(r["job"], r["attempt"]) for r in retried] == [(job, 2)], retried
+    status = subprocess.run([str(BIN / "lth"), "status", str(save)], capture_output=True, text=True, env=job_env(),
+                            timeout=120).stdout
+    assert f"winning: SLURM retries 1 (last: job {job}, attempt 3: rank 1 on " in status, status
+
+    kill_rank(job, 1)
     killed = time.monotonic()
     finished(slurm_cluster, tmp_path, job, expected="FAILED", timeout=60)
     assert time.monotonic() - killed < 60
-    assert re.search(r"srun: error: \S+: task 1: Killed", log(tmp_path, job)), log(tmp_path, job)[-3000:]
+    assert re.search(rf"\[lth\] SLURM job {job}: rank 1 on \S+: Killed; retry budget 1 spent", log(tmp_path, job)), \
+        log(tmp_path, job)[-3000:]
+    assert slurm_cluster.wait_job(rt, timeout=60) == "CANCELLED"  # its winning ticket failed for good
     assert not (save / f"round_{ROUNDS:02d}" / "metrics.json").exists()
 
     again = submit(tmp_path, mt_data, runs)
@@ -199,3 +228,34 @@ def test_a_warned_requeued_and_killed_job_resumes_each_time_and_ends_bit_identic
     assert "round 0/1 start" not in out  # round 0 was done: the resubmitted job continues round 1
     assert 4 < resumed_at(out, 1) <= 16
     assert_same_run(runs, uninterrupted[0])
+
+
+def test_a_sweep_of_two_node_fairseq_jobs_finishes_both_tickets(slurm_nodes, mt_data, tmp_path):
+    """`lth sweep` with nodes = 2 for fairseq on the local multi-node SLURM: the sweep sets --distributed-world-size
+    (nodes x tasks_per_node) and srun's --kill-on-bad-exit; both tickets train on two nodes with the same masks on
+    both ranks, and finish."""
+    from ..sweep_helpers import failed_job_logs, lth, write_config
+    from .helpers import COMMON, MT_MODEL
+
+    args = [a for a in COMMON if a not in ("--seed", "1")] + MT_MODEL + [
+        "--max-update", "8", "--lottery-late-reset", "2u", "--distributed-backend", "gloo", "--ddp-backend",
+        "legacy_ddp"]
+    cfg = write_config(tmp_path / "sweep.json", {
+        "executor": "slurm", "seeds": [0], "rounds": 1,
+        "executor_params": {"timeout_min": 15, "nodes": 2, "tasks_per_node": 1, "cpus_per_task": 1},
+        "experiment": [{"framework": "fairseq", "name": "mt", "data": str(mt_data), "args": args}]})
+    sweep = tmp_path / "sw"
+    proc = lth("sweep", cfg, sweep, "--poll", "1", timeout=JOB_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout[-4000:] + failed_job_logs(sweep)
+    assert "finished: 2 of 2 jobs done" in proc.stdout, proc.stdout
+    for ticket in ("wt", "rt"):
+        stem = sweep / "logs" / f"mt__default__s0__{ticket}"
+        rank0, rank1 = stem.with_suffix(".log").read_text(), stem.with_suffix(".rank1.log").read_text()
+        assert "--distributed-world-size 2" in rank0, rank0[:2000]
+        sums = [re.findall(r"round 1 mask checksum ([0-9a-f]+) \(rank (\d) of 2", text) for text in (rank0, rank1)]
+        assert sums[0] and sums[1] and sums[0][-1][0] == sums[1][-1][0] and \
+            {sums[0][-1][1], sums[1][-1][1]} == {"0", "1"}, sums
+        hosts = {re.search(r"=== \S+ \S+ \S+ on (\S+),", text).group(1) for text in (rank0, rank1)}
+        assert len(hosts) == 2, hosts  # one rank on each node
+    script = next((sweep / "submitit").glob("*_submission.sh")).read_text()
+    assert "--kill-on-bad-exit=1" in script and "#SBATCH --nodes=2" in script, script
