@@ -69,6 +69,7 @@ def test_every_shipped_config_loads(path, tmp_path, monkeypatch, capsys):
                            "experiment, lottery, max_idle_s, max_parallel, retries, rounds, seeds, tickets, "
                            "wait_timeout_s"),
     ({"max_idle_s": 0}, "max_idle_s must be a positive number of seconds, got 0"),
+    ({"tickets": ["winning", "transferred"]}, "tickets must be a non-empty list of winning, random, shuffled"),
     ({"retries": -1}, "retries must be an integer >= 0 (requeues after a crashed rank or a lost node), got -1"),
     ({"experiment": [{"framework": "torch", "data": "x"}]},
      "experiment 1 (torch): unknown key(s) data; known: args, executor_params, framework, name, tasks"),

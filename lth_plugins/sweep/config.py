@@ -205,9 +205,14 @@ def _seeds(value) -> List[int]:
     return value
 
 
+# a transferred ticket comes from another task's winning run, which a grid of one task cannot name
+SWEEP_TICKETS = [t for t in TICKETS if t != Ticket.TRANSFERRED]
+
+
 def _tickets(value) -> List[Ticket]:
-    if not isinstance(value, list) or not value or any(t not in TICKETS for t in value):
-        raise SweepError(f"tickets must be a non-empty list of {', '.join(TICKETS)}, got {value!r}")
+    if not isinstance(value, list) or not value or any(t not in SWEEP_TICKETS for t in value):
+        raise SweepError(f"tickets must be a non-empty list of {', '.join(SWEEP_TICKETS)}, got {value!r} (a "
+                         f"transferred ticket: --lottery-transfer-from in a task's args)")
     return [Ticket(t) for t in value]
 
 
