@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from .hparams import Choice, Ticket, fraction_pruned
+from .errors import LotteryError
 from .record import RoundRecord
 from .store import RunStore, Snapshot
 
@@ -31,15 +32,28 @@ class RoundState(Choice):
     INTERRUPTED = "interrupted"  # started, but no live process holds the run (killed or crashed: rerun the command)
 
 
+def _planned_rate(store: RunStore) -> float:
+    """The rate a run's rounds prune at: a transferred ticket's masks are its source's, so its rate is theirs (its
+    own when the source cannot be read)."""
+    cfg = store.lottery
+    if cfg.ticket is Ticket.TRANSFERRED:
+        try:
+            return RunStore(cfg.source_dir).lottery.rate
+        except (LotteryError, OSError):
+            pass
+    return cfg.rate
+
+
 def round_rows(store: RunStore) -> List[dict]:
     """Per round: its `state` (a RoundState), `updates` ('j-T', from its start point j to the end of the schedule)
     and, when done, its `record` (a RoundRecord)."""
     running = store.holder() is not None
     cfg = store.lottery
     first = cfg.first_round
+    rate = _planned_rate(store)
     rows = []
     for k in range(first, cfg.rounds + 1):
-        row = {"round": k, "ticket": str(cfg.ticket), "fraction_pruned": fraction_pruned(cfg.rate, k),
+        row = {"round": k, "ticket": str(cfg.ticket), "fraction_pruned": fraction_pruned(rate, k),
                "metric": None, "value": None, "state": RoundState.PENDING, "updates": "", "record": None}
         started = store.read_started(k)
         if store.round_done(k):

@@ -186,3 +186,14 @@ def test_the_report_draws_a_transferred_ticket_in_its_own_colour_and_its_overlap
         expected = mask_overlap(RunStore(source).load_mask(k), RunStore(wt).load_mask(k))
         assert curve["values"][i] == [expected.iou] and curve["chance"][i] == expected.chance_iou
         assert 0 < expected.iou < 1 and expected.iou != expected.chance_iou
+
+
+def test_status_plans_a_transferred_tickets_rounds_at_its_sources_rate(source, tmp_path):
+    from lth_plugins.hparams import fraction_pruned
+    from lth_plugins.status import round_rows
+
+    with open_target(transfer(source, rate=0.2), tmp_path / "tt", make_model(1)):
+        pass  # the configuration written, no round trained
+    planned = {row["round"]: row["fraction_pruned"] for row in round_rows(RunStore(tmp_path / "tt"))}
+    assert planned == {k: fraction_pruned(RunStore(source).lottery.rate, k) for k in (1, 2)} != \
+        {k: fraction_pruned(0.2, k) for k in (1, 2)}
