@@ -44,9 +44,10 @@ def ticket_rows(pairs):
     return rows
 
 
-def print_table(rows, title: str, digits: int = 1) -> None:
+def print_table(rows, title: str, digits: int = 1, labels=("WT", "RT")) -> None:
+    """`ticket_rows`' rows as mean ± std per round; `labels`: the two columns' names."""
     print(title)
-    print(f"{'round':>5} {'pruned':>7} | {'WT':>15} | {'RT':>15}")
+    print(f"{'round':>5} {'pruned':>7} | {labels[0]:>15} | {labels[1]:>15}")
     for k, pruned, wt, rt in rows:
         cells = [f"{m:7.{digits}f} ± {sd:5.{digits}f}" if vals else f"{'-':>15}"
                  for vals, (m, sd) in ((wt, mean_std(wt)), (rt, mean_std(rt)))]

@@ -3,7 +3,7 @@ transformer layers, embeddings excluded (right); mean ± std over seeds. On `lth
 or with --data on real English->X translations from `lth data catalogs`.
 
     python examples/small/transformer_fig6.py [--out DIR] [--seeds 1 2 3] [--rounds 3] [--rate 0.7]
-                                              [--max-update 800] [--data OUT/en-X] [--variants ...]
+                                              [--max-update 800] [--data OUT/en-X] [--variants ...] [--shuffled]
 
 Settings: `lth demo`'s model and schedule (fairseq_ext/demo.py), iterative global pruning.
 - generated task: the demo's corpus (2,000 valid and 2,000 test sentences) and budget, late reset to update 20,
@@ -54,9 +54,9 @@ def task_flags(a, out: Path):
         f"real {catalogs.SOURCE_LANG}->{lang} ({data})"
 
 
-def run_seed(out: Path, base, seed: int, variants) -> None:
-    """The four runs of one seed side by side: each random ticket's round k waits for its winning ticket's mask k,
-    the embeddings-excluded winning ticket for the dense round of the all-weights one."""
+def run_seed(out: Path, base, seed: int, variants, shuffled: bool = False) -> None:
+    """The runs of one seed side by side: each random (and shuffled) ticket's round k waits for its winning
+    ticket's mask k, the embeddings-excluded winning ticket for the dense round of the all-weights one."""
     waits, dense_wt = [], None
     for name in variants:
         extra = VARIANTS[name]
@@ -70,6 +70,9 @@ def run_seed(out: Path, base, seed: int, variants) -> None:
                                               d / "wt.log"))
         waits.append(demo.start_fairseq_train([*base, *seed_args, "--save-dir", str(d / "rt"), "--lottery-ticket",
                                                "random", "--lottery-masks-from", str(d / "wt")], d / "rt.log"))
+        if shuffled and not dense_wt:  # the control beside the all-weights winning ticket
+            waits.append(demo.start_fairseq_train([*base, *seed_args, "--save-dir", str(d / "sh"), "--lottery-ticket",
+                                                   "shuffled", "--lottery-masks-from", str(d / "wt")], d / "sh.log"))
         dense_wt = dense_wt or d / "wt"
     demo.wait_all(waits)
 
@@ -97,6 +100,9 @@ def main():
                                                                    "catalogs built (default: the generated task)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT",
                    help=f"which runs: {', '.join(repr(v) for v in VARIANTS)} (default: both)")
+    p.add_argument("--shuffled", action="store_true",
+                   help="also the shuffled control ticket beside the all-weights winning ticket: its per-layer "
+                        "counts at random positions, its init (which layers vs which weights)")
     a = p.parse_args()
     if a.max_update is None:
         a.max_update = catalogs.TRANSFORMER_BUDGET if a.data else demo.DEFAULTS["max_update"]
@@ -112,7 +118,7 @@ def main():
     check = None if demo.dense_trained(out / f"dense_x2_s{first}") else \
         demo.start_dense(data, out / f"dense_x2_s{first}", 2 * a.max_update, first, model_flags)
     for seed in a.seeds:
-        run_seed(out, base, seed, a.variants)
+        run_seed(out, base, seed, a.variants, a.shuffled)
         print(f"[fig6] seed {seed} done at {time.time() - t0:.0f} s", flush=True)
     if check:
         demo.wait_all([check])
@@ -121,6 +127,11 @@ def main():
         d = out / name.replace(" ", "_")
         rows[name] = ticket_rows([(d / f"s{s}" / "wt", d / f"s{s}" / "rt") for s in a.seeds])
         print_table(rows[name], f"\n## {name}: test BLEU, mean ± std over seeds {a.seeds}", digits=2)
+    if a.shuffled:
+        d = out / "all_weights"
+        print_table(ticket_rows([(d / f"s{s}" / "wt", d / f"s{s}" / "sh") for s in a.seeds]),
+                    f"\n## all weights, the shuffled control: test BLEU, mean ± std over seeds {a.seeds}", digits=2,
+                    labels=("WT", "shuffled"))
     dense = rows["all weights"][0][2]
     ok, verdict, at_budget, twice = convergence_check(out, data, model_flags, a.max_update, first,
                                                       out / "all_weights" / f"s{first}" / "wt")
@@ -129,7 +140,7 @@ def main():
     print(f"settings: {what}; {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round, seeds {a.seeds}; "
           f"runtime {time.time() - t0:.0f} s")
     write_report([out / name.replace(" ", "_") / f"s{s}" / t for name in a.variants for s in a.seeds
-                  for t in ("wt", "rt")], out)
+                  for t in ("wt", "rt", "sh") if (out / name.replace(" ", "_") / f"s{s}" / t).is_dir()], out)
     drop, gaps = {}, {}
     for name, table in rows.items():
         pruned_rows = table[1:]
