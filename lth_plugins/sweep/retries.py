@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from ..atomic import atomic_write_json
+from . import accounting
 from .vocabulary import DEFAULT_RETRIES as DEFAULT_BUDGET
 
 RECORD = "slurm_retries.json"
@@ -68,15 +68,8 @@ def describe(run_dir, budget: Optional[int] = None) -> str:
 
 def node_losses(job_id: str) -> List[int]:
     """The attempts (0, 1, ...) of `job_id` that SLURM ended with NODE_FAIL (`sacct -D`); [] without sacct."""
-    if not shutil.which("sacct"):
-        return []
-    try:
-        p = subprocess.run(["sacct", "-D", "-X", "-P", "-n", "-j", str(job_id), "-o", "State"], capture_output=True,
-                           text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    states = [line.split()[0] for line in p.stdout.splitlines() if line.strip()] if p.returncode == 0 else []
-    return [i for i, s in enumerate(states) if s == "NODE_FAIL"]
+    record = (accounting.query([job_id]) or {}).get(str(job_id))
+    return [i for i, s in enumerate(record.attempts) if s == "NODE_FAIL"] if record else []
 
 
 def count_node_losses(run_dir, job_id: str, attempt: int) -> None:
