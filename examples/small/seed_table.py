@@ -45,10 +45,11 @@ def ticket_rows(pairs):
 
 
 def print_table(rows, title: str, digits: int = 1, labels=("WT", "RT")) -> None:
-    """`ticket_rows`' rows as mean ± std per round; `labels`: the two columns' names."""
+    """Rows (round, fraction pruned, values per column...) as mean ± std per round, e.g. `ticket_rows`' rows;
+    `labels`: the columns' names."""
     print(title)
-    print(f"{'round':>5} {'pruned':>7} | {labels[0]:>15} | {labels[1]:>15}")
-    for k, pruned, wt, rt in rows:
-        cells = [f"{m:7.{digits}f} ± {sd:5.{digits}f}" if vals else f"{'-':>15}"
-                 for vals, (m, sd) in ((wt, mean_std(wt)), (rt, mean_std(rt)))]
-        print(f"{k:>5} {100 * pruned:6.1f}% | {cells[0]} | {cells[1]}")
+    print(f"{'round':>5} {'pruned':>7} | " + " | ".join(f"{label:>15}" for label in labels))
+    for k, pruned, *columns in rows:
+        cells = [f"{mean_std(v)[0]:7.{digits}f} ± {mean_std(v)[1]:5.{digits}f}" if v else f"{'-':>15}"
+                 for v in columns]
+        print(f"{k:>5} {100 * pruned:6.1f}% | " + " | ".join(cells))

@@ -28,7 +28,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import transformer_fig6 as fig6  # noqa: E402
-from seed_table import add_seeds_flag, load_run, mean_std, write_report  # noqa: E402
+from seed_table import add_seeds_flag, load_run, mean_std, print_table, write_report  # noqa: E402
 
 from fairseq_ext import USER_DIR, catalogs, demo  # noqa: E402
 from lth_plugins.errors import run_command  # noqa: E402
@@ -79,15 +79,6 @@ def table(out: Path, seeds, lang: str) -> dict:
         values = {t: [r.value(k) for r in rs if k in r.records] for t, rs in runs.items()}
         rows[k] = (runs["winning"][0].records[k].fraction_pruned, values)
     return rows
-
-
-def print_table(rows: dict, title: str) -> None:
-    print(title)
-    print(f"{'round':>5} {'pruned':>7} | " + " | ".join(f"{t:>15}" for t in TICKETS))
-    for k, (pruned, values) in rows.items():
-        cells = [f"{mean_std(v)[0]:7.2f} ± {mean_std(v)[1]:5.2f}" if v else f"{'-':>15}"
-                 for v in (values[t] for t in TICKETS)]
-        print(f"{k:>5} {100 * pruned:6.1f}% | " + " | ".join(cells))
 
 
 def verdicts(rows: dict):
@@ -145,7 +136,9 @@ def main():
               f"{verdict}")
     for lang in targets:
         rows = table(out, a.seeds, lang)
-        print_table(rows, f"\n## en-{lang}: test BLEU, mean ± std over seeds {a.seeds}; transferred from en-{a.source}")
+        print_table([(k, pruned, *(values[t] for t in TICKETS)) for k, (pruned, values) in rows.items()],
+                    f"\n## en-{lang}: test BLEU, mean ± std over seeds {a.seeds}; transferred from en-{a.source}",
+                    digits=2, labels=TICKETS)
         word, k, gaps = verdicts(rows)
         if not (converged[lang] and converged[a.source]):
             word, k = "NOT TESTED (a dense model is not converged)", None
