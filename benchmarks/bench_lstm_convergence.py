@@ -10,6 +10,7 @@ fig5.CONVERGED_WITHIN (0.02); a score that gets worse with more training means t
 The two trainings run side by side (one thread each); plain fairseq-train with fig5's flags is fig5's round 0.
 """
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -30,6 +31,9 @@ def main():
     a = p.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="bench_lstm_conv_")).resolve()
     data = fig5.make_data(out)
+    manifest = json.loads((out / "raw" / "manifest.json").read_text())
+    print("corpus: " + ", ".join(f"{s} {manifest[s]['tokens']} tokens ({manifest[s]['8-grams also in train']:.1%} of "
+                                 f"its 8-grams also in train)" for s in ("valid", "test")) + f", train {manifest['train']['tokens']} tokens")
     budgets = (a.max_update, 2 * a.max_update)
     t0 = time.time()  # a rerun in the same --out scores what was trained (and trains what did not finish)
     todo = [n for n in budgets if not demo.dense_trained(out / f"dense_{n}")]

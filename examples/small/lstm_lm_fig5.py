@@ -6,8 +6,9 @@ fairseq-eval-lm computes it); mean ± std over seeds.
                                           [--max-update 2000]
 
 Text: the documentation topics shipped inside CPython itself (`pydoc_data.topics`, the Python Software Foundation
-License), without its ASCII-art tables and underlines, lower-cased, punctuation split off, words seen fewer than 3
-times as <unk>, split by topic into train/valid/test (90/5/5): 94k / 2.6k / 6.0k tokens. Model: fairseq lstm_lm,
+License), without its ASCII-art tables and underlines, lower-cased, punctuation split off; each paragraph once (the
+topics repeat each other verbatim), split by a hash of the paragraph into train/valid/test (80/10/10): 65k / 6.7k /
+7.6k tokens; words seen fewer than 3 times in training as <unk>. OUT/raw/manifest.json has the counts. Model: fairseq lstm_lm,
 embeddings and hidden 128 (650 in the paper), 2 layers, dropout 0.5 between the layers and on the output, none on
 the embeddings (the paper: 0.5 between the layers), Adam lr 1e-2 and eps 1e-8 (the paper: lr 1e-3, eps 1e-3; with
 eps 1e-3 the model learned too slowly to converge in any budget affordable here), decaying linearly to 0 at the
@@ -21,6 +22,8 @@ model trained to twice the budget beside the first seed). Resumable: rerun the s
 """
 import argparse
 import collections
+import hashlib
+import json
 import math
 import os
 import re
@@ -66,19 +69,55 @@ def prose(text: str) -> str:
     return "\n".join(lines).replace("|", " ")
 
 
-def write_corpus(raw: Path) -> Path:
+SPLIT_OF = {0: "valid", 1: "test"}  # a paragraph's hash mod 10: 10% valid, 10% test, the rest train
+NEAR_DUPLICATE = 0.5  # a paragraph is dropped when more than this share of its 8-grams appeared in earlier ones
+
+
+def paragraphs():
+    """(tokenized paragraphs, counts of those dropped) of CPython's documentation topics, each paragraph once: the
+    topics repeat each other (`compound` holds `try`, `while`, ...), so a topic split leaks whole held-out
+    topics into training."""
     import pydoc_data.topics as topics
 
-    raw.mkdir(parents=True, exist_ok=True)
-    docs = [re.findall(r"[a-z0-9]+|[^\sa-z0-9]", prose(topics.topics[k]).lower()) for k in sorted(topics.topics)]
-    counts = collections.Counter(w for d in docs for w in d)
+    kept, seen, counts = [], set(), collections.Counter()
+    for key in sorted(topics.topics):
+        for text in re.split(r"\n\s*\n", topics.topics[key]):
+            words = re.findall(r"[a-z0-9]+|[^\sa-z0-9]", prose(text).lower())
+            grams = {tuple(words[i:i + 8]) for i in range(len(words) - 7)}
+            if not words:
+                continue
+            if grams and len(grams & seen) > NEAR_DUPLICATE * len(grams) or not grams and " ".join(words) in seen:
+                counts["duplicate paragraphs dropped"] += 1
+                counts["duplicate tokens dropped"] += len(words)
+                continue
+            seen |= grams or {" ".join(words)}
+            kept.append(words)
+    return kept, counts
+
+
+def write_corpus(raw: Path) -> Path:
+    """train/valid/test.tokens: unique paragraphs split by a hash of their text, words seen fewer than 3 times in
+    training as <unk>, 40 words per line; raw/manifest.json counts them and measures what valid and test share
+    with training (8-grams). Refuses a folder that holds another corpus."""
+    kept, counts = paragraphs()
     splits = {"train": [], "valid": [], "test": []}
-    for i, d in enumerate(docs):
-        split = "valid" if i % 20 == 7 else "test" if i % 20 == 13 else "train"
-        words = [w if counts[w] >= 3 else "<unk>" for w in d]
-        splits[split] += [" ".join(words[j:j + 40]) for j in range(0, len(words), 40)]
-    for split, lines in splits.items():
-        (raw / f"{split}.tokens").write_text("".join(line + "\n" for line in lines))
+    for words in kept:
+        splits[SPLIT_OF.get(int(hashlib.sha256(" ".join(words).encode()).hexdigest(), 16) % 10, "train")].append(words)
+    vocab = collections.Counter(w for words in splits["train"] for w in words)
+    train_grams = {tuple(ws[i:i + 8]) for ws in splits["train"] for i in range(len(ws) - 7)}
+    manifest = dict(counts)
+    for split, paras in splits.items():
+        grams = {tuple(ws[i:i + 8]) for ws in paras for i in range(len(ws) - 7)}
+        manifest[split] = {"paragraphs": len(paras), "tokens": sum(map(len, paras)),
+                           "8-grams also in train": round(len(grams & train_grams) / max(1, len(grams)), 3)}
+        words = [w if vocab[w] >= 3 else "<unk>" for ws in paras for w in ws]
+        text = "".join(" ".join(words[j:j + 40]) + "\n" for j in range(0, len(words), 40))
+        if (raw / f"{split}.tokens").exists() and (raw / f"{split}.tokens").read_text() != text:
+            raise SystemExit(f"{raw} holds another version of this corpus (its {split}.tokens differs), and the runs "
+                             f"beside it were trained on that: give a new --out")
+        raw.mkdir(parents=True, exist_ok=True)
+        (raw / f"{split}.tokens").write_text(text)
+    (raw / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return raw
 
 
