@@ -32,8 +32,9 @@ def main():
     out = Path(a.out or tempfile.mkdtemp(prefix="bench_lstm_conv_")).resolve()
     data = fig5.make_data(out)
     manifest = json.loads((out / "raw" / "manifest.json").read_text())
-    print("corpus: " + ", ".join(f"{s} {manifest[s]['tokens']} tokens ({manifest[s]['8-grams also in train']:.1%} of "
-                                 f"its 8-grams also in train)" for s in ("valid", "test")) + f", train {manifest['train']['tokens']} tokens")
+    held_out = ", ".join(f"{s} {manifest[s]['tokens']} tokens ({manifest[s]['8-grams also in train']:.1%} of its "
+                         f"8-grams also in train)" for s in ("valid", "test"))
+    print(f"corpus: train {manifest['train']['tokens']} tokens, {held_out}")
     budgets = (a.max_update, 2 * a.max_update)
     t0 = time.time()  # a rerun in the same --out scores what was trained (and trains what did not finish)
     todo = [n for n in budgets if not demo.dense_trained(out / f"dense_{n}")]
