@@ -9,8 +9,6 @@ OUT is what `lth data catalogs --langs de OUT` built. A rerun in the same --out 
 what did not finish.
 """
 import argparse
-import os
-import shlex
 import sys
 import tempfile
 import time
@@ -25,11 +23,8 @@ from fairseq_ext import catalogs, demo, evaluate  # noqa: E402
 def valid_scores(data: Path, save: Path, lang: str) -> dict:
     """sacreBLEU / chrF of SAVE/checkpoint_last.pt on the validation split against its raw references, as the
     lottery's rounds score with --lottery-references (`evaluate.scored_generate`)."""
-    cmd = ["fairseq-generate", str(data), "--path", str(save / "checkpoint_last.pt"), "--gen-subset", "valid",
-           "--cpu", "--batch-size", "64", "--source-lang", catalogs.SOURCE_LANG, "--target-lang", lang,
-           *shlex.split(catalogs.GENERATE_ARGS)]
-    # plain fairseq-train checkpoints load in fairseq-generate under this torch only without weights-only loading
-    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    cmd = demo.dense_generate_command(data, save, "valid", (catalogs.SOURCE_LANG, lang), catalogs.GENERATE_ARGS)
+    demo.load_plain_checkpoints()
     return evaluate.scored_generate(cmd, str(save / "valid_generate"), str(data / "raw"), lang)
 
 

@@ -185,16 +185,28 @@ def dense_trained(save) -> bool:
     return log.is_file() and "done training" in log.read_text()
 
 
-def dense_generate_command(data, save, subset="test") -> list:
-    """The fairseq-generate command that scores SAVE/checkpoint_last.pt of `start_dense` as the demo's rounds are,
-    on `subset` (budgets are chosen on "valid"; the rounds report "test")."""
+def dense_generate_command(data, save, subset="test", langs=("src", "tgt"), generate_args="") -> list:
+    """The fairseq-generate command that scores SAVE/checkpoint_last.pt of `start_dense` as the rounds are, on
+    `subset` (budgets are chosen on "valid"; the rounds report "test"); `langs` and `generate_args` as the rounds'
+    (default: the demo's)."""
     from types import SimpleNamespace
 
     from .evaluate import generate_command
     from .spec import EvalOptions
-    cfg = SimpleNamespace(task=SimpleNamespace(data=str(data), source_lang="src", target_lang="tgt"),
+    cfg = SimpleNamespace(task=SimpleNamespace(data=str(data), source_lang=langs[0], target_lang=langs[1]),
                           common=SimpleNamespace(cpu=True))
-    return generate_command(cfg, Path(save) / "checkpoint_last.pt", EvalOptions(test_subset=subset))
+    return generate_command(cfg, Path(save) / "checkpoint_last.pt",
+                            EvalOptions(test_subset=subset, generate_args=generate_args))
+
+
+# plain fairseq-train's checkpoints hold objects torch's default weights_only loader refuses (the lottery's round
+# checkpoints do not): the tools that load them get the loader of torch < 2.6
+PLAIN_CHECKPOINTS_ENV = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+
+
+def load_plain_checkpoints() -> None:
+    """Let this process's fairseq tools (and their children) load plain fairseq-train checkpoints."""
+    os.environ.update(PLAIN_CHECKPOINTS_ENV)
 
 
 def dense_bleu(data, save, subset="test") -> dict:
@@ -202,9 +214,7 @@ def dense_bleu(data, save, subset="test") -> dict:
     `save`."""
     from .evaluate import run_generate
 
-    # plain fairseq-train's checkpoints hold objects torch's default weights_only loader refuses (the lottery's
-    # round checkpoints do not): let this fairseq-generate load them as torch < 2.6 did
-    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    load_plain_checkpoints()
     return run_generate(dense_generate_command(data, save, subset), str(Path(save) / f"generate_{subset}"))
 
 
@@ -219,8 +229,7 @@ def recorded_score(run_dir, k: int, subset: str, checkpoint=None) -> dict:
     cmd[cmd.index("--gen-subset") + 1] = subset
     if checkpoint is not None:
         cmd[cmd.index("--path") + 1] = str(checkpoint)
-        # plain fairseq-train's checkpoints need the loader of torch < 2.6 (see dense_bleu)
-        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+        load_plain_checkpoints()
     out = Path(cmd[cmd.index("--path") + 1]).parent / f"generate_{subset}"
     target = cmd[cmd.index("--target-lang") + 1] if "--target-lang" in cmd else None
     return scored_generate(cmd, str(out), metrics.get("references", ""), target)

@@ -124,8 +124,7 @@ def write_corpus(raw: Path) -> Path:
 def log_ppl(data, checkpoint, subset: str = "test") -> float:
     """fairseq-eval-lm's loss (base 2) of `checkpoint` on `subset` as ln ppl, on this script's 35-token samples (as
     the lottery's round metrics are), not eval-lm's default 1024."""
-    # plain fairseq-train's checkpoints hold objects torch's default weights_only loader refuses
-    env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, **demo.PLAIN_CHECKPOINTS_ENV, OMP_NUM_THREADS="1")
     samples = [x for flag in ("--tokens-per-sample", "--sample-break-mode")
                for x in (flag, MODEL[MODEL.index(flag) + 1])]
     out = subprocess.run([sys.executable, "-m", "fairseq_cli.eval_lm", str(data), "--path", str(checkpoint),
