@@ -53,7 +53,7 @@ MODEL = ["--task", "language_modeling", "--arch", "lstm_lm", "--decoder-embed-di
 # 2.827 at 2000 / 4000 / 8000), so the claims print as NOT TESTED until a budget is chosen there (examples/README.md)
 MAX_UPDATE = 2000
 CONVERGED_WITHIN = 0.02  # ln ppl: doubling the budget changes the dense model's valid log perplexity by at most this
-LATE = ["--lottery-reset", "late", "--lottery-late-reset", "50u"]
+LATE = ["--lottery-reset", "late", "--lottery-late-reset", "1ep"]  # the paper's
 RUNS = {  # name: (extra flags, masks from, dense round from)
     "WT late iterative": (LATE, None, None),
     "RT (WT's masks)": ([*LATE, "--lottery-ticket", "random"], "WT late iterative", None),
