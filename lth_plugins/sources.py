@@ -2,7 +2,7 @@
 masks and start points), a transferred ticket's winning run of another task (`transfer_from`) and a winning run
 whose dense round 0 is reused (`dense_from`)."""
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Optional
 
 from .errors import LotteryConfigError, RunStoreError
 from .hparams import LotteryConfig, Reset, Ticket
@@ -107,6 +107,24 @@ def check_transfer_source(source: RunStore, config: LotteryConfig, state: Mappin
             params, source=f"mask of round {first} in {where} (its include/exclude must be this run's)")
 
 
+def dense_round_mismatch(source: dict, full: dict, where: str) -> Optional[str]:
+    """Why the dense round 0 of the winning run configured as `source` (`where` names it) is not the dense round of
+    a run configured as `full` (None: it is, the run may reuse it): anything that shapes round 0 differs, or the
+    late snapshot this run resets to is not the one that run took. Configurations as a run directory stores
+    them."""
+    diff = [(k, a, b) for k, a, b in config_diff(source, full) if k.split(".")[0] in DENSE_ROUND_KEYS]
+    if diff:
+        return (f"{where} trained its dense round with other settings, so it is not this run's dense round; "
+                f"differing: " + "; ".join(f"{k}: {a!r} there vs {b!r} here" for k, a, b in diff[:12])
+                + (f" ... ({len(diff) - 12} more)" if len(diff) > 12 else ""))
+    theirs, mine = (LotteryConfig.from_stored(c.get("lottery") or {}) for c in (source, full))
+    if mine.reset is Reset.LATE and (theirs.reset is not Reset.LATE or theirs.late_reset != mine.late_reset):
+        return (f"this run resets to the late snapshot at {mine.late_reset}, but {where} "
+                + ("takes none (it resets to init)" if theirs.reset is not Reset.LATE
+                   else f"took it at {theirs.late_reset}") + ": reuse a run with the same late-reset point")
+    return None
+
+
 def open_dense_run(path, full: dict, config: LotteryConfig) -> RunStore:
     """The read-only store of the winning run whose dense round 0 a run reuses (`dense_from`), once that round has
     finished (waited for while that run is alive, up to `mask_wait`). Refused, before anything is written, when
@@ -118,18 +136,9 @@ def open_dense_run(path, full: dict, config: LotteryConfig) -> RunStore:
     if source.lottery.takes_masks:
         raise LotteryConfigError(f"dense_from {path} is a {source.lottery.ticket} ticket: it has no dense round "
                                  f"of its own")
-    diff = [(k, a, b) for k, a, b in config_diff(source.config, full) if k.split(".")[0] in DENSE_ROUND_KEYS]
-    if diff:
-        raise LotteryConfigError(
-            f"dense_from {path} trained its dense round with other settings, so it is not this run's dense round; "
-            f"differing: " + "; ".join(f"{k}: {a!r} there vs {b!r} here" for k, a, b in diff[:12])
-            + (f" ... ({len(diff) - 12} more)" if len(diff) > 12 else ""))
-    theirs = source.lottery
-    if config.reset is Reset.LATE and (theirs.reset is not Reset.LATE or theirs.late_reset != config.late_reset):
-        raise LotteryConfigError(
-            f"this run resets to the late snapshot at {config.late_reset}, but dense_from {path} "
-            + ("takes none (it resets to init)" if theirs.reset is not Reset.LATE
-               else f"took it at {theirs.late_reset}") + ": reuse a run with the same late-reset point")
+    why = dense_round_mismatch(source.config, full, f"dense_from {path}")
+    if why:
+        raise LotteryConfigError(why)
     wait_until(lambda: source.round_done(0), config.mask_wait, f"the dense round 0 of {path}", alive=source.alive,
                writer=f"the run {path}")
     if not source.has_snapshot(Snapshot.DENSE_TRAINED):

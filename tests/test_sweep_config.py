@@ -66,9 +66,12 @@ def test_every_shipped_config_loads(path, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("over, message", [
     ({"wait_timeout": 60}, "unknown setting(s) wait_timeout; known: ablations, executor, executor_params, "
-                           "experiment, lottery, max_idle_s, max_parallel, retries, rounds, seeds, tickets, "
-                           "wait_timeout_s"),
+                           "experiment, lottery, max_idle_s, max_parallel, retries, rounds, seeds, share_dense, "
+                           "tickets, wait_timeout_s"),
     ({"max_idle_s": 0}, "max_idle_s must be a positive number of seconds, got 0"),
+    ({"share_dense": "no"}, "share_dense must be true or false, got 'no'"),
+    ({"ablations": {"mine": ["--lottery-dense-from", "/x"]}}, "ablation 'mine' sets --lottery-dense-from, which the "
+                                                              "sweep sets for every job"),
     ({"tickets": ["winning", "transferred"]}, "tickets must be a non-empty list of winning, random, shuffled"),
     ({"retries": -1}, "retries must be an integer >= 0 (requeues after a crashed rank or a lost node), got -1"),
     ({"experiment": [{"framework": "torch", "data": "x"}]},
@@ -111,6 +114,10 @@ def test_the_grid_recorded_reads_back(tmp_path):
 
 
 # --- the policy -------------------------------------------------------------------------------------------------
+def NO_DENSE_ROUND(run_dir):
+    return False
+
+
 def _jobs(n_seeds=1):
     jobs = []
     for s in range(n_seeds):
@@ -128,7 +135,7 @@ def _states(jobs, **given):
 def test_a_random_ticket_follows_its_winning_tickets_first_mask():
     jobs = _jobs()
     masks = set()
-    policy = Policy(jobs, None, lambda run_dir, k: (str(run_dir), k) in masks)
+    policy = Policy(jobs, None, lambda run_dir, k: (str(run_dir), k) in masks, NO_DENSE_ROUND)
     states = _states(jobs)
     assert [j.name for j in policy.to_submit(states, set())] == ["t/d/s0/wt"]
     states = _states(jobs, t_d_s0_wt=(JobState.RUNNING, 0))
@@ -139,7 +146,7 @@ def test_a_random_ticket_follows_its_winning_tickets_first_mask():
 
 def test_slots_and_no_second_submission_in_one_invocation():
     jobs = _jobs(n_seeds=3)
-    policy = Policy(jobs, 2, lambda run_dir, k: False)
+    policy = Policy(jobs, 2, lambda run_dir, k: False, NO_DENSE_ROUND)
     states = _states(jobs, t_d_s0_wt=(JobState.RUNNING, 0), t_d_s1_wt=(JobState.FAILED, 0))
     assert policy.free_slots(states) == 1
     assert [j.name for j in policy.to_submit(states, {"t/d/s0/wt", "t/d/s1/wt"})] == ["t/d/s2/wt"]
@@ -150,7 +157,7 @@ def test_slots_and_no_second_submission_in_one_invocation():
 def test_a_random_ticket_of_a_failed_winning_ticket_is_stopped_when_it_needs_a_missing_mask():
     jobs = _jobs()
     masks = {("/runs/s0/wt", 1)}
-    policy = Policy(jobs, None, lambda run_dir, k: (str(run_dir), k) in masks)
+    policy = Policy(jobs, None, lambda run_dir, k: (str(run_dir), k) in masks, NO_DENSE_ROUND)
     training = _states(jobs, t_d_s0_wt=(JobState.FAILED, 1), t_d_s0_rt=(JobState.RUNNING, 0))
     assert policy.to_stop(training, {"t/d/s0/wt"}) == []  # round 1: its mask is there
     waiting = _states(jobs, t_d_s0_wt=(JobState.FAILED, 1), t_d_s0_rt=(JobState.RUNNING, 1))

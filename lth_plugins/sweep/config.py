@@ -3,7 +3,8 @@
 Every (task, ablation, seed) gets a winning-ticket job and, pipelined behind it, a random-ticket job with its
 masks. A job is the framework's own resumable command, with its run directory in
 SWEEP_DIR/runs/<task>/<ablation>/s<seed>/{wt,rt}. A job's identity is its command without the settings that
-may change (rounds, the mask wait); its resources and port are not part of it.
+may change (rounds, the mask wait); its resources and port are not part of it. Which winning ticket trains each
+dense round and which reuse it is the sweep directory's to say (sweep/dense.py), as are the ports.
 """
 import json
 import re
@@ -17,10 +18,11 @@ from ..store import MUTABLE_KEYS
 from . import resources
 from .vocabulary import DEFAULT_RETRIES, Executor
 
-# The lottery settings the sweep gives every job from its grid (rounds, seeds, tickets, a random ticket's masks):
-# an ablation, `lottery` or an experiment's args may not set them.
-GRID_SETTINGS = ("rounds", "seed", "ticket", "masks_from", "mask_wait")
+# The lottery settings the sweep gives every job from its grid (rounds, seeds, tickets, a random ticket's masks, a
+# shared dense round): an ablation, `lottery` or an experiment's args may not set them.
+GRID_SETTINGS = ("rounds", "seed", "ticket", "masks_from", "mask_wait", "dense_from")
 GRID_FLAGS = tuple(flag(name) for name in GRID_SETTINGS)
+DENSE_FLAG = flag("dense_from")
 # Flags whose value may change between invocations (the run store's MUTABLE_KEYS): not part of a job's identity.
 MUTABLE_FLAGS = tuple(flag(key.split(".", 1)[1]) for key in MUTABLE_KEYS if key.startswith("lottery."))
 MAX_IDLE_S = 300
@@ -50,6 +52,8 @@ class Job:
     port_flag: Optional[str] = None  # the command's distributed-port flag, if it takes one
     port: Optional[int] = None       # this job's own port (the sweep directory assigns it)
     checkpoints: List[str] = field(default_factory=list)  # globs of the framework's resume points in run_dir
+    dense_from: Optional[str] = None  # a winning ticket: the job whose dense round 0 it reuses (sweep/dense.py)
+    dense_flag: Optional[str] = None  # a winning ticket: its command's spelling of --lottery-dense-from
 
     @property
     def file_stem(self) -> str:
@@ -138,6 +142,8 @@ class Grid:
     # SLURM: the most seconds a random ticket holds its allocation while it waits for a mask; then it gives its
     # nodes back and is requeued, held until the mask exists
     max_idle_s: float = MAX_IDLE_S
+    # winning tickets of one task and seed share their dense round 0 where its settings match (sweep/dense.py)
+    share_dense: bool = True
 
     @classmethod
     def keys(cls) -> List[str]:
@@ -241,6 +247,12 @@ def _max_idle_s(value) -> float:
     return value
 
 
+def _share_dense(value) -> bool:
+    if not isinstance(value, bool):
+        raise SweepError(f"share_dense must be true or false, got {value!r}")
+    return value
+
+
 def _lottery(value) -> List[str]:
     args = _str_list(value, "lottery")
     _check_reserved(args, "lottery", GRID_FLAGS)
@@ -273,6 +285,7 @@ _READ = {
     "ablations": _ablations,
     "retries": _retries,
     "max_idle_s": _max_idle_s,
+    "share_dense": _share_dense,
 }
 
 
@@ -401,7 +414,14 @@ def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args,
                             task=label, ablation=ablation, seed=seed, ticket=str(ticket), run_dir=run_dir, argv=argv,
                             winning=wt_name if ticket.takes_masks else None, resources=dict(params),
                             port_flag=target.port_flag,
+                            dense_flag=None if ticket.takes_masks else _spelling(target, DENSE_FLAG),
                             checkpoints=[*target.checkpoints, framework_checkpoints(framework)]))
+
+
+def _spelling(target, lottery_flag: str) -> str:
+    """How the target's command spells a lottery flag the sweep adds (ELF: `--lottery_dense_from`): its
+    `arguments` spell the lottery flags they are given."""
+    return next(a for a in target.arguments([], [], 0, "", [lottery_flag]) if flag_of(a) == lottery_flag)
 
 
 def framework_checkpoints(framework: str) -> str:

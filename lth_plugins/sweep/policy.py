@@ -5,6 +5,8 @@ No I/O: the states come from `state.job_state`, the winning tickets' masks are a
   `jobs_at_once` at once, each at most once per invocation (a job that failed is not retried in it).
 * A random ticket is submitted once its winning ticket's mask 1 exists (its round k waits inside the job for the
   winning ticket's mask k): it runs pipelined behind the winning ticket.
+* A winning ticket that reuses another job's dense round (sweep/dense.py) is submitted once that round has
+  finished: it never waits for it inside its allocation.
 * A random ticket whose winning ticket failed in this invocation is stopped once it needs a mask that will not
   come (it would otherwise hold its slot until its mask wait ends).
 """
@@ -23,12 +25,15 @@ class Policy:
     jobs: List[Job]
     jobs_at_once: Optional[int]               # None: every job at once
     has_mask: Callable[[Path, int], bool]     # whether a run directory holds round k's mask
+    dense_done: Callable[[Path], bool]        # whether a run directory's dense round 0 has finished
 
     def __post_init__(self):
         self._by_name = {j.name: j for j in self.jobs}
 
     def blocked_by(self, job: Job, states: States, submitted: Collection[str]) -> Optional[str]:
         """Why a job cannot start yet (None: it can); `submitted`: the jobs submitted in this invocation."""
+        if job.dense_from is not None:
+            return self._dense_blocked_by(job, states, submitted)
         if job.winning is None:
             return None
         wt = self._by_name[job.winning]
@@ -40,6 +45,15 @@ class Policy:
         if ws in ACTIVE_STATES and self.has_mask(wt.run_dir, 1):
             return None
         return "waiting"
+
+    def _dense_blocked_by(self, job: Job, states: States, submitted: Collection[str]) -> Optional[str]:
+        """Why a winning ticket that reuses another job's dense round cannot start yet (None: it can)."""
+        source = self._by_name[job.dense_from]
+        if self.dense_done(job.run_dir) or self.dense_done(source.run_dir):
+            return None
+        if states[source.name]["state"] == JobState.FAILED and source.name in submitted:
+            return f"{source.name}, whose dense round it reuses, failed"
+        return f"waiting for the dense round of {source.name}"
 
     def to_stop(self, states: States, submitted: Collection[str]) -> List[Tuple[Job, str]]:
         """[(random ticket, why)] whose winning ticket failed in this invocation before the mask it needs next."""

@@ -17,7 +17,7 @@ from ..errors import SweepError
 from ..hparams import Ticket
 from ..lock import pid_alive
 from ..store import RunStore
-from . import resources
+from . import dense, resources
 from .accounting import Accounting
 from .config import Job, SweepConfig
 from .jobs import JobRun
@@ -43,12 +43,16 @@ def has_mask(run_dir, k: int) -> bool:
     return RunStore.view(run_dir).has_mask(k)
 
 
+def dense_done(run_dir) -> bool:
+    return RunStore.view(run_dir).round_done(0)
+
+
 class Sweep:
     """One invocation of `lth sweep`: follows the grid's jobs, submits and stops them as the policy says."""
 
     def __init__(self, cfg: SweepConfig, sweep_dir, poll_s: float = 1.0, stream=None):
         self.cfg, self.grid, self.poll_s = cfg, cfg.grid, poll_s
-        self.policy = Policy(cfg.jobs, cfg.grid.jobs_at_once, has_mask)
+        self.policy = Policy(cfg.jobs, cfg.grid.jobs_at_once, has_mask, dense_done)
         self.stream = stream if stream is not None else sys.stderr
         self.sd = SweepDir(sweep_dir)
         self.submitted: Dict[str, object] = {}   # job name -> submitit job, this invocation
@@ -90,6 +94,7 @@ class Sweep:
                      f"behind their winning ticket's masks")
             for line in self._executor_notes():
                 self.say(line)
+            self.say(dense.summary(self.cfg.jobs, self.grid.share_dense))
             return self._loop()
         except KeyboardInterrupt:
             self.say("interrupted: jobs already started may still run; the same command follows them again "
@@ -305,12 +310,16 @@ class Sweep:
                 note += " (not submitted)"
             elif j.winning:
                 note += f" (submitted once {j.winning} has written its first mask)"
+            elif j.dense_from:
+                note += f" (submitted once {j.dense_from} has finished its dense round)"
             res = resources.describe(j.resources, self.grid.executor)
             if self.local and j.name in self.gpus_needed:
                 res += f"; GPUs: {self.gpus_needed[j.name] or 'none (CPU)'}"
             print(f"\n{j.name}: {note}", file=out)
             print(f"  run dir:   {j.run_dir}", file=out)
             print(f"  resources: {res}", file=out)
+            if dense.describe(j, self.cfg.jobs):
+                print(f"  dense:     {dense.describe(j, self.cfg.jobs)}", file=out)
             if j.port is not None:
                 print(f"  port:      {j.port} (MASTER_PORT{', ' + j.port_flag if j.port_flag else ''})", file=out)
             print(f"  command:   {shlex.join(j.command())}", file=out)
@@ -337,6 +346,7 @@ class Sweep:
             asked[key] = asked.get(key, 0) + 1
         lines += [f"resources: {n} job{'s' * (n != 1)} with {r}" for r, n in asked.items()]
         lines += self._executor_notes() if lacking is None else []
+        lines.append(dense.summary(jobs, self.grid.share_dense))
         if states:
             counts: Dict[str, int] = {}
             for s in states.values():

@@ -19,7 +19,7 @@ from ..errors import SweepError
 from ..hparams import Ticket
 from ..lock import FileLock, LockBusy, pid_alive, this_host
 from ..store import RunStore, holds_results
-from . import accounting, retries
+from . import accounting, dense, retries
 from .config import Job, SweepConfig
 from .vocabulary import LIVE_FILE_STATES, Executor, JobState
 
@@ -50,25 +50,31 @@ class SweepDir:
         return json.loads((self.path / SWEEP_FILE).read_text())
 
     def plan(self, cfg: SweepConfig) -> None:
-        """Check that `cfg` fits this directory and give its jobs their ports; writes nothing. A sweep may grow
-        (seeds, ablations, tickets, tasks, rounds); a job with a result, or queued or running, keeps its command;
-        no job is dropped once any job has a result."""
+        """Check that `cfg` fits this directory, give its jobs their ports and their dense rounds (sweep/dense.py);
+        writes nothing. A sweep may grow (seeds, ablations, tickets, tasks, rounds); a job with a result, or
+        queued or running, keeps its command; no job is dropped once any job has a result."""
         f = self.path / SWEEP_FILE
         stored: List[Job] = []
         if f.is_file():
             stored = [Job.from_dict(d) for d in json.loads(f.read_text()).get("jobs", [])]
         elif self.path.exists() and any(p.name != ".sweep.lock" for p in self.path.iterdir()):
             raise SweepError(f"{self.path} is not empty and not a sweep directory; give a new or empty folder")
-        if stored:
-            self._check_growth(stored, cfg)
+        started = self._started_jobs(stored)
+        dense.assign(cfg.jobs, cfg.grid.share_dense,
+                     {j.name: j.dense_from for j in stored if j.name in started and j.ticket == Ticket.WINNING})
+        if started:
+            self._check_growth(stored, cfg, started)
         assign_ports(cfg.jobs, stored, str(self.path))
 
-    def _check_growth(self, stored: List[Job], cfg: SweepConfig) -> None:
+    def _started_jobs(self, stored: List[Job]) -> set:
+        """The names of the stored jobs that have a result on disk or are queued or running (SLURM asked once)."""
+        if not stored:
+            return set()
         records = accounting.query(self.read_state(j).get("job_id") for j in stored
                                    if self.read_state(j).get("executor") == Executor.SLURM)
-        started = {j.name for j in stored if self._started(j, records)}
-        if not started:
-            return  # nothing computed yet: the grid may be corrected freely
+        return {j.name for j in stored if self._started(j, records)}
+
+    def _check_growth(self, stored: List[Job], cfg: SweepConfig, started: set) -> None:
         new = {j.name: j for j in cfg.jobs}
         problems = []
         for old in stored:

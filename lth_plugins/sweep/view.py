@@ -36,6 +36,8 @@ def status_table(path, attempts: bool = False) -> str:
     for j, s in zip(jobs, all_states):
         metric = _last_metric(j.run_dir)
         note = f"{failure(s)}, log {s['log']}" if s["state"] == JobState.FAILED else ""
+        if j.dense_from:
+            note = "; ".join(x for x in (f"reuses round 0 of {j.dense_from}", note) if x)
         if slurm:
             note = "; ".join(x for x in (f"SLURM {s['job_id']}: {s['scheduler']}" if s["scheduler"] else "", note)
                              if x)
