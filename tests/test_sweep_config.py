@@ -65,11 +65,12 @@ def test_every_shipped_config_loads(path, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("over, message", [
-    ({"wait_timeout": 60}, "unknown setting(s) wait_timeout; known: ablations, executor, executor_params, "
-                           "experiment, lottery, max_idle_s, max_parallel, retries, rounds, seeds, share_dense, "
-                           "tickets, wait_timeout_s"),
+    ({"wait_timeout": 60}, "unknown setting(s) wait_timeout; known: ablations, dense_from, executor, "
+                           "executor_params, experiment, lottery, max_idle_s, max_parallel, retries, rounds, seeds, "
+                           "share_dense, tickets, wait_timeout_s"),
     ({"max_idle_s": 0}, "max_idle_s must be a positive number of seconds, got 0"),
     ({"share_dense": "no"}, "share_dense must be true or false, got 'no'"),
+    ({"dense_from": ["runs/a"]}, "dense_from must be the path of another sweep directory, got ['runs/a']"),
     ({"ablations": {"mine": ["--lottery-dense-from", "/x"]}}, "ablation 'mine' sets --lottery-dense-from, which the "
                                                               "sweep sets for every job"),
     ({"tickets": ["winning", "transferred"]}, "tickets must be a non-empty list of winning, random, shuffled"),

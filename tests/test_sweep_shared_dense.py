@@ -147,7 +147,7 @@ def test_a_grid_started_before_sharing_keeps_its_own_dense_rounds_and_shares_fro
     recorded = json.loads((sweep / "sweep.json").read_text())  # as a version without sharing wrote it
     del recorded["data"]["share_dense"]
     for job in recorded["jobs"]:
-        del job["dense_from"], job["dense_flag"]
+        del job["dense_from"], job["dense_dir"], job["dense_flag"]
     (sweep / "sweep.json").write_text(json.dumps(recorded))
     before = finished_rounds(sweep)
 
@@ -169,3 +169,37 @@ def test_a_grid_started_before_sharing_keeps_its_own_dense_rounds_and_shares_fro
     assert "teacher-mlp/oneshot/s1/wt: done, 3/3 rounds (not submitted)\n" in dry.stdout
     block = dry.stdout.split("teacher-mlp/oneshot/s1/wt: done")[1].split("\n\n")[0]
     assert "dense:     reuses round 0 of teacher-mlp/default/s1/wt" in block, block
+
+
+# --- another sweep's dense rounds ---------------------------------------------------------------------------------
+def test_a_grid_reuses_the_dense_rounds_of_another_sweep_directory(tmp_path):
+    main = tmp_path / "main"
+    proc = lth("sweep", write_config(tmp_path / "main.json", seeds=[0], tickets=["winning"],
+                                     ablations={"default": []}), main, "--poll", "0.3")
+    assert proc.returncode == 0, proc.stdout[-3000:] + failed_job_logs(main)
+    trainer = main / "runs/teacher-mlp/default/s0/wt"
+    ablations = write_config(tmp_path / "ab.json", seeds=[0], tickets=["winning"], dense_from=str(main),
+                             ablations={"oneshot": ["--lottery-schedule", "oneshot"]})
+    proc = lth("sweep", ablations, tmp_path / "ab", "--poll", "0.3")
+    assert proc.returncode == 0, proc.stdout[-3000:] + failed_job_logs(tmp_path / "ab")
+    assert f"dense rounds: 0 trained, 1 reused (1 of the sweep {main})" in proc.stdout, proc.stdout
+    assert RunStore(tmp_path / "ab/runs/teacher-mlp/oneshot/s0/wt").read_round(0).dense_from == str(trainer)
+    assert lth("sweep", ablations, tmp_path / "ab").returncode == 0  # a rerun finds the same plan
+
+    for over, message in [
+            (dict(dense_from=str(tmp_path / "none")), f"dense_from = '{tmp_path / 'none'}': {tmp_path / 'none'} "
+                                                      f"is not a sweep directory (no sweep.json)"),
+            (dict(dense_from=str(tmp_path / "new")), "is this sweep directory; name another sweep's"),
+            (dict(dense_from=str(main), share_dense=False), "share_dense = false turns off: drop one of them"),
+            (dict(dense_from=str(main), experiment=[{"framework": "torch", "args": ["--epochs", "2", *TINY[2:]]}]),
+             f"dense_from = '{main}': no winning ticket of this grid can reuse a dense round of that sweep; "
+             f"teacher-mlp/oneshot/s0/wt: {main}:teacher-mlp/default/s0/wt trained its dense round with other "
+             f"settings"),
+            (dict(dense_from=str(main), seeds=[5]), f"{main} has no winning ticket of task 'teacher-mlp' and seed 5")]:
+        cfg = write_config(tmp_path / "bad.json", **{"seeds": [0], "tickets": ["winning"],
+                                                     "ablations": {"oneshot": ["--lottery-schedule", "oneshot"]},
+                                                     **over})
+        proc = lth("sweep", "--dry-run", cfg, tmp_path / "new")
+        assert proc.returncode == 2 and message in proc.stdout and proc.stdout.count("lth: error:") == 1, \
+            (message, proc.stdout)
+        assert not (tmp_path / "new").exists()

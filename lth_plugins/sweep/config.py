@@ -52,7 +52,10 @@ class Job:
     port_flag: Optional[str] = None  # the command's distributed-port flag, if it takes one
     port: Optional[int] = None       # this job's own port (the sweep directory assigns it)
     checkpoints: List[str] = field(default_factory=list)  # globs of the framework's resume points in run_dir
-    dense_from: Optional[str] = None  # a winning ticket: the job whose dense round 0 it reuses (sweep/dense.py)
+    # a winning ticket that reuses another job's dense round 0 (sweep/dense.py): that job's name (another sweep's:
+    # "SWEEP_DIR:name") and its run directory
+    dense_from: Optional[str] = None
+    dense_dir: Optional[str] = None
     dense_flag: Optional[str] = None  # a winning ticket: its command's spelling of --lottery-dense-from
 
     @property
@@ -144,6 +147,8 @@ class Grid:
     max_idle_s: float = MAX_IDLE_S
     # winning tickets of one task and seed share their dense round 0 where its settings match (sweep/dense.py)
     share_dense: bool = True
+    # another sweep directory whose winning tickets' dense rounds this grid's reuse where they match
+    dense_from: Optional[str] = None
 
     @classmethod
     def keys(cls) -> List[str]:
@@ -163,6 +168,9 @@ class Grid:
         if not isinstance(experiments, list) or not experiments:
             raise SweepError(f"sweep config {path} has no [[experiment]] (framework and tasks or games to run)")
         grid = cls(**{key: _READ[key](value) for key, value in data.items()})
+        if grid.dense_from is not None and not grid.share_dense:
+            raise SweepError(f"dense_from = {grid.dense_from!r} reuses another sweep's dense rounds, which "
+                             f"share_dense = false turns off: drop one of them")
         taking = [str(t) for t in grid.tickets if t.takes_masks]
         if taking and Ticket.WINNING not in grid.tickets:
             raise SweepError(f"{' and '.join(taking)} tickets take the winning tickets' masks: tickets = {taking} "
@@ -253,6 +261,12 @@ def _share_dense(value) -> bool:
     return value
 
 
+def _dense_from(value) -> str:
+    if not isinstance(value, str) or not value:
+        raise SweepError(f"dense_from must be the path of another sweep directory, got {value!r}")
+    return value
+
+
 def _lottery(value) -> List[str]:
     args = _str_list(value, "lottery")
     _check_reserved(args, "lottery", GRID_FLAGS)
@@ -286,6 +300,7 @@ _READ = {
     "retries": _retries,
     "max_idle_s": _max_idle_s,
     "share_dense": _share_dense,
+    "dense_from": lambda value: None if value is None else _dense_from(value),
 }
 
 

@@ -9,10 +9,16 @@ a reusing job never waits inside its allocation.
 A job that has started (a result on disk, or queued or running) keeps what it had, its own dense round or the one
 it reuses; only jobs not started yet are assigned. So a grid started before the sweep shared dense rounds goes on
 as it was, and its jobs not started yet share.
+
+A grid may also reuse the dense rounds of another sweep directory (`dense_from`, e.g. Figure 4's ablations those of
+Figure 2's main runs): its winning tickets that train their own dense round come first.
 """
 import argparse
-from typing import Callable, Dict, List, Optional
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
 
+from ..errors import SweepError
 from ..hparams import LotteryConfig, Ticket
 from ..sources import dense_round_mismatch
 from ..store import RunStore, Snapshot
@@ -48,32 +54,32 @@ def can_serve(job: Job) -> bool:
     return not store.round_done(0) or store.has_snapshot(Snapshot.DENSE_TRAINED)
 
 
-def assign(jobs: List[Job], share: bool, kept: Dict[str, Optional[str]],
+def assign(jobs: List[Job], share: bool, kept: Dict[str, Job], others: Sequence[Job] = (),
            serves_others: Callable[[Job], bool] = can_serve) -> None:
-    """Set every winning job's `dense_from` (the name of the job whose dense round it reuses; None: it trains its
-    own) and its command. `kept`: the winning jobs that have started, with the `dense_from` they had (they keep it).
-    With `share`, the others reuse the round of a job of their task and seed that trains its own; the fewest
-    jobs the rule allows train one."""
-    by_name = {j.name: j for j in jobs}
+    """Set every winning job's `dense_from` and `dense_dir` (None: it trains its own dense round) and its command.
+    `kept`: the stored winning jobs that have started (they keep what they had). With `share`, the others reuse
+    the round of a job of their task and seed that trains its own: first of `others` (another sweep's, named
+    "SWEEP_DIR:name"), then of this grid; the fewest jobs the rule allows train one."""
     groups: Dict[tuple, List[Job]] = {}
     for j in jobs:
         if j.ticket == Ticket.WINNING:
             groups.setdefault((j.task, j.seed), []).append(j)
-            j.dense_from = kept.get(j.name)
+            old = kept.get(j.name)
+            j.dense_from, j.dense_dir = (old.dense_from, old.dense_dir) if old else (None, None)
     if share:
-        for group in groups.values():
-            trainers = [j for j in group if j.name in kept and kept[j.name] is None and serves_others(j)]
+        for (task, seed), group in groups.items():
+            trainers = [o for o in others if (o.task, o.seed) == (task, seed) and serves_others(o)]
+            trainers += [j for j in group if j.name in kept and j.dense_from is None and serves_others(j)]
             _share(group, [j for j in group if j.name not in kept], trainers)
     for group in groups.values():
         for j in group:
-            source = by_name.get(j.dense_from)  # absent: a dropped job, which the sweep directory refuses
-            j.argv = _with_dense_flag(j, source.run_dir if source else None)
+            j.argv = _with_dense_flag(j, j.dense_dir)
 
 
 def _share(group: List[Job], open_jobs: List[Job], trainers: List[Job]) -> None:
     """Give each of `open_jobs` the first of `trainers` whose dense round is its own; where none is, the open job
     that the most of the rest could reuse trains its own (the grid's order breaks ties)."""
-    configs = {j.name: dense_config(j) for j in group}
+    configs = {j.name: dense_config(j) for j in [*group, *trainers]}
 
     def serves(trainer: Job, job: Job) -> bool:
         return dense_round_mismatch(configs[trainer.name], configs[job.name], trainer.name) is None
@@ -83,12 +89,46 @@ def _share(group: List[Job], open_jobs: List[Job], trainers: List[Job]) -> None:
         for j in list(left):
             trainer = next((t for t in trainers if serves(t, j)), None)
             if trainer is not None:
-                j.dense_from = trainer.name
+                j.dense_from, j.dense_dir = trainer.name, str(trainer.run_dir)
                 left.remove(j)
         if left:
             best = max(left, key=lambda t: sum(serves(t, j) for j in left))
             trainers.append(best)
             left.remove(best)
+
+
+def other_sweep_trainers(path: str, this_dir: Path) -> List[Job]:
+    """The winning jobs of the sweep directory `path` (a grid's `dense_from`) that train their own dense round,
+    named "PATH:name". Refused naming the problem when `path` is not another sweep directory."""
+    from .state import SweepDir, is_sweep_dir
+
+    where = Path(path).resolve()
+    if where == Path(this_dir).resolve():
+        raise SweepError(f"dense_from = {path!r} is this sweep directory; name another sweep's")
+    if not is_sweep_dir(where):
+        raise SweepError(f"dense_from = {path!r}: {where} is not a sweep directory (no sweep.json); give the "
+                         f"directory of the sweep whose dense rounds this grid reuses (relative to where `lth "
+                         f"sweep` runs)")
+    return [replace(j, name=f"{path}:{j.name}") for j in SweepDir(where).jobs()
+            if j.ticket == Ticket.WINNING and not j.dense_from]
+
+
+def check_other_sweep_used(jobs: List[Job], kept: Dict[str, Job], others: List[Job], path: str) -> None:
+    """A grid that names another sweep's dense rounds (`dense_from`) reuses at least one of them: refused before
+    anything is written otherwise, naming why its first winning job cannot."""
+    open_jobs = [j for j in jobs if j.ticket == Ticket.WINNING and j.name not in kept]
+    names = {o.name for o in others}
+    if not open_jobs or any(j.dense_from in names for j in open_jobs):
+        return
+    j = open_jobs[0]
+    same = [o for o in others if (o.task, o.seed) == (j.task, j.seed)]
+    if not same:
+        why = f"{path} has no winning ticket of task {j.task!r} and seed {j.seed} that trains its dense round"
+    else:
+        why = dense_round_mismatch(dense_config(same[0]), dense_config(j), same[0].name) or \
+            f"{same[0].name} kept no trained dense weights (runs of versions before shared dense rounds)"
+    raise SweepError(f"dense_from = {path!r}: no winning ticket of this grid can reuse a dense round of that sweep; "
+                     f"{j.name}: {why}")
 
 
 def _with_dense_flag(job: Job, source_dir) -> List[str]:
@@ -113,14 +153,16 @@ def reusers(jobs: List[Job]) -> Dict[str, List[str]]:
     return out
 
 
-def summary(jobs: List[Job], share: bool) -> str:
-    """One line: how many dense rounds the grid trains and how many it reuses."""
+def summary(jobs: List[Job], share: bool, other: Optional[str] = None) -> str:
+    """One line: how many dense rounds the grid trains and how many it reuses (from the sweep `other`)."""
     winning = [j for j in jobs if j.ticket == Ticket.WINNING]
     reused = sum(1 for j in winning if j.dense_from)
+    elsewhere = sum(1 for j in winning if j.dense_from and j.dense_from.startswith(f"{other}:")) if other else 0
     how = ("winning tickets of one task and seed share a dense round 0 where its settings match (share_dense)"
            if share else "share_dense = false: every winning ticket trains its own"
            + (", except jobs that started reusing one" if reused else ""))
-    return f"dense rounds: {len(winning) - reused} trained, {reused} reused; {how}"
+    return (f"dense rounds: {len(winning) - reused} trained, {reused} reused"
+            + (f" ({elsewhere} of the sweep {other})" if other else "") + f"; {how}")
 
 
 def describe(job: Job, jobs: List[Job]) -> Optional[str]:

@@ -48,9 +48,11 @@ class Policy:
 
     def _dense_blocked_by(self, job: Job, states: States, submitted: Collection[str]) -> Optional[str]:
         """Why a winning ticket that reuses another job's dense round cannot start yet (None: it can)."""
-        source = self._by_name[job.dense_from]
-        if self.dense_done(job.run_dir) or self.dense_done(source.run_dir):
+        if self.dense_done(job.run_dir) or self.dense_done(Path(job.dense_dir)):
             return None
+        source = self._by_name.get(job.dense_from)
+        if source is None:
+            return f"waiting for the dense round of {job.dense_from} (another sweep's job: run that sweep)"
         if states[source.name]["state"] == JobState.FAILED and source.name in submitted:
             return f"{source.name}, whose dense round it reuses, failed"
         return f"waiting for the dense round of {source.name}"

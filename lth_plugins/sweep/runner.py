@@ -94,7 +94,7 @@ class Sweep:
                      f"behind their winning ticket's masks")
             for line in self._executor_notes():
                 self.say(line)
-            self.say(dense.summary(self.cfg.jobs, self.grid.share_dense))
+            self.say(dense.summary(self.cfg.jobs, self.grid.share_dense, self.grid.dense_from))
             return self._loop()
         except KeyboardInterrupt:
             self.say("interrupted: jobs already started may still run; the same command follows them again "
@@ -346,7 +346,7 @@ class Sweep:
             asked[key] = asked.get(key, 0) + 1
         lines += [f"resources: {n} job{'s' * (n != 1)} with {r}" for r, n in asked.items()]
         lines += self._executor_notes() if lacking is None else []
-        lines.append(dense.summary(jobs, self.grid.share_dense))
+        lines.append(dense.summary(jobs, self.grid.share_dense, self.grid.dense_from))
         if states:
             counts: Dict[str, int] = {}
             for s in states.values():

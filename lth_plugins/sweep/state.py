@@ -60,8 +60,12 @@ class SweepDir:
         elif self.path.exists() and any(p.name != ".sweep.lock" for p in self.path.iterdir()):
             raise SweepError(f"{self.path} is not empty and not a sweep directory; give a new or empty folder")
         started = self._started_jobs(stored)
-        dense.assign(cfg.jobs, cfg.grid.share_dense,
-                     {j.name: j.dense_from for j in stored if j.name in started and j.ticket == Ticket.WINNING})
+        kept = {j.name: j for j in stored if j.name in started and j.ticket == Ticket.WINNING}
+        other = cfg.grid.dense_from
+        others = dense.other_sweep_trainers(other, self.path) if other else []
+        dense.assign(cfg.jobs, cfg.grid.share_dense, kept, others)
+        if other:
+            dense.check_other_sweep_used(cfg.jobs, kept, others, other)
         if started:
             self._check_growth(stored, cfg, started)
         assign_ports(cfg.jobs, stored, str(self.path))
