@@ -2,6 +2,9 @@
 reuse it (`--lottery-dense-from`), with the results of training it again; the choice on made-up grids, a grid
 killed and resumed, a grid started before sharing, and the switch (`share_dense`)."""
 import json
+import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -172,33 +175,50 @@ def test_a_grid_started_before_sharing_keeps_its_own_dense_rounds_and_shares_fro
 
 
 # --- another sweep's dense rounds ---------------------------------------------------------------------------------
-def test_a_grid_reuses_the_dense_rounds_of_another_sweep_directory(tmp_path):
+def test_a_grid_reuses_the_dense_rounds_of_another_sweep_running_beside_it(tmp_path):
+    """Figure 4's ablations beside Figure 2's main runs: the ablations' sweep, started while the main sweep trains
+    the dense round, waits for it instead of ending, and trains no dense round of its own."""
     main = tmp_path / "main"
-    proc = lth("sweep", write_config(tmp_path / "main.json", seeds=[0], tickets=["winning"],
-                                     ablations={"default": []}), main, "--poll", "0.3")
-    assert proc.returncode == 0, proc.stdout[-3000:] + failed_job_logs(main)
-    trainer = main / "runs/teacher-mlp/default/s0/wt"
-    ablations = write_config(tmp_path / "ab.json", seeds=[0], tickets=["winning"], dense_from=str(main),
-                             ablations={"oneshot": ["--lottery-schedule", "oneshot"]})
-    proc = lth("sweep", ablations, tmp_path / "ab", "--poll", "0.3")
+    slow = ["--epochs", "80", "--n-train", "6144", "--lottery-late-reset", "3u"]  # round 0 lasts long seconds
+    common = {"seeds": [0], "rounds": 1, "tickets": ["winning"], "experiment": [{"framework": "torch", "args": slow}]}
+    main_cfg = write_config(tmp_path / "main.json", ablations={"default": []}, **common)
+    main_sweep = subprocess.Popen([str(sweep_helpers.BIN / "lth"), "sweep", str(main_cfg), str(main), "--poll", "0.3"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        deadline = time.time() + 120
+        while not (main / "sweep.json").is_file():
+            assert main_sweep.poll() is None and time.time() < deadline, main_sweep.stdout.read()
+            time.sleep(0.05)
+        trainer = main / "runs/teacher-mlp/default/s0/wt"
+        assert not (trainer / "round_00/metrics.json").is_file()
+        ablations = write_config(tmp_path / "ab.json", dense_from=str(main),
+                                 ablations={"oneshot": ["--lottery-schedule", "oneshot"]}, **common)
+        proc = lth("sweep", ablations, tmp_path / "ab", "--poll", "0.3")
+        out, _ = main_sweep.communicate(timeout=600)
+    finally:
+        main_sweep.kill()
+        main_sweep.wait()
+    assert main_sweep.returncode == 0, out[-3000:] + failed_job_logs(main)
     assert proc.returncode == 0, proc.stdout[-3000:] + failed_job_logs(tmp_path / "ab")
     assert f"dense rounds: 0 trained, 1 reused (1 of the sweep {main})" in proc.stdout, proc.stdout
+    assert f"waiting for dense rounds of the sweep {main}, which another `lth sweep` follows" in proc.stdout
     assert RunStore(tmp_path / "ab/runs/teacher-mlp/oneshot/s0/wt").read_round(0).dense_from == str(trainer)
-    assert lth("sweep", ablations, tmp_path / "ab").returncode == 0  # a rerun finds the same plan
+    again = lth("sweep", ablations, tmp_path / "ab")  # a rerun finds the same plan, with nothing left to do
+    assert again.returncode == 0 and "submitted" not in again.stdout, again.stdout
 
     for over, message in [
             (dict(dense_from=str(tmp_path / "none")), f"dense_from = '{tmp_path / 'none'}': {tmp_path / 'none'} "
                                                       f"is not a sweep directory (no sweep.json)"),
             (dict(dense_from=str(tmp_path / "new")), "is this sweep directory; name another sweep's"),
             (dict(dense_from=str(main), share_dense=False), "share_dense = false turns off: drop one of them"),
-            (dict(dense_from=str(main), experiment=[{"framework": "torch", "args": ["--epochs", "2", *TINY[2:]]}]),
+            (dict(dense_from=str(main), experiment=[{"framework": "torch", "args": ["--epochs", "2", *slow[2:]]}]),
              f"dense_from = '{main}': no winning ticket of this grid can reuse a dense round of that sweep; "
              f"teacher-mlp/oneshot/s0/wt: {main}:teacher-mlp/default/s0/wt trained its dense round with other "
              f"settings"),
             (dict(dense_from=str(main), seeds=[5]), f"{main} has no winning ticket of task 'teacher-mlp' and seed 5")]:
-        cfg = write_config(tmp_path / "bad.json", **{"seeds": [0], "tickets": ["winning"],
-                                                     "ablations": {"oneshot": ["--lottery-schedule", "oneshot"]},
-                                                     **over})
+        cfg = write_config(tmp_path / "bad.json", **{**common, "ablations": {"oneshot": ["--lottery-schedule",
+                                                                                       "oneshot"]}, **over})
         proc = lth("sweep", "--dry-run", cfg, tmp_path / "new")
         assert proc.returncode == 2 and message in proc.stdout and proc.stdout.count("lth: error:") == 1, \
             (message, proc.stdout)

@@ -22,8 +22,8 @@ from .accounting import Accounting
 from .config import Job, SweepConfig
 from .jobs import JobRun
 from .policy import Policy
-from .state import SweepDir, failure, job_state, slurm_ids
-from .vocabulary import ACTIVE_STATES, Executor, JobState
+from .state import SweepDir, failure, followed, job_state, slurm_ids
+from .vocabulary import ACTIVE_STATES, SUBMITTABLE_STATES, Executor, JobState
 
 
 def make_executor(executor: str, params: dict, folder):
@@ -64,6 +64,7 @@ class Sweep:
         self.pool: Optional[resources.GpuPool] = None
         self.gpus_needed: Dict[str, int] = {}
         self._released = set()  # (job, SLURM job id, mask round) released after a wait for that mask
+        self._said_waiting = False  # for the dense rounds of another sweep
 
     @property
     def local(self) -> bool:
@@ -228,9 +229,24 @@ class Sweep:
                 if self._submit(job):
                     slots -= 1
                     started += 1
-            if started == 0 and not any(s["state"] in ACTIVE_STATES for s in states.values()):
+            if started == 0 and not any(s["state"] in ACTIVE_STATES for s in states.values()) \
+                    and not self._other_sweep_trains(states):
                 return self._finish(self._states())
             time.sleep(self.poll_s)
+
+    def _other_sweep_trains(self, states) -> bool:
+        """Whether jobs wait for dense rounds of the sweep `dense_from` names while an `lth sweep` follows it (it
+        will train them): then this sweep waits too instead of ending."""
+        other = self.grid.dense_from
+        waiting = other is not None and any(
+            j.dense_from and j.dense_from.startswith(f"{other}:") and states[j.name]["state"] in SUBMITTABLE_STATES
+            and j.name not in self.submitted and not dense_done(j.dense_dir) for j in self.cfg.jobs)
+        if not (waiting and followed(other)):
+            return False
+        if not self._said_waiting:
+            self._said_waiting = True
+            self.say(f"waiting for dense rounds of the sweep {other}, which another `lth sweep` follows")
+        return True
 
     def _submit(self, job) -> bool:
         """Submit `job`; False when it must wait (its GPUs are taken)."""

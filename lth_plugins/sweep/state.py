@@ -17,13 +17,14 @@ from typing import Dict, List, Optional
 from ..atomic import atomic_write_json
 from ..errors import SweepError
 from ..hparams import Ticket
-from ..lock import FileLock, LockBusy, pid_alive, this_host
+from ..lock import FileLock, LockBusy, live_holder, pid_alive, this_host
 from ..store import RunStore, holds_results
 from . import accounting, dense, retries
 from .config import Job, SweepConfig
 from .vocabulary import LIVE_FILE_STATES, Executor, JobState
 
 SWEEP_FILE = "sweep.json"
+SWEEP_LOCK = ".sweep.lock"  # held by the `lth sweep` that follows the directory
 # A job SLURM has not listed yet is taken to be queued this long after its submission (accounting lags).
 SACCT_GRACE_S = 300
 PORTS = (20000, 32768)  # below Linux's ephemeral ports (32768-60999), which outgoing connections take
@@ -36,7 +37,7 @@ def is_sweep_dir(path) -> bool:
 class SweepDir:
     def __init__(self, path):
         self.path = Path(path).resolve()
-        self._lock = FileLock(self.path / ".sweep.lock", f"sweep directory {self.path}")
+        self._lock = FileLock(self.path / SWEEP_LOCK, f"sweep directory {self.path}")
 
     # --- the directory and its config ---------------------------------------------------------------
     def jobs(self):
@@ -57,7 +58,7 @@ class SweepDir:
         stored: List[Job] = []
         if f.is_file():
             stored = [Job.from_dict(d) for d in json.loads(f.read_text()).get("jobs", [])]
-        elif self.path.exists() and any(p.name != ".sweep.lock" for p in self.path.iterdir()):
+        elif self.path.exists() and any(p.name != SWEEP_LOCK for p in self.path.iterdir()):
             raise SweepError(f"{self.path} is not empty and not a sweep directory; give a new or empty folder")
         started = self._started_jobs(stored)
         kept = {j.name: j for j in stored if j.name in started and j.ticket == Ticket.WINNING}
@@ -132,6 +133,11 @@ class SweepDir:
         old = self.read_state(job)
         keep = {"attempts": old["attempts"]} if "attempts" in old else {}
         atomic_write_json(self.state_path(job), {"job": job.name, **keep, **values, "time": time.time()})
+
+
+def followed(path) -> bool:
+    """Whether an `lth sweep` process follows the sweep directory `path` now."""
+    return live_holder(Path(path) / SWEEP_LOCK) is not None
 
 
 def read_state(path) -> dict:
