@@ -1,5 +1,6 @@
 """Waiting for a file another process writes (a random ticket waiting for its winning ticket's masks, a run
 waiting for the dense round it reuses): as long as that process is alive, up to an upper bound."""
+import os
 import sys
 import time
 from typing import Callable, Optional
@@ -7,6 +8,16 @@ from typing import Callable, Optional
 from .errors import RunStoreError
 
 ALIVE_CHECK_S = 15.0  # how often the writer's liveness is checked (it may ask the cluster's scheduler)
+# How often the other tasks of a multi-task job check it: task 0's verdict ends the whole step (srun
+# --kill-on-bad-exit), so they need not ask the scheduler too; this bounds their wait where nothing ends the step.
+OTHER_TASKS_CHECK_S = 600.0
+
+
+def first_task() -> bool:
+    """Whether this process is task 0 of its job (torchrun's RANK, else SLURM_PROCID; a process outside both is):
+    the one that checks the writer's liveness every ALIVE_CHECK_S, so that one process per job asks the scheduler
+    that often, not every rank."""
+    return (os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or "0").strip() == "0"
 
 
 def wait_until(ready: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 1.0, stream=None,
@@ -20,12 +31,13 @@ def wait_until(ready: Callable[[], bool], timeout_s: float, what: str, poll_s: f
     if timeout_s <= 0:
         raise RunStoreError(f"{what} does not exist (not waiting: mask_wait is 0)")
     t0 = last = time.monotonic()
-    last_alive = t0 - ALIVE_CHECK_S  # the first look is at once
+    check_s = ALIVE_CHECK_S if first_task() else OTHER_TASKS_CHECK_S
+    last_alive = t0 - check_s if first_task() else t0  # task 0 looks at once, the others after their interval
     print(f"[lottery] waiting up to {timeout_s:g} s for {what}" + (f", while {writer} runs" if alive else ""),
           file=stream, flush=True)
     while not ready():
         now = time.monotonic()
-        if alive is not None and now - last_alive >= ALIVE_CHECK_S:
+        if alive is not None and now - last_alive >= check_s:
             last_alive = now
             if alive() is False and not ready():  # ready() again: it may have written it and exited
                 raise RunStoreError(f"{what} does not exist and {writer or 'the run that writes it'} is not "
