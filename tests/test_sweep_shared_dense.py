@@ -5,11 +5,14 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from lth_plugins import RunStore
+from lth_plugins.sources import dense_round_mismatch
+from lth_plugins.sweep.dense import dense_config
 from lth_plugins.sweep.config import load_config
 from lth_plugins.sweep.policy import Policy
 from lth_plugins.sweep.state import SweepDir
@@ -71,6 +74,12 @@ def test_the_job_that_most_others_can_reuse_trains_and_other_settings_train_thei
     i = wt.argv.index("--lottery-dense-from")
     assert wt.argv[i + 1] == str(cfg.job("teacher-mlp/default/s0/wt").run_dir)
     assert "--lottery-dense-from" not in " ".join(cfg.job("teacher-mlp/oneshot/s0/rt").argv)
+    # another interpreter (another sweep's virtual environment) shapes nothing; another framework flag does
+    default = cfg.job("teacher-mlp/default/s0/wt")
+    elsewhere = replace(default, argv=["/other/venv/bin/python", *default.argv[1:]])
+    longer = replace(default, argv=[*default.argv, "--epochs", "2"])
+    assert dense_round_mismatch(dense_config(elsewhere), dense_config(wt), "there") is None
+    assert "settings.command" in dense_round_mismatch(dense_config(longer), dense_config(wt), "there")
     off = planned(tmp_path, tmp_path / "sw", share_dense=False)
     assert set(off.values()) == {None} and len(off) == 4
 

@@ -29,11 +29,11 @@ OWN_RUN_DIR = "RUN_DIR"  # stands for a job's own run directory, which shapes no
 
 def dense_config(job: Job) -> dict:
     """What shapes the job's dense round, as a run directory stores a configuration: its framework and task, its
-    lottery flags parsed as the run parses them, and the rest of its command as its settings (its own run
-    directory left out)."""
+    lottery flags parsed as the run parses them, and the rest of its command as its settings (without the
+    interpreter or program path, which two sweeps may spell differently, and its own run directory)."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     LotteryConfig.add_arguments(parser)
-    ns, rest = parser.parse_known_args([_dashed(a) for a in job.argv])
+    ns, rest = parser.parse_known_args([_dashed(a) for a in job.argv[1:]])
     return {"framework": job.framework, "task": job.task,
             "settings": {"command": [OWN_RUN_DIR if a == str(job.run_dir) else a for a in rest]},
             "lottery": LotteryConfig.from_namespace(ns, run_seed=job.seed).to_dict()}
