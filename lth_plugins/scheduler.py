@@ -51,13 +51,21 @@ def job_record(job_id: Optional[str]) -> dict:
     return dict(field.split("=", 1) for field in out.stdout.split() if "=" in field)
 
 
-def duration_s(text: Optional[str]) -> Optional[float]:
-    """Seconds of a SLURM duration ([DAYS-]HH:MM:SS, MM:SS); None for UNLIMITED or anything else."""
-    days, _, clock = (text or "").rpartition("-")
+def duration_s(value) -> Optional[float]:
+    """Seconds of a SLURM time as sbatch --time reads it (a number or "M" is minutes; "M:S", "H:M:S", "D-H",
+    "D-H:M", "D-H:M:S"), which also covers what squeue and scontrol print; None for UNLIMITED or anything else."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) * 60
+    days, _, clock = str(value or "").rpartition("-")
     parts = clock.split(":")
     if not (days == "" or days.isdigit()) or not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
         return None
-    seconds = 0
-    for p in parts:
-        seconds = seconds * 60 + int(p)
-    return int(days or 0) * 86400 + seconds
+    numbers = [int(p) for p in parts]
+    if days:  # D-H, D-H:M, D-H:M:S
+        numbers += [0] * (3 - len(numbers))
+    elif len(numbers) == 1:  # minutes
+        numbers = [0, numbers[0], 0]
+    elif len(numbers) == 2:  # minutes:seconds
+        numbers = [0, *numbers]
+    hours, minutes, seconds = numbers
+    return int(days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds

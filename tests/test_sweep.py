@@ -54,6 +54,11 @@ def write_config(path: Path, **over) -> Path:
     ({"executor": "slurm", "executor_params": {"slurm_time": "0:30", "slurm_signal_delay_s": 30}},
      "its time limit (slurm_time = '0:30': 30 s) is not longer than the warning SLURM sends before it "
      "(slurm_signal_delay_s = 30 s)"),
+    ({"executor": "slurm", "executor_params": {"slurm_time": "2-"}},
+     "slurm_time = '2-' is not a SLURM time: minutes, \"M:S\", \"H:M:S\" or \"D-H[:M[:S]]\" (sbatch --time)"),
+    # sbatch's "D-H" is days and hours (26 h), longer than any warning
+    ({"executor": "slurm", "executor_params": {"slurm_time": "1-2", "slurm_signal_delay_s": 93601},
+      "seeds": [0]}, "its time limit (slurm_time = '1-2': 93600 s) is not longer than the warning"),
 ])
 def test_bad_config_is_refused_before_anything_is_written(tmp_path, over, message):
     cfg = write_config(tmp_path / "sweep.json", **over)

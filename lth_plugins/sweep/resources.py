@@ -8,6 +8,7 @@ import os
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from ..errors import SweepError
+from ..scheduler import duration_s
 from .vocabulary import Executor
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # the local executor's time limit when the config gives none
@@ -82,7 +83,11 @@ def time_limit(resources: Dict) -> Optional[str]:
 def time_limit_min(resources: Dict, executor: str) -> float:
     """The time limit in minutes (SLURM's [days-]hours:minutes:seconds forms read as sbatch does)."""
     if executor == Executor.SLURM and "slurm_time" in resources:
-        return _slurm_minutes(resources["slurm_time"])
+        seconds = duration_s(resources["slurm_time"])
+        if seconds is None:
+            raise SweepError(f"slurm_time = {resources['slurm_time']!r} is not a SLURM time: minutes, \"M:S\", "
+                             f"\"H:M:S\" or \"D-H[:M[:S]]\" (sbatch --time)")
+        return seconds / 60
     return float(resources.get("timeout_min", LOCAL_TIMEOUT_MIN if executor == Executor.LOCAL else 0))
 
 
@@ -108,25 +113,6 @@ def submitit_default(name: str):
 
     from submitit.slurm.slurm import _make_sbatch_string
     return inspect.signature(_make_sbatch_string).parameters[name].default
-
-
-def _slurm_minutes(value) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value)
-    days = 0
-    if "-" in text:
-        d, text = text.split("-", 1)
-        days = int(d)
-    parts = [float(p) for p in text.split(":")]
-    if days:  # days-hours[:minutes[:seconds]]
-        parts += [0] * (3 - len(parts))
-        return days * 1440 + parts[0] * 60 + parts[1] + parts[2] / 60
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:  # minutes:seconds
-        return parts[0] + parts[1] / 60
-    return parts[0] * 60 + parts[1] + parts[2] / 60
 
 
 def gpus_asked(resources: Dict) -> Optional[int]:
