@@ -1,4 +1,4 @@
-"""Node loss, a crashed rank and a held winning ticket on the local multi-node SLURM (scripts/slurm_local.sh start
+"""Node loss, a crashed rank, a held winning ticket and preemption on the local multi-node SLURM (scripts/slurm_local.sh start
 --nodes N, N >= 2, as root).
 * Node loss: a 2-node `--requeue` batch job runs, `slurm_local.sh killnode 2` SIGKILLs node 2's slurmd and every
   process in its namespace. Printed per repeat, in seconds from the kill: until SLURM declares the node down
@@ -12,7 +12,14 @@
   printed: seconds from the random ticket's last finished round (the start of its wait for mask 2) until every
   node is idle (its allocation given back, `max_idle_s` = 10), and the run's end after the release.
 tests/test_sweep_slurm.py asserts on the same two scenarios.
-Run: python benchmarks/bench_slurm_nodes.py [--repeats 3] [--crash] [--held] [--no-node-loss]
+* A lost node under a lottery run (`--killnode`): the sbatch recipe's winning and random ticket on 2 nodes x 1 task
+  (the cluster grown to 3 nodes for the block); rank 1's node killed in round 0. Printed, in seconds from the kill:
+  node down, job requeued, first update trained again on the live nodes; and the updates trained again.
+* Preemption (`--preempt`): the recipe's winning ticket (one node, 2 tasks) preempted by a job of the partition
+  `high` that needs its node. Printed: seconds from SLURM's SIGTERM to the save and SLURM's SIGTERM-to-SIGKILL time,
+  seconds from the preemptor's submission to the requeue and to the first update trained again; updates trained
+  again. tests/fairseq/test_fairseq_slurm.py asserts on the same two scenarios.
+Run: python benchmarks/bench_slurm_nodes.py [--repeats 3] [--crash] [--held] [--killnode] [--preempt] [--no-node-loss]
 """
 import argparse
 import os
@@ -32,6 +39,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--crash", action="store_true", help="also: a crashed rank under lth sweep")
     parser.add_argument("--held", action="store_true", help="also: a random ticket whose winning ticket is held")
+    parser.add_argument("--killnode", action="store_true", help="also: a lost node under the recipe's lottery run")
+    parser.add_argument("--preempt", action="store_true", help="also: the recipe's lottery run preempted")
     parser.add_argument("--no-node-loss", action="store_true")
     args = parser.parse_args()
     cluster, reason = multi_node_cluster()
@@ -47,6 +56,12 @@ def main():
             idle, total = idle_while_held(Path(folder), cluster)
         print(f"held repeat {i + 1}: random ticket's allocation idle {idle:.1f} s (max_idle_s = 10) while its winning "
               f"ticket was held; the sweep finished {total:.1f} s after the release", flush=True)
+    for i in range(args.repeats if args.killnode else 0):
+        with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
+            print(f"killnode repeat {i + 1}: {lottery_node_loss(Path(folder), cluster).summary()}", flush=True)
+    for i in range(args.repeats if args.preempt else 0):
+        with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
+            print(f"preempt repeat {i + 1}: {lottery_preemption(Path(folder), cluster).summary()}", flush=True)
     if args.no_node_loss:
         return
     down, requeued = [], []
@@ -93,6 +108,27 @@ def idle_while_held(folder: Path, cluster):
 
     figures = held_winning_ticket(folder, cluster, idle_s=10)
     return figures["idle_held_s"], figures["after_release_s"]
+
+
+def translation_data(folder: Path):
+    """The fairseq tests' generated translation data (tests/fairseq/conftest.py's mt_data)."""
+    from fairseq_ext.data import make_translation_data
+    return make_translation_data(folder / "mt", seed=0, n_train=1000, n_valid=100, n_test=100)
+
+
+def lottery_node_loss(folder: Path, cluster):
+    from tests.fairseq.test_fairseq_slurm import lose_a_node_under_the_recipe
+    from tests.slurm_cluster import with_nodes
+
+    data = translation_data(folder)
+    with with_nodes(cluster, 3) as grown:
+        return lose_a_node_under_the_recipe(grown, data, folder)
+
+
+def lottery_preemption(folder: Path, cluster):
+    from tests.fairseq.test_fairseq_slurm import preempt_the_recipe
+
+    return preempt_the_recipe(cluster, translation_data(folder), folder)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ sacct). If not, and LTH_START_SLURM=1, they run `scripts/slurm_local.sh start` (
 once; if SLURM still does not answer, the test skips with the reason. .ci/run starts the cluster itself and lists
 "slurm" in LTH_REQUIRE_FRAMEWORK_TESTS, so there such a skip fails the run (tests/ci_gate.py).
 """
+import contextlib
 import os
 import shutil
 import subprocess
@@ -188,13 +189,27 @@ def lose_node_under_a_job(cluster, index, folder, timeout=180.0):
             time.sleep(0.25)
         restore_nodes(cluster)
         restored = True
-        wait_until(lambda: len(_attempts(job_id)) >= 2 and _attempts(job_id)[-1] in FINAL_STATES, timeout,
-                   lambda: f"job {job_id}'s second attempt to end (sacct -D: {' '.join(_attempts(job_id))})")
-        return NodeLoss(node, job_id, down_s, requeued_s, _attempts(job_id))
+        wait_until(lambda: len(attempts(job_id)) >= 2 and attempts(job_id)[-1] in FINAL_STATES, timeout,
+                   lambda: f"job {job_id}'s second attempt to end (sacct -D: {' '.join(attempts(job_id))})")
+        return NodeLoss(node, job_id, down_s, requeued_s, attempts(job_id))
     finally:
         _run(["scancel", job_id])
         if not restored:
             restore_nodes(cluster)
+
+
+@contextlib.contextmanager
+def with_nodes(cluster, n):
+    """The multi-node cluster grown to at least n nodes for the block (`start --nodes n` restarts slurmctld and the
+    slurmds: start it while no job runs); yields the grown cluster. Afterwards the cluster's own node count again,
+    a killed node's slurmd restarted and the node resumed."""
+    if len(cluster.nodes) < n:
+        p = _run(["bash", str(SCRIPT), "start", "--nodes", str(n)], timeout=START_TIMEOUT_S)
+        assert p.returncode == 0, p.stderr
+    try:
+        yield _describe()
+    finally:
+        restore_nodes(cluster)
 
 
 def restore_nodes(cluster):
@@ -203,7 +218,7 @@ def restore_nodes(cluster):
     assert p.returncode == 0, p.stderr
 
 
-def _attempts(job_id):
+def attempts(job_id):
     """Every attempt's state of a job in `sacct -D`, oldest first."""
     p = _run(["sacct", "-D", "-X", "-P", "-n", "-j", job_id, "-o", "State"])
     return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
