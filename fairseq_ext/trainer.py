@@ -30,7 +30,7 @@ class Termination:
     a round trains: every rank stops at the update they agree on, as for the warning before the time limit
     (fairseq_ext.requeue), fairseq saves the round's checkpoint_last.pt there, and the rank exits, leaving the requeue
     or the end of the job to SLURM (within its KillWait or the partition's GraceTime). Outside a round's training
-    (setup, evaluation) and in forked data workers SIGTERM keeps its default meaning."""
+    (setup, evaluation) SIGTERM keeps its default meaning. Data workers ignore it (`_data_workers_ignore_sigterm`)."""
 
     def __init__(self):
         self.pid = None
@@ -41,6 +41,7 @@ class Termination:
             return
         self.pid = os.getpid()
         signal.signal(signal.SIGTERM, self._on_signal)
+        _data_workers_ignore_sigterm()
         # A round's training that ends before the agreed update (its last update, which fairseq saves, came first)
         # would requeue the job when it leaves training, as after the warning: `scontrol requeue` brings even a
         # cancelled job back, so after SIGTERM the rank exits there instead.
@@ -69,6 +70,31 @@ class Termination:
 
 
 TERMINATION = Termination()
+
+
+def _data_workers_ignore_sigterm() -> None:
+    """SLURM sends SIGTERM to every process of the step. torch's data workers die of it (their C handler), and their
+    rank then waits for their batches until SIGKILL, saving nothing. They ignore it instead, unless it comes from
+    their rank (the data loader ending them, as torch's handler allows); a worker whose rank is gone exits by itself."""
+    from torch.utils.data._utils import signal_handling
+    torch_handlers = signal_handling._set_worker_signal_handlers  # called by each worker as it starts
+    if getattr(torch_handlers, "ignores_sigterm", False):
+        return
+
+    def set_worker_signal_handlers(*args):
+        torch_handlers(*args)
+        # blocked here, SIGTERM waits for the thread below, which learns who sent it
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        threading.Thread(target=_exit_on_sigterm_from_parent, name="lth-worker-sigterm", daemon=True).start()
+
+    set_worker_signal_handlers.ignores_sigterm = True
+    signal_handling._set_worker_signal_handlers = set_worker_signal_handlers
+
+
+def _exit_on_sigterm_from_parent() -> None:
+    while True:
+        if signal.sigwaitinfo({signal.SIGTERM}).si_pid == os.getppid():
+            os._exit(0)
 
 
 def arm_time_limit_warning(grace_s: float) -> Optional[float]:

@@ -35,9 +35,6 @@ SAVE_INTERVAL = int(FLAGS[FLAGS.index("--save-interval-updates") + 1])
 # rank 0 logs every update (fairseq's train_inner line), so the updates trained before an interruption are known;
 # logging changes nothing trained
 EVERY_UPDATE = ["--log-interval", "1"]
-# SLURM's SIGTERM reaches every process of the step, data workers included: with fairseq's default --num-workers 1
-# the ranks wait in the data loader until SIGKILL and save nothing (seen under this SLURM); without workers they save.
-NO_DATA_WORKERS = ["--num-workers", "0"]
 
 
 def job_env(**extra):
@@ -436,7 +433,7 @@ def preempt_the_recipe(cluster, data, tmp: Path) -> Preemption:
     a job of the partition `high` that needs the job's whole node preempts it (slurm_local.sh: PreemptMode REQUEUE).
     The job runs to the end."""
     runs = tmp / "runs"
-    job = submit(tmp, data, runs, "", *EVERY_UPDATE, *NO_DATA_WORKERS)
+    job = submit(tmp, data, runs, "", *EVERY_UPDATE)
     try:
         wait_for(lambda: (save_dir(runs) / "round_00" / "checkpoint_last.pt").is_file(), cluster, tmp, job,
                  "round 0's first checkpoint")
@@ -474,9 +471,10 @@ def preempt_the_recipe(cluster, data, tmp: Path) -> Preemption:
 
 def test_a_preempted_job_saves_at_sigterm_is_requeued_and_ends_equal_to_the_uninterrupted_run(
         slurm_cluster, uninterrupted, mt_data, tmp_path):
-    """Preemption (a job of the higher-priority partition needs the node): SLURM sends SIGTERM and requeues the job;
-    every rank stops at one update they agree on, fairseq saves it within KillWait, and the next attempt resumes
-    from that very update: nothing trained again, no retry spent. The run ends bit for bit as the uninterrupted one."""
+    """Preemption (a job of the higher-priority partition needs the node): SLURM sends SIGTERM to every process of the
+    job, data workers included (fairseq's default --num-workers 1), and requeues it; every rank stops at one update
+    they agree on, fairseq saves it within KillWait, and the next attempt resumes from that very update: nothing
+    trained again, no retry spent. The run ends bit for bit as the uninterrupted one."""
     pre = preempt_the_recipe(slurm_cluster, mt_data, tmp_path)
     print("\n" + pre.summary())
     assert attempts(pre.wt) == ["PREEMPTED", "COMPLETED"]
