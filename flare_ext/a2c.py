@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv=None):
     """Parsed flags with every None filled from the paper's settings for the game; `args.lottery` is a
     LotteryConfig (None without --lottery-prune)."""
+    from lth_plugins.errors import LotteryConfigError
     from lth_plugins.hparams import LotteryConfig
     from lth_plugins.store import default_run_dir
 
@@ -129,6 +130,11 @@ def parse_args(argv=None):
                 f"(epochs x games-per-epoch): every agent must play at least one game")
     args.lottery = (LotteryConfig.from_namespace(args, prefix="--lottery-", run_seed=args.seed)
                     if args.lottery_prune else None)
+    if args.lottery is not None:  # here, so that lth sweep's check of a job refuses what a run would
+        try:
+            args.lottery.validate(total_epochs=args.epochs)
+        except LotteryConfigError as e:
+            p.error(str(e))
     if args.run_dir is None and args.lottery_prune:
         args.run_dir = str(default_run_dir(FRAMEWORK, args.game, args.seed, args.lottery.ticket))
     return args

@@ -44,3 +44,17 @@ def test_flare_sweep_killed_and_resumed(tmp_path):
     report = lth("report", sweep, "-o", tmp_path / "report")
     assert report.returncode == 0, report.stdout
     assert (tmp_path / "report" / "index.html").is_file()
+
+
+@pytest.mark.parametrize("lottery, says", [
+    (["--lottery-rate", "2"], "prune rate must lie strictly between 0 and 1, got 2.0"),
+    (["--lottery-late-reset", "5ep"], "late reset point 5ep lies beyond the training length of 2 epochs"),
+])
+def test_a_bad_lottery_value_refuses_the_grid_naming_the_job(tmp_path, lottery, says):
+    cfg = write_config(tmp_path / "sweep.json", {
+        "seeds": [0], "rounds": 2, "lottery": lottery,
+        "experiment": [{"framework": "flare", "games": ["CartPole-v0"], "args": TINY}]})
+    proc = lth("sweep", "--dry-run", cfg, tmp_path / "sw")
+    assert proc.returncode == 2, proc.stdout
+    assert "job CartPole-v0/default/s0/wt: python -m flare_ext.a2c refuses its arguments" in proc.stdout, proc.stdout
+    assert says in proc.stdout and not (tmp_path / "sw").exists(), proc.stdout
