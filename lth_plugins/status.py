@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from .hparams import Choice, Ticket, fraction_pruned
-from .errors import LotteryError
+from .errors import LotteryError, RunStoreError
 from .record import RoundRecord
 from .store import RunStore, Snapshot
 
@@ -102,41 +102,60 @@ def render(columns: List[Column], by_round: Dict[int, Dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def run_labels(paths) -> List[str]:
+    """What names each run in a table: its directory's name (the path as given where two names are alike)."""
+    names = [Path(p).name for p in paths]
+    return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths)]
+
+
+def open_run(path) -> RunStore:
+    """The store of a run directory; a path that does not exist is named as such."""
+    if not Path(path).exists():
+        raise RunStoreError(f"{path} does not exist")
+    return RunStore(Path(path))
+
+
 def rows_by_round(paths) -> Dict[str, object]:
-    """{'by_round': {k: {ticket: row}}, 'tickets': [ticket of each path], 'stores': [...], 'metric': name}."""
+    """{'by_round': {k: {label: row}}, 'labels': [run_labels of the paths], 'stores': [...], 'metric': name}."""
     by_round: Dict[int, Dict[str, dict]] = {}
-    tickets, stores, metric = [], [], None
-    for path in paths:
-        store = RunStore(Path(path))
-        ticket = str(store.lottery.ticket)
-        tickets.append(ticket)
+    labels, stores, metric = run_labels(paths), [], None
+    for label, path in zip(labels, paths):
+        store = open_run(path)
         stores.append(store)
         for row in round_rows(store):
-            by_round.setdefault(row["round"], {})[ticket] = row
+            by_round.setdefault(row["round"], {})[label] = row
         metric = metric or primary_metric(store)
-    return {"by_round": by_round, "tickets": tickets, "stores": stores, "metric": metric}
+    return {"by_round": by_round, "labels": labels, "stores": stores, "metric": metric}
 
 
 def pruned_column(sep: str = "  ") -> Column:
     return Column("pruned", 7, lambda k, rows: f"{100 * next(iter(rows.values()))['fraction_pruned']:6.1f}%", sep)
 
 
+def column_title(label: str, store: RunStore, metric: Optional[str]) -> str:
+    """'RUN: TICKET METRIC', with the run a transferred ticket's masks come from."""
+    cfg = store.lottery
+    source = f" (from {Path(cfg.source_dir).name})" if cfg.ticket is Ticket.TRANSFERRED and cfg.source_dir else ""
+    return f"{label}: {cfg.ticket} {metric or '(no round finished)'}{source}"
+
+
 def status_table(paths) -> str:
-    """Rounds of every given run, winning and random side by side when both are given."""
+    """Rounds of every given run side by side, each column named by its run."""
     t = rows_by_round(paths)
     columns = [Column("round", 5, lambda k, rows: str(k)), pruned_column()]
-    for ticket in t["tickets"]:
-        def value(k, rows, ticket=ticket):
-            r = rows.get(ticket)
+    for label, store in zip(t["labels"], t["stores"]):
+        def value(k, rows, label=label):
+            r = rows.get(label)
             return "" if r is None or r["value"] is None else f"{r['value']:.4f}"
 
-        columns += [Column(f"{ticket} {t['metric'] or '(no round finished)'}", 24, value, "  "),
-                    Column("updates", 13, lambda k, rows, ticket=ticket: (rows.get(ticket) or {}).get("updates", ""),
+        title = column_title(label, store, t["metric"])
+        columns += [Column(title, max(24, len(title)), value, "  "),
+                    Column("updates", 13, lambda k, rows, label=label: (rows.get(label) or {}).get("updates", ""),
                            "  "),
-                    Column("state", 11, lambda k, rows, ticket=ticket: (rows.get(ticket) or {}).get("state", "-"),
+                    Column("state", 11, lambda k, rows, label=label: (rows.get(label) or {}).get("state", "-"),
                            "  ")]
     from .sweep.retries import describe
-    notes = [f"{ticket}: SLURM {describe(path)}" for ticket, path in zip(t["tickets"], paths) if describe(path)]
+    notes = [f"{label}: SLURM {describe(path)}" for label, path in zip(t["labels"], paths) if describe(path)]
     return "\n".join([render(columns, t["by_round"]), *notes])
 
 

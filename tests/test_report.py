@@ -16,6 +16,7 @@ from lth_plugins.progress import RoundProgress
 from lth_plugins.record import RoundRecord
 from lth_plugins.report import ReportError, build_report
 from lth_plugins.report import plots, tables
+from lth_plugins.report.collect import settings_label
 from lth_plugins.report.output import MANIFEST
 from lth_plugins.store import RunStore
 
@@ -304,17 +305,23 @@ def test_runs_of_other_settings_are_not_pooled_as_seeds(tmp_path):
         dirs += write_experiment(tmp_path / name, seeds=(0, 1), rounds=2, settings=settings)
     rep = build_report(dirs, tmp_path / "out")
     groups = {g.task: g for g, _ in rep.tasks}
-    assert sorted(groups) == ["wmt-en-de (data.dict.src.txt=sha256:aa, encoder_layers=2, lr=0.007)",
-                              "wmt-en-de (data.dict.src.txt=sha256:aa, encoder_layers=2, lr=0.01)",
-                              "wmt-en-de (data.dict.src.txt=sha256:aa, encoder_layers=6, lr=0.007)",
-                              "wmt-en-de (data.dict.src.txt=sha256:bb, encoder_layers=2, lr=0.007)"]
+    # the data fingerprint (nested settings) is named by a short digest of its values, in full in a footnote
+    digest = {v: settings_label({"settings.data.dict.src.txt": v}) for v in ("sha256:aa", "sha256:bb")}
+    assert re.fullmatch(r"data #[0-9a-f]{6}", digest["sha256:aa"]) and digest["sha256:aa"] != digest["sha256:bb"]
+    aa, bb = digest["sha256:aa"], digest["sha256:bb"]
+    assert sorted(groups) == sorted([f"wmt-en-de ({aa}, encoder_layers=2, lr=0.007)",
+                                     f"wmt-en-de ({aa}, encoder_layers=2, lr=0.01)",
+                                     f"wmt-en-de ({aa}, encoder_layers=6, lr=0.007)",
+                                     f"wmt-en-de ({bb}, encoder_layers=2, lr=0.007)"])
+    assert ("Told apart from the task's other experiments by: data.dict.src.txt=sha256:bb; encoder_layers=2; "
+            "lr=[0.007]." in (tmp_path / "out" / "report.md").read_text())
     for group, specs in rep.tasks:  # each curve averages its own experiment's two seeds, nothing else
         assert len({r.path.parent for r in group.runs}) == 1 and group.seeds == 2
         assert [s.n for s in specs[0].series()] == [[2, 2, 2], [2, 2]]
     assert len({f for f in rep.files if f.endswith("_tickets.png")}) == 4
     data = read_json(tmp_path / "out" / "report.json")
     assert {t["task"]: t["settings"]["settings.lr"] for t in data["tasks"]}[
-        "wmt-en-de (data.dict.src.txt=sha256:aa, encoder_layers=2, lr=0.01)"] == [0.01]
+        f"wmt-en-de ({aa}, encoder_layers=2, lr=0.01)"] == [0.01]
 
     # seeds alone (the framework's and the lottery's) differ: one curve of two seeds
     rep = build_report(write_experiment(tmp_path / "seeds", seeds=(3, 4), rounds=2, settings=base),

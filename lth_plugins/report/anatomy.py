@@ -22,7 +22,7 @@ from ..masks import Mask
 from ..selection import without_kept_dense
 from ..store import RunStore, Snapshot
 from .collect import Run, TaskGroup, Variant
-from .series import mean_std, source_task
+from .series import mean_std
 
 
 # --- measures ---------------------------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ def _transfer_curves(group: TaskGroup, notes: List[str]) -> List[Curve]:
         except RunStoreError as e:
             notes.append(f"no transfer overlap for {tt.path}: {e}")
             continue
-        task = source_task(tt) or "another task"
+        task = tt.transfer_source
         for _, w in _pairs([tt], own):
             theirs = {_level(w, k): k for k in w.records if k > 0}
             for k in sorted(tt.records):

@@ -5,7 +5,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .anatomy import Anatomy, Curve
-from .plots import pruning_axis, rounds_on_axis
+from .plots import pruning_axis, rounds_on_axis, set_title
 
 
 def _figure(width: float, height: float):
@@ -19,7 +19,8 @@ def draw_layer_rounds(anatomy: Anatomy, path) -> dict:
     lr = anatomy.layers
     pct = 100.0 * np.asarray(lr.pruned, dtype=float)
     n, m = pct.shape
-    fig, ax = _figure(min(24.0, max(6.0, 3.5 + 0.45 * m)), min(60.0, max(3.0, 1.5 + 0.22 * n)))
+    width = min(24.0, max(6.0, 3.5 + 0.45 * m))
+    fig, ax = _figure(width, min(60.0, max(3.0, 1.5 + 0.22 * n)))
     image = ax.imshow(pct, aspect="auto", cmap="viridis", vmin=0.0, vmax=100.0, interpolation="nearest")
     if n * m <= 400:  # the numbers stay legible
         for i in range(n):
@@ -34,7 +35,7 @@ def draw_layer_rounds(anatomy: Anatomy, path) -> dict:
                        fontsize=7 if n > 20 else 8)
     fig.colorbar(image, ax=ax, label="weights pruned in the parameter (%)")
     seeds = f"mean over {lr.seeds} seeds" if lr.seeds > 1 else "1 seed"
-    ax.set_title(f"{anatomy.task}: pruning per parameter and round ({seeds})", fontsize=10)
+    set_title(ax, f"{anatomy.task}: pruning per parameter and round ({seeds})", width)
     fig.tight_layout()
     fig.savefig(path)
     return {"kind": "anatomy_layers", "parameters": list(lr.names), "rounds": list(lr.rounds),
@@ -57,7 +58,8 @@ def _curve(ax, c: Curve, chance: bool, first: bool) -> dict:
 
 
 def _curves_figure(anatomy: Anatomy, curves, path, ylabel: str, title: str, chance: bool, kind: str) -> dict:
-    fig, ax = _figure(7.5, 4.8)
+    width = 7.5
+    fig, ax = _figure(width, 4.8)
     ax.set_ylim(0.0, 1.02)  # fractions: chance and measured values on one honest scale
     drawn = {"kind": kind, "curves": [_curve(ax, c, chance, i == 0) for i, c in enumerate(curves)]}
     last = rounds_on_axis([f for c in curves for f in c.fraction_pruned], anatomy.rate)
@@ -65,7 +67,7 @@ def _curves_figure(anatomy: Anatomy, curves, path, ylabel: str, title: str, chan
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    ax.set_title(title, fontsize=10)
+    set_title(ax, title, width)
     fig.tight_layout()
     fig.savefig(path)
     return drawn

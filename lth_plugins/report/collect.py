@@ -11,6 +11,7 @@ Runs are seeds of one curve only when they are one experiment: every setting but
 differ in another setting (learning rate, model depth, data...) are separate experiments with figures of their
 own, named by the settings that tell them apart.
 """
+import hashlib
 import json
 from dataclasses import dataclass, field
 from numbers import Real
@@ -32,6 +33,17 @@ class ReportError(LotteryError):
 DRAWN_APART = ("lottery.ticket", "lottery.masks_from", "lottery.dense_from", "lottery.schedule", "lottery.reset",
                "lottery.rate", "lottery.budget", "lottery.include", "lottery.exclude", "lottery.transfer_from",
                "lottery.transfer_keep_dense")
+
+
+def task_identity(config: dict) -> str:
+    """The task as a researcher names it: the framework's task, with its language pair where the settings give one
+    (fairseq's `translation` is every pair's task: "translation en-de")."""
+    task = str(config.get("task"))
+    settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
+    source, target = settings.get("source_lang"), settings.get("target_lang")
+    if source or target:
+        task += f" {source or '?'}-{target or '?'}"
+    return task
 
 
 def experiment_of(config: dict) -> Dict[str, Any]:
@@ -101,12 +113,19 @@ class Run:
     planned_rounds: int
     variant: Variant
     masks_from: Optional[str]        # the winning run whose masks it trains (masks_from, transfer_from's RUN_DIR)
+    source_task: Optional[str] = None  # a transferred ticket's source task (task_identity), when readable
     experiment: Dict[str, Any] = field(default_factory=dict)  # experiment_of its configuration
     records: Dict[int, RoundRecord] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def transfer_source(self) -> str:
+        """What a transferred ticket's curve is named by: its source's task, or the source directory when that
+        cannot be read."""
+        return self.source_task or f"{self.masks_from} (unreadable)"
 
     @property
     def primary(self) -> str:
@@ -176,9 +195,10 @@ def load_run(path) -> Run:
         raise ReportError(f"{path / CONFIG} is unreadable ({e})") from None
     if lottery is None or "task" not in store.config:
         raise ReportError(f"{path} is not a lottery run directory ({CONFIG} lacks the 'lottery' or 'task' key)")
-    run = Run(path=path, task=str(store.task), framework=str(store.framework or "?"), ticket=lottery.ticket,
-              seed=int(lottery.seed), rate=float(lottery.rate), planned_rounds=int(lottery.rounds),
-              variant=Variant.of(lottery), masks_from=lottery.source_dir, experiment=experiment_of(store.config))
+    run = Run(path=path, task=task_identity(store.config), framework=str(store.framework or "?"),
+              ticket=lottery.ticket, seed=int(lottery.seed), rate=float(lottery.rate),
+              planned_rounds=int(lottery.rounds), variant=Variant.of(lottery), masks_from=lottery.source_dir,
+              experiment=experiment_of(store.config))
     for k in store.finished_rounds():
         rec = _read_record(store, k)
         value = rec.value
@@ -224,7 +244,7 @@ def _resolve_random_tickets(runs: List[Run]) -> None:
                 if (c / CONFIG).is_file():
                     try:
                         store = RunStore(c)
-                        source_cfg = {"task": store.task, "variant": Variant.of(store.lottery),
+                        source_cfg = {"task": task_identity(store.config), "variant": Variant.of(store.lottery),
                                       "experiment": experiment_of(store.config)}
                     except (RunStoreError, ValueError, TypeError) as e:
                         raise ReportError(f"{c / CONFIG} is unreadable ({e})") from None
@@ -234,6 +254,7 @@ def _resolve_random_tickets(runs: List[Run]) -> None:
             continue
         if run.ticket is Ticket.TRANSFERRED:  # another task's masks, trained as an experiment of its own task
             run.variant, run.rate = source_cfg["variant"], source_cfg["variant"].rate
+            run.source_task = source_cfg["task"]
             continue
         if source_cfg["task"] != run.task:
             raise ReportError(f"random ticket {run.path} (task {run.task!r}) takes its masks from {where}, "
@@ -252,6 +273,13 @@ class TaskGroup:
     @property
     def framework(self) -> str:
         return self.runs[0].framework
+
+    @property
+    def settings_note(self) -> str:
+        """The footnote to a name whose settings are shortened: every setting that tells the experiment apart."""
+        if not self.settings:
+            return ""
+        return f"Told apart from the task's other experiments by: {settings_listing(self.settings)}."
 
     @property
     def primary(self) -> str:
@@ -336,25 +364,50 @@ def _experiments(task: str, runs: List[Run]):
     return sorted(out, key=lambda e: e[0])
 
 
-def settings_label(settings: Dict[str, Any], most: int = 4) -> str:
-    """`key=value, ...` of settings that tell experiments apart, briefly (a framework's settings by their own
-    name, long values cut)."""
+def settings_label(settings: Dict[str, Any], most: int = 3) -> str:
+    """`key=value, ...` of settings that tell experiments apart, briefly: a framework's settings by their own name,
+    long values cut, a nested setting (e.g. a data fingerprint of many files) as one short digest of its values.
+    `settings_listing` gives them in full."""
     def value(v) -> str:
         v = v[0] if isinstance(v, list) and len(v) == 1 else v
         text = "unset" if v is None else str(v)
         return text if len(text) <= 18 else text[:17] + "…"
 
-    parts = [f"{k.removeprefix('settings.')}={value(v)}" for k, v in list(settings.items())[:most]]
-    return ", ".join(parts) + (f", +{len(settings) - most} more" if len(settings) > most else "")
+    parts: Dict[str, str] = {}
+    nested: Dict[str, Dict[str, Any]] = {}
+    for k, v in settings.items():
+        name = k.removeprefix("settings.")
+        top, _, rest = name.partition(".")
+        if k.startswith("settings.") and rest:
+            nested.setdefault(top, {})[rest] = v
+            parts[top] = ""
+        else:
+            parts[name] = f"{name}={value(v)}"
+    for top, values in nested.items():
+        digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:6]
+        parts[top] = f"{top} #{digest}"
+    shown = list(parts.values())
+    return ", ".join(shown[:most]) + (f", +{len(shown) - most} more" if len(shown) > most else "")
+
+
+def settings_listing(settings: Dict[str, Any]) -> str:
+    """Every setting that tells an experiment apart, in full: the footnote to its short `settings_label`."""
+    return "; ".join(f"{k.removeprefix('settings.')}={'unset' if v is None else v}" for k, v in settings.items())
 
 
 def _check_repetitions(name: str, runs: List[Run]) -> None:
-    """Two runs of one experiment with the same ticket, variant and lottery seed repeat each other."""
+    """Two runs of one experiment with the same ticket, variant and lottery seed repeat each other; so do two
+    transferred tickets of one seed from sources of the same task, which one curve would average as two seeds."""
     seen: Dict[tuple, Run] = {}
     for r in runs:
-        source = (None if not r.masks_from else str(Path(r.masks_from).resolve()) if r.ticket is Ticket.TRANSFERRED
-                  else Path(r.masks_from).name)  # transferred tickets of one seed differ in their source alone
+        source = (r.transfer_source if r.ticket is Ticket.TRANSFERRED
+                  else Path(r.masks_from).name if r.masks_from else None)
         key = (r.variant, r.ticket, r.seed, source)
+        if key in seen and r.ticket is Ticket.TRANSFERRED:
+            raise ReportError(f"{seen[key].path} and {r.path} are transferred tickets from {source} with the same "
+                              f"lottery seed {r.seed} (sources {seen[key].masks_from} and {r.masks_from}): one curve "
+                              f"would average them as if they were two seeds; give each its own lottery seed "
+                              f"(--lottery-seed), or report them separately")
         if key in seen:
             raise ReportError(f"{seen[key].path} and {r.path} are the same experiment (task {name!r}, "
                               f"{r.ticket} ticket, {r.variant.method_label()}, lottery seed {r.seed}); "

@@ -29,7 +29,9 @@ def index_html(tasks, charts: List[LayerChart], files: List[str], anatomies: Seq
              "<ul>" + "".join(f"<li><a href='#task-{i}'>{escape(g.task)}</a></li>"
                               for i, (g, _) in enumerate(tasks)) + "</ul>"]
     for i, (group, specs) in enumerate(tasks):
-        parts.append(f"<h2 id='task-{i}'>{escape(group.task)}</h2>")
+        parts.append(f"<h2 id='task-{i}' title='{escape(group.settings_note)}'>{escape(group.task)}</h2>")
+        if group.settings_note:
+            parts.append(f"<p class='note'>{escape(group.settings_note)}</p>")
         parts.append(f"<p>Framework <code>{escape(group.framework)}</code>; metric <code>{escape(group.primary)}"
                      f"</code> ({'higher' if group.higher_is_better else 'lower'} is better); prune rate "
                      f"{group.rate:g} per round.</p>")

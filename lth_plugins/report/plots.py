@@ -101,6 +101,12 @@ def draw_metric_figure(spec: FigureSpec, path) -> dict:
     return drawn
 
 
+def set_title(ax, text: str, figure_width: float) -> None:
+    """An axes title wrapped to the figure's width (about 11 characters per inch at 10 pt, the axes being
+    narrower than the figure), else a long title is cut off."""
+    ax.set_title(textwrap.fill(text, width=int(figure_width * 11)), fontsize=10)
+
+
 def draw_layer_chart(chart: LayerChart, path) -> dict:
     """Horizontal bars: the percentage pruned of each parameter at one round, overall pruning as a line."""
     n = len(chart.names)
@@ -121,7 +127,7 @@ def draw_layer_chart(chart: LayerChart, path) -> dict:
     ax.set_xlim(0, 100)
     ax.set_xlabel("weights pruned in the parameter (%)")
     seeds = f"mean over {chart.n} seeds" if chart.n > 1 else "1 seed"
-    ax.set_title(f"{chart.task}: pruning per parameter at round {chart.round} ({seeds})", fontsize=10)
+    set_title(ax, f"{chart.task}: pruning per parameter at round {chart.round} ({seeds})", 8.0)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()

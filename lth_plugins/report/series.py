@@ -1,12 +1,12 @@
 """What each figure shows: runs aggregated over seeds into series (mean and standard deviation per round),
 and the plan of a task's figures (winning vs random, ablations, pruned-weight selections, per-layer sparsity)."""
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..hparams import Budget, Reset, Ticket
-from ..store import RunStore
 from .collect import ReportError, Run, TaskGroup, Variant
 
 BLUE, RED, GREEN, PURPLE, GRAY = "tab:blue", "tab:red", "tab:green", "tab:purple", "tab:gray"
@@ -41,10 +41,11 @@ class Series:
     linestyle: str = "-"
     # per round: why some of its values stand on less than the metric asks for (drawn hollow); "" when none
     partial: List[str] = field(default_factory=list)
+    source: str = ""                 # a transferred ticket's source task: one curve per source
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("label", "rounds", "fraction_pruned", "mean", "std", "n",
-                                           "values", "runs", "color", "linestyle", "partial")}
+                                           "values", "runs", "color", "linestyle", "partial", "source")}
         d["ticket"] = str(self.ticket)
         if self.variant is not None:
             d["variant"] = {"schedule": str(self.variant.schedule), "reset": str(self.variant.reset),
@@ -66,6 +67,7 @@ def aggregate(runs: List[Run], label: str, ticket: str, variant: Optional[Varian
               linestyle: str = "-", rounds=None) -> Optional[Series]:
     """Per round, the mean and std over the runs that finished it with a value (None when no run has any such
     round); rounds where some run's value is partial or missing say why in `partial`."""
+    _check_distinct_seeds(runs, label)
     ks = sorted({k for r in runs for k in r.records if rounds is None or k in rounds})
     s = Series(label, ticket, variant, [], [], [], [], [], [], [str(r.path) for r in runs], color, linestyle)
     for k in ks:
@@ -84,6 +86,16 @@ def aggregate(runs: List[Run], label: str, ticket: str, variant: Optional[Varian
         s.values.append(vals)
         s.partial.append("; ".join(reasons))
     return s if s.rounds else None
+
+
+def _check_distinct_seeds(runs: List[Run], label: str) -> None:
+    """A curve averages seeds: two of its runs with one seed are a grouping error, refused rather than drawn."""
+    by_seed: Dict[int, Run] = {}
+    for r in runs:
+        if r.seed in by_seed:
+            raise ReportError(f"the curve {label!r} would average {by_seed[r.seed].path} and {r.path}, which share "
+                              f"the lottery seed {r.seed}, as if they were two seeds; report them separately")
+        by_seed[r.seed] = r
 
 
 def dense_baseline(group: TaskGroup) -> Optional[Series]:
@@ -206,22 +218,15 @@ def transferred_series(group: TaskGroup, variant: Variant) -> List[Series]:
     """Transferred tickets (purple), one curve per task their masks were found on (told apart by line style)."""
     by_source: Dict[str, List[Run]] = {}
     for r in group.runs_of(variant, Ticket.TRANSFERRED):
-        by_source.setdefault(source_task(r) or "another task", []).append(r)
+        by_source.setdefault(r.transfer_source, []).append(r)
     out = []
     for i, (task, runs) in enumerate(sorted(by_source.items())):
         s = aggregate(runs, f"transferred ticket from {task}, {_seeds(runs)}", Ticket.TRANSFERRED, variant, PURPLE,
                       TRANSFER_STYLES[i % len(TRANSFER_STYLES)])
         if s:
+            s.source = task
             out.append(s)
     return out
-
-
-def source_task(run: Run) -> Optional[str]:
-    """The task of the run whose masks `run` trains, when its directory is readable."""
-    try:
-        return RunStore.view(run.masks_from).task if run.masks_from else None
-    except (OSError, ValueError):
-        return None
 
 
 def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
@@ -293,16 +298,22 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
 
 def plan_layers(group: TaskGroup, stem: str, round_index: Optional[int] = None) -> Optional[LayerChart]:
     """Fraction pruned per parameter at one round (default: the last round every run of the default variant
-    finished), mean over seeds, for the default variant's winning tickets (random tickets share their masks)."""
+    finished; a negative round counts back from it: -1 is that round), mean over seeds, for the default variant's
+    winning tickets (random tickets share their masks)."""
     default = group.default_variant()
     runs = group.runs_of(default, Ticket.WINNING) or group.runs_of(default, Ticket.RANDOM)
     pruned_rounds = sorted({k for r in runs for k in r.records if k > 0})
     if not pruned_rounds:
         return None
     note = ""
+    common = sorted(set.intersection(*({k for k in r.records if k > 0} for r in runs))) or pruned_rounds
     if round_index is None:
-        common = set.intersection(*({k for k in r.records if k > 0} for r in runs))
-        k = max(common) if common else pruned_rounds[-1]
+        k = common[-1]
+    elif round_index < 0:  # counted from the last round every run finished, as Python counts from a list's end
+        if -round_index > len(common):
+            raise ReportError(f"layer round {round_index} counts back past the first pruned round: the runs of "
+                              f"{group.task} finished {len(common)} pruned rounds ({', '.join(map(str, common))})")
+        k = common[round_index]
     elif round_index in pruned_rounds:
         k = round_index
     else:
@@ -326,11 +337,17 @@ def plan_layers(group: TaskGroup, stem: str, round_index: Optional[int] = None) 
                       std, len(runs), overall, [str(r.path) for r in runs], note)
 
 
+STEM_LENGTH = 40
+
+
 def stems(groups: List[TaskGroup]) -> Dict[str, str]:
-    """A distinct file-name stem per task."""
+    """A distinct, short, file-system-safe file-name stem per task: a long name is cut, with a digest of the
+    whole name to keep it apart from others cut alike."""
     out, used = {}, set()
     for g in groups:
         base = slug(g.task)
+        if len(base) > STEM_LENGTH:
+            base = base[:STEM_LENGTH].rstrip("-.") + "-" + hashlib.sha256(g.task.encode()).hexdigest()[:6]
         stem, i = base, 2
         while stem.lower() in used:
             stem, i = f"{base}-{i}", i + 1

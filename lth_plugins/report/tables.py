@@ -6,8 +6,8 @@ from typing import List, Optional, Tuple
 
 from .series import FigureSpec, LayerChart, Series
 
-CSV_COLUMNS = ["task", "framework", "metric", "higher_is_better", "ticket", "schedule", "reset", "rate", "budget",
-               "weights_pruned", "round", "fraction_pruned", "seeds", "mean", "std", "values", "partial"]
+CSV_COLUMNS = ["task", "framework", "metric", "higher_is_better", "ticket", "source", "schedule", "reset", "rate",
+               "budget", "weights_pruned", "round", "fraction_pruned", "seeds", "mean", "std", "values", "partial"]
 LAYER_COLUMNS = ["task", "round", "schedule", "reset", "weights_pruned", "parameter", "numel", "seeds",
                  "fraction_pruned_mean", "fraction_pruned_std"]
 
@@ -58,7 +58,7 @@ def unique_series(specs: List[FigureSpec]) -> List[Series]:
     seen, out = set(), []
     for spec in specs:
         for s in ([spec.dense] if spec.dense else []) + spec.series():
-            key = (spec.task, s.ticket, s.variant)
+            key = (spec.task, s.ticket, s.source, s.variant)
             if key not in seen:
                 seen.add(key)
                 out.append(s)
@@ -74,7 +74,7 @@ def csv_text(tasks) -> str:
         for s in unique_series(specs):
             v = s.variant
             for i, k in enumerate(s.rounds):
-                w.writerow([group.task, group.framework, group.primary, group.higher_is_better, s.ticket,
+                w.writerow([group.task, group.framework, group.primary, group.higher_is_better, s.ticket, s.source,
                             v.schedule if v else "", v.reset if v else "", v.rate if v else "",
                             v.budget if v else "", v.selection_label() if v else "",
                             k, f"{s.fraction_pruned[i]:.6f}", s.n[i], repr(s.mean[i]), repr(s.std[i]),
@@ -114,6 +114,7 @@ def markdown_text(tasks, charts: List[LayerChart]) -> str:
     for group, specs in tasks:
         out += [f"## {group.task}", "", f"Framework {group.framework}; metric `{group.primary}` "
                 f"({'higher' if group.higher_is_better else 'lower'} is better); {len(group.runs)} run(s).", ""]
+        out += [group.settings_note, ""] if group.settings_note else []
         for spec in specs:
             out += [f"### {spec.title}", "", f"![{spec.title}]({spec.file})", "", spec.caption, "",
                     dense_text(spec.dense), ""]
