@@ -4,6 +4,7 @@ import dataclasses
 import enum
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional, Tuple
 
 from .errors import LotteryConfigError
@@ -120,6 +121,9 @@ class ResetPoint:
 def parse_transfer(spec: str) -> Tuple[str, Optional[int]]:
     """`RUN_DIR[:ROUND]` as (run directory, first round or None)."""
     path, sep, tail = str(spec).rpartition(":")
+    if sep and path and not tail.strip().isdigit() and Path(path).is_dir() and not Path(spec).exists():
+        raise LotteryConfigError(f"transfer_from {spec!r} is not understood: ROUND in RUN_DIR:ROUND is a round "
+                                 f"number >= 1")
     if not sep or not tail.strip().isdigit():
         return str(spec), None
     if not path or int(tail) < 1:
@@ -288,7 +292,8 @@ class LotteryConfig:
             first = parse_transfer(self.transfer_from)[1]
             if first is not None and first > self.rounds:
                 raise LotteryConfigError(f"transfer_from {self.transfer_from!r} starts at round {first}, after "
-                                         f"the last round {self.rounds}: give rounds >= {first}")
+                                         f"the last round {self.rounds} (rounds, {flag('rounds')}): give "
+                                         f"{flag('rounds')} {first} or more")
         if self.takes_masks and self.dense_from:
             raise LotteryConfigError(f"dense_from is only used by winning tickets: a {self.ticket} ticket has no "
                                      "dense round of its own (it takes its winning run's masks)")

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from .errors import LotteryConfigError, RunStoreError
-from .hparams import LotteryConfig, Reset, Ticket
+from .hparams import LotteryConfig, Reset, Ticket, flag
 from .masks import Mask
 from .selection import matching, without_kept_dense
 from .store import RunStore, Snapshot, config_diff, is_seed
@@ -26,13 +26,14 @@ def wait_for_config(path, wait_s: float, what: str) -> None:
         wait_until(lambda: (Path(path) / "config.json").is_file(), wait_s, f"{what} {path} to write its config.json")
 
 
-def open_winning_run(path, wait_s: float = 0.0) -> RunStore:
-    """The read-only store of the winning-ticket run whose masks a random ticket uses (waited for while it starts,
-    up to `wait_s` seconds)."""
+def open_winning_run(path, wait_s: float = 0.0, field: str = "masks_from") -> RunStore:
+    """The read-only store of the winning-ticket run whose masks a random ticket (or, `field` "transfer_from", a
+    transferred ticket) uses, waited for while it starts, up to `wait_s` seconds."""
     wait_for_config(path, wait_s, "the winning-ticket run")
     store = RunStore(path)
     if store.lottery.ticket is not Ticket.WINNING:
-        raise RunStoreError(f"masks_from {path} is not a winning-ticket run")
+        raise RunStoreError(f"{field} ({flag(field)}) {path} is a {store.lottery.ticket} ticket's run: give a "
+                            f"winning-ticket run")
     return store
 
 
@@ -45,8 +46,9 @@ def masks_available(source: RunStore) -> int:
 def _check_rounds_available(source: RunStore, rounds: int, what: str) -> None:
     available = masks_available(source)
     if rounds > available:
-        raise LotteryConfigError(f"the {what} asks for {rounds} rounds but the winning run {source.path} has masks "
-                                 f"for {available}; use rounds <= {available} or extend the winning run first")
+        raise LotteryConfigError(f"the {what} asks for {rounds} rounds (rounds, {flag('rounds')}) but the winning "
+                                 f"run {source.path} has masks for {available}; give {flag('rounds')} {available} "
+                                 f"or fewer, or extend the winning run first")
 
 
 def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) -> None:
@@ -71,7 +73,7 @@ def open_transfer_source(config: LotteryConfig) -> RunStore:
     """The read-only store of the winning run a transferred ticket comes from, once it has recorded its initial
     weights (waited for while it starts, up to `mask_wait`)."""
     path = config.source_dir
-    source = open_winning_run(path, config.mask_wait)
+    source = open_winning_run(path, config.mask_wait, "transfer_from")
     wait_until(lambda: source.has_snapshot(Snapshot.INIT), config.mask_wait, f"the initial weights of {path}",
                alive=source.alive, writer=f"the winning-ticket run {path}")
     return source

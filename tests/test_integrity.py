@@ -98,7 +98,7 @@ def test_random_ticket_must_train_as_the_winning_run(wt, tmp_path):
     assert "lottery.rate" in str(e.value) and "settings.epochs" in str(e.value)
     with pytest.raises(LotteryConfigError, match="schedule"):
         rt_run(wt, tmp_path / "rt", schedule="oneshot")
-    with pytest.raises(LotteryConfigError, match="asks for 4 rounds but the winning run .* has masks for 3"):
+    with pytest.raises(LotteryConfigError, match=r"asks for 4 rounds \(rounds, --lottery-rounds\) but the winning run .* has masks for 3; give --lottery-rounds 3"):
         rt_run(wt, tmp_path / "rt", rounds=4)
     assert not (tmp_path / "rt").exists() and files_of(wt) == before
     # the ticket type, its seeds, its reset and its rounds (within the masks there are) may differ

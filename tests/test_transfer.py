@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lth_plugins.demo import BATCH, LR, build_parser, make_data, make_model, run_ticket, train_round
-from lth_plugins.errors import LotteryConfigError, MaskError
+from lth_plugins.errors import LotteryConfigError, MaskError, RunStoreError
 from lth_plugins.hparams import LotteryConfig, Ticket
 from lth_plugins.report import build_report
 from lth_plugins.report.anatomy import mask_overlap
@@ -50,7 +50,8 @@ def test_the_flag_alone_makes_a_transferred_ticket_and_its_round_is_parsed():
     config = LotteryConfig.from_namespace(args, run_seed=0).validate()
     assert config.ticket is Ticket.TRANSFERRED and config.source_dir == "runs/de/wt"
     assert config.first_round == 3 and config.transfer_keep_dense == ("4.*",)
-    with pytest.raises(LotteryConfigError, match="starts at round 3, after the last round 2"):
+    with pytest.raises(LotteryConfigError, match=r"starts at round 3, after the last round 2 \(rounds, "
+                                                 r"--lottery-rounds\): give --lottery-rounds 3 or more"):
         LotteryConfig(transfer_from="runs/de/wt:3", rounds=2).validate()
     with pytest.raises(LotteryConfigError, match="transfer_from makes a transferred ticket; it cannot be a random"):
         LotteryConfig(transfer_from="runs/de/wt", ticket="random", masks_from="runs/de/wt").validate()
@@ -197,3 +198,14 @@ def test_status_plans_a_transferred_tickets_rounds_at_its_sources_rate(source, t
     planned = {row["round"]: row["fraction_pruned"] for row in round_rows(RunStore(tmp_path / "tt"))}
     assert planned == {k: fraction_pruned(RunStore(source).lottery.rate, k) for k in (1, 2)} != \
         {k: fraction_pruned(0.2, k) for k in (1, 2)}
+
+
+def test_a_round_that_is_no_number_and_a_source_that_is_no_winning_run_are_named(source, tmp_path):
+    with pytest.raises(LotteryConfigError, match="ROUND in RUN_DIR:ROUND is a round number >= 1"):
+        LotteryConfig(transfer_from=f"{source}:x").validate()
+    rt = run_ticket(LotteryConfig(rounds=1, rate=0.5, late_reset="1ep", ticket="random", masks_from=str(source)),
+                    tmp_path / "rt", seed=0, **KW)
+    with pytest.raises(RunStoreError, match=r"transfer_from \(--lottery-transfer-from\) .*rt is a random ticket's "
+                                            r"run: give a winning-ticket run"):
+        open_target(transfer(rt), tmp_path / "tt", make_model(1))
+    assert not (tmp_path / "tt").exists()
