@@ -26,8 +26,10 @@ import collections
 import hashlib
 import html
 import json
+import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -280,15 +282,30 @@ def installed_packages(names: Sequence[str]) -> set:
     return {line.split("\t")[0] for line in out.splitlines() if line.endswith("\tinstalled")}
 
 
-def missing_catalogs_message(bad: Dict[str, LanguageData], min_pairs: int, locale_dir: Path) -> str:
-    """One error for every language with too few catalogs: what was found and which packages provide them."""
-    lines = [f"too few gettext catalogs for {', '.join(bad)} (at least {min_pairs} pairs after cleaning needed):"]
+def too_few_pairs_message(bad: Dict[str, LanguageData], max_words: int, min_pairs: int, locale_dir: Path) -> str:
+    """One error for every language with fewer than --min-pairs pairs: whether the length rules removed them
+    (naming the flag to change) or the catalogs themselves are too few (and which packages provide them)."""
+    lines = [f"too few pairs after cleaning for {', '.join(bad)} (--min-pairs {min_pairs}):"]
+    few_catalogs = []
     for lang, data in bad.items():
-        lines.append(f"  {lang}: {len(data.catalogs)} catalogs under {Path(locale_dir) / lang / 'LC_MESSAGES'}, "
-                     f"{len(data.pairs)} pairs")
+        c, pairs = data.counts, len(data.pairs)
+        line = (f"  {lang}: {len(data.catalogs)} catalogs under {Path(locale_dir) / lang / 'LC_MESSAGES'}, "
+                f"{c.get('entries', 0)} entries, {pairs} pairs")
+        if pairs + c.get("too_long", 0) >= min_pairs:
+            line += (f"; --max-words {max_words} dropped {c['too_long']} longer English messages: "
+                     f"raise --max-words, or lower --min-pairs")
+        elif pairs + c.get("too_long", 0) + c.get("too_short", 0) >= min_pairs:
+            line += (f"; {c['too_short']} English messages shorter than {MIN_WORDS} words and {c['too_long']} "
+                     f"longer than --max-words {max_words} were dropped: lower --min-pairs")
+        else:
+            few_catalogs.append(lang)
+        lines.append(line)
+    if not few_catalogs:
+        return "\n".join(lines)
     installed = installed_packages(CATALOG_PACKAGES)
     missing = [p for p in CATALOG_PACKAGES if p not in installed]
-    lines.append("Debian has no language packs: each package ships its own translations. "
+    lines.append(f"too few gettext catalogs for {', '.join(few_catalogs)}. Debian has no language packs: each "
+                 "package ships its own translations. "
                  + (f"Packages with catalogs in many languages, not installed here: apt-get install {' '.join(missing)}"
                     if missing else
                     f"The packages with catalogs in many languages are installed ({', '.join(CATALOG_PACKAGES)}) "
@@ -381,30 +398,123 @@ def _versions() -> Dict[str, str]:
     return found
 
 
-def _owned(out: Path) -> bool:
-    return (out / MARKER).exists()
+# names this builder keeps at the top of OUT besides the data its manifest lists
+OWN_NAMES = (MARKER, f"{MARKER}.lock", MANIFEST, BUILD_DIR)
+SPM_CONTROL_PIECES = 3  # <unk>, <s>, </s>
 
 
-def check_output_dir(out: Path) -> None:
-    """Refuse a folder that holds anything but this builder's output."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _owned(out))):
-        raise CatalogError(f"{out} holds other data; give an empty or new folder, or one this command built")
+def character_coverage(langs: Sequence[str]) -> float:
+    return CJK_CHARACTER_COVERAGE if any(lang.split("_")[0] in CJK_LANGS for lang in langs) else 1.0
 
 
-def _file_hashes(root: Path) -> Dict[str, str]:
-    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
+def check_settings(settings: Settings, locale_dir: Path) -> None:
+    """Refuse a value no build can use, naming its flag and the values allowed, before anything is read."""
+    s = settings
+    problems = [
+        (s.max_words < MIN_WORDS, f"--max-words {s.max_words}: give at least {MIN_WORDS} (the fewest English words "
+                                  f"a pair keeps)"),
+        (s.min_pairs < 1, f"--min-pairs {s.min_pairs}: give at least 1"),
+        (s.max_pairs is not None and s.max_pairs < 1, f"--max-pairs {s.max_pairs}: give at least 1, or leave it out "
+                                                      f"to keep every pair"),
+        (not 0 < s.held_out_share < 0.5, f"--held-out-share {s.held_out_share}: give a share above 0 and below 0.5 "
+                                         f"(valid and test take it each, train the rest)"),
+        (s.vocab_size < 1, f"--vocab-size {s.vocab_size}: give a positive number of pieces (at least the "
+                           f"training text's distinct characters + {SPM_CONTROL_PIECES})"),
+        (not Path(locale_dir).is_dir(), f"--locale-dir {locale_dir}: no such folder (the catalogs are under "
+                                        f"LOCALE_DIR/LANG/LC_MESSAGES/*.mo; Debian's: {LOCALE_DIR})"),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise CatalogError(message)
 
 
-def _up_to_date(out: Path, inputs: dict) -> bool:
-    try:
-        manifest = json.loads((out / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    if manifest.get("inputs") != inputs:
-        return False
-    files = {k: v for k, v in _file_hashes(out).items() if k != MANIFEST}
-    return files == manifest.get("files")
+def required_pieces(texts: Sequence[str], coverage: float) -> int:
+    """The fewest pieces sentencepiece accepts for `texts`: every character it must cover is a piece of its own
+    (the rule of its trainer: most frequent characters first, until `coverage` of all occurrences), the word
+    boundary among them, plus the control pieces."""
+    chars = collections.Counter(c for t in texts for c in "\u2581" + t.replace(" ", "\u2581"))
+    total, covered, required = sum(chars.values()), 0, 0
+    for _, n in chars.most_common():
+        if covered / total >= coverage:
+            break
+        covered += n
+        required += 1
+    return required + SPM_CONTROL_PIECES
+
+
+def _recorded_manifest(out: Path) -> Optional[dict]:
+    """The manifest of the data in `out`: OUT/manifest.json or, after a build killed while it moved its data
+    in, the one it was moving in (OUT/.build/manifest.json, moved last)."""
+    for path in (out / MANIFEST, out / BUILD_DIR / MANIFEST):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def first_foreign_path(out: Path, manifest: Optional[dict]) -> Optional[Path]:
+    """The first path under `out` (sorted) that this builder did not write: in a folder without its marker,
+    anything; else anything but its own names and the files `manifest` lists (and their folders)."""
+    if not (out / MARKER).is_file():
+        return min(out.iterdir(), default=None)
+    owned = set(manifest["files"]) if manifest else set()
+    owned_dirs = {str(parent) for f in owned for parent in Path(f).parents if str(parent) != "."}
+
+    def walk(folder: Path) -> Optional[Path]:
+        for path in sorted(folder.iterdir()):
+            rel = str(path.relative_to(out))
+            if folder == out and path.name in OWN_NAMES:
+                continue
+            if rel in owned_dirs and path.is_dir() and not path.is_symlink():
+                found = walk(path)
+                if found:
+                    return found
+            elif not (rel in owned and path.is_file() and not path.is_symlink()):
+                return path
+        return None
+
+    return walk(out)
+
+
+def check_output_dir(out: Path) -> Optional[dict]:
+    """Refuse an output folder that holds anything this builder did not write (nothing is touched); returns the
+    manifest of the data it holds, if any."""
+    if out.exists() and not out.is_dir():
+        raise CatalogError(f"{out} is a file; give a new or empty folder, or one this command built")
+    if not out.exists():
+        return None
+    manifest = _recorded_manifest(out)
+    foreign = first_foreign_path(out, manifest)
+    if foreign:
+        raise CatalogError(f"{out} holds other data: {foreign} was not written by '{BUILDER}' (nothing was changed; "
+                           f"give a new or empty folder, or move it out)")
+    return manifest
+
+
+def input_differences(built: dict, wanted: dict) -> List[str]:
+    """What differs between the inputs of the data built and those of this command, in the user's terms."""
+    out = []
+    old, new = built.get("settings", {}), wanted["settings"]
+    for key in new:
+        if old.get(key) != new[key]:
+            show = (lambda v: ",".join(v) if isinstance(v, list) else v)
+            out.append(f"--{key.replace('_', '-')} {show(old.get(key))} (built) vs {show(new[key])} (now)")
+    if built.get("locale_dir") != wanted["locale_dir"]:
+        out.append(f"--locale-dir {built.get('locale_dir')} (built) vs {wanted['locale_dir']} (now)")
+    for name, version in wanted["versions"].items():
+        if built.get("versions", {}).get(name) != version:
+            out.append(f"{name} {built.get('versions', {}).get(name)} (built) vs {version} (now)")
+    for lang, found in wanted["catalogs"].items():
+        if lang in built.get("catalogs", {}) and built["catalogs"][lang] != found:
+            out.append(f"the catalogs of {lang} changed since the build")
+    return out or ["the recorded inputs"]
+
+
+def _up_to_date(out: Path, manifest: dict) -> bool:
+    """Every file the manifest lists is in place with its recorded sha256."""
+    return (out / MANIFEST).is_file() and all(
+        (out / rel).is_file() and sha256_file(out / rel) == digest for rel, digest in manifest["files"].items())
 
 
 def _train_sentencepiece(texts: List[str], prefix: Path, settings: Settings) -> None:
@@ -414,10 +524,9 @@ def _train_sentencepiece(texts: List[str], prefix: Path, settings: Settings) -> 
     import sentencepiece as spm
 
     model = io.BytesIO()
-    cjk = any(lang.split("_")[0] in CJK_LANGS for lang in settings.langs)
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_writer=model, vocab_size=settings.vocab_size, model_type="unigram",
-        character_coverage=CJK_CHARACTER_COVERAGE if cjk else 1.0, num_threads=1, hard_vocab_limit=False,
+        character_coverage=character_coverage(settings.langs), num_threads=1, hard_vocab_limit=False,
         input_sentence_size=0, shuffle_input_sentence=False, minloglevel=2)
     prefix.with_suffix(".model").write_bytes(model.getvalue())
     sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
@@ -464,110 +573,202 @@ def warn(message: str) -> None:
     print(f"lth: warning: {message}", file=sys.stderr)
 
 
-def build(out, settings: Settings, locale_dir: Path = LOCALE_DIR, log=print) -> dict:
-    """Build (or find up to date) the data of `settings` in `out`; returns the manifest."""
-    from lth_plugins.atomic import atomic_write_bytes, atomic_write_json
-    from lth_plugins.lock import FileLock
+def split_pairs(data: Dict[str, LanguageData], settings: Settings) -> Dict[str, Dict[str, Dict[str, List[str]]]]:
+    """pair -> split -> side -> lines; refuses a split that would be empty, naming the flags that decide it."""
+    raw: Dict[str, Dict[str, Dict[str, List[str]]]] = {}
+    for lang, d in data.items():
+        pairs = _limit(d.pairs, settings.max_pairs)
+        pair = f"{SOURCE_LANG}-{lang}"
+        raw[pair] = {s: {SOURCE_LANG: [], lang: []} for s in SPLITS}
+        for en, tr in pairs.items():
+            s = split_of(en, settings.held_out_share)
+            raw[pair][s][SOURCE_LANG].append(en)
+            raw[pair][s][lang].append(tr)
+        empty = [s for s in SPLITS if not raw[pair][s][lang]]
+        if empty:
+            # about 10 pairs expected in each held-out split
+            enough = math.ceil(10 / settings.held_out_share)
+            cause = (f"--max-pairs {settings.max_pairs}" if settings.max_pairs is not None and
+                     settings.max_pairs < len(d.pairs) else f"{len(d.pairs)} pairs of {lang} (--min-pairs "
+                                                            f"{settings.min_pairs})")
+            raise CatalogError(
+                f"{cause} with --held-out-share {settings.held_out_share} leaves the {'/'.join(empty)} split of "
+                f"{pair} empty ({len(pairs)} pairs in all): give --max-pairs of at least {enough} (or leave it out), "
+                f"or a larger --held-out-share (below 0.5)")
+    return raw
 
+
+def build(out, settings: Settings, locale_dir: Path = LOCALE_DIR, log=print) -> dict:
+    """Build (or find up to date) the data of `settings` in `out`; returns the manifest. Never removes a file it
+    did not write: a folder holding one, or data built from other inputs, is refused before anything changes."""
     out = Path(out)
-    check_output_dir(out)
+    check_settings(settings, locale_dir)
+    built = check_output_dir(out)
     langs = settings.langs
     inputs = {"settings": settings.as_dict(), "locale_dir": str(locale_dir), "versions": _versions(),
               "catalogs": {lang: [[str(p), sha256_file(p)] for p in catalog_paths(lang, locale_dir)]
                            for lang in langs}}
-    if _up_to_date(out, inputs):
+    if built and built.get("inputs") != inputs:
+        # a rebuild would change data that models may have been trained on (a new vocabulary invalidates them)
+        differences = "; ".join(input_differences(built["inputs"], inputs))
+        raise CatalogError(f"{out} holds data built from other inputs: {differences}. Nothing was changed: give a "
+                           f"new folder for these settings")
+    if built and _up_to_date(out, built):
         log(f"{out}: up to date (same catalogs, settings and tools; every file matches {MANIFEST})")
-        return json.loads((out / MANIFEST).read_text())
+        return built
     data = {lang: read_language(lang, locale_dir, settings.max_words, warn) for lang in langs}
     bad = {lang: d for lang, d in data.items() if len(d.pairs) < settings.min_pairs}
     if bad:
-        raise CatalogError(missing_catalogs_message(bad, settings.min_pairs, locale_dir))
+        raise CatalogError(too_few_pairs_message(bad, settings.max_words, settings.min_pairs, locale_dir))
+    raw = split_pairs(data, settings)
+    # the vocabulary sees training text only: each English text once, then every language's translations
+    train_text = sorted({en for splits in raw.values() for en in splits["train"][SOURCE_LANG]}) + [
+        t for lang in langs for t in raw[f"{SOURCE_LANG}-{lang}"]["train"][lang]]
+    needed = required_pieces(train_text, character_coverage(langs))
+    if settings.vocab_size < needed:
+        raise CatalogError(f"--vocab-size {settings.vocab_size}: the training text needs at least {needed} pieces "
+                           f"(each of its characters is one, plus {SPM_CONTROL_PIECES} control pieces); give "
+                           f"{needed} or more")
+    fresh = not out.exists() or not any(out.iterdir())
+    created = not out.exists()
+    return _write(out, lambda work: _build_in(work, settings, inputs, data, raw, train_text, log), built, fresh,
+                  created)
+
+
+def _build_in(work: Path, settings: Settings, inputs: dict, data: Dict[str, LanguageData], raw, train_text,
+              log) -> dict:
+    """Write every file of the data into `work`; returns its manifest."""
+    for pair, splits in raw.items():
+        for s, sides in splits.items():
+            for side, lines in sides.items():
+                path = work / pair / "raw" / f"{s}.{side}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("".join(line + "\n" for line in lines))
+    split_counts = {pair.split("-", 1)[1]: {s: len(sides[SOURCE_LANG]) for s, sides in splits.items()}
+                    for pair, splits in raw.items()}
+    english_by_split = {s: {en for splits in raw.values() for en in splits[s][SOURCE_LANG]} for s in SPLITS}
+    log(f"pairs after cleaning: {', '.join(f'{lang} {sum(c.values())}' for lang, c in split_counts.items())}; "
+        f"training the joint sentencepiece model")
+    _train_sentencepiece(train_text, work / "spm", settings)
+    log("binarizing with fairseq-preprocess")
+    vocab_size = _binarize(work, raw)
+    packages = debian_packages([c["path"] for d in data.values() for c in d.catalogs + d.corrupt])
+    files = {str(p.relative_to(work)): sha256_file(p) for p in sorted(work.rglob("*")) if p.is_file()}
+    return {
+        "builder": BUILDER,
+        "inputs": inputs,
+        "source_lang": SOURCE_LANG,
+        "cleaning": {"contexts": "dropped", "plurals": "singular pair kept (msgid, msgstr[0])",
+                     "multiline": "a --help block whose every line starts with the same option on both "
+                                  "sides is split into line pairs; any other message is joined into one line",
+                     "removed from both sides": "accelerators, markup, placeholders (with their quotes)",
+                     "english_words": [MIN_WORDS, settings.max_words],
+                     "duplicates": "one pair per English text: its most frequent translation"},
+        "languages": {lang: {"catalogs": [{**c, "package": packages[c["path"]][0],
+                                           "version": packages[c["path"]][1]} for c in d.catalogs],
+                             "corrupt": [{**c, "package": packages[c["path"]][0]} for c in d.corrupt],
+                             "counts": d.counts, "splits": split_counts[lang]}
+                      for lang, d in data.items()},
+        "split": {"rule": f"sha256 of the English text: the first 8 bytes as a fraction x; test if x < "
+                          f"{settings.held_out_share}, valid if x < {2 * settings.held_out_share}, else train",
+                  "english_texts": {s: len(v) for s, v in english_by_split.items()}},
+        "vocabulary": {"kind": "sentencepiece unigram, joint over English and every language's train split",
+                       "requested": settings.vocab_size, "size": vocab_size, "spm.model": files["spm.model"]},
+        "scoring": "sacreBLEU BLEU and chrF on detokenized output against OUT/en-X/raw/test.X "
+                   "(fairseq-train's --lottery-references OUT/en-X/raw)",
+        "files": files,
+        "data_sha256": hashlib.sha256("".join(f"{k} {v}\n" for k, v in files.items()).encode()).hexdigest(),
+    }
+
+
+def _write(out: Path, build_in, built: Optional[dict], fresh: bool, created: bool) -> dict:
+    """`build_in(OUT/.build)`, then its files moved into place, the manifest last. A failure leaves the folder as
+    it was found (`fresh`: empty; `created`: by this call); what a kill leaves, the next run removes."""
+    from lth_plugins.atomic import atomic_write_bytes, atomic_write_json
+    from lth_plugins.lock import FileLock
+
     out.mkdir(parents=True, exist_ok=True)
-    if not _owned(out):
+    if not (out / MARKER).is_file():
         atomic_write_bytes(out / MARKER, f"{BUILDER}: this folder's data; {MANIFEST} describes it\n".encode())
-    with FileLock(out / f"{MARKER}.lock", f"the data folder {out}"):
-        work = out / BUILD_DIR
-        shutil.rmtree(work, ignore_errors=True)  # what a killed build left
-        work.mkdir()
-        raw: Dict[str, Dict[str, Dict[str, List[str]]]] = {}
-        english_by_split = {s: set() for s in SPLITS}
-        split_counts = {}
-        for lang, d in data.items():
-            pairs = _limit(d.pairs, settings.max_pairs)
-            pair = f"{SOURCE_LANG}-{lang}"
-            raw[pair] = {s: {SOURCE_LANG: [], lang: []} for s in SPLITS}
-            for en, tr in pairs.items():
-                s = split_of(en, settings.held_out_share)
-                raw[pair][s][SOURCE_LANG].append(en)
-                raw[pair][s][lang].append(tr)
-                english_by_split[s].add(en)
-            split_counts[lang] = {s: len(raw[pair][s][lang]) for s in SPLITS}
-            for s, sides in raw[pair].items():
-                for side, lines in sides.items():
-                    path = work / pair / "raw" / f"{s}.{side}"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text("".join(line + "\n" for line in lines))
-        log(f"pairs after cleaning: {', '.join(f'{lang} {sum(c.values())}' for lang, c in split_counts.items())}; "
-            f"training the joint sentencepiece model")
-        # the vocabulary sees training text only: each English text once, then every language's translations
-        train_text = sorted(english_by_split["train"]) + [
-            t for lang in langs for t in raw[f"{SOURCE_LANG}-{lang}"]["train"][lang]]
-        _train_sentencepiece(train_text, work / "spm", settings)
-        log("binarizing with fairseq-preprocess")
-        vocab_size = _binarize(work, raw)
-        packages = debian_packages([c["path"] for d in data.values() for c in d.catalogs + d.corrupt])
-        files = _file_hashes(work)
-        manifest = {
-            "builder": BUILDER,
-            "inputs": inputs,
-            "source_lang": SOURCE_LANG,
-            "cleaning": {"contexts": "dropped", "plurals": "singular pair kept (msgid, msgstr[0])",
-                         "multiline": "a --help block whose every line starts with the same option on both "
-                                      "sides is split into line pairs; any other message is joined into one line",
-                         "removed from both sides": "accelerators, markup, placeholders (with their quotes)",
-                         "english_words": [MIN_WORDS, settings.max_words],
-                         "duplicates": "one pair per English text: its most frequent translation"},
-            "languages": {lang: {"catalogs": [{**c, "package": packages[c["path"]][0],
-                                               "version": packages[c["path"]][1]} for c in d.catalogs],
-                                 "corrupt": [{**c, "package": packages[c["path"]][0]} for c in d.corrupt],
-                                 "counts": d.counts, "splits": split_counts[lang]}
-                          for lang, d in data.items()},
-            "split": {"rule": f"sha256 of the English text: the first 8 bytes as a fraction x; test if x < "
-                              f"{settings.held_out_share}, valid if x < {2 * settings.held_out_share}, else train",
-                      "english_texts": {s: len(v) for s, v in english_by_split.items()}},
-            "vocabulary": {"kind": "sentencepiece unigram, joint over English and every language's train split",
-                           "requested": settings.vocab_size, "size": vocab_size, "spm.model": files["spm.model"]},
-            "scoring": "sacreBLEU BLEU and chrF on detokenized output against OUT/en-X/raw/test.X "
-                       "(fairseq_ext.catalogs.score)",
-            "files": files,
-            "data_sha256": hashlib.sha256("".join(f"{k} {v}\n" for k, v in files.items()).encode()).hexdigest(),
-        }
-        # swap the new data in: without a manifest until every file is in place, so a killed swap is rebuilt
-        (out / MANIFEST).unlink(missing_ok=True)
-        old = [p for p in out.iterdir() if p.name not in (MARKER, f"{MARKER}.lock", BUILD_DIR)]
-        for p in old:
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-        for p in sorted(work.iterdir()):
-            os.replace(p, out / p.name)
-        atomic_write_json(out / MANIFEST, manifest)
-        shutil.rmtree(work)
+    work, moving = out / BUILD_DIR, False
+    try:
+        with FileLock(out / f"{MARKER}.lock", f"the data folder {out}"):
+            try:
+                if (work / MANIFEST).is_file() and not (out / MANIFEST).exists():
+                    # a build killed while moving its files in: its manifest keeps the record of which files here
+                    # are this builder's, through a kill of this build too (stale or missing files fail the check
+                    # of an up-to-date folder)
+                    os.replace(work / MANIFEST, out / MANIFEST)
+                shutil.rmtree(work, ignore_errors=True)  # what a killed build left
+                work.mkdir()
+                manifest = build_in(work)
+                # a build killed while moving its files in is known by the manifest it was moving in: the next
+                # run owns those files and redoes it
+                atomic_write_json(work / MANIFEST, manifest)
+                moving = True
+                (out / MANIFEST).unlink(missing_ok=True)
+                for rel in set(built["files"]) - set(manifest["files"]) if built else ():
+                    (out / rel).unlink(missing_ok=True)  # written by this builder for the same inputs
+                for rel in manifest["files"]:
+                    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(work / rel, out / rel)
+                os.replace(work / MANIFEST, out / MANIFEST)
+                shutil.rmtree(work)
+            except BaseException:
+                if not moving:
+                    shutil.rmtree(work, ignore_errors=True)
+                    if fresh:
+                        (out / MARKER).unlink(missing_ok=True)
+                raise
+    finally:
+        if fresh and not (out / MARKER).exists():  # a failed build in a folder it found empty
+            (out / f"{MARKER}.lock").unlink(missing_ok=True)
+            if created:
+                out.rmdir()
     return manifest
 
 
+def train_command_line(out, lang: str) -> str:
+    """A complete fairseq-train command for the pair en-LANG of `out`, as a shell line: `lth demo`'s Transformer
+    and lottery at TRANSFORMER_BUDGET updates per round, each round scored by sacreBLEU and chrF on detokenized
+    beam search against the raw references. Its runs go outside OUT, which holds only this builder's files."""
+    from . import demo
+
+    pair = Path(out) / f"{SOURCE_LANG}-{lang}"
+    model = [*demo.MODEL, *demo.COMMON, "--source-lang", SOURCE_LANG, "--target-lang", lang]
+    args = [*demo.train_args(demo.DEFAULTS["rounds"], demo.DEFAULTS["rate"], TRANSFORMER_BUDGET, GENERATE_ARGS,
+                             flags=model),
+            "--lottery-references", str(pair / "raw"), "--save-dir", f"lth_output/{pair.name}"]
+
+    def quote(arg: str) -> str:
+        name, eq, value = arg.partition("=")
+        return f"{name}={shlex.quote(value)}" if eq and name.startswith("--") else shlex.quote(arg)
+
+    return " ".join(["fairseq-train", shlex.quote(str(pair)), '--user-dir "$(lth fairseq-user-dir)"',
+                     *map(quote, args)])
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", metavar="OUT", help="output folder (new, empty, or built by this command before)")
+    p.add_argument("out", metavar="OUT", help="output folder: new, empty, or built by this command with the same "
+                   "options (an identical rerun is up to date; other options are refused)")
     p.add_argument("--langs", required=True, help="target languages, comma-separated, as named under "
-                   f"{LOCALE_DIR} (e.g. de,fr,es,sv,ru,ja,zh_CN)")
+                   f"--locale-dir (e.g. de,fr,es,sv,ru,ja,zh_CN)")
     p.add_argument("--max-words", type=int, default=MAX_WORDS,
-                   help=f"longest English message kept, in words (the shortest: {MIN_WORDS})")
-    p.add_argument("--vocab-size", type=int, default=VOCAB_SIZE, help="pieces of the joint sentencepiece model")
+                   help=f"longest English message kept, in words; at least {MIN_WORDS}, the shortest kept "
+                        "(default: %(default)s)")
+    p.add_argument("--vocab-size", type=int, default=VOCAB_SIZE,
+                   help="pieces of the joint sentencepiece model; at least the training text's distinct "
+                        f"characters + {SPM_CONTROL_PIECES} (default: %(default)s)")
     p.add_argument("--held-out-share", type=float, default=HELD_OUT_SHARE,
-                   help="share of the English texts in valid, and again in test")
+                   help="share of the English texts in valid, and again in test; above 0, below 0.5 "
+                        "(default: %(default)s)")
     p.add_argument("--max-pairs", type=int, default=None, metavar="N",
-                   help="keep at most N pairs per language (a fixed subset, for quick tests)")
+                   help="keep at most N pairs per language (a fixed subset, for quick tests); every split must "
+                        "keep a pair (default: every pair)")
     p.add_argument("--min-pairs", type=int, default=MIN_PAIRS,
-                   help="fewest pairs after cleaning a language must have")
-    p.add_argument("--locale-dir", type=Path, default=LOCALE_DIR, help="where the catalogs are")
+                   help="fewest pairs after cleaning a language must have; at least 1 (default: %(default)s)")
+    p.add_argument("--locale-dir", type=Path, default=LOCALE_DIR,
+                   help="where the catalogs are: DIR/LANG/LC_MESSAGES/*.mo (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -582,6 +783,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{SOURCE_LANG}-{lang}: {c['train']} train, {c['valid']} valid, {c['test']} test pairs "
               f"({len(info['catalogs'])} catalogs, {len(info['corrupt'])} corrupt skipped)")
     print(f"vocabulary: {manifest['vocabulary']['size']} pieces; data sha256 {manifest['data_sha256']}")
-    print(f"train with: fairseq-train {Path(args.out) / (SOURCE_LANG + '-' + langs[0])} ... "
-          f"(score detokenized output with fairseq_ext.catalogs.score)")
+    print(f"train and score {SOURCE_LANG}-{langs[0]} with:\n{train_command_line(args.out, langs[0])}")
     return 0

@@ -187,13 +187,14 @@ def test_rerun_is_a_noop_and_a_killed_build_redoes_identically(locale_dir, built
     rc, log = build(locale_dir, out)
     assert rc == 0 and "up to date" in log, log
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
-    # a rebuild killed (SIGKILL) in its work folder, on top of data left as by a kill while swapping it in
-    # (no manifest, a file gone): the same command then redoes it, identically
+    # a rebuild killed (SIGKILL) in its work folder, on top of data left as by a kill while moving it in (the
+    # manifest and a file not yet moved out of .build): the same command then redoes it, identically
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
-    (copy / "manifest.json").unlink()
-    (copy / "en-fr" / "train.en-fr.fr.bin").unlink()
+    (copy / ".build" / "en-fr").mkdir(parents=True)
+    os.replace(copy / "manifest.json", copy / ".build" / "manifest.json")
+    os.replace(copy / "en-fr" / "train.en-fr.fr.bin", copy / ".build" / "en-fr" / "train.en-fr.fr.bin")
     proc = subprocess.Popen(build_argv(locale_dir, copy), env=env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT)
     deadline = time.time() + 120
@@ -202,7 +203,7 @@ def test_rerun_is_a_noop_and_a_killed_build_redoes_identically(locale_dir, built
     assert proc.poll() is None, "the build ended before it could be killed"
     proc.kill()
     proc.wait()
-    assert (copy / ".build").is_dir() and not (copy / "manifest.json").exists()
+    assert (copy / ".build").is_dir() and not (copy / "en-fr" / "train.en-fr.fr.bin").exists()
     rc, log = build(locale_dir, copy)
     assert rc == 0, log
     again = json.loads((copy / "manifest.json").read_text())
@@ -215,7 +216,7 @@ def test_bad_input(locale_dir, tmp_path):
     other.mkdir()
     (other / "notes.txt").write_text("mine")
     rc, log = build(locale_dir, other)
-    assert rc == 2 and "holds other data" in log, log
+    assert rc == 2 and f"holds other data: {other / 'notes.txt'} was not written" in log, log
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     # a language without catalogs and one with too few: one error naming both and the packages to install
     (locale_dir / "sv" / "LC_MESSAGES").mkdir(parents=True)
@@ -223,7 +224,7 @@ def test_bad_input(locale_dir, tmp_path):
     rc, log = build(locale_dir, tmp_path / "new", "de,xx,sv")
     assert rc == 2, log
     assert log.count("lth: error:") == 1 and "xx: 0 catalogs" in log and "sv: 1 catalogs" in log, log
-    assert "de:" not in log and "Debian has no language packs" in log
+    assert "de:" not in log and "too few gettext catalogs for xx, sv. Debian has no language packs" in log
     assert "apt-get install" in log or "coreutils, bash" in log  # what to install, or that it is installed
     assert not (tmp_path / "new").exists()
     rc, log = build(locale_dir, tmp_path / "new", "en,de")
@@ -239,6 +240,142 @@ def test_score_is_sacrebleu_on_detokenized_text():
     assert worse["bleu"] < 100 and worse["chrf"] < 100  # detokenized: a split-off full stop costs
     with pytest.raises(ValueError):
         catalogs.score(refs[:1], refs)
+
+
+# --- the output folder: nothing but the builder's own files, and bad values refused before any is written ------
+def snapshot(folder: Path) -> dict:
+    """Every path under `folder` with its content (None for a folder) and mtime."""
+    return {p: (None if p.is_dir() else p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+def test_foreign_files_survive_and_the_folder_is_refused(locale_dir, built, tmp_path):
+    out, _ = built
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "NOTES.txt").write_text("precious")
+    (copy / "en-de" / "ckpt").mkdir()  # an empty checkpoint folder is the user's too
+    (copy / "en-de" / "extra.txt").write_text("y")
+    (copy / "en-de" / "raw" / ".notes").write_text("mine")
+    for foreign in ("NOTES.txt", "en-de/ckpt", "en-de/extra.txt", "en-de/raw/.notes"):
+        before = snapshot(copy)
+        rc, log = build(locale_dir, copy, "de,fr,es")
+        assert rc == 2 and log.count("lth: error:") == 1, log
+        assert f"holds other data: {copy / foreign} was not written by 'lth data catalogs'" in log, log
+        assert snapshot(copy) == before
+        (copy / foreign).rmdir() if (copy / foreign).is_dir() else (copy / foreign).unlink()
+    rc, log = build(locale_dir, copy)
+    assert rc == 0 and "up to date" in log, log
+    # a folder this command never built (a report there) is refused whole
+    report = tmp_path / "report"
+    (report / "figures").mkdir(parents=True)
+    (report / "index.html").write_text("<html>")
+    rc, log = build(locale_dir, report)
+    assert rc == 2 and f"{report / 'figures'} was not written" in log, log
+    assert sorted(p.name for p in report.rglob("*")) == ["figures", "index.html"]
+
+
+@pytest.mark.parametrize("langs, extra, differs", [
+    ("de", (), "--langs de,fr (built) vs de (now)"),
+    ("de,fr", ("--vocab-size", "130"), "--vocab-size 120 (built) vs 130 (now)"),
+])
+def test_other_inputs_are_refused_and_nothing_changes(locale_dir, built, tmp_path, langs, extra, differs):
+    out, _ = built
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    before = snapshot(copy)
+    rc, log = build(locale_dir, copy, langs, *extra)
+    assert rc == 2 and log.count("lth: error:") == 1, log
+    assert f"holds data built from other inputs: {differs}. Nothing was changed: give a new folder" in log, log
+    assert snapshot(copy) == before
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--vocab-size", "0"), "--vocab-size 0: give a positive number of pieces"),
+    (("--vocab-size", "20"), "--vocab-size 20: the training text needs at least "),
+    (("--held-out-share", "0.7"), "--held-out-share 0.7: give a share above 0 and below 0.5"),
+    (("--held-out-share", "0"), "--held-out-share 0.0: give a share above 0 and below 0.5"),
+    (("--max-pairs", "0"), "--max-pairs 0: give at least 1"),
+    (("--max-pairs", "2"), "--max-pairs 2 with --held-out-share 0.2 leaves the "),
+    (("--min-pairs", "0"), "--min-pairs 0: give at least 1"),
+    (("--max-words", "2"), "--max-words 2: give at least 3"),
+    (("--max-words", "3"), "--max-words 3 dropped "),
+    (("--locale-dir", "/nonexistent"), "--locale-dir /nonexistent: no such folder"),
+])
+def test_bad_values_are_refused_before_anything_is_written(locale_dir, tmp_path, extra, message):
+    out = tmp_path / "out"
+    rc, log = build(locale_dir, out, "de,fr", *extra)
+    assert rc == 2 and log.count("lth: error:") == 1 and "Traceback" not in log, log
+    assert message in log, log
+    assert "Debian has no language packs" not in log  # the catalogs are there
+    assert not out.exists()
+
+
+def test_a_failed_build_leaves_the_folder_as_it_was_and_a_rerun_works(locale_dir, built, tmp_path, monkeypatch):
+    out, _ = built
+    settings = catalogs.Settings(["de", "fr"], max_words=12, min_pairs=50, vocab_size=120, held_out_share=0.2)
+
+    def fail(texts, prefix, settings):
+        prefix.with_suffix(".model").write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(catalogs, "_train_sentencepiece", fail)
+    new = tmp_path / "new"
+    with pytest.raises(RuntimeError, match="disk full"):
+        catalogs.build(new, settings, locale_dir, log=lambda m: None)
+    assert not new.exists()
+    # in a folder it built: a damaged file, then a failed rebuild leaves the rest and no .build behind
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "en-de" / "raw" / "test.de").write_text("damaged\n")
+    before = snapshot(copy)
+    with pytest.raises(RuntimeError, match="disk full"):
+        catalogs.build(copy, settings, locale_dir, log=lambda m: None)
+    after = snapshot(copy)
+    assert not (copy / ".build").exists()
+    lock = copy / ".lth-data-catalogs.lock"  # records the build that held it
+    assert {p: c for p, (c, _) in after.items() if p != lock} == {p: c for p, (c, _) in before.items() if p != lock}
+    monkeypatch.undo()
+    rc, log = build(locale_dir, copy)
+    assert rc == 0 and "up to date" not in log, log
+    assert (copy / "en-de" / "raw" / "test.de").read_bytes() == (out / "en-de" / "raw" / "test.de").read_bytes()
+    assert json.loads((copy / "manifest.json").read_text())["files"] == \
+        json.loads((out / "manifest.json").read_text())["files"]
+
+
+def printed_train_command(log: str, pair: str) -> str:
+    lines = log.splitlines()
+    return lines[lines.index(f"train and score {pair} with:") + 1]
+
+
+def test_help_shows_defaults():
+    proc = subprocess.run([str(BIN / "lth"), "data", "catalogs", "--help"], env=env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=60)
+    text = " ".join(proc.stdout.split())
+    for flag, default in (("--vocab-size", catalogs.VOCAB_SIZE), ("--max-words", catalogs.MAX_WORDS),
+                          ("--held-out-share", catalogs.HELD_OUT_SHARE), ("--min-pairs", catalogs.MIN_PAIRS),
+                          ("--locale-dir", catalogs.LOCALE_DIR)):
+        assert re.search(rf"{flag} \S+ .*?\(default: {re.escape(str(default))}\)", text), (flag, text)
+
+
+def test_the_printed_train_command_trains_and_scores_a_pair(built, tmp_path):
+    """The command the build prints, as the user pastes it into a shell (shortened to two tiny rounds), trains and
+    scores with sacreBLEU against the raw references; docs/fairseq.md shows the same command."""
+    out, log = built
+    command = printed_train_command(log, "en-de")
+    assert command == catalogs.train_command_line(out, "de")
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "fairseq.md").read_text().replace(" \\\n    ", " ")
+    assert catalogs.train_command_line("OUT", "de") in docs
+    shorter = ("--max-update 6 --total-num-update 6 --warmup-updates 2 --lottery-rounds 1 --lottery-late-reset 2u "
+               "--lottery-rate 0.2")
+    proc = subprocess.run(["bash", "-c", f"{command} {shorter}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=600,
+                          env=dict(env(), PATH=f"{BIN}:{os.environ['PATH']}"))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    save = tmp_path / "lth_output" / "en-de"
+    for k in (0, 1):
+        m = metrics(save, k)["metrics"]
+        assert "nrefs:1" in m["bleu_signature"] and "nc:6" in m["chrf_signature"], m  # sacreBLEU's, on raw text
+        assert m["references"] == str((out / "en-de" / "raw").resolve()) and m["bleu_sentences"] > 0, m
 
 
 # --- end to end on the installed German catalogs ----------------------------------------------------------
