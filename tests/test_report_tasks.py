@@ -21,6 +21,7 @@ from lth_plugins.report.plots import set_title
 from lth_plugins.report.series import STEM_LENGTH
 from lth_plugins.run import LotteryRun
 from lth_plugins.status import status_table
+from lth_plugins.store import RunStore
 
 EPOCHS, N_TRAIN = 2, 256
 
@@ -143,3 +144,16 @@ def test_status_of_a_path_that_does_not_exist_says_so(tmp_path, capsys):
     assert cli.main(["status", str(tmp_path / "does_not_exist")]) != 0
     err = capsys.readouterr().err
     assert "does_not_exist does not exist" in err and "config.json" not in err
+
+
+def test_the_unpruned_line_counts_each_seeds_dense_round_once(tmp_path):
+    from .test_report import write_run
+
+    # the default variant (iterative, late reset) has no dense round on disk; two other variants of seed 0 have one
+    default = write_run(tmp_path / "it_late", seed=0, rounds=2)
+    (RunStore(default).metrics_path(0)).unlink()
+    others = [write_run(tmp_path / "os_late", seed=0, rounds=2, schedule="oneshot"),
+              write_run(tmp_path / "it_init", seed=0, rounds=2, reset="init")]
+    report = build_report([default, *others], tmp_path / "rep")
+    dense = report.tasks[0][1][0].dense
+    assert dense.n == [1] and dense.label.endswith("(1 seed)")

@@ -314,10 +314,14 @@ class TaskGroup:
         return (self.variants(Ticket.WINNING) or self.variants())[0]
 
     def dense_runs(self) -> List[Run]:
-        """Runs whose round 0 (the unpruned network) is on disk, of the default variant when it has some."""
+        """Runs whose round 0 (the unpruned network) is on disk, of the default variant when it has some; one per
+        seed (variants of one seed train the same dense round, which counts once)."""
         dense = [r for r in self.runs if r.ticket is Ticket.WINNING and 0 in r.records]
         default = [r for r in dense if r.variant == self.default_variant()]
-        return default or dense
+        by_seed: Dict[int, Run] = {}
+        for r in default or dense:
+            by_seed.setdefault(r.seed, r)
+        return list(by_seed.values())
 
 
 def _check_same(task: str, runs: List[Run], what: str, key) -> None:
