@@ -23,7 +23,6 @@ class DemoCommand(Command):
     def add_arguments(self, parser):
         from .demo import add_arguments
 
-        parser.add_argument("--out", default="lth_output/demo")
         add_arguments(parser)
 
     def run(self, args):

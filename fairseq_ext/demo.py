@@ -130,7 +130,7 @@ def table(wt_dir, rt_dir) -> str:
     return "\n".join(lines)
 
 
-def run_demo(out="lth_fairseq_demo", rounds=DEFAULTS["rounds"], rate=DEFAULTS["rate"],
+def run_demo(out, rounds=DEFAULTS["rounds"], rate=DEFAULTS["rate"],
              max_update=DEFAULTS["max_update"], seed=0, generate_args="", quiet=False) -> str:
     lottery_config(rounds, rate).validate(total_updates=max_update)  # a bad flag fails before the corpus is built
     out = Path(out).resolve()
@@ -271,14 +271,15 @@ def train_args(rounds, rate, max_update, generate_args="", flags=None, late_rese
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="lth_fairseq_demo")
     add_arguments(p)
     a = p.parse_args(argv)
     run_demo(a.out, a.rounds, a.rate, a.max_update, a.seed, generate_args=a.generate_args)
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--rounds", type=int, default=DEFAULTS["rounds"])
+    """The demo's flags, shared by `lth demo` and `python -m fairseq_ext.demo`."""
+    p.add_argument("--out", default="lth_output/demo", help="folder of the data, runs and report")
+    p.add_argument("--rounds", type=int, default=DEFAULTS["rounds"], help="pruned rounds after the dense one")
     p.add_argument("--rate", type=float, default=DEFAULTS["rate"],
                    help="fraction of survivors pruned per round (paper: 0.2; a higher rate reaches high sparsity "
                         "in few rounds)")

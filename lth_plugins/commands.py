@@ -98,7 +98,8 @@ class ReportCommand(Command):
         parser.add_argument("-o", "--out", required=True, help="report folder (created; files of an earlier "
                             "report in it are replaced, other files are kept)")
         parser.add_argument("--layer-round", type=int, default=None, metavar="K",
-                            help="round of the per-parameter sparsity chart (default: the last round finished)")
+                            help="round of the per-parameter sparsity chart; -1 is the last round finished, -2 the one "
+                                 "before (default: the last round finished)")
 
     def run(self, args):
         from .report import build_report
@@ -131,10 +132,12 @@ class DemoCoreCommand(Command):
     help = "winning vs random tickets of a small MLP on generated data (plain torch)"
 
     def add_arguments(self, parser):
-        parser.add_argument("--out", default="lth_output/demo-core")
-        parser.add_argument("--rounds", type=int, default=5)
-        parser.add_argument("--epochs", type=int, default=4)
-        parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+        parser.add_argument("--out", default="lth_output/demo-core", help="folder of the runs")
+        parser.add_argument("--rounds", type=int, default=5, help="pruned rounds after the dense one")
+        parser.add_argument("--epochs", type=int, default=4,
+                            help="epochs per round; at least 2, as the late reset is after epoch 1")
+        parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                            help="a winning and a random ticket per seed")
 
     def run(self, args):
         from . import demo
