@@ -18,6 +18,10 @@ Cleaning, each rule counted per language (catalogs are read with polib):
 * pairs whose English has fewer than MIN_WORDS or more than --max-words words are dropped, then pairs whose
   translation equals the English, then duplicates of an English text (its most frequent translation is kept).
 
+OUT holds only what this builder wrote (listed in its manifest): a folder holding anything else, or data built from
+other inputs, is refused before anything changes, so a rerun never deletes a user's file or replaces the vocabulary
+that models were trained on. The build works in OUT/.build/ and moves its files into place at the end.
+
 One split for all languages: an English text's split depends only on that text (a hash of it), so no test
 sentence of one language is a training sentence of another, whatever languages a build holds.
 """
@@ -494,11 +498,13 @@ def check_output_dir(out: Path) -> Optional[dict]:
 
 def input_differences(built: dict, wanted: dict) -> List[str]:
     """What differs between the inputs of the data built and those of this command, in the user's terms."""
+    def show(value):
+        return ",".join(value) if isinstance(value, list) else "not given" if value is None else value
+
     out = []
     old, new = built.get("settings", {}), wanted["settings"]
     for key in new:
         if old.get(key) != new[key]:
-            show = (lambda v: ",".join(v) if isinstance(v, list) else v)
             out.append(f"--{key.replace('_', '-')} {show(old.get(key))} (built) vs {show(new[key])} (now)")
     if built.get("locale_dir") != wanted["locale_dir"]:
         out.append(f"--locale-dir {built.get('locale_dir')} (built) vs {wanted['locale_dir']} (now)")
