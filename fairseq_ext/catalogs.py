@@ -65,6 +65,7 @@ GENERATE_ARGS = "--beam 5 --max-len-a 1.2 --max-len-b 10 --post-process sentence
 # updates per round of `lth demo`'s Transformer on a pair (examples/small/transformer_fig6.py --data); its dense
 # model's convergence at this budget is measured on the validation split by benchmarks/bench_catalogs_convergence.py
 TRANSFORMER_BUDGET = 3200
+LATE_RESET = "1ep"  # the paper's late reset for its LSTM and RL runs (one epoch of a pair: about 183 updates)
 MARKER = ".lth-data-catalogs"  # marks a folder this builder owns
 BUILD_DIR = ".build"
 MANIFEST = "manifest.json"
@@ -734,17 +735,27 @@ def _write(out: Path, build_in, built: Optional[dict], fresh: bool, created: boo
     return manifest
 
 
+def pair_flags(pair, rounds: int, rate: float, max_update: int, lang: str = ""):
+    """(model flags, lottery flags) of `lth demo`'s Transformer on the pair folder OUT/en-X (X: `lang`, or read
+    from the folder, which must then exist): its languages, the schedule to `max_update`, late reset LATE_RESET,
+    and each round scored by sacreBLEU and chrF on detokenized beam search (GENERATE_ARGS) against the raw
+    references."""
+    from . import demo
+
+    pair = Path(pair)
+    model = [*demo.MODEL, *demo.COMMON, "--source-lang", SOURCE_LANG, "--target-lang", lang or pair_target(pair)]
+    lottery = demo.train_args(rounds, rate, max_update, GENERATE_ARGS, flags=[], late_reset=LATE_RESET)
+    return model, [*lottery, "--lottery-references", str(pair / "raw")]
+
+
 def train_command_line(out, lang: str) -> str:
-    """A complete fairseq-train command for the pair en-LANG of `out`, as a shell line: `lth demo`'s Transformer
-    and lottery at TRANSFORMER_BUDGET updates per round, each round scored by sacreBLEU and chrF on detokenized
-    beam search against the raw references. Its runs go outside OUT, which holds only this builder's files."""
+    """A complete fairseq-train command for the pair en-LANG of `out`, as a shell line (`pair_flags` at
+    TRANSFORMER_BUDGET updates per round). Its runs go outside OUT, which holds only this builder's files."""
     from . import demo
 
     pair = Path(out) / f"{SOURCE_LANG}-{lang}"
-    model = [*demo.MODEL, *demo.COMMON, "--source-lang", SOURCE_LANG, "--target-lang", lang]
-    args = [*demo.train_args(demo.DEFAULTS["rounds"], demo.DEFAULTS["rate"], TRANSFORMER_BUDGET, GENERATE_ARGS,
-                             flags=model),
-            "--lottery-references", str(pair / "raw"), "--save-dir", f"lth_output/{pair.name}"]
+    model, lottery = pair_flags(pair, demo.DEFAULTS["rounds"], demo.DEFAULTS["rate"], TRANSFORMER_BUDGET, lang)
+    args = [*model, *lottery, "--save-dir", f"lth_output/{pair.name}"]
 
     def quote(arg: str) -> str:
         name, eq, value = arg.partition("=")

@@ -35,7 +35,6 @@ from fairseq_ext import USER_DIR, catalogs, demo  # noqa: E402
 from lth_plugins.errors import run_command  # noqa: E402
 
 VARIANTS = {"all weights": [], "embeddings excluded": ["--lottery-exclude", "*embed_tokens*"]}
-CATALOGS_LATE_RESET = "1ep"  # the paper's late reset for its LSTM and RL runs; the generated task keeps the demo's
 
 
 def task_flags(a, out: Path):
@@ -46,12 +45,8 @@ def task_flags(a, out: Path):
         return data, [*demo.MODEL, *demo.COMMON], demo.train_args(a.rounds, a.rate, a.max_update, flags=[]), \
             "the generated 'grammar' task"
     data = Path(a.data).resolve()
-    lang = catalogs.pair_target(data)
-    model = [*demo.MODEL, *demo.COMMON, "--source-lang", catalogs.SOURCE_LANG, "--target-lang", lang]
-    lottery = demo.train_args(a.rounds, a.rate, a.max_update, catalogs.GENERATE_ARGS, flags=[],
-                              late_reset=CATALOGS_LATE_RESET)
-    return data, model, [*lottery, "--lottery-references", str(data / "raw")], \
-        f"real {catalogs.SOURCE_LANG}->{lang} ({data})"
+    model, lottery = catalogs.pair_flags(data, a.rounds, a.rate, a.max_update)
+    return data, model, lottery, f"real {catalogs.SOURCE_LANG}->{catalogs.pair_target(data)} ({data})"
 
 
 def run_seed(out: Path, base, seed: int, variants, shuffled: bool = False) -> None:
