@@ -33,7 +33,6 @@ import json
 import math
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -735,36 +734,6 @@ def _write(out: Path, build_in, built: Optional[dict], fresh: bool, created: boo
     return manifest
 
 
-def pair_flags(pair, rounds: int, rate: float, max_update: int, lang: str = ""):
-    """(model flags, lottery flags) of `lth demo`'s Transformer on the pair folder OUT/en-X (X: `lang`, or read
-    from the folder, which must then exist): its languages, the schedule to `max_update`, late reset LATE_RESET,
-    and each round scored by sacreBLEU and chrF on detokenized beam search (GENERATE_ARGS) against the raw
-    references."""
-    from . import demo
-
-    pair = Path(pair)
-    model = [*demo.MODEL, *demo.COMMON, "--source-lang", SOURCE_LANG, "--target-lang", lang or pair_target(pair)]
-    lottery = demo.train_args(rounds, rate, max_update, GENERATE_ARGS, flags=[], late_reset=LATE_RESET)
-    return model, [*lottery, "--lottery-references", str(pair / "raw")]
-
-
-def train_command_line(out, lang: str) -> str:
-    """A complete fairseq-train command for the pair en-LANG of `out`, as a shell line (`pair_flags` at
-    TRANSFORMER_BUDGET updates per round). Its runs go outside OUT, which holds only this builder's files."""
-    from . import demo
-
-    pair = Path(out) / f"{SOURCE_LANG}-{lang}"
-    model, lottery = pair_flags(pair, demo.DEFAULTS["rounds"], demo.DEFAULTS["rate"], TRANSFORMER_BUDGET, lang)
-    args = [*model, *lottery, "--save-dir", f"lth_output/{pair.name}"]
-
-    def quote(arg: str) -> str:
-        name, eq, value = arg.partition("=")
-        return f"{name}={shlex.quote(value)}" if eq and name.startswith("--") else shlex.quote(arg)
-
-    return " ".join(["fairseq-train", shlex.quote(str(pair)), '--user-dir "$(lth fairseq-user-dir)"',
-                     *map(quote, args)])
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", metavar="OUT", help="output folder: new, empty, or built by this command with the same "
                    "options (an identical rerun is up to date; other options are refused)")
@@ -788,10 +757,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the catalogs are: DIR/LANG/LC_MESSAGES/*.mo (default: %(default)s)")
 
 
-def run(args: argparse.Namespace) -> int:
-    langs = [lang.strip() for lang in args.langs.split(",") if lang.strip()]
+def parse_langs(text: str) -> List[str]:
+    """The target languages of --langs (comma-separated, distinct, not the source)."""
+    langs = [lang.strip() for lang in text.split(",") if lang.strip()]
     if not langs or SOURCE_LANG in langs or len(set(langs)) != len(langs):
-        raise CatalogError(f"--langs {args.langs!r}: give distinct target languages other than {SOURCE_LANG}")
+        raise CatalogError(f"--langs {text!r}: give distinct target languages other than {SOURCE_LANG}")
+    return langs
+
+
+def run(args: argparse.Namespace) -> int:
+    langs = parse_langs(args.langs)
     settings = Settings(langs, max_words=args.max_words, min_pairs=args.min_pairs, vocab_size=args.vocab_size,
                         held_out_share=args.held_out_share, max_pairs=args.max_pairs)
     manifest = build(args.out, settings, args.locale_dir)
@@ -800,5 +775,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"{SOURCE_LANG}-{lang}: {c['train']} train, {c['valid']} valid, {c['test']} test pairs "
               f"({len(info['catalogs'])} catalogs, {len(info['corrupt'])} corrupt skipped)")
     print(f"vocabulary: {manifest['vocabulary']['size']} pieces; data sha256 {manifest['data_sha256']}")
-    print(f"train and score {SOURCE_LANG}-{langs[0]} with:\n{train_command_line(args.out, langs[0])}")
     return 0

@@ -61,4 +61,9 @@ class DataCommand(Command):
             print(f"lth data needs {', '.join(missing)}; run scripts/setup.sh or pip install 'lth-plugins[fairseq]'",
                   file=sys.stderr)
             return 2
-        return catalogs.run(args)
+        from .demo import train_command_line
+
+        catalogs.run(args)
+        first = catalogs.parse_langs(args.langs)[0]
+        print(f"train and score {catalogs.SOURCE_LANG}-{first} with:\n{train_command_line(args.out, first)}")
+        return 0

@@ -269,6 +269,39 @@ def train_args(rounds, rate, max_update, generate_args="", flags=None, late_rese
             f"--lottery-generate-args={generate_args}"]
 
 
+def pair_flags(pair, rounds: int, rate: float, max_update: int, lang: str = ""):
+    """(model flags, lottery flags) of the demo's Transformer on a real pair folder OUT/en-X of `lth data catalogs`
+    (X: `lang`, or read from the folder, which must then exist): its languages, the schedule to `max_update`, the
+    late reset catalogs.LATE_RESET, and each round scored by sacreBLEU and chrF on detokenized beam search
+    (catalogs.GENERATE_ARGS) against the raw references."""
+    from . import catalogs
+
+    pair = Path(pair)
+    model = [*MODEL, *COMMON, "--source-lang", catalogs.SOURCE_LANG, "--target-lang",
+             lang or catalogs.pair_target(pair)]
+    lottery = train_args(rounds, rate, max_update, catalogs.GENERATE_ARGS, flags=[],
+                         late_reset=catalogs.LATE_RESET)
+    return model, [*lottery, "--lottery-references", str(pair / "raw")]
+
+
+def train_command_line(out, lang: str) -> str:
+    """A complete fairseq-train command for the pair en-LANG of `lth data catalogs`'s OUT, as a shell line
+    (`pair_flags` at catalogs.TRANSFORMER_BUDGET updates per round). Its runs go outside OUT, which holds only the
+    builder's files."""
+    from . import catalogs
+
+    pair = Path(out) / f"{catalogs.SOURCE_LANG}-{lang}"
+    model, lottery = pair_flags(pair, DEFAULTS["rounds"], DEFAULTS["rate"], catalogs.TRANSFORMER_BUDGET, lang)
+    args = [*model, *lottery, "--save-dir", f"lth_output/{pair.name}"]
+
+    def quote(arg: str) -> str:
+        name, eq, value = arg.partition("=")
+        return f"{name}={shlex.quote(value)}" if eq and name.startswith("--") else shlex.quote(arg)
+
+    return " ".join(["fairseq-train", shlex.quote(str(pair)), '--user-dir "$(lth fairseq-user-dir)"',
+                     *map(quote, args)])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)

@@ -45,7 +45,7 @@ def task_flags(a, out: Path):
         return data, [*demo.MODEL, *demo.COMMON], demo.train_args(a.rounds, a.rate, a.max_update, flags=[]), \
             "the generated 'grammar' task"
     data = Path(a.data).resolve()
-    model, lottery = catalogs.pair_flags(data, a.rounds, a.rate, a.max_update)
+    model, lottery = demo.pair_flags(data, a.rounds, a.rate, a.max_update)
     return data, model, lottery, f"real {catalogs.SOURCE_LANG}->{catalogs.pair_target(data)} ({data})"
 
 

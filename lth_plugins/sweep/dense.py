@@ -15,7 +15,6 @@ Figure 2's main runs): its winning tickets that train their own dense round come
 """
 import argparse
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ..errors import SweepError
@@ -97,20 +96,10 @@ def _share(group: List[Job], open_jobs: List[Job], trainers: List[Job]) -> None:
             left.remove(best)
 
 
-def other_sweep_trainers(path: str, this_dir: Path) -> List[Job]:
-    """The winning jobs of the sweep directory `path` (a grid's `dense_from`) that train their own dense round,
-    named "PATH:name". Refused naming the problem when `path` is not another sweep directory."""
-    from .state import SweepDir, is_sweep_dir
-
-    where = Path(path).resolve()
-    if where == Path(this_dir).resolve():
-        raise SweepError(f"dense_from = {path!r} is this sweep directory; name another sweep's")
-    if not is_sweep_dir(where):
-        raise SweepError(f"dense_from = {path!r}: {where} is not a sweep directory (no sweep.json); give the "
-                         f"directory of the sweep whose dense rounds this grid reuses (relative to where `lth "
-                         f"sweep` runs)")
-    return [replace(j, name=f"{path}:{j.name}") for j in SweepDir(where).jobs()
-            if j.ticket == Ticket.WINNING and not j.dense_from]
+def trainers_of(jobs: List[Job], path: str) -> List[Job]:
+    """The winning jobs among `jobs` of the sweep directory `path` (a grid's `dense_from`) that train their own dense
+    round, named "PATH:name"."""
+    return [replace(j, name=f"{path}:{j.name}") for j in jobs if j.ticket == Ticket.WINNING and not j.dense_from]
 
 
 def check_other_sweep_used(jobs: List[Job], kept: Dict[str, Job], others: List[Job], path: str) -> None:

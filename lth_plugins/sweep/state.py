@@ -63,13 +63,25 @@ class SweepDir:
         started = self._started_jobs(stored)
         kept = {j.name: j for j in stored if j.name in started and j.ticket == Ticket.WINNING}
         other = cfg.grid.dense_from
-        others = dense.other_sweep_trainers(other, self.path) if other else []
+        others = self._other_sweep_trainers(other) if other else []
         dense.assign(cfg.jobs, cfg.grid.share_dense, kept, others)
         if other:
             dense.check_other_sweep_used(cfg.jobs, kept, others, other)
         if started:
             self._check_growth(stored, cfg, started)
         assign_ports(cfg.jobs, stored, str(self.path))
+
+    def _other_sweep_trainers(self, path: str) -> List[Job]:
+        """The jobs of the sweep directory `path` (the grid's `dense_from`) that train a dense round this grid may
+        reuse (`dense.trainers_of`). Refused naming the problem when `path` is not another sweep directory."""
+        where = Path(path).resolve()
+        if where == self.path.resolve():
+            raise SweepError(f"dense_from = {path!r} is this sweep directory; name another sweep's")
+        if not is_sweep_dir(where):
+            raise SweepError(f"dense_from = {path!r}: {where} is not a sweep directory (no sweep.json); give the "
+                             f"directory of the sweep whose dense rounds this grid reuses (relative to where `lth "
+                             f"sweep` runs)")
+        return dense.trainers_of(SweepDir(where).jobs(), path)
 
     def _started_jobs(self, stored: List[Job]) -> set:
         """The names of the stored jobs that have a result on disk or are queued or running (SLURM asked once)."""

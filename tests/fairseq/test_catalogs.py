@@ -17,7 +17,7 @@ from .helpers import BIN, MT_MODEL, env, fairseq_train, metrics
 polib = pytest.importorskip("polib")
 pytest.importorskip("sentencepiece")
 
-from fairseq_ext import catalogs  # noqa: E402
+from fairseq_ext import catalogs, demo  # noqa: E402
 
 NOUNS = ["file", "folder", "branch", "commit", "package", "server", "table", "index", "record", "user", "group",
          "device", "printer", "window", "socket", "stream"]
@@ -362,9 +362,9 @@ def test_the_printed_train_command_trains_and_scores_a_pair(built, tmp_path):
     scores with sacreBLEU against the raw references; docs/fairseq.md shows the same command."""
     out, log = built
     command = printed_train_command(log, "en-de")
-    assert command == catalogs.train_command_line(out, "de")
+    assert command == demo.train_command_line(out, "de")
     docs = (Path(__file__).resolve().parents[2] / "docs" / "fairseq.md").read_text().replace(" \\\n    ", " ")
-    assert catalogs.train_command_line("OUT", "de") in docs
+    assert demo.train_command_line("OUT", "de") in docs
     shorter = ("--max-update 6 --total-num-update 6 --warmup-updates 2 --lottery-rounds 1 --lottery-late-reset 2u "
                "--lottery-rate 0.2")
     proc = subprocess.run(["bash", "-c", f"{command} {shorter}"], cwd=tmp_path, stdout=subprocess.PIPE,
