@@ -31,8 +31,9 @@ def wait_until(ready: Callable[[], bool], timeout_s: float, what: str, poll_s: f
     if timeout_s <= 0:
         raise RunStoreError(f"{what} does not exist (not waiting: mask_wait is 0)")
     t0 = last = time.monotonic()
-    check_s = ALIVE_CHECK_S if first_task() else OTHER_TASKS_CHECK_S
-    last_alive = t0 - check_s if first_task() else t0  # task 0 looks at once, the others after their interval
+    first = first_task()
+    check_s = ALIVE_CHECK_S if first else OTHER_TASKS_CHECK_S
+    last_alive = t0 - check_s if first else t0  # task 0 looks at once, the others after their interval
     print(f"[lottery] waiting up to {timeout_s:g} s for {what}" + (f", while {writer} runs" if alive else ""),
           file=stream, flush=True)
     while not ready():
