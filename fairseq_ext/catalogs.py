@@ -740,21 +740,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--langs", required=True, help="target languages, comma-separated, as named under "
                    f"--locale-dir (e.g. de,fr,es,sv,ru,ja,zh_CN)")
     p.add_argument("--max-words", type=int, default=MAX_WORDS,
-                   help=f"longest English message kept, in words; at least {MIN_WORDS}, the shortest kept "
-                        "(default: %(default)s)")
+                   help=f"longest English message kept, in words; at least {MIN_WORDS}, the shortest kept")
     p.add_argument("--vocab-size", type=int, default=VOCAB_SIZE,
                    help="pieces of the joint sentencepiece model; at least the training text's distinct "
-                        f"characters + {SPM_CONTROL_PIECES} (default: %(default)s)")
+                        f"characters + {SPM_CONTROL_PIECES}")
     p.add_argument("--held-out-share", type=float, default=HELD_OUT_SHARE,
-                   help="share of the English texts in valid, and again in test; above 0, below 0.5 "
-                        "(default: %(default)s)")
+                   help="share of the English texts in valid, and again in test; above 0, below 0.5")
     p.add_argument("--max-pairs", type=int, default=None, metavar="N",
                    help="keep at most N pairs per language (a fixed subset, for quick tests); every split must "
                         "keep a pair (default: every pair)")
     p.add_argument("--min-pairs", type=int, default=MIN_PAIRS,
-                   help="fewest pairs after cleaning a language must have; at least 1 (default: %(default)s)")
+                   help="fewest pairs after cleaning a language must have; at least 1")
     p.add_argument("--locale-dir", type=Path, default=LOCALE_DIR,
-                   help="where the catalogs are: DIR/LANG/LC_MESSAGES/*.mo (default: %(default)s)")
+                   help="where the catalogs are: DIR/LANG/LC_MESSAGES/*.mo")
 
 
 def parse_langs(text: str) -> List[str]:

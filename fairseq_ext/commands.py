@@ -3,7 +3,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from lth_plugins.commands import Command
+from lth_plugins.commands import Command, DefaultsShown
 
 
 class FairseqUserDirCommand(Command):
@@ -50,7 +50,7 @@ class DataCommand(Command):
 
         sources = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
         add = sources.add_parser("catalogs", help=catalogs.__doc__.split("\n\n")[0],
-                                 description=catalogs.__doc__.split("\n\n")[0])
+                                 description=catalogs.__doc__.split("\n\n")[0], formatter_class=DefaultsShown)
         catalogs.add_arguments(add)
 
     def run(self, args):

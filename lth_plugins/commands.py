@@ -9,6 +9,19 @@ from typing import Dict
 from .registry import COMMANDS, load_all
 
 
+class DefaultsShown(argparse.HelpFormatter):
+    """Help that shows each option's default, unless it is empty, off, or the help already speaks of it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        off = default is None or default is False or default == "" or default == argparse.SUPPRESS
+        if off or "default" in text or not action.option_strings:
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {shown})".lstrip()
+
+
 class Command:
     """One ``lth`` subcommand: a one-line help, its arguments and what it does (returns the exit code)."""
 
