@@ -270,7 +270,9 @@ class LotteryRun:
                                          "end": {"update": self.total_updates, "epoch": self.total_epochs},
                                          "budget": str(self.config.budget), "resumed": bool(resume),
                                          "started_at": time.time()})
-        self.progress.start(k, 1 - mask.density(), note="resumed" if resume else "",
+        note = f"resumed at update {num_updates}" if resume and num_updates is not None else (
+            "resumed" if resume else "")
+        self.progress.start(k, 1 - mask.density(), note=note,
                             span=f"from {self.start.describe()}, to {self.end_point()}")
         return mask
 

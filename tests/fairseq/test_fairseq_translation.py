@@ -108,7 +108,7 @@ def test_sigkill_during_round_2_then_rerun_equals_uninterrupted(mt_winning, mt_d
     assert (save / "round_01" / "metrics.json").exists()
     r1_metrics = (save / "round_01" / "metrics.json").read_bytes()
     out = fairseq_train(mt_data, save, *args).stdout
-    assert "(resumed)" in out  # round 2 continued from its checkpoint_last.pt
+    assert re.search(r"\(resumed at update \d+\)", out)  # round 2 continued from its checkpoint_last.pt
     assert "round 0/3 start" not in out and "round 1/3 start" not in out  # finished rounds not recomputed
     assert (save / "round_01" / "metrics.json").read_bytes() == r1_metrics
     # the resumed round continued the same count: updates 11..40 of the dense schedule, 30 optimizer steps
