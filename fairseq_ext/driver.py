@@ -92,7 +92,7 @@ def run_rounds(spec: LotterySpec, cfg, is_master: bool, fairseq_main, kwargs: di
     opt = cfg.optimization
     run = LotteryRun(spec.config, spec.run_dir, task=spec.task or "fairseq", framework="fairseq",
                      settings=spec.settings, is_writer=is_master, total_updates=opt.max_update or None,
-                     total_epochs=opt.max_epoch or None, updates_per_epoch=upe)
+                     total_epochs=opt.max_epoch or None, updates_per_epoch=upe, label=spec.label)
     with run:
         rounds = broadcast_object(list(run.pending_rounds()))
         if not rounds:

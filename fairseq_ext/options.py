@@ -132,7 +132,22 @@ def build_spec(args, sources_exist: bool = True) -> LotterySpec:
         fingerprint = data_fingerprint(settings["data"])  # a missing data folder is named before anything runs
         settings["data"] = settings["data"] if _identified_by_path(run_dir, config) else fingerprint
     return LotterySpec(config=config, run_dir=os.path.abspath(run_dir), save_dir=os.path.abspath(save_dir),
-                       task=task, settings=settings, evaluation=evaluation, collective_timeout=timeout)
+                       task=task, settings=settings, evaluation=evaluation, collective_timeout=timeout,
+                       label=task_label(args))
+
+
+def task_label(args) -> str:
+    """The task as people name it: a translation with its language pair ("translation en-de", from -s/-t or, as
+    fairseq does without them, from the data's file names), any other task by its name."""
+    task = getattr(args, "task", None) or "fairseq"
+    if task != "translation":
+        return task
+    source, target = getattr(args, "source_lang", None), getattr(args, "target_lang", None)
+    data = str(getattr(args, "data", "") or "").split(os.pathsep)[0]
+    if (not source or not target) and os.path.isdir(data):
+        from fairseq.data.data_utils import infer_language_pair
+        source, target = infer_language_pair(data)
+    return f"{task} {source}-{target}" if source and target else task
 
 
 def _check_masks_from(path: Optional[str], option: str) -> None:

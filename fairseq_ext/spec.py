@@ -43,7 +43,8 @@ class LotterySpec:
     """One lottery run of fairseq-train: `config` (validated against the training length), the run store
     `run_dir`, fairseq's `save_dir` (round k checkpoints in SAVE_DIR/round_KK), the fairseq `task`, the
     `settings` that identify the run (stored in its config.json), the round `evaluation` and the timeout of the
-    run's collectives in seconds (`collective_timeout`; None: torch's defaults)."""
+    run's collectives in seconds (`collective_timeout`; None: torch's defaults) and the task as people name it
+    (`label`, e.g. "translation en-de")."""
 
     config: LotteryConfig
     run_dir: str
@@ -52,6 +53,7 @@ class LotterySpec:
     settings: dict
     evaluation: EvalOptions
     collective_timeout: Optional[float] = None
+    label: Optional[str] = None
 
     @property
     def lm_test(self) -> bool:

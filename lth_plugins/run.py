@@ -43,16 +43,18 @@ class LotteryRun:
                  settings: Optional[dict] = None, is_writer: bool = True,
                  total_updates: Optional[int] = None, total_epochs: Optional[int] = None,
                  updates_per_epoch: Optional[int] = None, progress: bool = True,
-                 model: Optional[torch.nn.Module] = None):
+                 model: Optional[torch.nn.Module] = None, label: Optional[str] = None):
         """Everything is validated before anything is written: the configuration, the late-reset point against
         every training length given, a random ticket against its winning run (settings, rounds, mask shapes),
         a transferred ticket against its source (architecture, rounds) and, when `model` is given, the
         include/exclude patterns. `settings` is the framework's whole configuration (whatever changes training):
-        a rerun must repeat it."""
+        a rerun must repeat it. `label` names the task for people (e.g. 'translation en-de'; default `task`)."""
         self.config = config.validate(total_updates=total_updates, total_epochs=total_epochs,
                                       updates_per_epoch=updates_per_epoch)
         params = pruned_parameters(model, config) if model is not None else None
-        full = {"lottery": config.to_dict(), "framework": framework, "task": task, "settings": settings or {}}
+        label = label or task
+        full = {"lottery": config.to_dict(), "framework": framework, "task": task, "label": label,
+                "settings": settings or {}}
         full = json.loads(json.dumps(full, default=str))
         self.source = None
         if config.ticket is Ticket.TRANSFERRED:
@@ -89,7 +91,7 @@ class LotteryRun:
         self._last_epoch: int = 0
         self._late_meta: Optional[dict] = None
         self.optimizers = OptimizerLedger()  # a round's optimizer is its own
-        self.progress = RoundProgress(self.first_round, config.rounds, label=f"lottery {task} {config.ticket}",
+        self.progress = RoundProgress(self.first_round, config.rounds, label=f"lottery {label} {config.ticket}",
                                       enabled=progress and is_writer)
         if dense_source is not None:
             self._reuse_dense_round(dense_source)

@@ -33,8 +33,9 @@ class Snapshot(Choice):
 CONFIG = "config.json"
 LOCK = ".lock"
 # Keys that may change between invocations of one experiment: raising `rounds` extends a run.
-# How long a random ticket waits for its winning ticket's masks changes nothing it computes.
-MUTABLE_KEYS = ("lottery.rounds", "lottery.mask_wait")
+# How long a random ticket waits for its winning ticket's masks changes nothing it computes, nor does the name
+# people read for its task.
+MUTABLE_KEYS = ("lottery.rounds", "lottery.mask_wait", "label")
 # Files that do not make a directory hold results: one holding only these may take another configuration.
 _NOT_RESULTS = (CONFIG, LOCK)
 

@@ -39,7 +39,7 @@ def translation_run(run_dir, target: str, seed: int = 1, build: int = 0, **lotte
     """A finished 2-round run of the demo MLP recorded as a fairseq translation run en-TARGET."""
     config = LotteryConfig(**{"rounds": 2, "rate": 0.5, "late_reset": "1ep", "seed": seed, **lottery})
     data, model = make_data(seed, n_train=N_TRAIN, n_test=N_TRAIN // 2), make_model(seed)
-    with LotteryRun(config, run_dir, task="translation", framework="fairseq",
+    with LotteryRun(config, run_dir, task="translation", framework="fairseq", label=f"translation en-{target}",
                     settings=translation_settings(target, seed, build), total_epochs=EPOCHS,
                     total_updates=EPOCHS * (N_TRAIN // BATCH), model=model) as run:
         for k in run.pending_rounds():
@@ -61,6 +61,8 @@ def runs(tmp_path_factory):
 
 
 def test_a_translation_task_is_named_by_its_language_pair():
+    assert task_identity({"task": "translation", "label": "translation en-de", "settings": {}}) == "translation en-de"
+    # runs recorded without a label: the pair their settings give
     assert task_identity({"task": "translation", "settings": translation_settings("de", 1)}) == "translation en-de"
     assert task_identity({"task": "translation", "settings": {"target_lang": "fr"}}) == "translation ?-fr"
     assert task_identity({"task": "CartPole-v0", "settings": {"seed": 1}}) == "CartPole-v0"

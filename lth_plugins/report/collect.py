@@ -36,8 +36,10 @@ DRAWN_APART = ("lottery.ticket", "lottery.masks_from", "lottery.dense_from", "lo
 
 
 def task_identity(config: dict) -> str:
-    """The task as a researcher names it: the framework's task, with its language pair where the settings give one
-    (fairseq's `translation` is every pair's task: "translation en-de")."""
+    """The task as a researcher names it: the label its adapter recorded (fairseq's `translation` is every pair's
+    task: "translation en-de"); for a run recorded without one, the task with the language pair its settings give."""
+    if config.get("label"):
+        return str(config["label"])
     task = str(config.get("task"))
     settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
     source, target = settings.get("source_lang"), settings.get("target_lang")

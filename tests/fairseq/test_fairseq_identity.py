@@ -53,6 +53,8 @@ def test_random_tickets_run_by_hand_with_three_seeds_are_three_seeds_of_the_repo
     report = build_report([wt, *rts], tmp_path / "report")
     random = [s for s in report.tasks[0][1][0].series() if s.ticket == "random"]
     assert [s.n for s in random] == [[3]]
+    # no -s/-t: the pair is read from the data's file names, as fairseq reads it
+    assert RunStore.view(wt).config["label"] == "translation src-tgt" and report.tasks[0][0].task == "translation src-tgt"
 
 
 def test_a_run_stored_under_the_old_defaults_resumes_with_its_command(mt_data, tmp_path):
