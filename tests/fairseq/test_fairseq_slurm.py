@@ -6,6 +6,7 @@ a killed task requeues the job within its retry budget and fails it past the bud
 resubmitting resumes: the run ends bit-identical to an uninterrupted one. On 2 nodes x 1 task (fixture `slurm_nodes`,
 grown to 3 nodes) a lost node requeues the job onto the live nodes, and preemption by the partition `high` saves and
 requeues it: both end bit-identical to the one-node run (benchmarks/bench_slurm_nodes.py prints the same figures)."""
+import contextlib
 import json
 import os
 import re
@@ -57,16 +58,23 @@ def submit(tmp: Path, data, runs: Path, env="", *extra) -> str:
                    f"--export=ALL,MODEL=tiny,DATA={data},RUNS={runs}{env}", str(RECIPE), *FLAGS, *extra])
 
 
-def kill_rank(job: str, rank: int) -> None:
-    """SIGKILL one task's training process (a CUDA, NCCL or OOM crash stand-in; its node stays up). listpids reads
-    the steps of the node it names, which need not be this host (slurm_local.sh --nodes N)."""
+def task_pids(job: str) -> dict[str, list[int]]:
+    """The processes of each task (rank) of the job's srun step, by rank, lowest pid first. listpids reads the steps
+    of the node it names, which need not be this host (slurm_local.sh --nodes N)."""
     node = subprocess.run(["squeue", "-h", "-j", job, "-o", "%N"], capture_output=True, text=True).stdout.strip()
-    pids = subprocess.run(["scontrol", "listpids", job, node], capture_output=True, text=True).stdout.splitlines()
-    # PID JOBID STEPID LOCALID GLOBALID: the task's processes in the job's srun step
-    task = sorted(int(line.split()[0]) for line in pids[1:] if line.split()[2].isdigit()
-                  and line.split()[4] == str(rank))
-    assert task, pids
-    os.kill(task[0], signal.SIGKILL)
+    lines = subprocess.run(["scontrol", "listpids", job, node], capture_output=True, text=True).stdout.splitlines()
+    tasks = {}
+    for line in lines[1:]:  # PID JOBID STEPID LOCALID GLOBALID; the batch script's step is not numbered
+        pid, _, step, _, global_id = line.split()
+        if step.isdigit():
+            tasks.setdefault(global_id, []).append(int(pid))
+    assert tasks, lines
+    return {r: sorted(pids) for r, pids in tasks.items()}
+
+
+def kill_rank(job: str, rank: int) -> None:
+    """SIGKILL one task's training process (a CUDA, NCCL or OOM crash stand-in; its node stays up)."""
+    os.kill(task_pids(job)[str(rank)][0], signal.SIGKILL)
 
 
 def log(tmp: Path, job: str) -> str:
@@ -435,14 +443,26 @@ def preempt_the_recipe(cluster, data, tmp: Path) -> Preemption:
     runs = tmp / "runs"
     job = submit(tmp, data, runs, "", *EVERY_UPDATE)
     try:
-        wait_for(lambda: (save_dir(runs) / "round_00" / "checkpoint_last.pt").is_file(), cluster, tmp, job,
-                 "round 0's first checkpoint")
+        wait_for(lambda: "round 0/" in log(tmp, job), cluster, tmp, job, "round 0's start")
+        first = save_dir(runs) / "round_00" / "checkpoint_last.pt"
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while not first.is_file():  # polled closely: round 0 trains for about a second after it
+            assert time.monotonic() < deadline, f"job {job}: no {first}\n{log(tmp, job)[-4000:]}"
+            time.sleep(0.01)
+        # Held in training until SLURM's SIGTERM (slurmstepd sends SIGCONT with it; so does this test once the
+        # preemption is logged): scheduling the preemptor can take longer than the rest of this tiny round.
+        held = [pid for pids in task_pids(job).values() for pid in pids]
+        for pid in held:
+            os.kill(pid, signal.SIGSTOP)
         node = scontrol_job(job).split(" NodeList=")[1].split()[0]
         t0 = time.monotonic()
         preemptor = sbatch(["--partition=high", f"--nodelist={node}", "--exclusive", "--time=2",
                             f"--output={tmp}/preemptor-%j.out", "--wrap", "sleep 2"])
         wait_for(lambda: "DUE TO PREEMPTION" in log(tmp, job), cluster, tmp, job, "the preemption")
         signalled = time.monotonic()  # slurmstepd logs the preemption as it sends SIGTERM
+        for pid in held:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
         saved_s = None
         while not requeued(job):
             if saved_s is None and re.search(SAVED_AT_SIGTERM, log(tmp, job)):
