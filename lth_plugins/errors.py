@@ -8,7 +8,12 @@ class LotteryError(Exception):
 
 
 class LotteryConfigError(LotteryError, ValueError):
-    """A hyperparameter or flag is invalid."""
+    """A hyperparameter or flag is invalid; `setting`: the LotteryConfig field it is about, when it is one (a
+    framework names it by its flag)."""
+
+    def __init__(self, message: str = "", setting: Optional[str] = None):
+        super().__init__(message)
+        self.setting = setting
 
 
 class MaskError(LotteryError):

@@ -31,8 +31,8 @@ class Choice(str, enum.Enum):
         try:
             return cls(value)
         except ValueError:
-            raise LotteryConfigError(f"unknown {setting} {value!r}; choose one of: {', '.join(cls.names())}") \
-                from None
+            raise LotteryConfigError(f"unknown {setting} {value!r}; choose one of: {', '.join(cls.names())}",
+                                     setting=setting) from None
 
 
 class Schedule(Choice):
@@ -263,13 +263,15 @@ class LotteryConfig:
         from .registry import check_available
 
         if not isinstance(self.rounds, int) or self.rounds < 1:
-            raise LotteryConfigError(f"rounds must be an integer >= 1, got {self.rounds!r}")
+            raise LotteryConfigError(f"rounds must be an integer >= 1, got {self.rounds!r}", setting="rounds")
         if not (isinstance(self.rate, (int, float)) and 0.0 < float(self.rate) < 1.0):
-            raise LotteryConfigError(f"prune rate must lie strictly between 0 and 1, got {self.rate!r}")
+            raise LotteryConfigError(f"prune rate must lie strictly between 0 and 1, got {self.rate!r}",
+                                     setting="rate")
         for name, kind in _CHOICES.items():
             kind.parse(getattr(self, name), name)
         if not (isinstance(self.mask_wait, (int, float)) and self.mask_wait >= 0):
-            raise LotteryConfigError(f"mask_wait must be a number of seconds >= 0, got {self.mask_wait!r}")
+            raise LotteryConfigError(f"mask_wait must be a number of seconds >= 0, got {self.mask_wait!r}",
+                                     setting="mask_wait")
         check_available("lth_plugins.pruners", self.pruner)
         check_available("lth_plugins.resets", self.reset_strategy)
         point = self.reset_point

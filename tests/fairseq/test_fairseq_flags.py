@@ -19,9 +19,11 @@ def test_help_lists_lottery_flags_only_with_user_dir():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--lottery-rate", "1.5"], "prune rate must lie strictly between 0 and 1"),
+    (["--lottery-rate", "1.5"], "fairseq-train: error: argument --lottery-rate: prune rate must lie strictly "
+                                "between 0 and 1"),
+    (["--lottery-rounds", "-1"], "fairseq-train: error: argument --lottery-rounds: rounds must be an integer >= 1"),
     (["--lottery-late-reset", "5x"], "late reset point '5x' is not understood"),
-    (["--lottery-reset", "sometimes"], "invalid choice: 'sometimes'"),
+    (["--lottery-reset", "sometimes"], "fairseq-train: error: argument --lottery-reset: invalid choice: 'sometimes'"),
     (["--lottery-ticket", "random"], "--lottery-masks-from"),
     (["--lottery-exclude", "nothing.*"], "matches no parameter name"),
     (["--lottery-eval-bleu", "--lottery-generate-args=--beam x"],
@@ -37,6 +39,8 @@ def test_bad_flags_fail_before_training(mt_data, tmp_path, flags, message):
     assert proc.returncode != 0
     assert message in proc.stdout, proc.stdout[-2000:]
     assert "Traceback" not in proc.stdout
+    assert "usage:" not in proc.stdout  # one line, not fairseq's usage of every option first
+    assert proc.stdout.count(message) == 1  # said once
     assert "Start iterating over samples" not in proc.stdout  # no training happened
     assert not save.exists()  # nothing written
 
