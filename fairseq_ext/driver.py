@@ -78,8 +78,7 @@ def lottery_main(spec: LotterySpec, fairseq_main, cfg, **kwargs) -> None:
                 run_rounds(spec, cfg, is_master, fairseq_main, kwargs, upe)
             except Requeue as e:
                 requeue_and_wait(str(e))
-    except LotteryError as e:
-        logger.error("lottery error: %s", e)
+    except LotteryError as e:  # SystemExit prints the message: the one line of the refusal
         raise SystemExit(f"fairseq-train: lottery error: {e}") from None
     finally:
         settle_data_threads()

@@ -21,7 +21,8 @@ DEST_PREFIX = FLAG_PREFIX.lstrip("-").replace("-", "_")  # where argparse keeps 
 # checkpoint is restored (the --reset-* directives), data-loader workers and the process layout of one rank.
 # Every other parsed setting (model, task, optimization, evaluation flags ...) is stored in the run's
 # config.json: a rerun that changes one is refused, a random ticket must repeat its winning run's (seeds aside).
-# The data folder is stored as its content (`data_fingerprint`), not its path: a copy of it elsewhere is the same data.
+# The data folder is stored as its content (`data_fingerprint`), not its path: a copy of it elsewhere is the same data
+# (its path is kept beside it, as `data_folder`, which a rerun may change).
 NOT_TRAINING_SETTINGS = (
     "save_dir", "user_dir", "lottery_run_dir", "lottery_prune", "restore_file",
     "log_format", "log_interval", "log_file", "tensorboard_logdir", "wandb_project", "azureml_logging",
@@ -130,7 +131,10 @@ def build_spec(args, sources_exist: bool = True) -> LotterySpec:
     settings = training_settings(vars(args), not_training=NOT_TRAINING_SETTINGS + lottery_dests(), prefixes=())
     if settings.get("data"):
         fingerprint = data_fingerprint(settings["data"])  # a missing data folder is named before anything runs
-        settings["data"] = settings["data"] if _identified_by_path(run_dir, config) else fingerprint
+        if not _identified_by_path(run_dir, config):
+            # where it lies is recorded apart (store.DATA_FOLDER_KEY), to name it when another run's data differs
+            settings["data_folder"] = os.pathsep.join(os.path.abspath(d) for d in settings["data"].split(os.pathsep))
+            settings["data"] = fingerprint
     return LotterySpec(config=config, run_dir=os.path.abspath(run_dir), save_dir=os.path.abspath(save_dir),
                        task=task, settings=settings, evaluation=evaluation, collective_timeout=timeout,
                        label=task_label(args))

@@ -8,7 +8,7 @@ from .errors import LotteryConfigError, RunStoreError
 from .hparams import LotteryConfig, Reset, Ticket, flag
 from .masks import Mask
 from .selection import matching, without_kept_dense
-from .store import RunStore, Snapshot, config_diff, is_seed
+from .store import RunStore, Snapshot, config_diff, data_difference, describe_diff, is_data, is_seed
 from .wait import wait_until
 
 # What a random ticket may set differently from the winning run it takes masks from: besides these, every
@@ -56,12 +56,18 @@ def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) 
     asked for, and they fit the model. Raises LotteryConfigError before anything is written."""
     diff = [(k, a, b) for k, a, b in config_diff(source.config, full)
             if k not in RANDOM_TICKET_FREE_KEYS and not is_seed(k)]
+    data = data_difference(diff, source.config, full, "winning run", "now")
+    others = [d for d in diff if not is_data(d[0])]
+    if data:
+        raise LotteryConfigError(
+            f"the random ticket must train on the data of its winning run {source.path}, but {data}: give it the "
+            f"data folder the winning run was given"
+            + (f"; other settings differ too: {describe_diff(others, source.config, full, 'winning run', 'now')}"
+               if others else ""))
     if diff:
         raise LotteryConfigError(
             f"the random ticket must train as the winning run {source.path} did (only the ticket type and its "
-            f"seed may differ); differing settings: "
-            + "; ".join(f"{k}: winning run {a!r} vs now {b!r}" for k, a, b in diff[:12])
-            + (f" ... ({len(diff) - 12} more)" if len(diff) > 12 else ""))
+            f"seed may differ); differing settings: {describe_diff(diff, source.config, full, 'winning run', 'now')}")
     _check_rounds_available(source, rounds, "random ticket")
     if params is not None:
         first = next((k for k in range(1, masks_available(source) + 1) if source.has_mask(k)), None)

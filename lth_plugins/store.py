@@ -32,10 +32,14 @@ class Snapshot(Choice):
 
 CONFIG = "config.json"
 LOCK = ".lock"
+# A framework's data as its settings hold it: its content, file by file (DATA_KEY.FILE: fairseq's dictionaries and
+# binarized files) or, in runs stored before that, its path; and where it lay when the run last ran
+# (DATA_FOLDER_KEY), which does not identify it (a copy elsewhere is the same data).
+DATA_KEY, DATA_FOLDER_KEY = "settings.data", "settings.data_folder"
 # Keys that may change between invocations of one experiment: raising `rounds` extends a run.
 # How long a random ticket waits for its winning ticket's masks changes nothing it computes, nor does the name
-# people read for its task.
-MUTABLE_KEYS = ("lottery.rounds", "lottery.mask_wait", "label")
+# people read for its task, nor where its data lies.
+MUTABLE_KEYS = ("lottery.rounds", "lottery.mask_wait", "label", DATA_FOLDER_KEY)
 # Files that do not make a directory hold results: one holding only these may take another configuration.
 _NOT_RESULTS = (CONFIG, LOCK)
 
@@ -89,8 +93,8 @@ class RunStore:
                 self.close()
                 raise RunStoreError(
                     f"run directory {self.path} holds a different configuration; refusing to reuse it. "
-                    f"Differing keys: " + "; ".join(f"{k}: stored {a!r} vs now {b!r}" for k, a, b in diff)
-                    + ". Use another run directory.")
+                    f"Differing keys: {describe_diff(diff, stored, config, 'stored', 'now', limit=None)}. "
+                    f"Use another run directory.")
             if writer and stored != config:  # only mutable keys differ
                 atomic_write_json(self.config_path, config)
         elif writer:
@@ -296,6 +300,42 @@ def config_diff(a: dict, b: dict):
     fa, fb = _flatten(a), _flatten(b)
     return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb))
             if k not in MUTABLE_KEYS and fa.get(k) != fb.get(k)]
+
+
+def describe_diff(diff, a: dict, b: dict, in_a: str, in_b: str, limit: Optional[int] = 12) -> str:
+    """`config_diff(a, b)` for a message: 'KEY: IN_A x vs IN_B y; ...' (the first `limit`), a difference in the
+    data's content as one entry (`data_difference`)."""
+    parts = [f"{k}: {in_a} {x!r} vs {in_b} {y!r}" for k, x, y in diff if not is_data(k)]
+    data = data_difference(diff, a, b, in_a, in_b)
+    parts = [data] + parts if data else parts
+    shown = parts if limit is None else parts[:limit]
+    return "; ".join(shown) + (f" ... ({len(parts) - len(shown)} more)" if len(parts) > len(shown) else "")
+
+
+def data_difference(diff, a: dict, b: dict, in_a: str, in_b: str) -> str:
+    """The data's part of `config_diff(a, b)` told plainly: 'the data differs (in FILE, ...; data folder: IN_A x,
+    IN_B y)', with the folders where `a` and `b` record them; '' when the data is the same."""
+    keys = [k for k, _, _ in diff if is_data(k)]
+    if not keys:
+        return ""
+    files = [k[len(DATA_KEY) + 1:] for k in keys if k != DATA_KEY]
+    details = [f"in {', '.join(files[:5])}{' ...' if len(files) > 5 else ''}"] if files else []
+    folders = [f"{side} {_data_folder(c)}" for side, c in ((in_a, a), (in_b, b)) if _data_folder(c)]
+    if folders:
+        details.append(f"data folder: {', '.join(folders)}")
+    return "the data differs" + (f" ({'; '.join(details)})" if details else "")
+
+
+def _data_folder(config: dict) -> Optional[str]:
+    """Where a configuration's data lay: its recorded folder, or the path that identified it."""
+    flat = _flatten(config)
+    folder = flat.get(DATA_FOLDER_KEY) or flat.get(DATA_KEY)
+    return folder if isinstance(folder, str) else None
+
+
+def is_data(key: str) -> bool:
+    """Whether a flattened configuration key is (part of) the data's identity."""
+    return key == DATA_KEY or key.startswith(DATA_KEY + ".")
 
 
 def is_seed(key: str) -> bool:

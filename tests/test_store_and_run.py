@@ -226,3 +226,44 @@ def test_a_lock_file_replaced_while_it_is_being_taken_leaves_one_writer(tmp_path
         RunStore(run_dir, cfg)
     monkeypatch.setattr(lock_module.os, "write", real_write)
     os.close(other["fd"])
+
+
+def _fairseq_like(dict_hash, folder, **lottery):
+    """A configuration as fairseq stores one: its data as content (file -> fingerprint) and where it lay."""
+    return {"lottery": LotteryConfig(rounds=1, **lottery).to_dict(), "framework": "fairseq", "task": "translation",
+            "settings": {"data": {"dict.src.txt": f"sha256:{dict_hash}", "train.src-tgt.src.bin": 10},
+                         "data_folder": folder, "lr": [0.005]}}
+
+
+def test_a_random_ticket_on_other_data_is_told_so_plainly(tmp_path):
+    from lth_plugins.errors import LotteryConfigError
+    from lth_plugins.sources import check_ticket_source
+
+    wt = tmp_path / "wt"
+    RunStore(wt, _fairseq_like("aa" * 32, "/data/en-de")).close()
+    rt = _fairseq_like("bb" * 32, "/data/en-fr", ticket="random", masks_from=str(wt))
+    with pytest.raises(LotteryConfigError) as e:
+        check_ticket_source(RunStore(wt), rt, 1)
+    msg = str(e.value)
+    assert (f"the random ticket must train on the data of its winning run {wt}, but the data differs (in "
+            "dict.src.txt; data folder: winning run /data/en-de, now /data/en-fr): give it the data folder the "
+            "winning run was given") == msg
+    rt["settings"]["lr"] = [0.001]
+    with pytest.raises(LotteryConfigError, match=r"other settings differ too: settings.lr: winning run \[0.005\]"):
+        check_ticket_source(RunStore(wt), rt, 1)
+    # the same data elsewhere is the same data
+    check_ticket_source(RunStore(wt), _fairseq_like("aa" * 32, "/scratch/en-de", ticket="random",
+                                                    masks_from=str(wt)), 1)
+
+
+def test_a_rerun_on_other_data_names_the_files_and_folders_and_a_moved_copy_resumes(tmp_path):
+    run = tmp_path / "run"
+    with RunStore(run, _fairseq_like("aa" * 32, "/data/en-de")) as store:
+        store.save_snapshot("init", {})
+    with pytest.raises(RunStoreError) as e:
+        RunStore(run, _fairseq_like("bb" * 32, "/data/en-fr"))
+    assert ("Differing keys: the data differs (in dict.src.txt; data folder: stored /data/en-de, now /data/en-fr). "
+            "Use another run directory.") in str(e.value)
+    assert "sha256" not in str(e.value)
+    RunStore(run, _fairseq_like("aa" * 32, "/scratch/en-de")).close()
+    assert RunStore(run).config["settings"]["data_folder"] == "/scratch/en-de"  # where it lies now

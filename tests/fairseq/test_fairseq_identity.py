@@ -89,8 +89,10 @@ def test_a_run_resumes_from_a_moved_copy_of_its_data_and_refuses_other_data(mt_d
 
     other = make_translation_data(tmp_path / "other", seed=1, n_train=300, n_valid=50, n_test=50)
     proc = fairseq_train(other, save, *SHORT, "--lottery-rounds", "2", check=False)
-    assert proc.returncode != 0 and "holds a different configuration" in proc.stdout
-    assert "settings.data.dict.src.txt" in proc.stdout and "Traceback" not in proc.stdout
+    assert proc.returncode != 0 and proc.stdout.count("holds a different configuration") == 1  # said once
+    assert "the data differs (in dict.src.txt, dict.tgt.txt" in proc.stdout, proc.stdout[-3000:]
+    assert f"data folder: stored {moved}, now {other}" in proc.stdout and "sha256" not in proc.stdout
+    assert "Traceback" not in proc.stdout
 
 
 def test_a_missing_data_folder_is_named_before_anything_runs(tmp_path):
@@ -108,3 +110,4 @@ def test_lth_demo_refuses_a_bad_rate_before_building_the_corpus(tmp_path, capsys
     assert cli.main(["demo", "--rate", "1.5", "--out", str(out)]) == 2
     assert "lth: error: prune rate must lie strictly between 0 and 1, got 1.5" in capsys.readouterr().err
     assert not out.exists()
+
