@@ -45,19 +45,23 @@ class StatusCommand(Command):
     def add_arguments(self, parser):
         parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR|SWEEP_DIR")
         parser.add_argument("--attempts", action="store_true",
-                            help="a sweep's jobs: every attempt (where it ran, how it ended, training redone)")
+                            help="a sweep's jobs: every attempt (where it ran, how it ended, training redone); "
+                                 "of a run directory a sweep ran, its job's")
 
     def run(self, args):
-        from .status import status_table
+        from .status import run_attempts, status_table
         from .sweep.state import is_sweep_dir
         from .sweep.view import status_table as sweep_table
 
         sweeps = [p for p in args.run_dirs if is_sweep_dir(p)]
         runs = [p for p in args.run_dirs if p not in sweeps]
+        attempts = [run_attempts(p) for p in runs] if args.attempts else []  # a run no sweep ran: refused first
         for p in sweeps:
             print(sweep_table(p, attempts=args.attempts))
         if runs:
             print(status_table(runs))
+        for table in attempts:
+            print(f"\n{table}")
         return 0
 
 

@@ -159,6 +159,22 @@ def status_table(paths) -> str:
     return "\n".join([render(columns, t["by_round"]), *notes])
 
 
+def run_attempts(path) -> str:
+    """The attempts of the sweep job whose run directory is `path` (its rows of `lth status SWEEP_DIR --attempts`).
+    Raises RunStoreError when no sweep ran it: attempts are what a sweep records of its jobs."""
+    from .sweep.state import is_sweep_dir
+    from .sweep.view import attempts_table, states
+
+    run = open_run(path).path.resolve()
+    sweep = next((d for d in run.parents if is_sweep_dir(d)), None)
+    jobs = list(zip(*states(sweep))) if sweep is not None else []
+    mine = [(job, state) for job, state in jobs if Path(job.run_dir).resolve() == run]
+    if not mine:
+        raise RunStoreError(f"--attempts shows the attempts of a sweep's jobs, and no sweep ran {path}: drop "
+                            f"--attempts to see its rounds")
+    return attempts_table(*zip(*mine))
+
+
 def metric_columns(key: str, label: str, width: int, fmt: str, tickets=(Ticket.WINNING, Ticket.RANDOM),
                    sep: str = " | ") -> List[Column]:
     """One column per ticket with `key` of its finished rounds' metrics ('-' where the ticket has no such round,

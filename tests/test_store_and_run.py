@@ -148,6 +148,11 @@ def test_status_table_lists_rounds(tmp_path):
     assert out.returncode == 0
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 4 and "36.0%" in lines[-1] and "done" in lines[-1]
+    out = subprocess.run([sys.executable, "-m", "lth_plugins.cli", "status", str(wt), "--attempts"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2 and not out.stdout  # refused, not silently ignored
+    assert out.stderr == (f"lth: error: --attempts shows the attempts of a sweep's jobs, and no sweep ran {wt}: drop "
+                          f"--attempts to see its rounds\n")
 
 
 def test_lth_plugins_lists_every_namespace():

@@ -144,6 +144,10 @@ def test_killed_sweep_resumes_and_random_tickets_follow_the_winning_masks(tmp_pa
         assert p.stat().st_mtime_ns == mtime, p
     status = lth("status", sweep).stdout
     assert status.count(" done ") == 4 and "4 jobs: 4 done" in status, status
+    status = lth("status", pairs[0][0], "--attempts")  # a run the sweep ran: its job's attempts
+    assert status.returncode == 0, status.stdout
+    rows = [line for line in status.stdout.splitlines() if line.startswith("teacher-mlp/")]
+    assert rows and {r.split()[0] for r in rows} == {"teacher-mlp/default/s0/wt"}, status.stdout
     third = lth("sweep", cfg_path, sweep, "--poll", "0.3")  # nothing left to submit
     assert third.returncode == 0 and "submitted" not in third.stdout, third.stdout
     report = lth("report", sweep, "-o", tmp_path / "report")
