@@ -128,7 +128,7 @@ def lottery_node_loss(folder: Path, cluster):
 def lottery_preemption(folder: Path, cluster):
     from tests.fairseq.test_fairseq_slurm import preempt_the_recipe
 
-    return preempt_the_recipe(cluster, translation_data(folder), folder)
+    return preempt_the_recipe(cluster, translation_data(folder), folder, cluster.partition)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@
 #           at NET.1. A node that stops answering is DOWN after SlurmdTimeout (20 s) and the controller's next
 #           ping. Running it again restarts a killed node's slurmd and resumes the node. Another node count (or
 #           one node) restarts slurmctld and the slurmds.
-#           Either way two partitions span all nodes: main (the default) and high, whose jobs preempt main's when
-#           they need their CPUs (PreemptType=preempt/partition_prio, PriorityTier 2 over 1; main's PreemptMode
-#           REQUEUE: the preempted job gets SIGTERM, KillWait (10 s) later SIGKILL, and is requeued).
+#           Either way three partitions span all nodes: main (the default) and grace, whose jobs are preempted by
+#           high's when they need their CPUs (PreemptType=preempt/partition_prio, PriorityTier 2 over 1;
+#           PreemptMode REQUEUE: the preempted job gets SIGTERM, KillWait (10 s) later SIGKILL, and is requeued;
+#           on grace the tasks get a first SIGTERM 20 s before, its GraceTime).
 #   stop    cancels the jobs still queued or running, stops every daemon `start` started and removes the
 #           namespaces and the bridge; state is kept, so a later `start` brings back the same cluster (job ids,
 #           accounting).
@@ -324,10 +325,12 @@ InactiveLimit=0
 $node_lines
 # Two partitions on the same nodes: jobs go to main unless they name high; a job of high that needs a node running
 # main's jobs preempts them (REQUEUE: SIGTERM, KillWait, SIGKILL, as scontrol requeue does). GraceTime 0 on main:
-# the batch script and the tasks get the SIGTERM at once, and the tasks have KillWait to save.
+# the batch script and the tasks get the SIGTERM at once, and the tasks have KillWait to save. On grace (GraceTime
+# 20) only the tasks get it at once; the batch script gets it 20 s later, with the tasks' second one.
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=0
+PartitionName=grace Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=20
 PartitionName=high Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
 EOF
 }

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from ..atomic import atomic_write_json
+from ..scheduler import job_record
 from . import accounting
 from .vocabulary import DEFAULT_RETRIES as DEFAULT_BUDGET
 
@@ -29,6 +30,8 @@ REFUSED_RC = 2
 # srun's own line for a task that ended badly: "srun: error: NODE: task N: Killed" / "...: Exited with exit code 1"
 _TASK_LINE = re.compile(r"srun: error: (\S+): tasks? (\d+)(?:-\d+)?: (.+)")
 _NODE_FAILURE = re.compile(r"[Nn]ode failure on (\S+)")
+# how a task that SLURM's SIGTERM ended reads there: killed by it, or exited 128 + 15 after saving
+_SIGTERM_ENDS = ("Terminated", "Exited with exit code 143")
 
 
 def read(run_dir) -> List[dict]:
@@ -101,6 +104,24 @@ def crashed_task(srun_text: str) -> Tuple[Optional[int], str]:
     return None, ""
 
 
+def stopped_by_sigterm(srun_text: str) -> bool:
+    """Whether every task srun reports ended badly was ended by a SIGTERM: a preemption with a grace time signals
+    the tasks first and the batch script only at the grace's end, when SLURM requeues or ends the job itself."""
+    ends = [m.group(3).strip() for m in map(_TASK_LINE.search, srun_text.splitlines()) if m]
+    return bool(ends) and all(end in _SIGTERM_ENDS for end in ends)
+
+
+def wait_for_slurm(job_id: str, margin_s: float = 120) -> None:
+    """Wait while SLURM ends the job (it signals this process too), up to the end time SLURM gave it plus
+    `margin_s`; past that, return."""
+    end = job_record(job_id).get("EndTime", "")
+    try:
+        left = time.mktime(time.strptime(end, "%Y-%m-%dT%H:%M:%S")) - time.time()
+    except ValueError:  # Unknown, or no answer: SLURM's KillWait and a grace time are minutes at most
+        left = 600
+    time.sleep(max(0.0, left) + margin_s)
+
+
 def remove(run_dir, job_id: str, attempt: int) -> None:
     records = [r for r in read(run_dir) if not (r.get("job") == str(job_id) and r.get("attempt") == attempt)]
     atomic_write_json(Path(run_dir) / RECORD, records)
@@ -160,6 +181,13 @@ def main(argv=None) -> int:
     if what.endswith(f"exit code {REFUSED_RC}") or (not what and a.rc == REFUSED_RC):
         print(f"[lth] SLURM job {job}: {what or 'the command'} refused its settings (see above): not a crash, not "
               f"requeued", file=sys.stderr, flush=True)
+        return 1
+    if stopped_by_sigterm(text):
+        print(f"[lth] SLURM job {job}: SLURM's SIGTERM ended the ranks (a preemption's grace time): not a crash, no "
+              f"retry spent; SLURM requeues or ends the job", file=sys.stderr, flush=True)
+        wait_for_slurm(job)
+        print(f"[lth] SLURM job {job}: SLURM did not end the job by its end time; this attempt ends",
+              file=sys.stderr, flush=True)
         return 1
     if rank is None and what.startswith("node failure"):
         print(f"[lth] SLURM job {job}: {what}: SLURM requeues the job (--requeue); the next attempt counts it",
