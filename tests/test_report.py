@@ -367,6 +367,24 @@ def test_existing_out_keeps_other_files_and_replaces_its_own(tmp_path):
     assert sorted(p.name for p in foreign.iterdir()) == ["index.html"]
 
 
+def test_a_report_into_a_run_sweep_or_data_folder_is_refused_before_writing(tmp_path):
+    runs = write_experiment(tmp_path / "a", seeds=(0,), rounds=2)
+    data = tmp_path / "data-bin"
+    data.mkdir()
+    (data / "dict.en.txt").write_text("hello 1\n")
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text("{}")
+    for out, why in ((runs[0], "is a run directory (it holds config.json)"),
+                     (data, "is a data folder (it holds dict.en.txt)"),
+                     (sweep, "is a sweep directory (it holds sweep.json)")):
+        before = sorted(p.relative_to(out) for p in out.rglob("*"))
+        with pytest.raises(ReportError, match=re.escape(f"{out} {why}: the report's files would go among its own")):
+            build_report(runs, out)
+        assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # nothing written there
+    assert not list(tmp_path.glob("**/.*.report-*"))
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_report_folder_follows_the_umask(tmp_path, umask):
     dirs = write_experiment(tmp_path / "runs", seeds=(0,), rounds=2)

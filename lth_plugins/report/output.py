@@ -24,16 +24,37 @@ def _previous(out: Path) -> List[str]:
 
 
 def check_target(out: Path, files: Iterable[str]) -> None:
-    """Refuse before any work when OUT is a file or holds a file of the same name that is not ours."""
+    """Refuse before any work when OUT is a file, a folder of runs or data, or holds a file of the same name that
+    is not ours."""
     if out.exists() and not out.is_dir():
         raise ReportError(f"{out} exists and is not a directory; choose another -o")
     if not out.exists():
         return
+    kind = _others_folder(out)
+    if kind:
+        raise ReportError(f"{out} is {kind}: the report's files would go among its own; choose another -o "
+                          f"(e.g. a new folder beside it)")
     ours = set(_previous(out))
     clash = [f for f in files if (out / f).exists() and f not in ours]
     if clash:
         raise ReportError(f"{out} already holds {', '.join(clash[:5])}, not written by lth report; "
                           f"choose another -o or move those files away")
+
+
+def _others_folder(out: Path) -> str:
+    """What OUT is when it belongs to a run, a sweep or a framework's data ('' when none of them): a run directory
+    (its config.json), a sweep directory (its sweep.json), a fairseq data folder (dictionaries, binarized
+    files)."""
+    from ..store import CONFIG
+    from ..sweep.state import SWEEP_FILE
+
+    if (out / CONFIG).is_file():
+        return f"a run directory (it holds {CONFIG})"
+    if (out / SWEEP_FILE).is_file():
+        return f"a sweep directory (it holds {SWEEP_FILE})"
+    data = sorted(p.name for p in out.iterdir() if p.is_file() and (
+        (p.name.startswith("dict") and p.suffix == ".txt") or p.suffix in (".bin", ".idx")))
+    return f"a data folder (it holds {data[0]})" if data else ""
 
 
 class Staging:
