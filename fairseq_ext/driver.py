@@ -70,6 +70,9 @@ def lottery_main(spec: LotterySpec, fairseq_main, cfg, **kwargs) -> None:
         upe = updates_per_epoch(cfg, spec.config, task, model)
     except LotteryError as e:
         raise SystemExit(f"fairseq-train: lottery error: {e}") from None
+    note = evaluate.rescoring_note(spec) if is_master else None
+    if note:
+        logger.warning("lottery: %s", note)
     try:
         set_collective_timeout(spec.collective_timeout)
         with watched_peers():

@@ -190,6 +190,23 @@ def parse_generate_args(text: Optional[str]) -> List[str]:
     return extra
 
 
+def rescoring_note(spec: LotterySpec) -> Optional[str]:
+    """What a rerun with other --lottery-generate-args than the run's finished rounds were scored with does to them
+    (None: nothing, the options are the same or no round is scored yet)."""
+    from lth_plugins.store import RunStore
+
+    store = RunStore.view(spec.run_dir)
+    key = "lottery_generate_args"  # a key store.RESCORING_KEYS lets a rerun change
+    before, now = (store.config.get("settings") or {}).get(key), spec.settings.get(key)
+    done = store.finished_rounds()
+    if not spec.evaluation.eval_bleu or not done or before is None or before == now:
+        return None
+    rounds = f"round {done[0]}" if len(done) == 1 else f"rounds {done[0]}-{done[-1]}"
+    return (f"{rounds} of {spec.run_dir} keep the BLEU scored with --lottery-generate-args {before!r}; the rounds "
+            f"still to train are scored with {now!r}. To rescore a finished round, run the fairseq-generate command "
+            f"its round_KK/metrics.json records (generate_command) with the new options")
+
+
 def generate_command(cfg, checkpoint: str, ev: Optional[EvalOptions] = None) -> List[str]:
     """The fairseq-generate command line that scores `checkpoint` as this round's evaluation does (`ev`: the
     round evaluation's options; default: fairseq-generate's own settings on the test split)."""

@@ -40,6 +40,10 @@ DATA_KEY, DATA_FOLDER_KEY = "settings.data", "settings.data_folder"
 # How long a random ticket waits for its winning ticket's masks changes nothing it computes, nor does the name
 # people read for its task, nor where its data lies.
 MUTABLE_KEYS = ("lottery.rounds", "lottery.mask_wait", "label", DATA_FOLDER_KEY)
+# Keys a rerun of a run may change although they are part of what the run is (a random ticket must repeat them,
+# a report tells runs apart by them): how its rounds are scored (fairseq's --lottery-generate-args: beam, length
+# penalty ...), which trains nothing. Rounds already scored keep their metrics, each with the command that scored it.
+RESCORING_KEYS = ("settings.lottery_generate_args",)
 # Files that do not make a directory hold results: one holding only these may take another configuration.
 _NOT_RESULTS = (CONFIG, LOCK)
 
@@ -85,7 +89,7 @@ class RunStore:
             self._take_lock()
         if self.config_path.is_file():
             stored = upgrade(read_json(self.config_path))
-            diff = config_diff(stored, config)
+            diff = [d for d in config_diff(stored, config) if d[0] not in RESCORING_KEYS]
             if diff and writer and not self.holds_results():
                 diff = []  # a start that failed before any result may be corrected freely
                 stored = None
@@ -95,7 +99,7 @@ class RunStore:
                     f"run directory {self.path} holds a different configuration; refusing to reuse it. "
                     f"Differing keys: {describe_diff(diff, stored, config, 'stored', 'now', limit=None)}. "
                     f"Use another run directory.")
-            if writer and stored != config:  # only mutable keys differ
+            if writer and stored != config:  # only mutable or rescoring keys differ
                 atomic_write_json(self.config_path, config)
         elif writer:
             atomic_write_json(self.config_path, config)

@@ -111,3 +111,28 @@ def test_lth_demo_refuses_a_bad_rate_before_building_the_corpus(tmp_path, capsys
     assert "lth: error: prune rate must lie strictly between 0 and 1, got 1.5" in capsys.readouterr().err
     assert not out.exists()
 
+
+def test_a_rerun_may_score_with_other_generate_args_and_is_told_what_the_scored_rounds_keep(mt_data, tmp_path):
+    from fairseq_ext.evaluate import rescoring_note
+    from lth_plugins.sources import check_ticket_source
+
+    bleu = ["--lottery-eval-bleu", "--lottery-generate-args=--beam 2"]
+    run = tmp_path / "run"
+    spec = spec_of(mt_data, run, "--lottery-prune", *bleu)
+    with RunStore(run, stored_config(spec)) as store:
+        store.save_snapshot("init", {})
+        (run / "round_00").mkdir()
+        (run / "round_00" / "metrics.json").write_text("{}")
+    assert rescoring_note(spec) is None
+    beam5 = spec_of(mt_data, run, "--lottery-prune", "--lottery-eval-bleu", "--lottery-generate-args=--beam 5")
+    assert rescoring_note(beam5) == (
+        f"round 0 of {run} keep the BLEU scored with --lottery-generate-args '--beam 2'; the rounds still to train "
+        f"are scored with '--beam 5'. To rescore a finished round, run the fairseq-generate command its "
+        f"round_KK/metrics.json records (generate_command) with the new options")
+    RunStore(run, stored_config(beam5)).close()  # allowed: scoring flags train nothing
+    assert RunStore(run).config["settings"]["lottery_generate_args"] == "--beam 5"
+    # a random ticket is still scored as its winning run is, for the two to compare
+    rt = spec_of(mt_data, tmp_path / "rt", "--lottery-prune", *bleu, "--lottery-ticket", "random",
+                 "--lottery-masks-from", str(run))
+    with pytest.raises(Exception, match="settings.lottery_generate_args: winning run '--beam 5' vs now '--beam 2'"):
+        check_ticket_source(RunStore(run), stored_config(rt), 1)

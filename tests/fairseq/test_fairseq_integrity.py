@@ -36,12 +36,13 @@ def test_extending_a_run_under_other_settings_is_refused(mt_winning, mt_data):
     stored = json.loads((wt / "config.json").read_text())["settings"]
     assert stored["warmup_updates"] == 30 and stored["label_smoothing"] == 0.1 and "clip_norm" in stored
     assert "save_dir" not in stored and "log_interval" not in stored  # cannot change results
-    args = [a for a in WT_ARGS if a != "3"]
+    args = [a for a in WT_ARGS if a != "3" and a != GEN_ARGS]
     i = args.index("--lottery-rounds")
     args[i:i + 1] = ["--lottery-rounds", "4"]
     proc = fairseq_train(mt_data, wt, *MT_MODEL, *args, "--warmup-updates", "60", "--label-smoothing", "0.3",
-                         "--clip-norm", "0.1", check=False)
+                         "--clip-norm", "0.1", "--lottery-generate-args=--beam 3", check=False)
     _refused(proc, "settings.warmup_updates", "settings.label_smoothing", "settings.clip_norm")
+    assert "generate_args" not in proc.stdout  # how rounds are scored is no reason to refuse a rerun
     assert _files(wt) == before
 
 
