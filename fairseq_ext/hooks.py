@@ -14,7 +14,7 @@ import contextlib
 import functools
 import sys
 
-from lth_plugins.hparams import FLAG_PREFIX, flag
+from lth_plugins.hparams import FLAG_PREFIX, flag_message
 
 
 def install() -> None:
@@ -80,8 +80,7 @@ def _activate(parser, ns) -> None:
     try:
         spec = build_spec(ns)
     except LotteryError as e:
-        setting = getattr(e, "setting", None)
-        refuse(parser, f"argument {flag(setting)}: {e}" if setting else str(e))
+        refuse(parser, flag_message(e))
     train_mod = sys.modules.get("fairseq_cli.train")
     if train_mod is None:
         import fairseq_cli.train as train_mod

@@ -107,7 +107,7 @@ def parse_args(argv=None):
     """Parsed flags with every None filled from the paper's settings for the game; `args.lottery` is a
     LotteryConfig (None without --lottery-prune)."""
     from lth_plugins.errors import LotteryConfigError
-    from lth_plugins.hparams import LotteryConfig
+    from lth_plugins.hparams import LotteryConfig, flag_message
     from lth_plugins.store import default_run_dir
 
     from .env import resolve_game
@@ -134,7 +134,7 @@ def parse_args(argv=None):
         try:
             args.lottery.validate(total_epochs=args.epochs)
         except LotteryConfigError as e:
-            p.error(str(e))
+            p.error(flag_message(e, prefix="--lottery-"))
     if args.run_dir is None and args.lottery_prune:
         args.run_dir = str(default_run_dir(FRAMEWORK, args.game, args.seed, args.lottery.ticket))
     return args

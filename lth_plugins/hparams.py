@@ -140,6 +140,13 @@ def flag(name: str, prefix: str = FLAG_PREFIX) -> str:
     return prefix + name.replace("_", "-")
 
 
+def flag_message(error: LotteryConfigError, prefix: str = FLAG_PREFIX) -> str:
+    """A refused setting as a command line names it, in argparse's words: 'argument --lottery-rate: ...' (the
+    message alone when it is about no one setting)."""
+    setting = getattr(error, "setting", None)
+    return f"argument {flag(setting, prefix)}: {error}" if setting else str(error)
+
+
 # What the lottery seed seeds, in every framework's help.
 LOTTERY_DRAWS = "the lottery's own draws: the random ticket's re-initialization and random pruning"
 

@@ -70,6 +70,13 @@ def test_random_ticket_flags(capsys):
     assert "needs the winning ticket's masks: give masks_from" in capsys.readouterr().err
 
 
+def test_a_bad_lottery_value_names_its_flag(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--lottery-prune", "--lottery-rate", "1.5"])
+    assert capsys.readouterr().err.endswith(
+        "error: argument --lottery-rate: prune rate must lie strictly between 0 and 1, got 1.5\n")
+
+
 def test_late_reset_must_lie_inside_the_round(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--lottery-prune", "--epochs", "1"])
