@@ -352,3 +352,56 @@ def test_a_random_ticket_gives_its_nodes_back_while_its_winning_ticket_is_held(s
     print(f"\nrandom ticket's allocation idle while its winning ticket was held: {r['idle_held_s']:.1f} s "
           f"(max_idle_s = {idle_s})")
     assert r["idle_held_s"] < idle_s + 40
+
+
+def test_an_ablation_reusing_a_dense_round_is_submitted_to_slurm_once_that_round_has_finished(slurm_cluster,
+                                                                                               tmp_path):
+    """Two ablations of one seed on SLURM: the default trains the dense round 0, the one-shot ablation reuses it. The
+    reusing job is submitted only after that round has finished (it never holds an allocation to wait), and its
+    round 0 is the other run's."""
+    args = ["--epochs", "1", "--n-train", "768", "--lottery-late-reset", "2u"]
+    cfg = grid(tmp_path / "grid.json", rounds=1, tickets=["winning"], max_parallel=2,
+               ablations={"default": [], "oneshot": ["--lottery-schedule", "oneshot"]},
+               experiment=[{"framework": "torch", "args": args}])
+    sweep = tmp_path / "sw"
+    proc = lth("sweep", cfg, sweep, "--poll", "0.5", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + failed_job_logs(sweep)
+    assert "finished: 2 of 2 jobs done" in proc.stdout, proc.stdout
+    trainer, reuser = "teacher-mlp/default/s0/wt", "teacher-mlp/oneshot/s0/wt"
+    dense = sweep / "runs" / trainer / "round_00" / "metrics.json"
+    assert RunStore.view(sweep / "runs" / reuser).read_round(0).dense_from is not None
+    submitted = subprocess.run(["sacct", "-X", "-P", "-n", "-j", str(state(sweep, reuser)["job_id"]), "-o",
+                                "Submit"], capture_output=True, text=True, timeout=60, check=True).stdout.split()[0]
+    # SLURM's times are whole seconds
+    assert time.mktime(time.strptime(submitted, "%Y-%m-%dT%H:%M:%S")) >= int(dense.stat().st_mtime), submitted
+
+
+def test_a_job_preempted_with_a_grace_time_is_requeued_by_slurm_and_finishes(slurm_cluster, tmp_path):
+    """A winning ticket on the partition `grace` (GraceTime 20 s) is preempted in round 1 by a job of `high`: SLURM
+    signals its task at once and its batch script only at the grace's end. The task waits for SLURM's requeue
+    instead of ending the job, which SLURM would then count as ended; the next attempt resumes and finishes."""
+    cfg = grid(tmp_path / "grid.json", tickets=["winning"],
+               experiment=[{"framework": "torch", "args": ["--epochs", "24", "--n-train", "16384"],
+                            "executor_params": {"slurm_partition": "grace"}}])
+    sweep, log = tmp_path / "sw", tmp_path / "sweep.log"
+    run = sweep / "runs/teacher-mlp/default/s0/wt"
+    proc = start_sweep(cfg, sweep, log)
+    try:
+        wait_until(lambda: (run / "round_01/started.json").is_file(), 240, "round 1", proc, log)
+        job_id = state(sweep, WT)["job_id"]
+        node = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%N"], capture_output=True, text=True,
+                              timeout=60).stdout.strip()
+        round0 = (run / "round_00/metrics.json").stat().st_mtime_ns
+        subprocess.run(["sbatch", "--partition=high", f"--nodelist={node}", "--exclusive", "--time=2",
+                        f"--output={tmp_path}/preemptor-%j.out", "--wrap", "sleep 2"], check=True, timeout=60,
+                       capture_output=True)
+        proc.wait(timeout=400)
+    finally:
+        kill_group(proc)
+    text = log.read_text()
+    assert proc.returncode == 0, text[-4000:] + failed_job_logs(sweep)
+    assert sacct_attempts(slurm_cluster, job_id) == ["PREEMPTED", "COMPLETED"]
+    ends = [a["end"] for a in state(sweep, WT)["attempts"]]
+    assert ends == ["stopped by SIGTERM", "finished"], ends
+    assert (run / "round_00/metrics.json").stat().st_mtime_ns == round0  # resumed: round 0 not trained again
+    assert not (run / "slurm_retries.json").exists()  # preemption is no retry

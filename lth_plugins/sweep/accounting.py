@@ -13,6 +13,9 @@ from typing import Dict, Iterable, List, Optional
 from ..scheduler import ACTIVE_STATES
 
 FIELDS = ("JobIDRaw", "State", "ExitCode", "Reason", "Start", "End", "NodeList")
+# States sacct keeps for a job that SLURM requeued (PreemptMode=REQUEUE, --requeue after a node failure) until its
+# next attempt starts: squeue tells whether it waits in the queue.
+REQUEUED_ENDS = ("PREEMPTED", "NODE_FAIL")
 
 
 @dataclass
@@ -81,7 +84,26 @@ def query(job_ids: Iterable[str], timeout: float = 60) -> Optional[Dict[str, Slu
         return None
     if p.returncode != 0:
         return None
-    return parse(p.stdout)
+    records = parse(p.stdout)
+    ended = [r.job_id for r in records.values() if r.state in REQUEUED_ENDS]
+    for job_id, (state, reason) in (queued(ended, timeout) if ended else {}).items():
+        rec = records[job_id]
+        rec.attempts.append(state)
+        rec.detail, rec.reason = state, reason
+    return records
+
+
+def queued(job_ids: List[str], timeout: float = 60) -> Dict[str, tuple]:
+    """{job id: (state, reason)} of those of `job_ids` that squeue lists (still queued or running)."""
+    if shutil.which("squeue") is None:
+        return {}
+    try:
+        p = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T|%r"], capture_output=True,
+                           text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    rows = (line.split("|") for line in p.stdout.splitlines() if line.count("|") == 2)
+    return {job: (state, reason) for job, state, reason in rows if job in job_ids} if p.returncode == 0 else {}
 
 
 class Accounting:
