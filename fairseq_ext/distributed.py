@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import torch
 
-from lth_plugins.errors import LotteryConfigError, LotteryError
+from lth_plugins.errors import LotteryConfigError, LotteryError, refusal
 from lth_plugins.peers import PeerWatchdog
 
 STORE_PREFIX = "lth_plugins/fairseq"
@@ -150,7 +150,7 @@ def install_slurm_init(rendezvous_dir: Optional[str] = None) -> None:
             if rendezvous_dir and str(cfg.distributed_init_method or "").startswith("tcp://"):
                 agree_on_port(cfg, rendezvous_dir)
         except LotteryError as e:
-            raise SystemExit(f"fairseq-train: lottery error: {e}") from None
+            raise refusal("fairseq-train: lottery error", e) from None
 
     infer_init_method.lottery_slurm = True
     distributed_utils.infer_init_method = infer_init_method

@@ -20,7 +20,7 @@ from omegaconf import open_dict
 from fairseq import checkpoint_utils
 from fairseq.distributed import utils as distributed_utils
 
-from lth_plugins.errors import LotteryError
+from lth_plugins.errors import LotteryError, refusal
 from lth_plugins.hparams import LotteryConfig, Reset, Ticket
 from lth_plugins.run import LotteryRun
 from lth_plugins.selection import pruned_parameters
@@ -69,7 +69,7 @@ def lottery_main(spec: LotterySpec, fairseq_main, cfg, **kwargs) -> None:
         task, model = precheck_model(cfg, spec.config)
         upe = updates_per_epoch(cfg, spec.config, task, model)
     except LotteryError as e:
-        raise SystemExit(f"fairseq-train: lottery error: {e}") from None
+        raise refusal("fairseq-train: lottery error", e) from None
     note = evaluate.rescoring_note(spec) if is_master else None
     if note:
         logger.warning("lottery: %s", note)
@@ -81,8 +81,8 @@ def lottery_main(spec: LotterySpec, fairseq_main, cfg, **kwargs) -> None:
                 run_rounds(spec, cfg, is_master, fairseq_main, kwargs, upe)
             except Requeue as e:
                 requeue_and_wait(str(e))
-    except LotteryError as e:  # SystemExit prints the message: the one line of the refusal
-        raise SystemExit(f"fairseq-train: lottery error: {e}") from None
+    except LotteryError as e:  # the one line of the refusal
+        raise refusal("fairseq-train: lottery error", e) from None
     finally:
         settle_data_threads()
 

@@ -32,10 +32,21 @@ class RoundContractError(LotteryError):
     """An adapter broke a rule of the round (its first update, a fresh optimizer, the end of the schedule)."""
 
 
+# The exit code of a command that refused its input or its run's state: the same refusal would come again, so a
+# scheduler's retry budget does not count it as a crash (sweep/retries.py).
+REFUSED = 2
+
+
+def refusal(label: str, error: Exception) -> SystemExit:
+    """The exit of a process refused by `error`: its one line `LABEL: MESSAGE` on stderr, exit code REFUSED."""
+    print(f"{label}: {error}", file=sys.stderr, flush=True)
+    return SystemExit(REFUSED)
+
+
 def run_command(body: Callable[[], Optional[int]], label: str = "error",
                 failures: Sequence[Tuple[type, str, int]] = ()) -> int:
     """Run a command's body and return its exit code; an expected failure ends it with one line on stderr instead of
-    a traceback: each of `failures` (exception class, what failed, exit code), checked first, a LotteryError (2)
+    a traceback: each of `failures` (exception class, what failed, exit code), checked first, a LotteryError (REFUSED)
     and Ctrl-C (130). Anything else propagates."""
     try:
         return body() or 0
@@ -49,5 +60,5 @@ def run_command(body: Callable[[], Optional[int]], label: str = "error",
                 return code
         if isinstance(e, LotteryError):
             print(f"{label}: {e}", file=sys.stderr)
-            return 2
+            return REFUSED
         raise

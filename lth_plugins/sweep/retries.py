@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from ..atomic import atomic_write_json
+from ..errors import REFUSED
 from ..scheduler import job_record
 from . import accounting
 from .vocabulary import DEFAULT_RETRIES as DEFAULT_BUDGET
 
 RECORD = "slurm_retries.json"
-# The exit code of a command that refused its settings (a LotteryError, an argparse usage error): the same refusal
-# would come again, so it is no crash to retry
-REFUSED_RC = 2
+# a command that refused its settings (a LotteryError, an argparse usage error) is no crash to retry
+REFUSED_RC = REFUSED
 # srun's own line for a task that ended badly: "srun: error: NODE: task N: Killed" / "...: Exited with exit code 1"
 _TASK_LINE = re.compile(r"srun: error: (\S+): tasks? (\d+)(?:-\d+)?: (.+)")
 _NODE_FAILURE = re.compile(r"[Nn]ode failure on (\S+)")

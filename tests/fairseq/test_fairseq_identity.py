@@ -7,7 +7,7 @@ import pytest
 
 from fairseq_ext import train_command
 from lth_plugins import cli
-from lth_plugins.errors import RunStoreError
+from lth_plugins.errors import REFUSED, RunStoreError
 from lth_plugins.store import RunStore
 
 from .helpers import COMMON, MT_MODEL, USER_DIR, env, fairseq_train
@@ -89,7 +89,8 @@ def test_a_run_resumes_from_a_moved_copy_of_its_data_and_refuses_other_data(mt_d
 
     other = make_translation_data(tmp_path / "other", seed=1, n_train=300, n_valid=50, n_test=50)
     proc = fairseq_train(other, save, *SHORT, "--lottery-rounds", "2", check=False)
-    assert proc.returncode != 0 and proc.stdout.count("holds a different configuration") == 1  # said once
+    # said once; exit code 2, a refusal, which a SLURM job's retry budget does not retry as a crash
+    assert proc.returncode == REFUSED and proc.stdout.count("holds a different configuration") == 1
     assert "the data differs (in dict.src.txt, dict.tgt.txt" in proc.stdout, proc.stdout[-3000:]
     assert f"data folder: stored {moved}, now {other}" in proc.stdout and "sha256" not in proc.stdout
     assert "Traceback" not in proc.stdout
