@@ -3,8 +3,9 @@
 Every (task, ablation, seed) gets a winning-ticket job and, pipelined behind it, a random-ticket job with its
 masks. A job is the framework's own resumable command, with its run directory in
 SWEEP_DIR/runs/<task>/<ablation>/s<seed>/{wt,rt}. A job's identity is its command without the settings that
-may change (rounds, the mask wait); its resources and port are not part of it. Which winning ticket trains each
-dense round and which reuse it is the sweep directory's to say (sweep/dense.py), as are the ports.
+may change (rounds, the mask wait, how rounds are scored); its resources and port are not part of it. Which
+winning ticket trains each dense round and which reuse it is the sweep directory's to say (sweep/dense.py), as are
+the ports.
 """
 import json
 import re
@@ -14,7 +15,7 @@ from typing import Dict, List, Optional
 
 from ..errors import SweepError
 from ..hparams import TICKETS, LotteryConfig, Ticket, flag
-from ..store import MUTABLE_KEYS
+from ..store import MUTABLE_KEYS, RESCORING_KEYS
 from . import resources
 from .vocabulary import DEFAULT_RETRIES, Executor
 
@@ -23,8 +24,11 @@ from .vocabulary import DEFAULT_RETRIES, Executor
 GRID_SETTINGS = ("rounds", "seed", "ticket", "masks_from", "mask_wait", "dense_from")
 GRID_FLAGS = tuple(flag(name) for name in GRID_SETTINGS)
 DENSE_FLAG = flag("dense_from")
-# Flags whose value may change between invocations (the run store's MUTABLE_KEYS): not part of a job's identity.
-MUTABLE_FLAGS = tuple(flag(key.split(".", 1)[1]) for key in MUTABLE_KEYS if key.startswith("lottery."))
+# Flags whose value may change between invocations, as a run directory lets them: not part of a job's identity.
+# The lottery keys of the run store's MUTABLE_KEYS, and its RESCORING_KEYS (a framework's settings, each stored
+# under its flag's argparse name: settings.lottery_generate_args is --lottery-generate-args).
+MUTABLE_FLAGS = (tuple(flag(key.split(".", 1)[1]) for key in MUTABLE_KEYS if key.startswith("lottery."))
+                 + tuple(flag(key.split(".", 1)[1], prefix="--") for key in RESCORING_KEYS))
 MAX_IDLE_S = 300
 # Jobs at once on the local executor when the config does not say (SLURM: all, the cluster queues them).
 LOCAL_MAX_PARALLEL = 2

@@ -1,5 +1,6 @@
 """`lth sweep` of tiny fairseq translation runs (2 seeds x WT/RT x 2 rounds) on submitit's local executor: killed in
-the middle, resumed by the same command; a config naming an unknown fairseq task is refused."""
+the middle, resumed by the same command; a config naming an unknown fairseq task is refused; a started job may change
+how its rounds are scored, not what it trains."""
 import pytest
 
 from ..sweep_helpers import (failed_job_logs, finished_rounds, lth, run_and_kill, submitted_while_winning_trains,
@@ -54,3 +55,27 @@ def test_a_dry_run_refuses_a_bad_flag_in_one_job_naming_the_job(mt_data, tmp_pat
     assert proc.returncode == 2, proc.stdout[-2000:]
     assert "job mt/bad/s0/wt: fairseq-train refuses its arguments" in proc.stdout and says in proc.stdout, proc.stdout
     assert not (tmp_path / "sw").exists()
+
+
+def test_a_started_job_may_change_how_its_rounds_are_scored_but_not_what_it_trains(mt_data, tmp_path):
+    from lth_plugins.errors import SweepError
+    from lth_plugins.sweep.config import load_config
+    from lth_plugins.sweep.state import SweepDir
+
+    sweep = SweepDir(tmp_path / "sw")
+
+    def config(*extra):
+        """The sweep's jobs, one winning ticket scored by BLEU, with `extra` arguments."""
+        args = [*ARGS, "--lottery-eval-bleu", *extra]
+        path = write_config(tmp_path / "sweep.json", {"seeds": [0], "rounds": 2, "tickets": ["winning"], "experiment": [
+            {"framework": "fairseq", "name": "mt", "data": str(mt_data), "args": args}]})
+        return load_config(path, sweep.path)
+
+    sweep.open(config("--lottery-generate-args", "--beam 2"))
+    sweep.close()
+    round0 = sweep.path / "runs/mt/default/s0/wt/round_00"
+    round0.mkdir(parents=True)
+    (round0 / "metrics.json").write_text("{}")  # the job has a result: what it trains may no longer change
+    sweep.plan(config("--lottery-generate-args=--beam 5"))  # how it is scored may, as its run directory allows
+    with pytest.raises(SweepError, match=r"mt/default/s0/wt would change: \(nothing\) -> --clip-norm 0.25"):
+        sweep.plan(config("--clip-norm", "0.25", "--lottery-generate-args", "--beam 2"))
