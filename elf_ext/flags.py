@@ -55,6 +55,11 @@ def resolve_seeds(run_seed, lottery_seed):
     return int(run_seed), int(run_seed if lottery_seed is None else lottery_seed)
 
 
+def lottery_flag(name: str) -> str:
+    """The ELF flag of a LotteryConfig field: `late_reset` -> `--lottery_late_reset`."""
+    return "--lottery_" + name
+
+
 def _lottery_define_args():
     args = [("lottery_prune", dict(action="store_true",
                                    help="run lottery-ticket rounds (dense round 0, prune, reset, retrain); "

@@ -32,7 +32,7 @@ from typing import Optional  # noqa: E402
 from . import FRAMEWORK  # noqa: E402
 from .checkpoints import RoundFiles  # noqa: E402
 from .episodes import EpisodeTracker  # noqa: E402
-from .flags import NOT_TRAINING, LotteryArgs, RunArgs  # noqa: E402
+from .flags import NOT_TRAINING, LotteryArgs, RunArgs, lottery_flag  # noqa: E402
 from .games import RomError, resolve_rom  # noqa: E402
 from .paths import MODEL_NAME, ElfNotFoundError, atari_game_file, model_file  # noqa: E402
 
@@ -135,6 +135,8 @@ def prepare(argv, environ) -> Setup:
     """Parse and check the command line; raises ValueError (or ELF's and the core's errors) naming the problem."""
     from rlpytorch import SingleProcessRun, Trainer
 
+    from lth_plugins.errors import LotteryConfigError
+    from lth_plugins.hparams import flag_message
     from lth_plugins.store import default_run_dir
 
     given = sorted({a.split("=", 1)[0] for a in argv if a.startswith("--lottery_")} - {"--lottery_prune"})
@@ -151,8 +153,12 @@ def prepare(argv, environ) -> Setup:
         return setup
     la = lottery.args
     lottery.check()
-    setup.config = lottery.config().validate(total_updates=la.lottery_epochs * la.lottery_epoch_batches,
-                                             total_epochs=la.lottery_epochs, updates_per_epoch=la.lottery_epoch_batches)
+    try:
+        setup.config = lottery.config().validate(total_updates=la.lottery_epochs * la.lottery_epoch_batches,
+                                                 total_epochs=la.lottery_epochs,
+                                                 updates_per_epoch=la.lottery_epoch_batches)
+    except LotteryConfigError as e:
+        raise LotteryConfigError(flag_message(e, spell=lottery_flag)) from None
     setup.task = rom.stem
     setup.run_dir = Path(la.lottery_run_dir or default_run_dir(FRAMEWORK, setup.task, setup.run_seed,
                                                                setup.config.ticket))

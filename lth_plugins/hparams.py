@@ -5,7 +5,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from .errors import LotteryConfigError
 
@@ -140,11 +140,15 @@ def flag(name: str, prefix: str = FLAG_PREFIX) -> str:
     return prefix + name.replace("_", "-")
 
 
-def flag_message(error: LotteryConfigError, prefix: str = FLAG_PREFIX) -> str:
+def flag_message(error: LotteryConfigError, prefix: str = FLAG_PREFIX,
+                 spell: Optional[Callable[[str], str]] = None) -> str:
     """A refused setting as a command line names it, in argparse's words: 'argument --lottery-rate: ...' (the
-    message alone when it is about no one setting)."""
+    message alone when it is about no one setting). `spell`: the flag of a field where a framework spells it
+    otherwise than `flag(name, prefix)` (ELF: `--lottery_late_reset`)."""
     setting = getattr(error, "setting", None)
-    return f"argument {flag(setting, prefix)}: {error}" if setting else str(error)
+    if not setting:
+        return str(error)
+    return f"argument {spell(setting) if spell else flag(setting, prefix)}: {error}"
 
 
 # What the lottery seed seeds, in every framework's help.

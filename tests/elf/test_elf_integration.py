@@ -142,6 +142,10 @@ def test_masks_from_another_network_is_refused(wt):
     (["--rom_file", "no_such_game.bin"], "unknown ROM 'no_such_game.bin'"),
     (["--lottery_late_reset", "2ep"], "late reset point 2ep lies beyond"),
     (["--lottery_late_reset", "7u"], "late reset point 7u lies beyond"),
+    # a refused lottery value names its flag as ELF spells it, as fairseq-train and FLARE name theirs
+    (["--lottery_rate", "1.5"],
+     "error: argument --lottery_rate: prune rate must lie strictly between 0 and 1, got 1.5"),
+    (["--lottery_mask_wait", "-1"], "error: argument --lottery_mask_wait: mask_wait must be a number of seconds"),
 ])
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, flags, message):
     run_dir = tmp_path / "run"
