@@ -109,7 +109,7 @@ def lm_test_metrics(cfg, task, model, subset: str = "test", context_window: int 
                   target_dictionary=task.target_dictionary,
                   remove_bos_token=getattr(cfg.task, "add_bos_token", False))
     loss = float(res["loss"])
-    return {"test_loss": loss, "test_ppl": float(res["perplexity"]), "test_log_ppl": loss * LN2}
+    return {"test_loss": loss, "test_ppl": float(res["perplexity"]), "test_log_ppl": loss * LN2, "test_subset": subset}
 
 
 # --- translation: fairseq-generate itself ------------------------------------------------------------------
@@ -191,20 +191,30 @@ def parse_generate_args(text: Optional[str]) -> List[str]:
 
 
 def rescoring_note(spec: LotterySpec) -> Optional[str]:
-    """What a rerun with other --lottery-generate-args than the run's finished rounds were scored with does to them
-    (None: nothing, the options are the same or no round is scored yet)."""
-    from lth_plugins.store import RunStore
+    """What a rerun that scores rounds otherwise than the run's finished rounds were scored (another value of a
+    setting in store.RESCORING_KEYS that this run's evaluation uses) does to them (None: nothing, no such value
+    changed or no round is scored yet)."""
+    from lth_plugins.hparams import flag
+    from lth_plugins.store import RESCORING_KEYS, RunStore
 
     store = RunStore.view(spec.run_dir)
-    key = "lottery_generate_args"  # a key store.RESCORING_KEYS lets a rerun change
-    before, now = (store.config.get("settings") or {}).get(key), spec.settings.get(key)
+    stored = store.config.get("settings") or {}
     done = store.finished_rounds()
-    if not spec.evaluation.eval_bleu or not done or before is None or before == now:
+    used = [k.split(".", 1)[1] for k in RESCORING_KEYS] if spec.evaluation.eval_bleu else \
+        ["lottery_test_subset"] if spec.lm_test else []
+    changed = [k for k in used if k in stored and stored[k] != spec.settings.get(k)]
+    if not done or not changed:
         return None
     rounds = f"round {done[0]}" if len(done) == 1 else f"rounds {done[0]}-{done[-1]}"
-    return (f"{rounds} of {spec.run_dir} keep the BLEU scored with --lottery-generate-args {before!r}; the rounds "
-            f"still to train are scored with {now!r}. To rescore a finished round, run the fairseq-generate command "
-            f"its round_KK/metrics.json records (generate_command) with the new options")
+    metric = "BLEU" if spec.evaluation.eval_bleu else "test perplexity"
+    before = ", ".join(f"{flag(k, '--')} {stored[k]!r}" for k in changed)
+    now = ", ".join(f"{flag(k, '--')} {spec.settings.get(k)!r}" for k in changed)
+    how = ("run the fairseq-generate command its round_KK/metrics.json records (generate_command) with the new "
+           "options" if spec.evaluation.eval_bleu else
+           f"run fairseq-eval-lm --path {os.path.join(spec.save_dir, 'round_KK', 'checkpoint_last.pt')} "
+           f"--gen-subset SPLIT")
+    return (f"{rounds} of {spec.run_dir} keep the {metric} scored with {before}; the rounds still to train are "
+            f"scored with {now}. To rescore a finished round, {how}")
 
 
 def generate_command(cfg, checkpoint: str, ev: Optional[EvalOptions] = None) -> List[str]:

@@ -41,9 +41,11 @@ DATA_KEY, DATA_FOLDER_KEY = "settings.data", "settings.data_folder"
 # people read for its task, nor where its data lies.
 MUTABLE_KEYS = ("lottery.rounds", "lottery.mask_wait", "label", DATA_FOLDER_KEY)
 # Keys a rerun of a run may change although they are part of what the run is (a random ticket must repeat them,
-# a report tells runs apart by them): how its rounds are scored (fairseq's --lottery-generate-args: beam, length
-# penalty ...), which trains nothing. Rounds already scored keep their metrics, each with the command that scored it.
-RESCORING_KEYS = ("settings.lottery_generate_args",)
+# a report tells runs apart by them): how its finished checkpoints are scored, which trains nothing and keeps no other
+# checkpoint (fairseq's fairseq-generate options, raw references, checkpoint averaging and test split). Rounds
+# already scored keep their metrics, each recording what scored it.
+RESCORING_KEYS = ("settings.lottery_generate_args", "settings.lottery_references",
+                  "settings.lottery_bleu_average_last", "settings.lottery_test_subset")
 # Files that do not make a directory hold results: one holding only these may take another configuration.
 _NOT_RESULTS = (CONFIG, LOCK)
 

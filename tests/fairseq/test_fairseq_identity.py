@@ -113,7 +113,7 @@ def test_lth_demo_refuses_a_bad_rate_before_building_the_corpus(tmp_path, capsys
     assert not out.exists()
 
 
-def test_a_rerun_may_score_with_other_generate_args_and_is_told_what_the_scored_rounds_keep(mt_data, tmp_path):
+def test_a_rerun_may_score_rounds_otherwise_and_is_told_what_the_scored_rounds_keep(mt_data, tmp_path):
     from fairseq_ext.evaluate import rescoring_note
     from lth_plugins.sources import check_ticket_source
 
@@ -128,8 +128,8 @@ def test_a_rerun_may_score_with_other_generate_args_and_is_told_what_the_scored_
     beam5 = spec_of(mt_data, run, "--lottery-prune", "--lottery-eval-bleu", "--lottery-generate-args=--beam 5")
     assert rescoring_note(beam5) == (
         f"round 0 of {run} keep the BLEU scored with --lottery-generate-args '--beam 2'; the rounds still to train "
-        f"are scored with '--beam 5'. To rescore a finished round, run the fairseq-generate command its "
-        f"round_KK/metrics.json records (generate_command) with the new options")
+        f"are scored with --lottery-generate-args '--beam 5'. To rescore a finished round, run the fairseq-generate "
+        f"command its round_KK/metrics.json records (generate_command) with the new options")
     RunStore(run, stored_config(beam5)).close()  # allowed: scoring flags train nothing
     assert RunStore(run).config["settings"]["lottery_generate_args"] == "--beam 5"
     # a random ticket is still scored as its winning run is, for the two to compare
@@ -137,3 +137,16 @@ def test_a_rerun_may_score_with_other_generate_args_and_is_told_what_the_scored_
                  "--lottery-masks-from", str(run))
     with pytest.raises(Exception, match="settings.lottery_generate_args: winning run '--beam 5' vs now '--beam 2'"):
         check_ticket_source(RunStore(run), stored_config(rt), 1)
+    # so may the references, checkpoint averaging and test split: each scores a finished checkpoint otherwise
+    beam5 = beam5.settings["lottery_generate_args"]
+    other = spec_of(mt_data, run, "--lottery-prune", "--lottery-eval-bleu", f"--lottery-generate-args={beam5}",
+                    "--lottery-references", str(tmp_path), "--lottery-bleu-average-last", "2",
+                    "--lottery-test-subset", "valid")
+    assert (f"keep the BLEU scored with --lottery-references '', --lottery-bleu-average-last 0, --lottery-test-subset "
+            f"'test'; the rounds still to train are scored with --lottery-references '{tmp_path}', "
+            f"--lottery-bleu-average-last 2, --lottery-test-subset 'valid'.") in rescoring_note(other)
+    RunStore(run, stored_config(other)).close()
+    # what a round trains may not change
+    trains = spec_of(mt_data, run, "--lottery-prune", "--lottery-eval-bleu", "--label-smoothing", "0.3")
+    with pytest.raises(RunStoreError, match=r"Differing keys: settings.label_smoothing: stored 0.1 vs now 0.3\. "):
+        RunStore(run, stored_config(trains))
