@@ -30,7 +30,7 @@ from lth_plugins.store import RunStore, Snapshot, round_name
 from . import evaluate
 from .distributed import broadcast_object, set_collective_timeout, wait_for_all, watched_peers, world_size
 from .requeue import PREEMPTION, Requeue, requeue_and_wait
-from .spec import LotterySpec
+from .spec import SCORING_SETTINGS, LotterySpec
 from .trainer import LotteryTrainer, RoundContext
 
 logger = logging.getLogger("fairseq_ext.lottery")
@@ -94,7 +94,8 @@ def run_rounds(spec: LotterySpec, cfg, is_master: bool, fairseq_main, kwargs: di
     opt = cfg.optimization
     run = LotteryRun(spec.config, spec.run_dir, task=spec.task or "fairseq", framework="fairseq",
                      settings=spec.settings, is_writer=is_master, total_updates=opt.max_update or None,
-                     total_epochs=opt.max_epoch or None, updates_per_epoch=upe, label=spec.label)
+                     total_epochs=opt.max_epoch or None, updates_per_epoch=upe, label=spec.label,
+                     scoring=SCORING_SETTINGS)
     with run:
         rounds = broadcast_object(list(run.pending_rounds()))
         if not rounds:

@@ -192,16 +192,19 @@ def parse_generate_args(text: Optional[str]) -> List[str]:
 
 def rescoring_note(spec: LotterySpec) -> Optional[str]:
     """What a rerun that scores rounds otherwise than the run's finished rounds were scored (another value of a
-    setting in store.RESCORING_KEYS that this run's evaluation uses) does to them (None: nothing, no such value
-    changed or no round is scored yet)."""
+    scoring option, spec.SCORING_OPTIONS, that this run's evaluation uses) does to them (None: nothing, no such
+    value changed or no round is scored yet)."""
     from lth_plugins.hparams import flag
-    from lth_plugins.store import RESCORING_KEYS, RunStore
+    from lth_plugins.store import RunStore
+
+    from .spec import DEST_PREFIX, SCORING_OPTIONS
 
     store = RunStore.view(spec.run_dir)
     stored = store.config.get("settings") or {}
     done = store.finished_rounds()
-    used = [k.split(".", 1)[1] for k in RESCORING_KEYS] if spec.evaluation.eval_bleu else \
-        ["lottery_test_subset"] if spec.lm_test else []
+    lm_only, bleu_only = ("lm_context_window",), ("generate_args", "references", "bleu_average_last")
+    used = [DEST_PREFIX + name for name in SCORING_OPTIONS
+            if (spec.evaluation.eval_bleu and name not in lm_only) or (spec.lm_test and name not in bleu_only)]
     changed = [k for k in used if k in stored and stored[k] != spec.settings.get(k)]
     if not done or not changed:
         return None

@@ -13,9 +13,8 @@ from lth_plugins.sources import open_winning_run
 from lth_plugins.settings import training_settings
 from lth_plugins.store import RunStore
 
-from .spec import EvalOptions, LotterySpec
+from .spec import DEST_PREFIX, EvalOptions, LotterySpec
 
-DEST_PREFIX = FLAG_PREFIX.lstrip("-").replace("-", "_")  # where argparse keeps them: lottery_rate ...
 
 # fairseq settings that cannot change results: where files go, logging, checkpoint bookkeeping, how a
 # checkpoint is restored (the --reset-* directives), data-loader workers and the process layout of one rank.

@@ -4,7 +4,7 @@ handed to the round loop as it is (pickled to every rank when fairseq spawns the
 from dataclasses import dataclass, field, fields
 from typing import Optional, Tuple
 
-from lth_plugins.hparams import LotteryConfig
+from lth_plugins.hparams import FLAG_PREFIX, LotteryConfig
 
 
 def _flag(default, help: str, metavar: Optional[str] = None):
@@ -36,6 +36,15 @@ class EvalOptions:
     @classmethod
     def from_namespace(cls, ns, prefix: str) -> "EvalOptions":
         return cls(**{f.name: getattr(ns, prefix + f.name) for f in fields(cls) if hasattr(ns, prefix + f.name)})
+
+
+# The EvalOptions that change only how a finished round's checkpoint is scored: not what trains, nor which
+# checkpoint is kept (the average is scored beside checkpoint_last.pt, the next mask comes from the trained model).
+# A rerun may change them; rounds already scored keep their metrics, each recording what scored it.
+SCORING_OPTIONS = ("generate_args", "references", "bleu_average_last", "test_subset", "lm_context_window")
+DEST_PREFIX = FLAG_PREFIX.lstrip("-").replace("-", "_")  # where argparse keeps the lottery flags: lottery_rate ...
+# the settings (argparse names) of the scoring options, which config.json's "scoring" declares
+SCORING_SETTINGS = tuple(DEST_PREFIX + name for name in SCORING_OPTIONS)
 
 
 @dataclass(frozen=True)

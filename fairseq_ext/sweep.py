@@ -3,9 +3,11 @@
 import os
 
 from lth_plugins.errors import LotteryError, SweepError
+from lth_plugins.hparams import flag
 from lth_plugins.sweep.targets import SweepTarget, check_with_parser
 
 from . import USER_DIR, train_command
+from .spec import SCORING_OPTIONS
 
 
 class FairseqTarget(SweepTarget):
@@ -17,6 +19,7 @@ class FairseqTarget(SweepTarget):
     port_flag = "--distributed-port"
     world_size_flag = "--distributed-world-size"
     checkpoints = ("round_*/checkpoint*.pt",)
+    scoring_flags = tuple(flag(name) for name in SCORING_OPTIONS)
 
     def tasks(self, experiment):
         data = experiment.get("data")

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
@@ -43,18 +43,20 @@ class LotteryRun:
                  settings: Optional[dict] = None, is_writer: bool = True,
                  total_updates: Optional[int] = None, total_epochs: Optional[int] = None,
                  updates_per_epoch: Optional[int] = None, progress: bool = True,
-                 model: Optional[torch.nn.Module] = None, label: Optional[str] = None):
+                 model: Optional[torch.nn.Module] = None, label: Optional[str] = None,
+                 scoring: Sequence[str] = ()):
         """Everything is validated before anything is written: the configuration, the late-reset point against
         every training length given, a random ticket against its winning run (settings, rounds, mask shapes),
         a transferred ticket against its source (architecture, rounds) and, when `model` is given, the
         include/exclude patterns. `settings` is the framework's whole configuration (whatever changes training):
-        a rerun must repeat it. `label` names the task for people (e.g. 'translation en-de'; default `task`)."""
+        a rerun must repeat it, but for the names in `scoring`, settings that change only how finished rounds are
+        scored. `label` names the task for people (e.g. 'translation en-de'; default `task`)."""
         self.config = config.validate(total_updates=total_updates, total_epochs=total_epochs,
                                       updates_per_epoch=updates_per_epoch)
         params = pruned_parameters(model, config) if model is not None else None
         label = label or task
         full = {"lottery": config.to_dict(), "framework": framework, "task": task, "label": label,
-                "settings": settings or {}}
+                "settings": settings or {}, "scoring": sorted(scoring)}
         full = json.loads(json.dumps(full, default=str))
         self.source = None
         if config.ticket is Ticket.TRANSFERRED:

@@ -8,7 +8,8 @@ from .errors import LotteryConfigError, RunStoreError
 from .hparams import LotteryConfig, Reset, Ticket, flag
 from .masks import Mask
 from .selection import matching, without_kept_dense
-from .store import RunStore, Snapshot, config_diff, data_difference, describe_diff, is_data, is_seed
+from .store import (RunStore, Snapshot, config_diff, data_difference, describe_diff, is_data, is_seed,
+                    scoring_keys)
 from .wait import wait_until
 
 # What a random ticket may set differently from the winning run it takes masks from: besides these, every
@@ -120,7 +121,9 @@ def dense_round_mismatch(source: dict, full: dict, where: str) -> Optional[str]:
     a run configured as `full` (None: it is, the run may reuse it): anything that shapes round 0 differs, or the
     late snapshot this run resets to is not the one that run took. Configurations as a run directory stores
     them."""
-    diff = [(k, a, b) for k, a, b in config_diff(source, full) if k.split(".")[0] in DENSE_ROUND_KEYS]
+    scoring = scoring_keys(full)  # how round 0 was scored: its metrics say, as a rerun's do
+    diff = [(k, a, b) for k, a, b in config_diff(source, full)
+            if k.split(".")[0] in DENSE_ROUND_KEYS and k not in scoring]
     if diff:
         return (f"{where} trained its dense round with other settings, so it is not this run's dense round; "
                 f"differing: " + "; ".join(f"{k}: {a!r} there vs {b!r} here" for k, a, b in diff[:12])

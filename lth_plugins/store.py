@@ -39,13 +39,18 @@ DATA_KEY, DATA_FOLDER_KEY = "settings.data", "settings.data_folder"
 # Keys that may change between invocations of one experiment: raising `rounds` extends a run.
 # How long a random ticket waits for its winning ticket's masks changes nothing it computes, nor does the name
 # people read for its task, nor where its data lies.
-MUTABLE_KEYS = ("lottery.rounds", "lottery.mask_wait", "label", DATA_FOLDER_KEY)
-# Keys a rerun of a run may change although they are part of what the run is (a random ticket must repeat them,
-# a report tells runs apart by them): how its finished checkpoints are scored, which trains nothing and keeps no other
-# checkpoint (fairseq's fairseq-generate options, raw references, checkpoint averaging and test split). Rounds
-# already scored keep their metrics, each recording what scored it.
-RESCORING_KEYS = ("settings.lottery_generate_args", "settings.lottery_references",
-                  "settings.lottery_bleu_average_last", "settings.lottery_test_subset")
+MUTABLE_KEYS = ("lottery.rounds", "lottery.mask_wait", "label", DATA_FOLDER_KEY, "scoring")
+# config.json's "scoring": the settings its adapter declares change only how finished rounds are scored (fairseq:
+# the fairseq-generate options). A rerun may change them although they are part of what the run is (a random
+# ticket must repeat them, a report tells runs apart by them); rounds already scored keep their metrics, each
+# recording what scored it.
+SCORING = "scoring"
+
+
+def scoring_keys(config: dict) -> set:
+    """The config keys ("settings.NAME") that the configuration's adapter declares change only how rounds are
+    scored (the adapter running now: it knows its settings)."""
+    return {f"settings.{name}" for name in (config.get(SCORING) or [])}
 # Files that do not make a directory hold results: one holding only these may take another configuration.
 _NOT_RESULTS = (CONFIG, LOCK)
 
@@ -91,7 +96,8 @@ class RunStore:
             self._take_lock()
         if self.config_path.is_file():
             stored = upgrade(read_json(self.config_path))
-            diff = [d for d in config_diff(stored, config) if d[0] not in RESCORING_KEYS]
+            rescoring = scoring_keys(config)
+            diff = [d for d in config_diff(stored, config) if d[0] not in rescoring]
             if diff and writer and not self.holds_results():
                 diff = []  # a start that failed before any result may be corrected freely
                 stored = None
@@ -101,7 +107,7 @@ class RunStore:
                     f"run directory {self.path} holds a different configuration; refusing to reuse it. "
                     f"Differing keys: {describe_diff(diff, stored, config, 'stored', 'now', limit=None)}. "
                     f"Use another run directory.")
-            if writer and stored != config:  # only mutable or rescoring keys differ
+            if writer and stored != config:  # only mutable or scoring keys differ
                 atomic_write_json(self.config_path, config)
         elif writer:
             atomic_write_json(self.config_path, config)

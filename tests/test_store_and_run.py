@@ -272,3 +272,23 @@ def test_a_rerun_on_other_data_names_the_files_and_folders_and_a_moved_copy_resu
     assert "sha256" not in str(e.value)
     RunStore(run, _fairseq_like("aa" * 32, "/scratch/en-de")).close()
     assert RunStore(run).config["settings"]["data_folder"] == "/scratch/en-de"  # where it lies now
+
+
+def test_a_rerun_may_change_the_settings_its_adapter_declares_scoring_only(tmp_path):
+    from lth_plugins.sources import dense_round_mismatch
+
+    def config(beam, clip=0.0, scoring=("generate_args",)):
+        return {"lottery": LotteryConfig().to_dict(), "framework": "f", "task": "t", "scoring": list(scoring),
+                "settings": {"generate_args": beam, "clip": clip}}
+
+    with RunStore(tmp_path, config("--beam 1")) as store:
+        store.save_snapshot("init", {})  # a run with results
+    RunStore(tmp_path, config("--beam 5")).close()  # declared scoring-only: accepted, and recorded
+    assert RunStore.view(tmp_path).config["settings"]["generate_args"] == "--beam 5"
+    with pytest.raises(RunStoreError, match="settings.clip: stored 0.0 vs now 0.5"):
+        RunStore(tmp_path, config("--beam 5", clip=0.5))
+    with pytest.raises(RunStoreError, match="settings.generate_args"):  # not declared now: part of the run
+        RunStore(tmp_path, config("--beam 2", scoring=()))
+    # a run reusing another's dense round may score it otherwise, not train it otherwise
+    assert dense_round_mismatch(config("--beam 1"), config("--beam 5"), "there") is None
+    assert "settings.clip" in dense_round_mismatch(config("--beam 1"), config("--beam 1", clip=0.5), "there")

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 from ..errors import SweepError
 from ..hparams import TICKETS, LotteryConfig, Ticket, flag
-from ..store import MUTABLE_KEYS, RESCORING_KEYS
+from ..store import MUTABLE_KEYS
 from . import resources
 from .vocabulary import DEFAULT_RETRIES, Executor
 
@@ -24,11 +24,9 @@ from .vocabulary import DEFAULT_RETRIES, Executor
 GRID_SETTINGS = ("rounds", "seed", "ticket", "masks_from", "mask_wait", "dense_from")
 GRID_FLAGS = tuple(flag(name) for name in GRID_SETTINGS)
 DENSE_FLAG = flag("dense_from")
-# Flags whose value may change between invocations, as a run directory lets them: not part of a job's identity.
-# The lottery keys of the run store's MUTABLE_KEYS, and its RESCORING_KEYS (a framework's settings, each stored
-# under its flag's argparse name: settings.lottery_generate_args is --lottery-generate-args).
-MUTABLE_FLAGS = (tuple(flag(key.split(".", 1)[1]) for key in MUTABLE_KEYS if key.startswith("lottery."))
-                 + tuple(flag(key.split(".", 1)[1], prefix="--") for key in RESCORING_KEYS))
+# Flags whose value may change between invocations (the lottery keys of the run store's MUTABLE_KEYS): not part of
+# a job's identity, nor are its target's scoring_flags.
+MUTABLE_FLAGS = tuple(flag(key.split(".", 1)[1]) for key in MUTABLE_KEYS if key.startswith("lottery."))
 MAX_IDLE_S = 300
 # Jobs at once on the local executor when the config does not say (SLURM: all, the cluster queues them).
 LOCAL_MAX_PARALLEL = 2
@@ -54,6 +52,7 @@ class Job:
     winning: Optional[str] = None  # a random ticket: the name of its winning-ticket job
     resources: Dict = field(default_factory=dict)   # executor parameters (sweep/resources.py vocabulary)
     port_flag: Optional[str] = None  # the command's distributed-port flag, if it takes one
+    scoring_flags: List[str] = field(default_factory=list)  # its target's: they may change too
     port: Optional[int] = None       # this job's own port (the sweep directory assigns it)
     checkpoints: List[str] = field(default_factory=list)  # globs of the framework's resume points in run_dir
     # a winning ticket that reuses another job's dense round 0 (sweep/dense.py): that job's name (another sweep's:
@@ -72,13 +71,14 @@ class Job:
             return self.argv + [self.port_flag, str(self.port)]
         return list(self.argv)
 
-    def identity(self) -> List[str]:
-        """What the job computes: its command without the flags whose value may change (MUTABLE_FLAGS)."""
+    def identity(self, argv: Optional[List[str]] = None) -> List[str]:
+        """What the job computes: its command (or `argv`, e.g. a stored one of it) without the flags whose value
+        may change (MUTABLE_FLAGS and its target's scoring_flags)."""
         out, skip = [], False
-        for a in self.argv:
+        for a in self.argv if argv is None else argv:
             if skip:
                 skip = False
-            elif flag_of(a) in MUTABLE_FLAGS:
+            elif flag_of(a) in MUTABLE_FLAGS or flag_of(a) in self.scoring_flags:
                 skip = "=" not in a
             else:
                 out.append(a)
@@ -432,7 +432,7 @@ def _add_jobs(cfg, target, framework, label, task_args, args, ablation, ab_args,
         cfg.jobs.append(Job(name=name, framework=framework,
                             task=label, ablation=ablation, seed=seed, ticket=str(ticket), run_dir=run_dir, argv=argv,
                             winning=wt_name if ticket.takes_masks else None, resources=dict(params),
-                            port_flag=target.port_flag,
+                            port_flag=target.port_flag, scoring_flags=list(target.scoring_flags),
                             dense_flag=None if ticket.takes_masks else _spelling(target, DENSE_FLAG),
                             checkpoints=[*target.checkpoints, framework_checkpoints(framework)]))
 

@@ -98,8 +98,8 @@ class SweepDir:
             j = new.get(old.name)
             if j is None:
                 problems.append(f"{old.name} is not in the config")
-            elif old.name in started and j.identity() != old.identity():
-                problems.append(f"{old.name} would change: {_argv_diff(old.identity(), j.identity())}")
+            elif old.name in started and j.identity() != j.identity(old.argv):
+                problems.append(f"{old.name} would change: {_argv_diff(j.identity(old.argv), j.identity())}")
         if problems:
             raise SweepError(f"{self.path} holds a sweep whose jobs the config {cfg.path} changes: "
                              f"{'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}. A sweep may grow "

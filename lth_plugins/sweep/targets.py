@@ -34,6 +34,9 @@ class SweepTarget:
     #: globs, inside the run directory, of the framework's checkpoints a rerun resumes from (beyond finished
     #: rounds, which every target has): a requeued job that wrote none of them in an attempt made no progress
     checkpoints: Tuple[str, ...] = ()
+    #: the flags that change only how finished rounds are scored (the settings its runs declare as "scoring"): a
+    #: started job may change them, as its run directory lets it
+    scoring_flags: Tuple[str, ...] = ()
 
     def program(self) -> List[str]:
         """The argv that starts the framework's training, run by this interpreter; the arguments follow."""
