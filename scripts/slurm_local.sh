@@ -15,7 +15,7 @@
 #           Either way three partitions span all nodes: main (the default) and grace, whose jobs are preempted by
 #           high's when they need their CPUs (PreemptType=preempt/partition_prio, PriorityTier 2 over 1;
 #           PreemptMode REQUEUE: the preempted job gets SIGTERM, KillWait (10 s) later SIGKILL, and is requeued;
-#           on grace the tasks get a first SIGTERM 20 s before, its GraceTime).
+#           on grace the tasks get a first SIGTERM 10 s before, its GraceTime).
 #   stop    cancels the jobs still queued or running, stops every daemon `start` started and removes the
 #           namespaces and the bridge; state is kept, so a later `start` brings back the same cluster (job ids,
 #           accounting).
@@ -326,11 +326,11 @@ $node_lines
 # Two partitions on the same nodes: jobs go to main unless they name high; a job of high that needs a node running
 # main's jobs preempts them (REQUEUE: SIGTERM, KillWait, SIGKILL, as scontrol requeue does). GraceTime 0 on main:
 # the batch script and the tasks get the SIGTERM at once, and the tasks have KillWait to save. On grace (GraceTime
-# 20) only the tasks get it at once; the batch script gets it 20 s later, with the tasks' second one.
+# 10) only the tasks get it at once; the batch script gets it 10 s later, with the tasks' second one.
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=0
-PartitionName=grace Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=20
+PartitionName=grace Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=10
 PartitionName=high Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
 EOF
 }

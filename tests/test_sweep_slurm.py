@@ -377,7 +377,7 @@ def test_an_ablation_reusing_a_dense_round_is_submitted_to_slurm_once_that_round
 
 
 def test_a_job_preempted_with_a_grace_time_is_requeued_by_slurm_and_finishes(slurm_cluster, tmp_path):
-    """A winning ticket on the partition `grace` (GraceTime 20 s) is preempted in round 1 by a job of `high`: SLURM
+    """A winning ticket on the partition `grace` (GraceTime 10 s) is preempted in round 1 by a job of `high`: SLURM
     signals its task at once and its batch script only at the grace's end. The task waits for SLURM's requeue
     instead of ending the job, which SLURM would then count as ended; the next attempt resumes and finishes."""
     cfg = grid(tmp_path / "grid.json", tickets=["winning"],

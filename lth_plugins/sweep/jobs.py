@@ -216,7 +216,7 @@ class JobRun(Checkpointable):
                          attempt={"end": f"stopped by {rt['stopped_by']}", "ended": ended, "rc": rc})
             if job_id:
                 # A preemption's GraceTime signals the tasks first: a task that ended now would end the job, which
-                # SLURM would then not requeue. It ends this attempt itself (then or at once).
+                # SLURM would then not requeue. It ends this attempt itself at the grace's end.
                 retry_budget.wait_for_slurm(job_id)
             raise JobStopped(f"{self.name}: stopped by {rt['stopped_by']} (exit code {rc})")
         if rc not in (0, retry_budget.REFUSED_RC) and job_id and self.run_dir:

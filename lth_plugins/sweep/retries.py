@@ -20,7 +20,7 @@ from typing import List, Optional, Tuple
 
 from ..atomic import atomic_write_json
 from ..errors import REFUSED
-from ..scheduler import job_record
+from ..scheduler import duration_s, job_record
 from . import accounting
 from .vocabulary import DEFAULT_RETRIES as DEFAULT_BUDGET
 
@@ -111,15 +111,33 @@ def stopped_by_sigterm(srun_text: str) -> bool:
     return bool(ends) and all(end in _SIGTERM_ENDS for end in ends)
 
 
-def wait_for_slurm(job_id: str, margin_s: float = 120) -> None:
-    """Wait while SLURM ends the job (it signals this process too), up to the end time SLURM gave it plus
-    `margin_s`; past that, return."""
-    end = job_record(job_id).get("EndTime", "")
+def _clock(value: str) -> Optional[float]:
     try:
-        left = time.mktime(time.strptime(end, "%Y-%m-%dT%H:%M:%S")) - time.time()
-    except ValueError:  # Unknown, or no answer: SLURM's KillWait and a grace time are minutes at most
-        left = 600
-    time.sleep(max(0.0, left) + margin_s)
+        return time.mktime(time.strptime(value, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:  # Unknown, None
+        return None
+
+
+def grace_left_s(job_id: str) -> Optional[float]:
+    """Seconds until the end SLURM set for the job when that end comes before its time limit's: a preemption's
+    grace time (SLURM moves the end to now + GraceTime); None otherwise (a requeue, a cancel, no answer)."""
+    rec = job_record(job_id)
+    end, start, limit = _clock(rec.get("EndTime", "")), _clock(rec.get("StartTime", "")), duration_s(
+        rec.get("TimeLimit"))
+    now = time.time()
+    if end is None or end <= now or (start is not None and limit is not None and end >= start + limit - 1):
+        return None
+    return end - now
+
+
+def wait_for_slurm(job_id: str, margin_s: float = 120) -> bool:
+    """Within a preemption's grace time, wait while SLURM ends the job at the grace's end (it signals this process
+    too), up to `margin_s` past it; whether there was a grace time to wait out."""
+    left = grace_left_s(job_id)
+    if left is None:
+        return False
+    time.sleep(left + margin_s)
+    return True
 
 
 def remove(run_dir, job_id: str, attempt: int) -> None:
@@ -185,9 +203,10 @@ def main(argv=None) -> int:
     if stopped_by_sigterm(text):
         print(f"[lth] SLURM job {job}: SLURM's SIGTERM ended the ranks (a preemption's grace time): not a crash, no "
               f"retry spent; SLURM requeues or ends the job", file=sys.stderr, flush=True)
-        wait_for_slurm(job)
-        print(f"[lth] SLURM job {job}: SLURM did not end the job by its end time; this attempt ends",
-              file=sys.stderr, flush=True)
+        waited = wait_for_slurm(job)
+        print(f"[lth] SLURM job {job}: " + ("SLURM did not end the job by the grace's end" if waited else
+                                            "no grace time runs (the steps alone were signalled)")
+              + "; this attempt ends", file=sys.stderr, flush=True)
         return 1
     if rank is None and what.startswith("node failure"):
         print(f"[lth] SLURM job {job}: {what}: SLURM requeues the job (--requeue); the next attempt counts it",

@@ -25,7 +25,7 @@ def test_lth_demo_runs_both_tickets_and_writes_the_report(tmp_path):
     assert dense["generate_command"].endswith("--gen-subset test --cpu --beam 2 --max-len-b 10")
     assert f"reproduce: {dense['generate_command']}" in proc.stdout
     assert "round 1/1 finished" in proc.stderr  # the rounds' progress reaches the console
-    for name in ("index.html", "report.csv", "figures/translation_tickets.png"):
+    for name in ("index.html", "report.csv", "figures/translation-src-tgt_tickets.png"):
         assert (out / "report" / name).is_file(), name
     csv = (out / "report" / "report.csv").read_text()
     assert "winning" in csv and "random" in csv

@@ -178,7 +178,7 @@ def test_two_srun_tasks_hold_identical_masks_every_round(uninterrupted):
         assert load_mask(save, k).checksum() == sums[0][k]
         assert metrics(save, k)["fraction_pruned"] > 0
     assert "2 ranks on 1 node(s), cpu" in out
-    assert sum(line.startswith(f"0: [lottery translation winning] round 0/{ROUNDS} start")
+    assert sum(line.startswith(f"0: [lottery translation src-tgt winning] round 0/{ROUNDS} start")
                for line in out.splitlines()) == 1
 
 
@@ -499,7 +499,9 @@ def preempt_the_recipe(cluster, data, tmp: Path, partition: str) -> Preemption:
                       trained_again_s=trained_again_s, saved_s=saved_s, kill_wait_s=kill_wait)
 
 
-@pytest.mark.parametrize("partition", ["main", "grace"])
+# "grace" passes too; it is left out for the minute it adds to CI: the sweep's grace test and tests/test_retries.py
+# cover what it adds
+@pytest.mark.parametrize("partition", ["main"])
 def test_a_preempted_job_saves_at_sigterm_is_requeued_and_ends_equal_to_the_uninterrupted_run(
         slurm_cluster, uninterrupted, mt_data, tmp_path, partition):
     """Preemption (a job of the higher-priority partition needs the node): SLURM sends SIGTERM to every process of the
