@@ -14,6 +14,7 @@ import contextlib
 import functools
 import sys
 
+from lth_plugins.errors import REFUSED
 from lth_plugins.hparams import FLAG_PREFIX, flag_message
 
 
@@ -51,7 +52,7 @@ def install() -> None:
 def refuse(parser, message: str) -> None:
     """End on a refused lottery flag with argparse's one `PROG: error: MESSAGE` line: fairseq's usage (some 200
     lines of every option) would bury it."""
-    parser.exit(2, f"{parser.prog}: error: {message}\n")
+    parser.exit(REFUSED, f"{parser.prog}: error: {message}\n")
 
 
 @contextlib.contextmanager

@@ -134,7 +134,7 @@ def parse_args(argv=None):
         try:
             args.lottery.validate(total_epochs=args.epochs)
         except LotteryConfigError as e:
-            p.error(flag_message(e, prefix="--lottery-"))
+            p.error(flag_message(e))
     if args.run_dir is None and args.lottery_prune:
         args.run_dir = str(default_run_dir(FRAMEWORK, args.game, args.seed, args.lottery.ticket))
     return args

@@ -51,6 +51,8 @@ def scoring_keys(config: dict) -> set:
     """The config keys ("settings.NAME") that the configuration's adapter declares change only how rounds are
     scored (the adapter running now: it knows its settings)."""
     return {f"settings.{name}" for name in (config.get(SCORING) or [])}
+
+
 # Files that do not make a directory hold results: one holding only these may take another configuration.
 _NOT_RESULTS = (CONFIG, LOCK)
 

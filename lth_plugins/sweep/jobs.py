@@ -28,6 +28,7 @@ from submitit.helpers import Checkpointable
 
 from ..atomic import atomic_write_json
 from ..children import die_with_parent
+from ..errors import REFUSED
 from ..store import RunStore
 from . import retries as retry_budget
 from .state import read_state
@@ -219,7 +220,7 @@ class JobRun(Checkpointable):
                 # SLURM would then not requeue. It ends this attempt itself at the grace's end.
                 retry_budget.wait_for_slurm(job_id)
             raise JobStopped(f"{self.name}: stopped by {rt['stopped_by']} (exit code {rc})")
-        if rc not in (0, retry_budget.REFUSED_RC) and job_id and self.run_dir:
+        if rc not in (0, REFUSED) and job_id and self.run_dir:
             self._crashed(rank, host, job_id, attempt, rc, ended, log)
         self._record(state=JobState.FINISHED if rc == 0 else JobState.FAILED, rc=rc, ended=ended,
                      attempt={"end": "finished" if rc == 0 else f"exit code {rc}", "ended": ended, "rc": rc})

@@ -25,8 +25,6 @@ from . import accounting
 from .vocabulary import DEFAULT_RETRIES as DEFAULT_BUDGET
 
 RECORD = "slurm_retries.json"
-# a command that refused its settings (a LotteryError, an argparse usage error) is no crash to retry
-REFUSED_RC = REFUSED
 # srun's own line for a task that ended badly: "srun: error: NODE: task N: Killed" / "...: Exited with exit code 1"
 _TASK_LINE = re.compile(r"srun: error: (\S+): tasks? (\d+)(?:-\d+)?: (.+)")
 _NODE_FAILURE = re.compile(r"[Nn]ode failure on (\S+)")
@@ -196,7 +194,7 @@ def main(argv=None) -> int:
         return 0
     text = Path(a.srun_stderr).read_text(errors="replace") if a.srun_stderr else ""
     rank, what = crashed_task(text)
-    if what.endswith(f"exit code {REFUSED_RC}") or (not what and a.rc == REFUSED_RC):
+    if what.endswith(f"exit code {REFUSED}") or (not what and a.rc == REFUSED):  # refused settings: no crash
         print(f"[lth] SLURM job {job}: {what or 'the command'} refused its settings (see above): not a crash, not "
               f"requeued", file=sys.stderr, flush=True)
         return 1
