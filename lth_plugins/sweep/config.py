@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..errors import SweepError
 from ..hparams import TICKETS, LotteryConfig, Ticket, flag
@@ -74,15 +74,26 @@ class Job:
     def identity(self, argv: Optional[List[str]] = None) -> List[str]:
         """What the job computes: its command (or `argv`, e.g. a stored one of it) without the flags whose value
         may change (MUTABLE_FLAGS and its target's scoring_flags)."""
-        out, skip = [], False
+        return self._split(argv)[0]
+
+    def scoring(self, argv: Optional[List[str]] = None) -> List[str]:
+        """How the job scores its rounds: its command's (or `argv`'s) scoring flags with their values."""
+        return self._split(argv)[1]
+
+    def _split(self, argv: Optional[List[str]]) -> Tuple[List[str], List[str]]:
+        """(identity, scoring arguments) of the job's command or of `argv`; MUTABLE_FLAGS are in neither."""
+        kept, scoring, skip_into = [], [], None
         for a in self.argv if argv is None else argv:
-            if skip:
-                skip = False
+            if skip_into is not None:
+                skip_into.append(a)
+                skip_into = None
             elif flag_of(a) in MUTABLE_FLAGS or flag_of(a) in self.scoring_flags:
-                skip = "=" not in a
+                into = scoring if flag_of(a) in self.scoring_flags else []
+                into.append(a)
+                skip_into = into if "=" not in a else None
             else:
-                out.append(a)
-        return out
+                kept.append(a)
+        return kept, scoring
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)

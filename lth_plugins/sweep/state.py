@@ -100,6 +100,7 @@ class SweepDir:
                 problems.append(f"{old.name} is not in the config")
             elif old.name in started and j.identity() != j.identity(old.argv):
                 problems.append(f"{old.name} would change: {_argv_diff(j.identity(old.argv), j.identity())}")
+        problems += _scored_unlike_their_winning_ticket(stored, cfg.jobs, started)
         if problems:
             raise SweepError(f"{self.path} holds a sweep whose jobs the config {cfg.path} changes: "
                              f"{'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}. A sweep may grow "
@@ -157,6 +158,20 @@ def read_state(path) -> dict:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _scored_unlike_their_winning_ticket(stored: List[Job], jobs: List[Job], started: set) -> List[str]:
+    """A random ticket not yet started would be scored with the config's scoring flags, but its started winning
+    ticket keeps those it started with, and a random ticket must be scored as its winning ticket is."""
+    had = {j.name: j for j in stored}
+    problems = []
+    for j in jobs:
+        wt = had.get(j.winning)
+        if wt is not None and j.winning in started and j.name not in started and j.scoring() != j.scoring(wt.argv):
+            problems.append(f"{j.name} would be scored with {_argv_diff(j.scoring(wt.argv), j.scoring())}, but "
+                            f"its winning ticket {wt.name} has started with the old flags (a random ticket is "
+                            f"scored as its winning ticket is)")
+    return problems
 
 
 def _argv_diff(a: List[str], b: List[str]) -> str:

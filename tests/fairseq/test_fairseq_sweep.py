@@ -1,6 +1,6 @@
 """`lth sweep` of tiny fairseq translation runs (2 seeds x WT/RT x 2 rounds) on submitit's local executor: killed in
 the middle, resumed by the same command; a config naming an unknown fairseq task is refused; a started job may change
-how its rounds are scored, not what it trains."""
+how its rounds are scored (unless its random ticket has yet to start), never what it trains."""
 import pytest
 
 from ..sweep_helpers import (failed_job_logs, finished_rounds, lth, run_and_kill, submitted_while_winning_trains,
@@ -64,11 +64,12 @@ def test_a_started_job_may_change_how_its_rounds_are_scored_but_not_what_it_trai
 
     sweep = SweepDir(tmp_path / "sw")
 
-    def config(*extra):
-        """The sweep's jobs, one winning ticket scored by BLEU, with `extra` arguments."""
+    def config(*extra, tickets=("winning",)):
+        """The sweep's jobs, one seed's tickets scored by BLEU, with `extra` arguments."""
         args = [*ARGS, "--lottery-eval-bleu", *extra]
-        path = write_config(tmp_path / "sweep.json", {"seeds": [0], "rounds": 2, "tickets": ["winning"], "experiment": [
-            {"framework": "fairseq", "name": "mt", "data": str(mt_data), "args": args}]})
+        path = write_config(tmp_path / "sweep.json", {"seeds": [0], "rounds": 2, "tickets": list(tickets),
+                                                      "experiment": [{"framework": "fairseq", "name": "mt",
+                                                                      "data": str(mt_data), "args": args}]})
         return load_config(path, sweep.path)
 
     sweep.open(config("--lottery-generate-args", "--beam 2"))
@@ -79,3 +80,9 @@ def test_a_started_job_may_change_how_its_rounds_are_scored_but_not_what_it_trai
     sweep.plan(config("--lottery-generate-args=--beam 5"))  # how it is scored may, as its run directory allows
     with pytest.raises(SweepError, match=r"mt/default/s0/wt would change: \(nothing\) -> --clip-norm 0.25"):
         sweep.plan(config("--clip-norm", "0.25", "--lottery-generate-args", "--beam 2"))
+
+    # its random ticket, not started, would be scored otherwise than the started winning ticket: refused at once
+    sweep.plan(config("--lottery-generate-args", "--beam 2", tickets=("winning", "random")))
+    with pytest.raises(SweepError, match=r"mt/default/s0/rt would be scored with --beam 2 -> --beam 5, but its "
+                                         r"winning ticket mt/default/s0/wt has started with the old flags"):
+        sweep.plan(config("--lottery-generate-args", "--beam 5", tickets=("winning", "random")))
