@@ -126,8 +126,7 @@ def dense_round_mismatch(source: dict, full: dict, where: str) -> Optional[str]:
             if k.split(".")[0] in DENSE_ROUND_KEYS and k not in scoring]
     if diff:
         return (f"{where} trained its dense round with other settings, so it is not this run's dense round; "
-                f"differing: " + "; ".join(f"{k}: {a!r} there vs {b!r} here" for k, a, b in diff[:12])
-                + (f" ... ({len(diff) - 12} more)" if len(diff) > 12 else ""))
+                f"differing: {describe_diff(diff, source, full, 'there', 'here')}")
     theirs, mine = (LotteryConfig.from_stored(c.get("lottery") or {}) for c in (source, full))
     if mine.reset is Reset.LATE and (theirs.reset is not Reset.LATE or theirs.late_reset != mine.late_reset):
         return (f"this run resets to the late snapshot at {mine.late_reset}, but {where} "

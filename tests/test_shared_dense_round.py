@@ -35,7 +35,7 @@ def test_an_ablation_reusing_the_dense_round_ends_as_one_that_trained_it(tmp_pat
 
 def test_reusing_a_dense_round_of_other_settings_is_refused_before_anything_is_written(tmp_path):
     wt = run_ticket(LotteryConfig(rounds=1, late_reset="1ep"), tmp_path / "wt", **KW)
-    with pytest.raises(LotteryConfigError, match=r"other settings.*settings.epochs: 3 there vs 4 here"):
+    with pytest.raises(LotteryConfigError, match=r"other settings.*settings.epochs: there 3 vs here 4"):
         run_ticket(LotteryConfig(rounds=1, late_reset="1ep", dense_from=str(wt)), tmp_path / "a",
                    **dict(KW, epochs=4))
     with pytest.raises(LotteryConfigError, match=r"late snapshot at 2ep, but dense_from .* took it at 1ep"):
