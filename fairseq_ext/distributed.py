@@ -13,14 +13,16 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional, TypeVar
 
 import torch
 
-from lth_plugins.errors import LotteryConfigError, LotteryError, refusal
+from lth_plugins.errors import REFUSED, LotteryConfigError, LotteryError, refusal
 from lth_plugins.peers import PeerWatchdog
 
 STORE_PREFIX = "lth_plugins/fairseq"
+REFUSAL_LABEL = "fairseq-train: lottery error"  # how a refused fairseq-train run begins its one line
+T = TypeVar("T")
 
 
 def world_size() -> int:
@@ -40,7 +42,7 @@ def default_store():
     return _get_default_store()
 
 
-def gather_strings(s: str) -> List[str]:
+def gather_strings(s: Optional[str]) -> List[Optional[str]]:
     """`s` of every rank, in rank order."""
     if world_size() == 1:
         return [s]
@@ -56,6 +58,35 @@ def broadcast_object(obj):
     box = [obj]
     torch.distributed.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def refused_together(check: Callable[[], T]) -> T:
+    """`check()` on every rank: a LotteryError on any rank ends every rank with REFUSED, and rank 0 alone prints
+    the refusal (`refusal_lines`), so a refusal that every rank reaches is said once, not once per rank."""
+    if world_size() == 1:
+        return check()
+    try:
+        result, message = check(), None
+    except LotteryError as e:
+        result, message = None, str(e)
+    messages = gather_strings(message)
+    if not any(messages):
+        return result
+    if rank() == 0:
+        for line in refusal_lines(messages):
+            print(line, file=sys.stderr, flush=True)
+    raise SystemExit(REFUSED)
+
+
+def refusal_lines(messages: List[Optional[str]]) -> List[str]:
+    """One line per distinct refusal of the ranks (`messages`, in rank order; None: that rank did not refuse),
+    naming the ranks when not every rank gave it."""
+    lines = []
+    for text in dict.fromkeys(m for m in messages if m):
+        ranks = [str(r) for r, m in enumerate(messages) if m == text]
+        where = "" if len(ranks) == len(messages) else f" (rank{'s' * (len(ranks) > 1)} {', '.join(ranks)})"
+        lines.append(f"{REFUSAL_LABEL}{where}: {text}")
+    return lines
 
 
 def barrier() -> None:
@@ -150,7 +181,7 @@ def install_slurm_init(rendezvous_dir: Optional[str] = None) -> None:
             if rendezvous_dir and str(cfg.distributed_init_method or "").startswith("tcp://"):
                 agree_on_port(cfg, rendezvous_dir)
         except LotteryError as e:
-            raise refusal("fairseq-train: lottery error", e) from None
+            raise refusal(REFUSAL_LABEL, e) from None
 
     infer_init_method.lottery_slurm = True
     distributed_utils.infer_init_method = infer_init_method

@@ -28,7 +28,8 @@ from lth_plugins.sources import check_transfer_source
 from lth_plugins.store import RunStore, Snapshot, round_name
 
 from . import evaluate
-from .distributed import broadcast_object, set_collective_timeout, wait_for_all, watched_peers, world_size
+from .distributed import (REFUSAL_LABEL, broadcast_object, refused_together, set_collective_timeout, wait_for_all,
+                          watched_peers, world_size)
 from .requeue import PREEMPTION, Requeue, requeue_and_wait
 from .spec import SCORING_SETTINGS, LotterySpec
 from .trainer import LotteryTrainer, RoundContext
@@ -65,26 +66,29 @@ def lottery_main(spec: LotterySpec, fairseq_main, cfg, **kwargs) -> None:
         cfg = convert_namespace_to_omegaconf(cfg)
     is_master = distributed_utils.is_master(cfg.distributed_training)
     try:
-        evaluate.precheck(cfg, spec)  # e.g. the test split exists: fail before any training
-        task, model = precheck_model(cfg, spec.config)
-        upe = updates_per_epoch(cfg, spec.config, task, model)
-    except LotteryError as e:
-        raise refusal("fairseq-train: lottery error", e) from None
-    note = evaluate.rescoring_note(spec) if is_master else None
-    if note:
-        logger.warning("lottery: %s", note)
-    try:
         set_collective_timeout(spec.collective_timeout)
         with watched_peers():
+            upe = refused_together(lambda: prechecked_updates_per_epoch(cfg, spec))
+            note = evaluate.rescoring_note(spec) if is_master else None
+            if note:
+                logger.warning("lottery: %s", note)
             try:
                 PREEMPTION.enter_round_loop()
                 run_rounds(spec, cfg, is_master, fairseq_main, kwargs, upe)
             except Requeue as e:
                 requeue_and_wait(str(e))
     except LotteryError as e:  # the one line of the refusal
-        raise refusal("fairseq-train: lottery error", e) from None
+        raise refusal(REFUSAL_LABEL, e) from None
     finally:
         settle_data_threads()
+
+
+def prechecked_updates_per_epoch(cfg, spec: LotterySpec) -> Optional[int]:
+    """The checks that need the model or the data, before any training (e.g. the test split exists); then the
+    updates per epoch of the loaded training data."""
+    evaluate.precheck(cfg, spec)
+    task, model = precheck_model(cfg, spec.config)
+    return updates_per_epoch(cfg, spec.config, task, model)
 
 
 def run_rounds(spec: LotterySpec, cfg, is_master: bool, fairseq_main, kwargs: dict,
@@ -92,10 +96,10 @@ def run_rounds(spec: LotterySpec, cfg, is_master: bool, fairseq_main, kwargs: di
     """The rounds, in order. The run checks the late-reset point against the training length in updates and
     epochs, converted with `upe` (updates per epoch) when they are given in different units."""
     opt = cfg.optimization
-    run = LotteryRun(spec.config, spec.run_dir, task=spec.task or "fairseq", framework="fairseq",
-                     settings=spec.settings, is_writer=is_master, total_updates=opt.max_update or None,
-                     total_epochs=opt.max_epoch or None, updates_per_epoch=upe, label=spec.label,
-                     scoring=SCORING_SETTINGS)
+    run = refused_together(lambda: LotteryRun(
+        spec.config, spec.run_dir, task=spec.task or "fairseq", framework="fairseq", settings=spec.settings,
+        is_writer=is_master, total_updates=opt.max_update or None, total_epochs=opt.max_epoch or None,
+        updates_per_epoch=upe, label=spec.label, scoring=SCORING_SETTINGS))
     with run:
         rounds = broadcast_object(list(run.pending_rounds()))
         if not rounds:

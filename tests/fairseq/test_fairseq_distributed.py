@@ -1,7 +1,7 @@
 """Four CPU ranks under fairseq's own DDP (gloo), launched as a cluster launcher does (one process per rank,
 --distributed-no-spawn): identical masks on every rank, only rank 0 writes, one late snapshot; a killed rank
 stops the others (naming it) and the same launch resumes to the same bits as an uninterrupted run; rank 0's round
-evaluation may outlast the collectives' timeout."""
+evaluation may outlast the collectives' timeout; a refusal every rank reaches is said once."""
 import re
 import signal
 import socket
@@ -75,6 +75,27 @@ def test_four_gloo_ranks_hold_identical_masks_and_only_rank_0_writes(uninterrupt
     # progress, the late snapshot and the store belong to rank 0
     assert sum(out.count("late-reset snapshot taken") for out in outs) == 1
     assert "round 1/2 start" in outs[0] and not any("round 1/2 start" in out for out in outs[1:])
+
+
+def test_a_rerun_that_every_rank_refuses_is_said_once_and_changes_nothing(mt_data, uninterrupted, tmp_path):
+    save, _ = uninterrupted
+    files = lambda: {p: p.stat().st_mtime_ns for p in save.rglob("*") if p.name != ".lock"}  # noqa: E731
+    before = files()
+    procs = launch(mt_data, save, tmp_path, world=2, extra=["--lottery-rate", "0.3"])  # the rank layout may change
+    for p in procs:
+        p.wait(timeout=300)
+    said = "".join(outputs(tmp_path, 2))
+    assert [p.returncode for p in procs] == [2, 2], said[-4000:]
+    assert said.count("fairseq-train: lottery error") == 1 and "lottery.rate" in said, said[-4000:]
+    assert files() == before
+
+
+def test_each_distinct_refusal_of_the_ranks_is_one_line_naming_its_ranks_unless_all_gave_it():
+    from fairseq_ext.distributed import refusal_lines
+
+    assert refusal_lines(["no test split", "no test split"]) == ["fairseq-train: lottery error: no test split"]
+    assert refusal_lines([None, "a", "b", "a"]) == ["fairseq-train: lottery error (ranks 1, 3): a",
+                                                   "fairseq-train: lottery error (rank 2): b"]
 
 
 def test_killed_rank_stops_the_others_and_the_same_launch_resumes_bit_identically(mt_data, tmp_path,
