@@ -10,12 +10,10 @@
    (`fairseq_ext.requeue`) and arms its own (`fairseq_ext.trainer.arm_time_limit_warning`, --lottery-save-grace).
 Without `--lottery-prune` nothing else changes.
 """
-import contextlib
 import functools
 import sys
 
-from lth_plugins.errors import REFUSED
-from lth_plugins.hparams import FLAG_PREFIX, flag_message
+from lth_plugins.hparams import flag_message, refuse_flag, short_lottery_errors
 
 
 def install() -> None:
@@ -37,7 +35,7 @@ def install() -> None:
 
     @functools.wraps(orig_parse)
     def parse_args_and_arch(parser, *args, **kwargs):
-        with _short_lottery_errors(parser):
+        with short_lottery_errors(parser):
             result = orig_parse(parser, *args, **kwargs)
         ns = result[0] if isinstance(result, tuple) else result
         if getattr(ns, "lottery_prune", False):
@@ -49,30 +47,6 @@ def install() -> None:
     options.parse_args_and_arch = parse_args_and_arch
 
 
-def refuse(parser, message: str) -> None:
-    """End on a refused lottery flag with argparse's one `PROG: error: MESSAGE` line: fairseq's usage (some 200
-    lines of every option) would bury it."""
-    parser.exit(REFUSED, f"{parser.prog}: error: {message}\n")
-
-
-@contextlib.contextmanager
-def _short_lottery_errors(parser):
-    """argparse's own errors about a --lottery-* flag (an unknown choice, a value of the wrong type) as one line;
-    fairseq's other errors keep their usage."""
-    original = parser.error
-
-    def error(message):
-        if FLAG_PREFIX in str(message):
-            refuse(parser, message)
-        original(message)
-
-    parser.error = error
-    try:
-        yield
-    finally:
-        parser.error = original
-
-
 def _activate(parser, ns) -> None:
     from lth_plugins.errors import LotteryError
 
@@ -81,7 +55,7 @@ def _activate(parser, ns) -> None:
     try:
         spec = build_spec(ns)
     except LotteryError as e:
-        refuse(parser, flag_message(e))
+        refuse_flag(parser, flag_message(e))
     train_mod = sys.modules.get("fairseq_cli.train")
     if train_mod is None:
         import fairseq_cli.train as train_mod

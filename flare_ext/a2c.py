@@ -107,13 +107,14 @@ def parse_args(argv=None):
     """Parsed flags with every None filled from the paper's settings for the game; `args.lottery` is a
     LotteryConfig (None without --lottery-prune)."""
     from lth_plugins.errors import LotteryConfigError
-    from lth_plugins.hparams import LotteryConfig, flag_message
+    from lth_plugins.hparams import LotteryConfig, flag_message, refuse_flag, short_lottery_errors
     from lth_plugins.store import default_run_dir
 
     from .env import resolve_game
 
     p = build_parser()
-    args = p.parse_args(argv)
+    with short_lottery_errors(p):
+        args = p.parse_args(argv)
     if args.game == "LunarLander-v2":
         print("note: LunarLander-v2 does not exist in gymnasium 1.x; using LunarLander-v3", file=sys.stderr)
     args.game = resolve_game(args.game, warn=False)
@@ -134,7 +135,7 @@ def parse_args(argv=None):
         try:
             args.lottery.validate(total_epochs=args.epochs)
         except LotteryConfigError as e:
-            p.error(flag_message(e))
+            refuse_flag(p, flag_message(e))
     if args.run_dir is None and args.lottery_prune:
         args.run_dir = str(default_run_dir(FRAMEWORK, args.game, args.seed, args.lottery.ticket))
     return args

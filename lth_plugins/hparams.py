@@ -1,5 +1,6 @@
 """Lottery hyperparameters: one dataclass that doubles as command-line flags, and its choices as enums."""
 import argparse
+import contextlib
 import dataclasses
 import enum
 import re
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Tuple
 
-from .errors import LotteryConfigError
+from .errors import REFUSED, LotteryConfigError
 
 
 class Choice(str, enum.Enum):
@@ -149,6 +150,30 @@ def flag_message(error: LotteryConfigError, prefix: str = FLAG_PREFIX,
     if not setting:
         return str(error)
     return f"argument {spell(setting) if spell else flag(setting, prefix)}: {error}"
+
+
+def refuse_flag(parser: argparse.ArgumentParser, message: str) -> None:
+    """End on a refused lottery flag with argparse's one `PROG: error: MESSAGE` line and exit code REFUSED:
+    the usage of every option would bury it."""
+    parser.exit(REFUSED, f"{parser.prog}: error: {message}\n")
+
+
+@contextlib.contextmanager
+def short_lottery_errors(parser: argparse.ArgumentParser, prefix: str = FLAG_PREFIX):
+    """argparse's own errors about a lottery flag (an unknown choice, a value of the wrong type) as one line
+    (`refuse_flag`); the framework's other errors keep their usage."""
+    original = parser.error
+
+    def error(message):
+        if prefix in str(message):
+            refuse_flag(parser, message)
+        original(message)
+
+    parser.error = error
+    try:
+        yield
+    finally:
+        parser.error = original
 
 
 # What the lottery seed seeds, in every framework's help.

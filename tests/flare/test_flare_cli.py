@@ -83,6 +83,16 @@ def test_late_reset_must_lie_inside_the_round(capsys):
     assert "late reset point 1ep lies beyond the training length of 1 epochs" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["--lottery-rate", "1.5"], "argument --lottery-rate: prune rate must lie strictly between 0 and 1, got 1.5"),
+    (["--lottery-ticket", "foo"], "argument --lottery-ticket: invalid choice: 'foo'")])
+def test_a_refused_lottery_flag_is_one_line_without_the_usage(capsys, argv, says):
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--lottery-prune", *argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_lunarlander_v2_alias(capsys):
     a = parse_args(["--game", "LunarLander-v2"])
     assert a.game == "LunarLander-v3" and a.games_per_epoch == 640 and a.hidden == (256,) * 3
