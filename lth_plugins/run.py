@@ -36,6 +36,15 @@ from .sources import (check_ticket_source, check_transfer_source, open_dense_run
 from .store import RunStore, Snapshot
 
 
+def run_config(config: LotteryConfig, *, task: str, framework: str, settings: Optional[dict] = None,
+               label: Optional[str] = None, scoring: Sequence[str] = ()) -> dict:
+    """The configuration a run directory stores in config.json (LotteryRun's arguments of the same names), as
+    JSON reads it back."""
+    full = {"lottery": config.to_dict(), "framework": framework, "task": task, "label": label or task,
+            "settings": settings or {}, "scoring": sorted(scoring)}
+    return json.loads(json.dumps(full, default=str))
+
+
 class LotteryRun:
     """State of one experiment across rounds, persisted in a RunStore (only when `is_writer`)."""
 
@@ -55,9 +64,7 @@ class LotteryRun:
                                       updates_per_epoch=updates_per_epoch)
         params = pruned_parameters(model, config) if model is not None else None
         label = label or task
-        full = {"lottery": config.to_dict(), "framework": framework, "task": task, "label": label,
-                "settings": settings or {}, "scoring": sorted(scoring)}
-        full = json.loads(json.dumps(full, default=str))
+        full = run_config(config, task=task, framework=framework, settings=settings, label=label, scoring=scoring)
         self.source = None
         if config.ticket is Ticket.TRANSFERRED:
             if Path(config.source_dir).resolve() == Path(run_dir).resolve():

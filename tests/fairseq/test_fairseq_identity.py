@@ -32,9 +32,10 @@ def spec_of(data, save_dir, *args):
 def stored_config(spec) -> dict:
     """The config.json the round loop writes for `spec`."""
     from fairseq_ext.spec import SCORING_SETTINGS
+    from lth_plugins.run import run_config
 
-    return {"lottery": spec.config.to_dict(), "framework": "fairseq", "task": spec.task, "settings": spec.settings,
-            "scoring": sorted(SCORING_SETTINGS)}
+    return run_config(spec.config, task=spec.task, framework="fairseq", settings=spec.settings, label=spec.label,
+                      scoring=SCORING_SETTINGS)
 
 
 def test_three_seeds_without_a_lottery_seed_draw_three_lottery_seeds(mt_data, tmp_path):
