@@ -15,6 +15,7 @@
 Both runs resume where they stopped when the command is run again.
 """
 import argparse
+import contextlib
 import os
 import shlex
 import subprocess
@@ -57,6 +58,7 @@ def start_fairseq_train(args, log_path):
     Returns a function that waits for it and raises SystemExit (naming the log) when it failed."""
     cmd = train_command(*args)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "a")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -85,14 +87,23 @@ def start_fairseq_train(args, log_path):
 def wait_all(waits) -> None:
     """Wait for runs started by `start_fairseq_train`, in order; when one fails, stop the others (a random ticket
     would wait for masks that never come) and raise its error."""
-    try:
+    with stopped_on_error(waits):
         for wait in waits:
             wait()
-    finally:
+
+
+@contextlib.contextmanager
+def stopped_on_error(waits):
+    """Runs started by `start_fairseq_train` that go on beside the block, stopped when it fails: a failed script
+    leaves no run behind to hold its run directory against the same command."""
+    try:
+        yield
+    except BaseException:
         for wait in waits:
             if wait.process.poll() is None:
                 wait.process.terminate()
                 wait.process.wait()
+        raise
 
 
 def read_rounds(run_dir) -> dict:

@@ -5,6 +5,7 @@ languages, so every pair has the same parameter shapes and no test sentence of o
 
     python examples/small/tickets_across_languages.py --data OUT [--source de] [--targets fr es] [--out DIR]
                                                       [--seeds 1 2 3] [--rounds 3] [--rate 0.7] [--max-update N]
+                                                      [--source-runs FIG6_OUT]
 
 Settings: transformer_fig6.py's with --data (`lth demo`'s Transformer, late reset to epoch 1, sacreBLEU and chrF
 against raw references), all weights pruned. Per seed, side by side: the source's winning ticket; per target its
@@ -24,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -44,19 +46,26 @@ def pair_setup(a, data_root: Path, lang: str, out: Path):
     return data, model, [str(data), "--user-dir", USER_DIR, *model, *lottery]
 
 
-def run_dirs(out: Path, seed: int, source: str, targets) -> dict:
-    """{(language, ticket): run directory} of one seed."""
-    dirs = {(source, "winning"): out / source / f"s{seed}" / "wt"}
+def source_home(out: Path, source: str, source_runs: Optional[Path]) -> Path:
+    """The folder of the source's runs: this experiment's own, or a transformer_fig6.py --data run's."""
+    return source_runs if source_runs else out / source
+
+
+def run_dirs(out: Path, seed: int, source: str, targets, source_runs: Optional[Path] = None) -> dict:
+    """{(language, ticket): run directory} of one seed; the source's winning ticket is a transformer_fig6.py
+    run's when `source_runs` names one."""
+    dirs = {(source, "winning"): fig6.winning_dir(source_runs, seed) if source_runs else
+            out / source / f"s{seed}" / "wt"}
     for lang in targets:
         for ticket in TICKETS:
             dirs[(lang, ticket)] = out / lang / f"s{seed}" / ticket
     return dirs
 
 
-def run_seed(out: Path, bases: dict, seed: int, source: str, targets) -> dict:
+def run_seed(out: Path, bases: dict, seed: int, source: str, targets, source_runs: Optional[Path] = None) -> dict:
     """Every run of one seed side by side: random and shuffled tickets wait for their winning ticket's mask k, a
-    transferred ticket for the source's."""
-    dirs = run_dirs(out, seed, source, targets)
+    transferred ticket for the source's. Each run's log is OUT/LANG/sSEED/TICKET.log."""
+    dirs = run_dirs(out, seed, source, targets, source_runs)
     seed_args = ["--seed", str(seed), "--lottery-seed", str(seed)]
     extra = {"winning": [], "random": ["--lottery-ticket", "random"], "shuffled": ["--lottery-ticket", "shuffled"],
              "transferred": ["--lottery-transfer-from", str(dirs[(source, "winning")])]}
@@ -65,7 +74,7 @@ def run_seed(out: Path, bases: dict, seed: int, source: str, targets) -> dict:
         d.mkdir(parents=True, exist_ok=True)
         masks = ["--lottery-masks-from", str(dirs[(lang, "winning")])] if ticket in ("random", "shuffled") else []
         waits.append(demo.start_fairseq_train([*bases[lang], *seed_args, *extra[ticket], *masks, "--save-dir",
-                                               str(d)], d.parent / f"{ticket}.log"))
+                                               str(d)], out / lang / f"s{seed}" / f"{ticket}.log"))
     print(f"[transfer] seed {seed}: {len(waits)} runs under {out}/*/s{seed}", flush=True)
     demo.wait_all(waits)
     return dirs
@@ -101,6 +110,10 @@ def main():
     p.add_argument("--targets", nargs="+", default=None, metavar="LANG",
                    help="target languages (default: every other pair under OUT)")
     p.add_argument("--out", default="lth_output/tickets_across_languages")
+    p.add_argument("--source-runs", default=None, metavar="FIG6_OUT",
+                   help="the --out of a transformer_fig6.py --data run on English->SOURCE with these settings: its "
+                        "all-weights winning tickets and dense check are the source's (a finished run is not "
+                        "trained again; one of other settings is refused)")
     add_seeds_flag(p, (1, 2, 3))
     p.add_argument("--rounds", type=int, default=demo.DEFAULTS["rounds"])
     p.add_argument("--rate", type=float, default=demo.DEFAULTS["rate"])
@@ -108,6 +121,7 @@ def main():
                    help=f"updates per round (default: {catalogs.TRANSFORMER_BUDGET})")
     a = p.parse_args()
     root, out = Path(a.data).resolve(), Path(a.out).resolve()
+    source_runs = Path(a.source_runs).resolve() if a.source_runs else None
     pairs = sorted(d.name.split("-", 1)[1] for d in root.glob(f"{catalogs.SOURCE_LANG}-*") if d.is_dir())
     targets = a.targets or [lang for lang in pairs if lang != a.source]
     for lang in [a.source, *targets]:
@@ -118,19 +132,21 @@ def main():
     setups = {lang: pair_setup(a, root, lang, out) for lang in [a.source, *targets]}
     bases = {lang: base for lang, (_, _, base) in setups.items()}
     first = a.seeds[0]
-    for lang in setups:
-        (out / lang).mkdir(parents=True, exist_ok=True)
-    checks = [demo.start_dense(data, out / lang / f"dense_x2_s{first}", 2 * a.max_update, first, model)
+    homes = {lang: source_home(out, lang, source_runs) if lang == a.source else out / lang for lang in setups}
+    for home in homes.values():
+        home.mkdir(parents=True, exist_ok=True)
+    checks = [demo.start_dense(data, fig6.dense_check_dir(homes[lang], first), 2 * a.max_update, first, model)
               for lang, (data, model, _) in setups.items()
-              if not demo.dense_trained(out / lang / f"dense_x2_s{first}")]
-    for seed in a.seeds:
-        run_seed(out, bases, seed, a.source, targets)
-        print(f"[transfer] seed {seed} done at {time.time() - t0:.0f} s", flush=True)
+              if not demo.dense_trained(fig6.dense_check_dir(homes[lang], first))]
+    with demo.stopped_on_error(checks):
+        for seed in a.seeds:
+            run_seed(out, bases, seed, a.source, targets, source_runs)
+            print(f"[transfer] seed {seed} done at {time.time() - t0:.0f} s", flush=True)
     demo.wait_all(checks)
     converged = {}
     for lang, (data, model, _) in setups.items():
-        wt = (out / a.source / f"s{first}" / "wt") if lang == a.source else out / lang / f"s{first}" / "winning"
-        ok, verdict, at_budget, twice = fig6.convergence_check(out / lang, data, model, a.max_update, first, wt)
+        wt = run_dirs(out, first, a.source, targets, source_runs)[(lang, "winning")]
+        ok, verdict, at_budget, twice = fig6.convergence_check(homes[lang], data, model, a.max_update, first, wt)
         converged[lang] = ok
         print(f"dense en-{lang}: seed {first}'s valid BLEU {at_budget:.2f} at the budget, {twice:.2f} at twice it: "
               f"{verdict}")
@@ -148,7 +164,7 @@ def main():
               ", ".join(f"round {k} {g:+.2f}" for k, g in gaps.items()))
     print(f"settings: source en-{a.source}, targets {', '.join('en-' + t for t in targets)}; {a.rounds} rounds, rate "
           f"{a.rate}, {a.max_update} updates per round, seeds {a.seeds}; runtime {time.time() - t0:.0f} s")
-    write_report([d for s in a.seeds for d in run_dirs(out, s, a.source, targets).values()], out)
+    write_report([d for s in a.seeds for d in run_dirs(out, s, a.source, targets, source_runs).values()], out)
 
 
 if __name__ == "__main__":

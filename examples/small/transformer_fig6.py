@@ -49,13 +49,23 @@ def task_flags(a, out: Path):
     return data, model, lottery, f"real {catalogs.SOURCE_LANG}->{catalogs.pair_target(data)} ({data})"
 
 
+def winning_dir(out: Path, seed: int, variant: str = "all weights") -> Path:
+    """Where a run of this script (`out`) keeps seed `seed`'s winning ticket of `variant`."""
+    return out / variant.replace(" ", "_") / f"s{seed}" / "wt"
+
+
+def dense_check_dir(out: Path, seed: int) -> Path:
+    """Where a run of this script (`out`) trains seed `seed`'s dense model to twice the budget."""
+    return out / f"dense_x2_s{seed}"
+
+
 def run_seed(out: Path, base, seed: int, variants, shuffled: bool = False) -> None:
     """The runs of one seed side by side: each random (and shuffled) ticket's round k waits for its winning
     ticket's mask k, the embeddings-excluded winning ticket for the dense round of the all-weights one."""
     waits, dense_wt = [], None
     for name in variants:
         extra = VARIANTS[name]
-        d = out / name.replace(" ", "_") / f"s{seed}"
+        d = winning_dir(out, seed, name).parent
         (d / "wt").mkdir(parents=True, exist_ok=True)
         reuse = ["--lottery-dense-from", str(dense_wt)] if dense_wt else []
         print(f"[fig6] seed {seed}, {name}: winning ticket -> {d / 'wt'}, random ticket -> {d / 'rt'}", flush=True)
@@ -76,7 +86,7 @@ def convergence_check(out: Path, data, model_flags, max_update: int, seed: int, 
     """(converged, verdict, valid BLEU at the budget, at twice it): the seed's dense round against a plain dense
     model trained to twice the budget, both scored on the validation split as the rounds score test."""
     at_budget = demo.recorded_score(dense_wt, 0, "valid")["bleu"]
-    twice = demo.dense_score(data, out / f"dense_x2_s{seed}", 2 * max_update, lambda save: demo.recorded_score(
+    twice = demo.dense_score(data, dense_check_dir(out, seed), 2 * max_update, lambda save: demo.recorded_score(
         dense_wt, 0, "valid", save / "checkpoint_last.pt")["bleu"], seed, model_flags, name="valid_bleu")
     return demo.convergence(at_budget, twice) + (at_budget, twice)
 
@@ -110,13 +120,14 @@ def main():
     print(f"[fig6] {what}; runs in {out}", flush=True)
     base = [str(data), "--user-dir", USER_DIR, *model_flags, *lottery_flags]
     first = a.seeds[0]
-    check = None if demo.dense_trained(out / f"dense_x2_s{first}") else \
-        demo.start_dense(data, out / f"dense_x2_s{first}", 2 * a.max_update, first, model_flags)
-    for seed in a.seeds:
-        run_seed(out, base, seed, a.variants, a.shuffled)
-        print(f"[fig6] seed {seed} done at {time.time() - t0:.0f} s", flush=True)
-    if check:
-        demo.wait_all([check])
+    check = None if demo.dense_trained(dense_check_dir(out, first)) else \
+        demo.start_dense(data, dense_check_dir(out, first), 2 * a.max_update, first, model_flags)
+    checks = [check] if check else []
+    with demo.stopped_on_error(checks):
+        for seed in a.seeds:
+            run_seed(out, base, seed, a.variants, a.shuffled)
+            print(f"[fig6] seed {seed} done at {time.time() - t0:.0f} s", flush=True)
+    demo.wait_all(checks)
     rows = {}
     for name in a.variants:
         d = out / name.replace(" ", "_")
@@ -129,7 +140,7 @@ def main():
                     labels=("WT", "shuffled"))
     dense = rows["all weights"][0][2]
     ok, verdict, at_budget, twice = convergence_check(out, data, model_flags, a.max_update, first,
-                                                      out / "all_weights" / f"s{first}" / "wt")
+                                                      winning_dir(out, first))
     print(f"\ndense test BLEU {mean_std(dense)[0]:.2f} ± {mean_std(dense)[1]:.2f} after {a.max_update} updates; seed "
           f"{first}'s valid BLEU {at_budget:.2f} at the budget, {twice:.2f} at twice it: {verdict}")
     print(f"settings: {what}; {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round, seeds {a.seeds}; "

@@ -1,6 +1,10 @@
-"""The main job's command, shortened: `lth demo` runs both tickets, prints the table and writes the report."""
+"""The main job's command, shortened: `lth demo` runs both tickets, prints the table and writes the report; the
+runs a script starts beside its work stop when that work fails."""
 import json
 import subprocess
+import types
+
+import pytest
 
 from .helpers import BIN, env
 
@@ -29,3 +33,22 @@ def test_lth_demo_runs_both_tickets_and_writes_the_report(tmp_path):
         assert (out / "report" / name).is_file(), name
     csv = (out / "report" / "report.csv").read_text()
     assert "winning" in csv and "random" in csv
+
+
+def test_runs_beside_a_failed_block_are_stopped_and_kept_when_it_succeeds():
+    from fairseq_ext import demo
+
+    def started():
+        return types.SimpleNamespace(process=subprocess.Popen(["sleep", "60"]))
+
+    beside = [started(), started()]
+    with pytest.raises(SystemExit):
+        with demo.stopped_on_error(beside):
+            raise SystemExit("a run of the block failed")
+    assert [w.process.poll() for w in beside] == [-15, -15]  # terminated, not left to hold their run directories
+    kept = started()
+    with demo.stopped_on_error([kept]):
+        pass
+    assert kept.process.poll() is None
+    kept.process.kill()
+    kept.process.wait()
