@@ -1,4 +1,4 @@
-"""The report names a fairseq translation run by its language pair, from the settings fairseq-train records."""
+"""The report names a fairseq translation run by its language pair, from what fairseq-train records."""
 from lth_plugins.report.collect import task_identity
 
 from .test_fairseq_identity import spec_of, stored_config
@@ -9,4 +9,7 @@ def test_the_language_pair_fairseq_train_records_names_the_reports_task(mt_data,
     for target, name in pairs.items():
         spec = spec_of(mt_data, tmp_path / target, "--source-lang", "src", "--target-lang", target)
         assert task_identity(stored_config(spec)) == name
-    assert task_identity(stored_config(spec_of(mt_data, tmp_path / "inferred"))) == "translation"
+    inferred = stored_config(spec_of(mt_data, tmp_path / "inferred"))  # the pair fairseq-train reads off the data
+    assert task_identity(inferred) == "translation src-tgt"
+    del inferred["label"]  # a run recorded before runs had labels, without -s/-t: its task alone
+    assert task_identity(inferred) == "translation"
