@@ -100,7 +100,7 @@ class SweepDir:
                 problems.append(f"{old.name} is not in the config")
             elif old.name in started and j.identity() != j.identity(old.argv):
                 problems.append(f"{old.name} would change: {_argv_diff(j.identity(old.argv), j.identity())}")
-        problems += _scored_unlike_their_winning_ticket(stored, cfg.jobs, started)
+        problems += _scored_unlike_their_winning_ticket(stored, cfg.jobs, started, cfg.grid.rounds)
         if problems:
             raise SweepError(f"{self.path} holds a sweep whose jobs the config {cfg.path} changes: "
                              f"{'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}. A sweep may grow "
@@ -160,14 +160,19 @@ def read_state(path) -> dict:
         return {}
 
 
-def _scored_unlike_their_winning_ticket(stored: List[Job], jobs: List[Job], started: set) -> List[str]:
-    """A random ticket not yet started would be scored with the config's scoring flags, but its started winning
-    ticket keeps those it started with, and a random ticket must be scored as its winning ticket is."""
+def _scored_unlike_their_winning_ticket(stored: List[Job], jobs: List[Job], started: set,
+                                        grid_rounds: Optional[int]) -> List[str]:
+    """A random ticket with rounds to train would train them (now, or when the sweep submits it again) with the
+    config's scoring flags, but its started winning ticket keeps those it started with, and a random ticket must
+    be scored as its winning ticket is."""
     had = {j.name: j for j in stored}
     problems = []
     for j in jobs:
         wt = had.get(j.winning)
-        if wt is not None and j.winning in started and j.name not in started and j.scoring() != j.scoring(wt.argv):
+        if wt is None or j.winning not in started or j.scoring() == j.scoring(wt.argv):
+            continue
+        done, total = rounds_of(j, grid_rounds)
+        if total is None or done < total:
             problems.append(f"{j.name} would be scored with {_argv_diff(j.scoring(wt.argv), j.scoring())}, but "
                             f"its winning ticket {wt.name} has started with the old flags (a random ticket is "
                             f"scored as its winning ticket is)")

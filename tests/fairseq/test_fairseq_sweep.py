@@ -1,6 +1,6 @@
 """`lth sweep` of tiny fairseq translation runs (2 seeds x WT/RT x 2 rounds) on submitit's local executor: killed in
 the middle, resumed by the same command; a config naming an unknown fairseq task is refused; a started job may change
-how its rounds are scored (unless its random ticket has yet to start), never what it trains."""
+how its rounds are scored (unless its random ticket has rounds left to train), never what it trains."""
 import pytest
 
 from ..sweep_helpers import (failed_job_logs, finished_rounds, lth, run_and_kill, submitted_while_winning_trains,
@@ -81,8 +81,17 @@ def test_a_started_job_may_change_how_its_rounds_are_scored_but_not_what_it_trai
     with pytest.raises(SweepError, match=r"mt/default/s0/wt would change: \(nothing\) -> --clip-norm 0.25"):
         sweep.plan(config("--clip-norm", "0.25", "--lottery-generate-args", "--beam 2"))
 
-    # its random ticket, not started, would be scored otherwise than the started winning ticket: refused at once
+    # its random ticket, with rounds to train, would be scored otherwise than the started winning ticket: refused
+    # at once, started (it may be submitted again) or not; once it has every round, the flags may change
     sweep.plan(config("--lottery-generate-args", "--beam 2", tickets=("winning", "random")))
-    with pytest.raises(SweepError, match=r"mt/default/s0/rt would be scored with --beam 2 -> --beam 5, but its "
-                                         r"winning ticket mt/default/s0/wt has started with the old flags"):
-        sweep.plan(config("--lottery-generate-args", "--beam 5", tickets=("winning", "random")))
+    rt = sweep.path / "runs/mt/default/s0/rt"
+    for k in (None, 1, 2):
+        if k is not None:
+            (rt / f"round_{k:02d}").mkdir(parents=True)
+            (rt / f"round_{k:02d}" / "metrics.json").write_text("{}")
+        if k == 2:
+            sweep.plan(config("--lottery-generate-args", "--beam 5", tickets=("winning", "random")))
+            continue
+        with pytest.raises(SweepError, match=r"mt/default/s0/rt would be scored with --beam 2 -> --beam 5, but its "
+                                             r"winning ticket mt/default/s0/wt has started with the old flags"):
+            sweep.plan(config("--lottery-generate-args", "--beam 5", tickets=("winning", "random")))
