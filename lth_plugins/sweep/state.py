@@ -169,13 +169,16 @@ def _scored_unlike_their_winning_ticket(stored: List[Job], jobs: List[Job], star
     problems = []
     for j in jobs:
         wt = had.get(j.winning)
-        if wt is None or j.winning not in started or j.scoring() == j.scoring(wt.argv):
+        if wt is None or j.winning not in started:
+            continue
+        old, new = j.scoring(wt.argv), j.scoring()
+        if old == new:
             continue
         done, total = rounds_of(j, grid_rounds)
         if total is None or done < total:
-            problems.append(f"{j.name} would be scored with {_argv_diff(j.scoring(wt.argv), j.scoring())}, but "
-                            f"its winning ticket {wt.name} has started with the old flags (a random ticket is "
-                            f"scored as its winning ticket is)")
+            problems.append(f"{j.name} would be scored with {_argv_diff(old, new)}, but its winning ticket "
+                            f"{wt.name} has started with the old flags (a random ticket is scored as its winning "
+                            f"ticket is)")
     return problems
 
 
