@@ -46,11 +46,6 @@ def pair_setup(a, data_root: Path, lang: str, out: Path):
     return data, model, [str(data), "--user-dir", USER_DIR, *model, *lottery]
 
 
-def source_home(out: Path, source: str, source_runs: Optional[Path]) -> Path:
-    """The folder of the source's runs: this experiment's own, or a transformer_fig6.py --data run's."""
-    return source_runs if source_runs else out / source
-
-
 def run_dirs(out: Path, seed: int, source: str, targets, source_runs: Optional[Path] = None) -> dict:
     """{(language, ticket): run directory} of one seed; the source's winning ticket is a transformer_fig6.py
     run's when `source_runs` names one."""
@@ -132,7 +127,9 @@ def main():
     setups = {lang: pair_setup(a, root, lang, out) for lang in [a.source, *targets]}
     bases = {lang: base for lang, (_, _, base) in setups.items()}
     first = a.seeds[0]
-    homes = {lang: source_home(out, lang, source_runs) if lang == a.source else out / lang for lang in setups}
+    homes = {lang: out / lang for lang in setups}  # where each language's dense check trains
+    if source_runs:
+        homes[a.source] = source_runs
     for home in homes.values():
         home.mkdir(parents=True, exist_ok=True)
     checks = [demo.start_dense(data, fig6.dense_check_dir(homes[lang], first), 2 * a.max_update, first, model)
