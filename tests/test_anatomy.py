@@ -176,6 +176,17 @@ def test_report_anatomy_of_real_demo_runs(tmp_path):
     assert all(0.5 < v <= 1.0 for vs in iterative["values"] for v in vs)
     assert "Ticket anatomy" in html
 
+    # the numbers behind the figures, readable in report.md and index.html: one row per curve and level
+    md = (out / "report.md").read_text()
+    assert "### Ticket anatomy" in md and f"![overlap]({files['overlap']})" in md
+    for i, f in enumerate(("20.0", "36.0")):
+        assert f"| {seeds['label']} | {f} | {seeds['mean'][i]:.4g} | 1 | {seeds['chance'][i]:.4g} |" in md
+        assert (f"<td>{f}</td><td>{seeds['mean'][i]:.4g}</td><td>1</td><td>{seeds['chance'][i]:.4g}</td>"
+                in html)
+    n = len(iterative["values"][2])
+    assert f"| {iterative['label']} | 36.0 |" in md and f"| {n} |" in md
+    assert md.count(f"| {seeds['label']} |") == 2
+
 
 def test_runs_without_masks_get_the_heat_map_only(tmp_path):
     from tests.test_report import write_experiment

@@ -62,7 +62,7 @@ def build_report(run_dirs, out, layer_round: Optional[int] = None) -> Report:
             report.drawn.update(anatomy_plots.draw_anatomy(a, st.path))
         st.path("report.csv").write_text(tables.csv_text(tasks))
         st.path("layer_sparsity.csv").write_text(tables.layers_csv_text(charts))
-        st.path("report.md").write_text(tables.markdown_text(tasks, charts))
+        st.path("report.md").write_text(tables.markdown_text(tasks, charts, anatomies))
         data = {"tasks": [{"task": g.task, "settings": g.settings, "framework": g.framework, "metric": g.primary,
                            "higher_is_better": g.higher_is_better, "rate": g.rate, "rates": g.rates,
                            "seeds": g.seeds,

@@ -4,7 +4,7 @@ from typing import List, Sequence
 
 from .anatomy import CAPTIONS, Anatomy
 from .series import LayerChart
-from .tables import dense_text, partial_notes, wide
+from .tables import anatomy_tables, dense_text, partial_notes, wide
 
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0 1.5em}
@@ -67,8 +67,11 @@ def index_html(tasks, charts: List[LayerChart], files: List[str], anatomies: Seq
 
 def _anatomy_html(a: Anatomy) -> str:
     parts = ["<h3>Ticket anatomy</h3>"] if a.files or a.notes else []
+    tables = dict((key, (header, rows)) for key, header, rows in anatomy_tables(a))
     for what, file in a.files.items():
         parts.append(f"<p><img src='{escape(file)}' alt='ticket anatomy: {escape(what)}'></p>"
                      f"<p>{escape(CAPTIONS[what])}</p>")
+        if what in tables:
+            parts.append("<details><summary>table</summary>" + _table(*tables[what]) + "</details>")
     parts += [f"<p class='note'>{escape(n)}</p>" for n in a.notes]
     return "\n".join(parts)

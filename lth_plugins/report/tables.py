@@ -2,8 +2,9 @@
 import csv
 import io
 import math
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
+from .anatomy import CAPTIONS, Anatomy
 from .series import FigureSpec, LayerChart, Series
 
 CSV_COLUMNS = ["task", "framework", "metric", "higher_is_better", "ticket", "source", "schedule", "reset", "rate",
@@ -108,9 +109,26 @@ def dense_text(dense: Optional[Series]) -> str:
     return f"Unpruned network: {value} ({n} seed{'s' * (n > 1)})."
 
 
-def markdown_text(tasks, charts: List[LayerChart]) -> str:
+def anatomy_tables(a: Anatomy) -> List[Tuple[str, List[str], List[List[str]]]]:
+    """The numbers behind the anatomy's overlap and sign figures: (figure key, header, rows), one row per curve and
+    sparsity level; an overlap row has its chance line beside it."""
+    tables = []
+    if a.overlaps:
+        rows = [[c.label, f"{100 * f:.1f}", mean_spread(m, sd, len(vs)), str(len(vs)),
+                 "-" if ch is None else _fmt(ch)]
+                for c in a.overlaps for f, m, sd, vs, ch in zip(c.fraction_pruned, c.mean, c.std, c.values, c.chance)]
+        tables.append(("overlap", ["masks compared", "% pruned", "overlap (IoU)", "pairs", "chance"], rows))
+    if a.signs:
+        rows = [[c.label, f"{100 * f:.1f}", mean_spread(m, sd, len(vs)), str(len(vs))]
+                for c in a.signs for f, m, sd, vs in zip(c.fraction_pruned, c.mean, c.std, c.values)]
+        tables.append(("signs", ["tickets", "% pruned", "sign agreement", "seeds"], rows))
+    return tables
+
+
+def markdown_text(tasks, charts: List[LayerChart], anatomies: Sequence[Anatomy] = ()) -> str:
     out = ["# Lottery-ticket report", ""]
     by_task = {c.task: c for c in charts}
+    anatomy_of = {a.task: a for a in anatomies}
     for group, specs in tasks:
         out += [f"## {group.task}", "", f"Framework {group.framework}; metric `{group.primary}` "
                 f"({'higher' if group.higher_is_better else 'lower'} is better); {len(group.runs)} run(s).", ""]
@@ -130,7 +148,19 @@ def markdown_text(tasks, charts: List[LayerChart]) -> str:
             rows = [[n, f"{e:,}", f"{100 * m:.1f}" + (f" ± {100 * s:.1f}" if chart.n > 1 else "")]
                     for n, e, m, s in zip(chart.names, chart.numel, chart.pruned_mean, chart.pruned_std)]
             out += [_md_table(["parameter", "entries", "% pruned"], rows), ""]
+        if group.task in anatomy_of:
+            out += _anatomy_markdown(anatomy_of[group.task])
     return "\n".join(out)
+
+
+def _anatomy_markdown(a: Anatomy) -> List[str]:
+    out = ["### Ticket anatomy", ""] if a.files or a.notes else []
+    tables = dict((key, (header, rows)) for key, header, rows in anatomy_tables(a))
+    for what, file in a.files.items():
+        out += [f"![{what}]({file})", "", CAPTIONS[what], ""]
+        out += [_md_table(*tables[what]), ""] if what in tables else []
+    out += [f"Note: {n}  " for n in a.notes] + ([""] if a.notes else [])
+    return out
 
 
 def ascii_text(tasks) -> str:
