@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 from lth_plugins.atomic import atomic_write_json, read_json
+from lth_plugins.children import die_with_parent
 from lth_plugins.hparams import LotteryConfig, Reset, Ticket
 from lth_plugins.status import Column, metric_columns, pruned_column, render
 from lth_plugins.status import updates_trained
@@ -55,12 +57,15 @@ LATE_RESET = "20u"
 
 def start_fairseq_train(args, log_path):
     """Start fairseq-train; its output goes to `log_path` and the lottery's round lines to the console.
-    Returns a function that waits for it and raises SystemExit (naming the log) when it failed."""
+    Returns a function that waits for it and raises SystemExit (naming the log) when it failed. The run gets
+    SIGTERM when this process dies, however it dies: an orphan would hold its run directory against the rerun."""
     cmd = train_command(*args)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "a")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    parent = os.getpid()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: die_with_parent(signal.SIGTERM, parent))
 
     def pump():
         for line in proc.stdout:

@@ -1,5 +1,5 @@
 """The main job's command, shortened: `lth demo` runs both tickets, prints the table and writes the report; the
-runs a script starts beside its work stop when that work fails."""
+runs a script starts beside its work stop when that work fails or the script is killed."""
 import json
 import subprocess
 import types
@@ -52,3 +52,33 @@ def test_runs_beside_a_failed_block_are_stopped_and_kept_when_it_succeeds():
     assert kept.process.poll() is None
     kept.process.kill()
     kept.process.wait()
+
+
+def test_a_killed_script_takes_its_runs_with_it(tmp_path):
+    """SIGKILL leaves a script no time to stop its runs: the kernel's parent-death signal does, so the same
+    command finds no orphan holding its run directories."""
+    import os
+    import signal
+    import sys
+    import time
+
+    script = ("import sys, time\nfrom fairseq_ext import demo\n"
+              "demo.train_command = lambda *args: ['sleep', '120']\n"
+              f"wait = demo.start_fairseq_train([], {str(tmp_path / 'run.log')!r})\n"
+              "print(wait.process.pid, flush=True)\ntime.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env(), stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+
+    def alive(pid):
+        try:
+            return open(f"/proc/{pid}/stat").read().split(") ")[1][0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    assert alive(child)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while alive(child) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(child)
