@@ -1,4 +1,5 @@
 """What the small claim scripts share: per round, winning and random tickets over seeds, from their run stores."""
+import json
 import os
 import subprocess
 import sys
@@ -29,7 +30,19 @@ def write_report(run_dirs, out: Path) -> None:
     """`lth report` of the script's run directories (figures, tables, index.html) into OUT/report. A process of
     its own: fairseq's logging set up in this one would make matplotlib print its debug lines."""
     run_module("lth_plugins.cli", ["report", *map(str, run_dirs), "-o", str(out / "report")], out / "report.log")
+    print_overlaps(json.loads((out / "report" / "report.json").read_text()))
     print(f"figures: {out / 'report' / 'index.html'}", flush=True)
+
+
+def print_overlaps(report: dict) -> None:
+    """The anatomy's mask overlaps of a report.json (between seeds, schedules, transferred and own tickets), each
+    level beside its chance line."""
+    for a in report["anatomy"]:
+        for c in a["overlaps"]:
+            print(f"mask overlap (IoU), {a['task']}, {c['label']}: " + ", ".join(
+                f"{100 * f:.1f}% pruned {m:.3f}" + (f" ± {sd:.3f}" if len(vs) > 1 else "")
+                + (f" (chance {ch:.3f})" if ch is not None else "")
+                for f, m, sd, vs, ch in zip(c["fraction_pruned"], c["mean"], c["std"], c["values"], c["chance"])))
 
 
 def ticket_rows(pairs):
