@@ -2,7 +2,7 @@
 import csv
 import io
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .anatomy import CAPTIONS, Anatomy
 from .series import FigureSpec, LayerChart, Series
@@ -109,19 +109,19 @@ def dense_text(dense: Optional[Series]) -> str:
     return f"Unpruned network: {value} ({n} seed{'s' * (n > 1)})."
 
 
-def anatomy_tables(a: Anatomy) -> List[Tuple[str, List[str], List[List[str]]]]:
-    """The numbers behind the anatomy's overlap and sign figures: (figure key, header, rows), one row per curve and
-    sparsity level; an overlap row has its chance line beside it."""
-    tables = []
+def anatomy_tables(a: Anatomy) -> Dict[str, Tuple[List[str], List[List[str]]]]:
+    """The numbers behind the anatomy's overlap and sign figures: {figure key: (header, rows)}, one row per curve
+    and sparsity level; an overlap row has its chance line beside it."""
+    tables = {}
     if a.overlaps:
         rows = [[c.label, f"{100 * f:.1f}", mean_spread(m, sd, len(vs)), str(len(vs)),
                  "-" if ch is None else _fmt(ch)]
                 for c in a.overlaps for f, m, sd, vs, ch in zip(c.fraction_pruned, c.mean, c.std, c.values, c.chance)]
-        tables.append(("overlap", ["masks compared", "% pruned", "overlap (IoU)", "pairs", "chance"], rows))
+        tables["overlap"] = ["masks compared", "% pruned", "overlap (IoU)", "pairs", "chance"], rows
     if a.signs:
         rows = [[c.label, f"{100 * f:.1f}", mean_spread(m, sd, len(vs)), str(len(vs))]
                 for c in a.signs for f, m, sd, vs in zip(c.fraction_pruned, c.mean, c.std, c.values)]
-        tables.append(("signs", ["tickets", "% pruned", "sign agreement", "seeds"], rows))
+        tables["signs"] = ["tickets", "% pruned", "sign agreement", "seeds"], rows
     return tables
 
 
@@ -155,7 +155,7 @@ def markdown_text(tasks, charts: List[LayerChart], anatomies: Sequence[Anatomy] 
 
 def _anatomy_markdown(a: Anatomy) -> List[str]:
     out = ["### Ticket anatomy", ""] if a.files or a.notes else []
-    tables = dict((key, (header, rows)) for key, header, rows in anatomy_tables(a))
+    tables = anatomy_tables(a)
     for what, file in a.files.items():
         out += [f"![{what}]({file})", "", CAPTIONS[what], ""]
         out += [_md_table(*tables[what]), ""] if what in tables else []
