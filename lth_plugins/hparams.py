@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Optional, Tuple
 
 from .errors import REFUSED, LotteryConfigError
+from .wait import WRITER_START_S
 
 
 class Choice(str, enum.Enum):
@@ -215,7 +216,8 @@ class LotteryConfig:
                       f"random tickets)", default=0)
     mask_wait: float = _flag("random, shuffled or transferred ticket: the most seconds to wait for a mask the "
                              "winning ticket has not written yet (the two may run side by side); it waits only "
-                             "while the winning run is alive; 0: fail at once", default=7 * 24 * 3600.0)
+                             f"while the winning run is alive, giving one not running {WRITER_START_S:g} s to "
+                             "start; 0: fail at once", default=7 * 24 * 3600.0)
     dense_from: Optional[str] = _flag("run directory of a winning run whose dense round 0 (and snapshots) this "
                                       "run reuses instead of training it again: ablations of one seed share it; "
                                       "its framework settings must equal this run's", default=None)

@@ -91,10 +91,15 @@ def test_a_random_ticket_waits_for_the_winning_tickets_masks(tmp_path, capsys):
     assert all(RunStore(rt_dir).round_done(k) for k in (1, 2))
 
 
-def test_a_random_ticket_gives_up_after_its_timeout_naming_the_mask(tmp_path):
+def test_a_random_ticket_gives_up_after_its_timeout_naming_the_mask(tmp_path, monkeypatch):
+    from lth_plugins import wait
+
+    monkeypatch.setattr(wait, "WRITER_START_S", 1.0)
+    monkeypatch.setattr(wait, "ALIVE_CHECK_S", 0.2)
     wt = run_ticket(LotteryConfig(rounds=1, late_reset="1ep"), tmp_path / "wt", **KW)
     (RunStore(wt).mask_path(1)).rename(tmp_path / "mask1")  # as if round 0 were still training
-    # the winning run is dead: the random ticket fails at once, naming the mask and the run to resume
+    # the winning run is dead: the random ticket fails once it has given it WRITER_START_S to start, naming the
+    # mask and the run to resume
     t0 = time.monotonic()
     with pytest.raises(RunStoreError, match=r"the mask of round 1 from the winning-ticket run .* does not exist "
                                             r"and the winning-ticket run .* is not running"):
@@ -107,10 +112,28 @@ def test_a_random_ticket_gives_up_after_its_timeout_naming_the_mask(tmp_path):
                                                 r"winning-ticket run"):
             run_ticket(LotteryConfig(rounds=1, ticket="random", masks_from=str(wt), mask_wait=0.3),
                        tmp_path / "rt", **KW)
-    # the corrected command (masks there, or a longer wait) runs in the same directory
-    (tmp_path / "mask1").rename(RunStore(wt).mask_path(1))
-    run_ticket(LotteryConfig(rounds=1, ticket="random", masks_from=str(wt), mask_wait=5), tmp_path / "rt", **KW)
+    # the same command again, the winning run resumed beside it: not running at the random ticket's first checks
+    # (its framework still loading), it takes its lock within WRITER_START_S and writes the mask, which is used
+    monkeypatch.setattr(wait, "WRITER_START_S", 30.0)
+    errors = []
+    rt = threading.Thread(target=lambda: _record_errors(errors, run_ticket, LotteryConfig(
+        rounds=1, ticket="random", masks_from=str(wt), mask_wait=120), tmp_path / "rt", **KW))
+    rt.start()
+    time.sleep(1.0)
+    assert rt.is_alive(), errors
+    with RunStore(wt, RunStore(wt).config):
+        time.sleep(0.5)
+        (tmp_path / "mask1").rename(RunStore(wt).mask_path(1))
+        rt.join(timeout=120)
+    assert not rt.is_alive() and not errors, errors
     assert RunStore(tmp_path / "rt").round_done(1)
+
+
+def _record_errors(errors: list, fn, *args, **kwargs) -> None:
+    try:
+        fn(*args, **kwargs)
+    except Exception as e:  # asserted by the caller
+        errors.append(e)
 
 
 def test_a_late_snapshot_without_a_start_point_is_refused_with_the_way_out(tmp_path):

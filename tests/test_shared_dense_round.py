@@ -48,7 +48,11 @@ def test_reusing_a_dense_round_of_other_settings_is_refused_before_anything_is_w
     assert not any((tmp_path / d).exists() for d in ("a", "b", "c"))
 
 
-def test_a_dense_source_that_is_not_running_and_not_done_fails_at_once(tmp_path):
+def test_a_dense_source_that_is_not_running_and_not_done_fails_at_once(tmp_path, monkeypatch):
+    from lth_plugins import wait
+
+    monkeypatch.setattr(wait, "WRITER_START_S", 1.0)
+    monkeypatch.setattr(wait, "ALIVE_CHECK_S", 0.2)
     wt = run_ticket(LotteryConfig(rounds=1, late_reset="1ep"), tmp_path / "wt", **KW)
     RunStore(wt).metrics_path(0).rename(tmp_path / "m0")  # as if its round 0 had been killed
     with pytest.raises(Exception, match=r"the dense round 0 of .* does not exist and the run .* is not running"):

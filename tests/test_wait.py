@@ -36,10 +36,26 @@ def test_only_task_0_of_a_job_checks_the_writer_every_interval(monkeypatch):
 def test_a_dead_writer_ends_the_wait_of_every_task(monkeypatch, env):
     monkeypatch.setattr(wait, "ALIVE_CHECK_S", 0.05)
     monkeypatch.setattr(wait, "OTHER_TASKS_CHECK_S", 0.3)
+    monkeypatch.setattr(wait, "WRITER_START_S", 0.5)
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.setenv(*next(iter(env.items())))
     t0 = time.monotonic()
     with pytest.raises(RunStoreError, match="a file does not exist and the writer is not running"):
         wait.wait_until(lambda: False, 60, "a file", poll_s=0.01, stream=io.StringIO(), alive=lambda: False,
                         writer="the writer")
-    assert time.monotonic() - t0 < 5
+    assert 0.5 <= time.monotonic() - t0 < 5  # given WRITER_START_S to start, then given up on
+
+
+def test_a_writer_that_starts_after_the_wait_began_is_waited_for(monkeypatch):
+    """A run resumed beside this one takes its lock only once its framework has loaded: not seen running at the
+    first checks, it is given WRITER_START_S to start, and its file is then waited for as usual."""
+    monkeypatch.setattr(wait, "ALIVE_CHECK_S", 0.05)
+    monkeypatch.setattr(wait, "WRITER_START_S", 2.0)
+    for var in ("RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(var, raising=False)
+    t0, said = time.monotonic(), io.StringIO()
+    starts, writes = 1.0, 3.5  # the writer is seen at 1.0 s, past the 2 s it would have had from the start
+    wait.wait_until(lambda: time.monotonic() - t0 >= writes, 60, "a file", poll_s=0.01, stream=said,
+                    alive=lambda: time.monotonic() - t0 >= starts, writer="the writer")
+    assert time.monotonic() - t0 >= writes
+    assert "the writer is not running; giving it 2 s to start" in said.getvalue()
