@@ -3,6 +3,7 @@ import argparse
 import contextlib
 import dataclasses
 import enum
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,20 @@ def parse_transfer(spec: str) -> Tuple[str, Optional[int]]:
     return path, int(tail)
 
 
+def absolute_source(spec: Optional[str], with_round: bool = False) -> Optional[str]:
+    """A source run (`masks_from`, `dense_from`; `transfer_from`'s RUN_DIR[:ROUND] `with_round`) as an absolute,
+    normalized path: a run is the same however its source was spelled (`runs/wt`, `./runs/wt/`), and stays
+    readable from any folder. A spec `parse_transfer` does not understand is left as given, for validate()."""
+    if not isinstance(spec, str) or not spec:
+        return spec
+    try:
+        path, k = parse_transfer(spec) if with_round else (spec, None)
+    except LotteryConfigError:
+        return spec
+    path = os.path.abspath(os.path.expanduser(path))
+    return path if k is None else f"{path}:{k}"
+
+
 FLAG_PREFIX = "--lottery-"
 
 
@@ -242,6 +257,8 @@ class LotteryConfig:
                 setattr(self, name, kind(value))
         if self.transfer_from and self.ticket is Ticket.WINNING:  # the flag alone makes a transferred ticket
             self.ticket = Ticket.TRANSFERRED
+        for name in ("masks_from", "dense_from", "transfer_from"):
+            setattr(self, name, absolute_source(getattr(self, name), with_round=name == "transfer_from"))
 
     @classmethod
     def from_stored(cls, stored: dict) -> "LotteryConfig":

@@ -59,6 +59,20 @@ def test_random_ticket_of_another_network_writes_nothing_and_the_corrected_comma
     rt_run(wt, tmp_path / "rt", model=make_model(0), seed=3).close()
 
 
+def test_a_source_run_is_one_run_however_it_is_spelled(wt, tmp_path, monkeypatch):
+    """A random ticket given its winning run as a relative path stores it absolute: the same command with
+    `./wt/` resumes it, and a reader in another folder (a report) still finds its source."""
+    monkeypatch.chdir(wt.parent)
+    rt = tmp_path / "rt"
+    run_ticket(LotteryConfig(rounds=1, ticket="random", masks_from=wt.name), rt, seed=0, epochs=2, n_train=256)
+    stored = json.loads((rt / "config.json").read_text())["lottery"]["masks_from"]
+    assert stored == str(wt)
+    run_ticket(LotteryConfig(rounds=2, ticket="random", masks_from=f"./{wt.name}/"), rt, seed=0, epochs=2,
+               n_train=256)
+    monkeypatch.chdir(tmp_path)
+    assert RunStore(rt).round_done(2) and RunStore(RunStore(rt).lottery.source_dir).round_done(2)
+
+
 def test_a_directory_holding_only_a_configuration_takes_a_corrected_one(tmp_path):
     a = {"lottery": LotteryConfig().to_dict(), "task": "t"}
     b = {"lottery": LotteryConfig(rate=0.5).to_dict(), "task": "t"}

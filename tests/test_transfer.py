@@ -48,7 +48,11 @@ def test_the_flag_alone_makes_a_transferred_ticket_and_its_round_is_parsed():
     args = build_parser().parse_args(["--run-dir", "x", "--lottery-transfer-from", "runs/de/wt:3",
                                       "--lottery-rounds", "4", "--lottery-transfer-keep-dense", "4.*"])
     config = LotteryConfig.from_namespace(args, run_seed=0).validate()
-    assert config.ticket is Ticket.TRANSFERRED and config.source_dir == "runs/de/wt"
+    assert config.ticket is Ticket.TRANSFERRED and config.source_dir == os.path.abspath("runs/de/wt")
+    # a source is one run however it is spelled: stored absolute, so a rerun and a report from elsewhere agree
+    assert LotteryConfig(transfer_from="./runs/de//wt/:3").to_dict() == config.to_dict() | {
+        "rounds": 20, "transfer_keep_dense": []}
+    assert LotteryConfig(ticket="random", masks_from="runs/de/wt/").masks_from == config.source_dir
     assert config.first_round == 3 and config.transfer_keep_dense == ("4.*",)
     with pytest.raises(LotteryConfigError, match=r"starts at round 3, after the last round 2 \(rounds, "
                                                  r"--lottery-rounds\): give --lottery-rounds 3 or more"):

@@ -1,6 +1,7 @@
 """The paper's Atari network on ELF-shaped input, and the A2C loss of the plugin's method checked against
 the same loss written by hand: importance ratio clamped, advantages clipped, entropy term."""
 import argparse
+import os
 from collections import defaultdict
 
 import pytest
@@ -167,7 +168,7 @@ def test_lottery_flags_are_elf_flags_with_paper_defaults():
                       global_defaults=lottery_model.Defaults)
     cfg = lottery.config()
     assert (cfg.rate, cfg.late_reset, cfg.include, cfg.ticket, cfg.masks_from, cfg.rounds) == \
-        (0.3, "500u", ("trunk.*", "mlp.*"), "random", "WT", 20)
+        (0.3, "500u", ("trunk.*", "mlp.*"), "random", os.path.abspath("WT"), 20)
     a = lottery.args
     assert (a.lottery_prune, a.lottery_epochs, a.lottery_epoch_batches, a.lottery_last_games) == (False, 25, 1000, 1024)
     assert (method.pg.args.ratio_clamp, method.pg.args.entropy_ratio, method.args.adv_clip) == (2.5, 0.01, 1.0)

@@ -64,7 +64,7 @@ def test_stored_settings_are_those_existing_run_directories_hold():
 
 def test_random_ticket_flags(capsys):
     a = parse_args(["--lottery-prune", "--lottery-ticket", "random", "--lottery-masks-from", "runs/wt"])
-    assert a.lottery.ticket is Ticket.RANDOM and a.lottery.masks_from == "runs/wt"
+    assert a.lottery.ticket is Ticket.RANDOM and a.lottery.masks_from == os.path.abspath("runs/wt")
     with pytest.raises(SystemExit):  # the flags are refused as they are parsed (lth sweep checks jobs so)
         parse_args(["--lottery-prune", "--lottery-ticket", "random"])
     assert "needs the winning ticket's masks: give masks_from" in capsys.readouterr().err
