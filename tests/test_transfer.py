@@ -191,6 +191,10 @@ def test_the_report_draws_a_transferred_ticket_in_its_own_colour_and_its_overlap
         expected = mask_overlap(RunStore(source).load_mask(k), RunStore(wt).load_mask(k))
         assert curve["values"][i] == [expected.iou] and curve["chance"][i] == expected.chance_iou
         assert 0 < expected.iou < 1 and expected.iou != expected.chance_iou
+    # a task whose only runs are transferred tickets: its caption tells their late-reset budget too
+    build_report([tt], tmp_path / "alone")
+    caption = json.loads((tmp_path / "alone" / "report.json").read_text())["tasks"][0]["figures"][0]["caption"]
+    assert "after the late reset at update j" in caption.lower() and "reset to init" not in caption
 
 
 def test_status_plans_a_transferred_tickets_rounds_at_its_sources_rate(source, tmp_path):

@@ -195,8 +195,7 @@ def spread_caption(series: List[Series]) -> str:
 
 def budget_caption(group: TaskGroup, variants: List[Variant]) -> str:
     """What the pruned rounds trained: the rest of the dense schedule after a late reset, or all of it."""
-    late = [v for v in variants if v.reset is Reset.LATE
-            and group.runs_of(v, Ticket.WINNING) + group.runs_of(v, Ticket.RANDOM)]
+    late = [v for v in variants if v.reset is Reset.LATE and any(group.runs_of(v, t) for t in Ticket)]
     if not late:
         return "Pruned rounds reset to init and train the dense round's full schedule."
     budgets = {v.budget for v in late}
