@@ -93,7 +93,7 @@ def build_spec(args, sources_exist: bool = True) -> LotterySpec:
         _fail("--lottery-prune needs a finite training length per round: give --max-update or --max-epoch")
     config.validate(total_updates=max_update, total_epochs=max_epoch)
     if config.takes_masks and sources_exist:
-        _check_masks_from(config.source_dir, flag(config.ticket.source_field))
+        _check_masks_from(config.source_dir, config.ticket.source_field)
     task = getattr(args, "task", None)  # any task trains; translation and language modeling get test metrics
     if getattr(args, "no_save", False):
         _fail("--lottery-prune cannot be combined with --no-save: rounds resume from their checkpoints")
@@ -153,18 +153,19 @@ def task_label(args) -> str:
     return f"{task} {source}-{target}" if source and target else task
 
 
-def _check_masks_from(path: Optional[str], option: str) -> None:
-    """The winning run must exist; its masks may still be coming (the ticket waits for each, up to
-    --lottery-mask-wait seconds, so that both can run side by side)."""
+def _check_masks_from(path: Optional[str], field: str) -> None:
+    """The winning run (`field`: the setting that names it) must exist; its masks may still be coming (the ticket
+    waits for each, up to --lottery-mask-wait seconds, so that both can run side by side)."""
+    option = flag(field)
     if not path or not os.path.isdir(path):
         _fail(f"{option} {path!r} is not a directory: give the run directory of a finished (or "
               f"running) winning-ticket experiment")
     if not RunStore.view(path).config:
         return  # the winning ticket is starting: the run waits for it
     try:
-        open_winning_run(path)
+        open_winning_run(path, field=field)
     except RunStoreError as e:
-        _fail(f"{option}: {e}")
+        _fail(str(e) if option in str(e) else f"{option}: {e}")
 
 
 # fairseq's --lottery-seed defaulted to 0 whatever --seed was, before it followed --seed.

@@ -186,7 +186,7 @@ class LotteryRun:
         theirs = src.budget
         if src.reset is Reset.LATE and theirs != self.config.budget:
             raise LotteryConfigError(
-                f"the random ticket's budget {self.config.budget!r} differs from the winning ticket's {theirs!r} "
+                f"the {self.config.ticket} ticket's budget {self.config.budget!r} differs from the winning ticket's {theirs!r} "
                 f"({self.source.path}): give the same budget (--lottery-budget {theirs}) so both train the same "
                 f"updates")
 

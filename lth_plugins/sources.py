@@ -8,8 +8,8 @@ from .errors import LotteryConfigError, RunStoreError
 from .hparams import LotteryConfig, Reset, Ticket, flag
 from .masks import Mask
 from .selection import matching, without_kept_dense
-from .store import (RunStore, Snapshot, config_diff, data_difference, describe_diff, is_data, is_seed,
-                    scoring_keys)
+from .store import (CONFIG, RunStore, Snapshot, config_diff, data_difference, describe_diff, data_files, is_data,
+                    is_seed, round_of, scoring_keys)
 from .wait import wait_until
 
 # What a random ticket may set differently from the winning run it takes masks from: besides these, every
@@ -22,9 +22,19 @@ DENSE_ROUND_KEYS = ("framework", "task", "settings")
 
 def wait_for_config(path, wait_s: float, what: str) -> None:
     """A run directory that exists but holds no configuration yet (its run is starting) is waited for up to
-    `wait_s` seconds."""
-    if Path(path).is_dir():
-        wait_until(lambda: (Path(path) / "config.json").is_file(), wait_s, f"{what} {path} to write its config.json")
+    `wait_s` seconds; a folder that cannot be one (inside a run, or holding a run's or a dataset's files) is
+    refused at once."""
+    path = Path(path)
+    if not path.is_dir() or (path / CONFIG).is_file():
+        return
+    if (path.parent / CONFIG).is_file():
+        raise RunStoreError(f"{what} {path} is a folder inside the run {path.parent}, not a run directory: give "
+                            f"{path.parent}")
+    found = data_files(path) + sorted(p.name for p in path.iterdir() if p.is_dir() and (
+        round_of(p.name) is not None or p.name == "snapshots"))
+    if found:
+        raise RunStoreError(f"{what} {path} is not a lottery run directory: it holds {found[0]} but no {CONFIG}")
+    wait_until(lambda: (path / CONFIG).is_file(), wait_s, f"{what} {path} to write its {CONFIG}")
 
 
 def open_winning_run(path, wait_s: float = 0.0, field: str = "masks_from") -> RunStore:
@@ -53,23 +63,24 @@ def _check_rounds_available(source: RunStore, rounds: int, what: str) -> None:
 
 
 def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) -> None:
-    """A random ticket trains exactly as the winning run did, up to its seed; it has masks for every round
-    asked for, and they fit the model. Raises LotteryConfigError before anything is written."""
+    """A random (or shuffled) ticket trains exactly as the winning run did, up to its seed; it has masks for every
+    round asked for, and they fit the model. Raises LotteryConfigError before anything is written."""
+    what = f"{full['lottery']['ticket']} ticket"
     diff = [(k, a, b) for k, a, b in config_diff(source.config, full)
             if k not in RANDOM_TICKET_FREE_KEYS and not is_seed(k)]
     data = data_difference(diff, source.config, full, "winning run", "now")
     others = [d for d in diff if not is_data(d[0])]
     if data:
         raise LotteryConfigError(
-            f"the random ticket must train on the data of its winning run {source.path}, but {data}: give it the "
+            f"the {what} must train on the data of its winning run {source.path}, but {data}: give it the "
             f"data folder the winning run was given"
             + (f"; other settings differ too: {describe_diff(others, source.config, full, 'winning run', 'now')}"
                if others else ""))
     if diff:
         raise LotteryConfigError(
-            f"the random ticket must train as the winning run {source.path} did (only the ticket type and its "
+            f"the {what} must train as the winning run {source.path} did (only the ticket type and its "
             f"seed may differ); differing settings: {describe_diff(diff, source.config, full, 'winning run', 'now')}")
-    _check_rounds_available(source, rounds, "random ticket")
+    _check_rounds_available(source, rounds, what)
     if params is not None:
         first = next((k for k in range(1, masks_available(source) + 1) if source.has_mask(k)), None)
         if first is not None:

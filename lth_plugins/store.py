@@ -62,6 +62,18 @@ def round_name(k: int) -> str:
     return f"round_{k:02d}"
 
 
+def data_files(folder: Path) -> List[str]:
+    """The files that make `folder` a dataset's rather than a run's (dictionaries, binarized splits), sorted."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.is_file() and (
+        (p.name.startswith("dict") and p.suffix == ".txt") or p.suffix in (".bin", ".idx")))
+
+
+def round_of(name: str) -> Optional[int]:
+    """k when `name` is a round folder's name (`round_name`), else None."""
+    prefix, _, k = name.partition("_")
+    return int(k) if prefix == "round" and k.isdigit() else None
+
+
 def default_run_dir(framework: str, task: str, seed: int, ticket) -> Path:
     """Where a run goes when its command names no directory: runs/<framework>_<task>_s<seed>_<ticket>."""
     return Path("runs") / f"{framework}_{task}_s{seed}_{ticket}"
@@ -281,8 +293,8 @@ class RunStore:
         return read_json(self.sparsity_path(k))
 
     def rounds_on_disk(self) -> List[int]:
-        return sorted(int(p.name.split("_")[1]) for p in self.path.glob("round_[0-9]*")
-                      if p.is_dir() and p.name.split("_")[1].isdigit())
+        return sorted(round_of(p.name) for p in self.path.glob("round_[0-9]*")
+                      if p.is_dir() and round_of(p.name) is not None)
 
     def finished_rounds(self) -> List[int]:
         return [k for k in self.rounds_on_disk() if self.round_done(k)]

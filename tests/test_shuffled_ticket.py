@@ -65,3 +65,10 @@ def test_a_shuffled_run_is_recorded_as_its_own_kind_beside_the_winning_ticket(wt
 def test_a_shuffled_ticket_needs_a_winning_run(tmp_path):
     with pytest.raises(LotteryConfigError, match="a shuffled ticket needs the winning ticket's masks"):
         LotteryConfig(ticket=Ticket.SHUFFLED).validate()
+
+
+def test_a_shuffled_ticket_of_other_settings_is_refused_by_its_own_name(wt, tmp_path):
+    other = LotteryConfig(rounds=2, rate=0.2, ticket=Ticket.SHUFFLED, masks_from=str(wt))
+    with pytest.raises(LotteryConfigError, match=r"the shuffled ticket must train as the winning run .* did"):
+        run_ticket(other, tmp_path / "st", **KW)
+    assert not (tmp_path / "st").exists()

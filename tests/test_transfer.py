@@ -3,7 +3,9 @@ source's round-k mask from the source's reset weights; only the architecture mus
 import json
 import multiprocessing
 import os
+import re
 import threading
+import time
 
 import pytest
 import torch
@@ -217,3 +219,14 @@ def test_a_round_that_is_no_number_and_a_source_that_is_no_winning_run_are_named
                                             r"run: give a winning-ticket run"):
         open_target(transfer(rt), tmp_path / "tt", make_model(1))
     assert not (tmp_path / "tt").exists()
+    # a folder that cannot be a starting run is refused at once, not waited for (mask_wait is a week)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "dict.en.txt").write_text("a 1\n")
+    for folder, said in ((source / "round_01", f"is a folder inside the run {source}, not a run directory: give "
+                                               f"{source}"),
+                         (data, "is not a lottery run directory: it holds dict.en.txt but no config.json")):
+        t0 = time.monotonic()
+        with pytest.raises(RunStoreError, match=re.escape(said)):
+            open_target(transfer(folder, mask_wait=3600), tmp_path / "tt", make_model(1))
+        assert time.monotonic() - t0 < 10 and not (tmp_path / "tt").exists()

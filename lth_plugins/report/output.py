@@ -45,15 +45,14 @@ def _others_folder(out: Path) -> str:
     """What OUT is when it belongs to a run, a sweep or a framework's data ('' when none of them): a run directory
     (its config.json), a sweep directory (its sweep.json), a fairseq data folder (dictionaries, binarized
     files)."""
-    from ..store import CONFIG
+    from ..store import CONFIG, data_files
     from ..sweep.state import SWEEP_FILE
 
     if (out / CONFIG).is_file():
         return f"a run directory (it holds {CONFIG})"
     if (out / SWEEP_FILE).is_file():
         return f"a sweep directory (it holds {SWEEP_FILE})"
-    data = sorted(p.name for p in out.iterdir() if p.is_file() and (
-        (p.name.startswith("dict") and p.suffix == ".txt") or p.suffix in (".bin", ".idx")))
+    data = data_files(out)
     return f"a data folder (it holds {data[0]})" if data else ""
 
 
