@@ -27,3 +27,18 @@ def test_a_transferred_ticket_trains_the_sources_round_and_refuses_another_archi
     state = load_ckpt(tt / "round_02" / "checkpoint_last.pt")["model"]
     for n, m in load_mask(wt, 2).items():
         assert torch.all(state[n][~m] == 0)
+
+
+def test_a_transfer_source_that_is_no_winning_run_is_named_by_its_own_flag(tmp_path):
+    import pytest
+
+    from fairseq_ext import options
+    from lth_plugins import LotteryConfig, RunStore
+    from lth_plugins.errors import LotteryConfigError
+
+    rt = tmp_path / "rt"
+    RunStore(rt, {"lottery": LotteryConfig(ticket="random", masks_from=str(tmp_path / "wt")).to_dict()}).close()
+    with pytest.raises(LotteryConfigError) as e:
+        options._check_masks_from(str(rt), "transfer_from")
+    assert str(e.value) == (f"transfer_from (--lottery-transfer-from) {rt} is a random ticket's run: give a "
+                            f"winning-ticket run")
