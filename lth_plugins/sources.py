@@ -16,6 +16,8 @@ from .wait import wait_until
 # setting (the framework's whole configuration included) must match, seeds aside (store.is_seed).
 RANDOM_TICKET_FREE_KEYS = ("lottery.ticket", "lottery.masks_from", "lottery.rounds", "lottery.reset",
                            "lottery.late_reset", "lottery.mask_wait", "lottery.dense_from")
+# Beyond this many parameters of other shapes, a transfer source is another architecture, not another head.
+MAX_KEPT_DENSE_HINT = 4
 # What a run reusing another run's dense round must share with it: everything that shapes round 0.
 DENSE_ROUND_KEYS = ("framework", "task", "settings")
 
@@ -107,16 +109,22 @@ def check_transfer_source(source: RunStore, config: LotteryConfig, state: Mappin
     theirs = source.load_snapshot(Snapshot.INIT)
     keep = set(matching(state, config.transfer_keep_dense, "transfer_keep_dense"))
     where = f"the transfer source {source.path} (task {source.task!r})"
-    for name, value in state.items():
+    for name in state:
         if name not in theirs:
             raise LotteryConfigError(f"{name!r} of this model is not in {where}: a transferred ticket needs the "
                                      f"same architecture")
-        if name not in keep and tuple(value.shape) != tuple(theirs[name].shape):
-            raise LotteryConfigError(
-                f"{name!r} has shape {list(value.shape)} here but {list(theirs[name].shape)} in {where}: a "
-                f"transferred ticket needs the same architecture; to train a parameter whose shape differs (e.g. an "
-                f"action head across games) dense from this run's own init, name it in transfer_keep_dense "
-                f"(--lottery-transfer-keep-dense PATTERN)")
+    differ = [n for n, v in state.items() if n not in keep and tuple(v.shape) != tuple(theirs[n].shape)]
+    if differ:
+        name = differ[0]
+        first = (f"{name!r} has shape {list(state[name].shape)} here but {list(theirs[name].shape)} in {where}: a "
+                 f"transferred ticket needs the same architecture")
+        if len(differ) > MAX_KEPT_DENSE_HINT:
+            raise LotteryConfigError(f"{first}; {len(differ)} parameters differ in shape: the architectures "
+                                     f"differ")
+        raise LotteryConfigError(
+            f"{first}; to train the parameters whose shape differs (e.g. an action head across games) dense from "
+            f"this run's own init, name each in transfer_keep_dense (--lottery-transfer-keep-dense PATTERN): "
+            f"{', '.join(differ)}")
     extra = [n for n in theirs if n not in state]
     if extra:
         raise LotteryConfigError(f"{extra[0]!r} of {where} is not in this model: a transferred ticket needs the "

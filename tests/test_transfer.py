@@ -88,8 +88,13 @@ def test_round_k_trains_the_sources_mask_from_its_reset_weights_bit_for_bit(sour
 def test_a_source_of_other_shapes_is_refused_naming_the_parameter_and_nothing_is_written(source, tmp_path):
     other = make_model(1, classes=4)  # another game's action head: 4 outputs where the source has 8
     with pytest.raises(LotteryConfigError, match=r"'4.weight' has shape \[4, 128\] here but \[8, 128\] in the "
-                                                 r"transfer source .* \(--lottery-transfer-keep-dense PATTERN\)"):
+                                                 r"transfer source .* \(--lottery-transfer-keep-dense PATTERN\): "
+                                                 r"4.weight, 4.bias$"):
         open_target(transfer(source), tmp_path / "tt", other)
+    assert not (tmp_path / "tt").exists()
+    with pytest.raises(LotteryConfigError, match=r"'0.weight' has shape \[64, 32\] here .*; 5 parameters differ in "
+                                                 r"shape: the architectures differ$"):
+        open_target(transfer(source), tmp_path / "tt", make_model(1, hidden=64))  # no head to keep dense
     assert not (tmp_path / "tt").exists()
     with pytest.raises(MaskError, match=r"mask of round 1 in the transfer source .* \(its include/exclude must be "
                                         r"this run's\) does not match the model: mask for parameters the model "
