@@ -229,3 +229,13 @@ def test_late_reset_tickets_compare_signs_with_the_late_snapshot(tmp_path):
     # round 1 keeps conv 1, 2, 4 and fc 1: all keep it -> 1
     assert curve.values == [[pytest.approx(4 / 6)], [1.0]] and "late reset" in curve.label
     assert curve.fraction_pruned == [0.0, pytest.approx(2 / 6)]
+
+
+def test_one_seed_says_why_it_has_no_overlaps(tmp_path):
+    wt = demo.run_ticket(LotteryConfig(rounds=1, rate=0.2, reset="init", seed=0), tmp_path / "wt", seed=0,
+                         epochs=1, n_train=512)
+    build_report([wt], tmp_path / "report")
+    a = json.loads((tmp_path / "report" / "report.json").read_text())["anatomy"][0]
+    assert a["overlaps"] == [] and "overlap" not in a["files"]
+    assert any(n.startswith("no mask overlaps: they compare two seeds") for n in a["notes"]), a["notes"]
+    assert "Note: no mask overlaps" in (tmp_path / "report" / "report.md").read_text()

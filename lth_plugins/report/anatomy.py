@@ -291,6 +291,10 @@ def plan_anatomy(group: TaskGroup, stem: str) -> Anatomy:
         anatomy.files["layers"] = f"figures/{stem}_anatomy_layers.png"
     if anatomy.overlaps:
         anatomy.files["overlap"] = f"figures/{stem}_anatomy_overlap.png"
+    elif levels:
+        anatomy.notes.append("no mask overlaps: they compare two seeds of a variant's winning tickets, an iterative "
+                             "and a one-shot run of a seed, or a transferred ticket with this task's own, and these "
+                             "runs hold none of those pairs")
     if anatomy.signs:
         anatomy.files["signs"] = f"figures/{stem}_anatomy_signs.png"
     return anatomy
