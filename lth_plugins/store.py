@@ -120,7 +120,8 @@ class RunStore:
                 raise RunStoreError(
                     f"run directory {self.path} holds a different configuration; refusing to reuse it. "
                     f"Differing keys: {describe_diff(diff, stored, config, 'stored', 'now', limit=None)}. "
-                    f"Use another run directory.")
+                    f"Rerun with the stored settings to continue this run, or give the new ones another run "
+                    f"directory.")
             if writer and stored != config:  # only mutable or scoring keys differ
                 atomic_write_json(self.config_path, config)
         elif writer:

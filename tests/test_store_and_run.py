@@ -268,7 +268,8 @@ def test_a_rerun_on_other_data_names_the_files_and_folders_and_a_moved_copy_resu
     with pytest.raises(RunStoreError) as e:
         RunStore(run, _fairseq_like("bb" * 32, "/data/en-fr"))
     assert ("Differing keys: the data differs (in dict.src.txt; data folder: stored /data/en-de, now /data/en-fr). "
-            "Use another run directory.") in str(e.value)
+            "Rerun with the stored settings to continue this run, or give the new ones another run directory.") \
+        in str(e.value)
     assert "sha256" not in str(e.value)
     RunStore(run, _fairseq_like("aa" * 32, "/scratch/en-de")).close()
     assert RunStore(run).config["settings"]["data_folder"] == "/scratch/en-de"  # where it lies now
