@@ -55,12 +55,13 @@ DATA = {"task": "grammar", "n_train": 40000, "n_valid": 2000, "n_test": 2000}
 LATE_RESET = "20u"
 
 
-def start_fairseq_train(args, log_path):
-    """Start fairseq-train; its output goes to `log_path` and the lottery's round lines to the console.
-    Returns a function that waits for it and raises SystemExit (naming the log) when it failed. The run gets
-    SIGTERM when this process dies, however it dies: an orphan would hold its run directory against the rerun."""
+def start_fairseq_train(args, log_path, env=None):
+    """Start fairseq-train (`env`: variables to add); its output goes to `log_path` and the lottery's round lines
+    to the console. Returns a function that waits for it and raises SystemExit (naming the log) when it failed.
+    The run gets SIGTERM when this process dies, however it dies: an orphan would hold its run directory against
+    the rerun."""
     cmd = train_command(*args)
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), **(env or {}))
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "a")
     parent = os.getpid()
@@ -176,11 +177,12 @@ CONVERGED_WITHIN = 1.0  # BLEU: a dense round is converged when twice its budget
 
 def start_dense(data, save, max_update, seed=None, flags=None):
     """Plain fairseq-train to `max_update` (log: SAVE.log): the demo's dense round, which trains unmasked as plain
-    fairseq does. `seed`: fairseq's --seed instead of the flags' one; `flags`: instead of the demo's model flags."""
+    fairseq does, and resumes from its last checkpoint when started again. `seed`: fairseq's --seed instead of the
+    flags' one; `flags`: instead of the demo's model flags."""
     seed_args = ["--seed", str(seed)] if seed is not None else []
     flags = [*MODEL, *COMMON] if flags is None else flags
     return start_fairseq_train([str(data), "--save-dir", str(save), *flags, *schedule_args(max_update),
-                                *seed_args], f"{save}.log")
+                                *seed_args], f"{save}.log", env=PLAIN_CHECKPOINTS_ENV)
 
 
 def dense_score(data, save, max_update, score, seed=None, flags=None, name="score"):

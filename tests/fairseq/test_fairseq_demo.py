@@ -82,3 +82,21 @@ def test_a_killed_script_takes_its_runs_with_it(tmp_path):
     while alive(child) and time.time() < deadline:
         time.sleep(0.1)
     assert not alive(child)
+
+
+def test_a_plain_dense_run_started_again_resumes_from_its_checkpoint(mt_data, tmp_path, monkeypatch):
+    """The dense check beside a script's runs is plain fairseq-train, whose checkpoints torch's default loader
+    refuses: started again after a kill it must resume, not crash."""
+    from fairseq_ext import demo
+
+    from .helpers import MT_MODEL
+
+    for var in ("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_WEIGHTS_ONLY_LOAD"):
+        monkeypatch.delenv(var, raising=False)
+    save = tmp_path / "dense"
+    model = ["polynomial_decay" if a == "inverse_sqrt" else a for a in MT_MODEL]  # the demo's schedule
+    flags = [*model, "--cpu", "--num-workers", "0", "--no-progress-bar", "--no-epoch-checkpoints"]
+    demo.start_dense(mt_data, save, 10, seed=1, flags=flags)()
+    demo.start_dense(mt_data, save, 20, seed=1, flags=flags)()  # as a rerun after a kill: from update 10 on
+    log = (tmp_path / "dense.log").read_text()
+    assert "Loaded checkpoint" in log and "num_updates 20" in log, log[-3000:]
