@@ -3,6 +3,7 @@ real one trains a Breakout ticket on Pong (6 actions where Breakout has 4: its p
 import argparse
 import importlib.util
 import json
+import os
 
 import pytest
 
@@ -25,7 +26,7 @@ def test_the_transfer_flags_reach_the_lottery_configuration():
                                 "policy_branch.*,value_branch.*", "--lottery_rounds", "5"],
                       global_defaults=lottery_model.Defaults)
     cfg = lottery.config().validate()
-    assert cfg.ticket is Ticket.TRANSFERRED and cfg.source_dir == "runs/breakout/wt" and cfg.first_round == 3
+    assert cfg.ticket is Ticket.TRANSFERRED and cfg.source_dir == os.path.abspath("runs/breakout/wt") and cfg.first_round == 3
     assert cfg.transfer_keep_dense == ("policy_branch.*", "value_branch.*") and cfg.masks_from is None
 
 

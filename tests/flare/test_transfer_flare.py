@@ -22,7 +22,7 @@ def test_the_transfer_flags_reach_the_lottery_configuration():
                     "--lottery-transfer-keep-dense", "policy_net.1.*", "--lottery-transfer-keep-dense",
                     "value_net.0.0.*", "--lottery-rounds", "3"])
     c = a.lottery.validate(total_epochs=a.epochs)
-    assert c.ticket is Ticket.TRANSFERRED and c.source_dir == "runs/cartpole/wt" and c.first_round == 2
+    assert c.ticket is Ticket.TRANSFERRED and c.source_dir == os.path.abspath("runs/cartpole/wt") and c.first_round == 2
     assert c.transfer_keep_dense == ("policy_net.1.*", "value_net.0.0.*")
     assert a.run_dir == os.path.join("runs", "flare_Acrobot-v1_s0_transferred")
 
