@@ -71,16 +71,9 @@ def test_full_budget_is_the_old_behaviour_and_is_recorded(tmp_path, capsys):
 def test_a_random_ticket_waits_for_the_winning_tickets_masks(tmp_path, capsys):
     wt_dir, rt_dir = tmp_path / "wt", tmp_path / "rt"
     errors = []
-
-    def random_ticket():
-        try:
-            run_ticket(LotteryConfig(rounds=2, ticket="random", masks_from=str(wt_dir), mask_wait=300),
-                       rt_dir, **KW)
-        except Exception as e:  # reported below
-            errors.append(e)
-
     wt_dir.mkdir()  # as a launcher does; the random ticket starts before the winning ticket wrote anything
-    thread = threading.Thread(target=random_ticket)
+    thread = threading.Thread(target=_record_errors, args=(errors, run_ticket, LotteryConfig(
+        rounds=2, ticket="random", masks_from=str(wt_dir), mask_wait=300), rt_dir), kwargs=KW)
     thread.start()
     waiting = f"waiting up to 300 s for the winning-ticket run {wt_dir} to write its config.json"
     err = wait_for_stderr(capsys, waiting, thread)  # the WT starts only then
@@ -116,8 +109,8 @@ def test_a_random_ticket_gives_up_after_its_timeout_naming_the_mask(tmp_path, mo
     # (its framework still loading), it takes its lock within WRITER_START_S and writes the mask, which is used
     monkeypatch.setattr(wait, "WRITER_START_S", 30.0)
     errors = []
-    rt = threading.Thread(target=lambda: _record_errors(errors, run_ticket, LotteryConfig(
-        rounds=1, ticket="random", masks_from=str(wt), mask_wait=120), tmp_path / "rt", **KW))
+    rt = threading.Thread(target=_record_errors, args=(errors, run_ticket, LotteryConfig(
+        rounds=1, ticket="random", masks_from=str(wt), mask_wait=120), tmp_path / "rt"), kwargs=KW)
     rt.start()
     time.sleep(1.0)
     assert rt.is_alive(), errors
@@ -130,6 +123,7 @@ def test_a_random_ticket_gives_up_after_its_timeout_naming_the_mask(tmp_path, mo
 
 
 def _record_errors(errors: list, fn, *args, **kwargs) -> None:
+    """fn(*args, **kwargs) in a thread: its exception kept in `errors` for the test to assert on."""
     try:
         fn(*args, **kwargs)
     except Exception as e:  # asserted by the caller
