@@ -19,11 +19,18 @@ import torch
 from torch import nn
 
 
-def build_model():
+LAYERS = 6  # Transformer-base: 6 encoder and 6 decoder layers
+
+
+def build_model(layers: int = LAYERS):
     torch.manual_seed(0)
     model = nn.ModuleDict({"embed": nn.Embedding(32768, 512),
-                           "transformer": nn.Transformer(512, 8, 6, 6, 2048, batch_first=True)})
+                           "transformer": nn.Transformer(512, 8, layers, layers, 2048, batch_first=True)})
     return model
+
+
+def describe(layers: int) -> str:
+    return f"Embedding 32768x512 + nn.Transformer 512/8 heads/{layers}+{layers}/2048"
 
 
 def _status_bytes(field):
@@ -62,13 +69,13 @@ def _gpu_extra(device, base):
     return None if base is None else torch.cuda.max_memory_allocated() - base
 
 
-def _prune_ours(q, threads, device):
+def _prune_ours(q, threads, device, layers):
     torch.set_num_threads(threads)
     from lth_plugins.masks import Mask
     from lth_plugins.pruners import GlobalMagnitude
     from lth_plugins.selection import select_parameters
 
-    model = build_model().to(device)
+    model = build_model(layers).to(device)
     params = select_parameters(model)
     mask = Mask.ones(params)  # the round's mask exists before pruning (round 0's)
     w = torch.randn(1000, device=device)
@@ -82,11 +89,11 @@ def _prune_ours(q, threads, device):
            "params": sum(p.numel() for p in params.values()), "surviving": mask.num_surviving()})
 
 
-def _prune_torch(q, threads, device):
+def _prune_torch(q, threads, device, layers):
     torch.set_num_threads(threads)
     import torch.nn.utils.prune as prune
 
-    model = build_model().to(device)
+    model = build_model(layers).to(device)
     targets = [(m, name) for m in model.modules() for name, p in list(m.named_parameters(recurse=False))]
     gpu = _gpu_base(device)
     base = start_peak()
@@ -109,7 +116,7 @@ def in_fresh_process(fn, threads, device, *extra):
     return out
 
 
-def _enforcer_memory(q, threads, device, pruned):
+def _enforcer_memory(q, threads, device, layers, pruned):
     """Bytes per weight the enforcer adds over the round's mask (which the run holds anyway)."""
     torch.set_num_threads(threads)
     from lth_plugins.enforce import MaskEnforcer
@@ -117,7 +124,7 @@ def _enforcer_memory(q, threads, device, pruned):
     from lth_plugins.pruners import GlobalMagnitude
     from lth_plugins.selection import select_parameters
 
-    model = build_model().to(device)
+    model = build_model(layers).to(device)
     params = select_parameters(model)
     mask = Mask.ones(params)
     GlobalMagnitude().prune(params, mask, 1.0 - pruned)
@@ -177,7 +184,7 @@ def step_ratios(args, dev, tokens_batch):
     n_sent, n_tok = tokens_batch
     torch.manual_seed(0)
     batch = tuple(torch.randint(0, 32768, (n_sent, n_tok), device=dev) for _ in range(2))
-    models = {"dense": build_model().to(dev), "masked": build_model().to(dev)}
+    models = {"dense": build_model(args.layers).to(dev), "masked": build_model(args.layers).to(dev)}
     opts = {k: make_trainer(m, k == "masked")[0] for k, m in models.items()}
     dense, masked, ratios = [], [], []
     for i in range(args.warmup + args.repeats):  # alternating, so drifts in machine load hit both sides
@@ -206,6 +213,8 @@ def main():
     parser.add_argument("--device", default="cpu", help="where the model lives: cpu or cuda")
     parser.add_argument("--prune-pairs", type=int, default=5, help="timed pairs of pruning rounds (ours, torch's)")
     parser.add_argument("--skip-pruning", action="store_true", help="leave out the pruning round and memory parts")
+    parser.add_argument("--layers", type=int, default=LAYERS, help="encoder and decoder layers each (fewer: a quicker "
+                        "set-up check, not the benchmark's figures)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -216,8 +225,8 @@ def main():
     if not args.skip_pruning:
         pairs = []  # interleaved, each in a fresh process, so that drifts in machine load hit both sides
         for _ in range(args.prune_pairs):
-            pairs.append((in_fresh_process(_prune_ours, args.threads, dev),
-                          in_fresh_process(_prune_torch, args.threads, dev)))
+            pairs.append((in_fresh_process(_prune_ours, args.threads, dev, args.layers),
+                          in_fresh_process(_prune_torch, args.threads, dev, args.layers)))
         ours, theirs = pairs[0]
         n = ours["params"]
         assert all(o["surviving"] == t["surviving"] == round(n * 0.8) for o, t in pairs), pairs
@@ -226,7 +235,7 @@ def main():
         theirs = {"seconds": statistics.median(t["seconds"] for _, t in pairs),
                   "extra_bytes": max(t["extra_bytes"] for _, t in pairs), "gpu_extra": theirs["gpu_extra"]}
         speedups = [t["seconds"] / o["seconds"] for o, t in pairs]
-        print(f"model: {n / 1e6:.1f}M parameters (Embedding 32768x512 + nn.Transformer 512/8 heads/6+6/2048) on {where}")
+        print(f"model: {n / 1e6:.1f}M parameters ({describe(args.layers)}) on {where}")
         print(f"global round p=0.2, {len(pairs)} interleaved pairs (fresh processes), medians; peak extra memory: "
               f"the largest")
         print(f"  lth_plugins: {ours['seconds']:.3f} s ({spread([o['seconds'] for o, _ in pairs])}), peak extra "
@@ -241,7 +250,7 @@ def main():
               f"{ours['extra_bytes'] / n:.2f} B/param (goal <= 2)")
         figures.update(params=n, ours=ours, torch_prune=theirs, speedup=speedup, speedups=speedups, memory={})
         for pruned in (0.2, 0.5, 0.9):
-            mem = in_fresh_process(_enforcer_memory, args.threads, dev, pruned)
+            mem = in_fresh_process(_enforcer_memory, args.threads, dev, args.layers, pruned)
             figures["memory"][pruned] = mem
             gpu = f", GPU {mem['gpu'] / n:.2f} B/weight" if mem["gpu"] is not None else ""
             print(f"mask enforcement at {100 * pruned:.0f}% pruned: holds {mem['holds'] / n:.2f} B/weight on the "
@@ -252,7 +261,7 @@ def main():
     for spec in args.batches:
         shape = tuple(int(x) for x in spec.lower().split("x"))
         dense, masked, ratios, ops = step_ratios(args, dev, shape)
-        n_pruned = sum(1 for _ in build_model().parameters())  # every parameter has pruned entries at 20%
+        n_pruned = sum(1 for _ in build_model(args.layers).parameters())  # every parameter has pruned entries at 20%
         print(f"training step {spec} ({shape[0] * shape[1]} tokens), 20% pruned, {args.repeats} interleaved pairs "
               f"after {args.warmup} warm-up: dense median {statistics.median(dense) * 1e3:.0f} ms, masked "
               f"{statistics.median(masked) * 1e3:.0f} ms; ratio masked/dense {spread(ratios)} (goal <= 1.01 on the "

@@ -41,13 +41,13 @@ def part_commands(dry: bool, tmp: Path):
     return [
         ("masked_step", "masked vs dense training step, Transformer-base (goal: ratio <= 1.03)", 60,
          bench_core(dev, tmp, "masked_step", ["--skip-pruning", *(
-             ["--repeats", "1", "--warmup", "0", "--batches", "2x8"] if dry else
+             ["--repeats", "1", "--warmup", "0", "--batches", "2x8", "--layers", "1"] if dry else
              ["--repeats", "30", "--warmup", "3", "--batches", "16x64", "64x64"])])),
         ("mixed_precision", "fp16, memory-efficient fp16, AMP lottery rounds: pruned weights zero in the model and "
          "the fp32 master copies", 120, pytest_args + (["--collect-only"] if dry else ["-n", "3"])),
         ("pruning_round", "one global pruning round on GPU-resident weights vs torch.nn.utils.prune", 100,
          bench_core(dev, tmp, "pruning_round", (
-             ["--prune-pairs", "1", "--batches", "2x8", "--repeats", "1", "--warmup", "0"] if dry else
+             ["--prune-pairs", "1", "--batches", "2x8", "--repeats", "1", "--warmup", "0", "--layers", "1"] if dry else
              ["--prune-pairs", "2", "--batches", "16x64", "--repeats", "1", "--warmup", "1"]))),
         ("slurm_init", "fairseq's own SLURM initialisation on one GPU runs the lottery round", 75,
          [PY, "benchmarks/gpu_slurm_init.py", *(["--dry-run"] if dry else [])]),
