@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from lth_plugins.report.collect import load_run  # noqa: E402,F401  (also for the scripts)
 from lth_plugins.report.series import mean_std  # noqa: E402,F401  (for the scripts)
+from lth_plugins.report.tables import anatomy_tables, text_table  # noqa: E402
 
 
 def add_seeds_flag(parser, default) -> None:
@@ -36,13 +37,11 @@ def write_report(run_dirs, out: Path) -> None:
 
 def print_overlaps(report: dict) -> None:
     """The anatomy's mask overlaps of a report.json (between seeds, schedules, transferred and own tickets), each
-    level beside its chance line."""
+    level beside its chance line: the table under the report's overlap figure."""
     for a in report["anatomy"]:
-        for c in a["overlaps"]:
-            print(f"mask overlap (IoU), {a['task']}, {c['label']}: " + ", ".join(
-                f"{100 * f:.1f}% pruned {m:.3f}" + (f" ± {sd:.3f}" if len(vs) > 1 else "")
-                + (f" (chance {ch:.3f})" if ch is not None else "")
-                for f, m, sd, vs, ch in zip(c["fraction_pruned"], c["mean"], c["std"], c["values"], c["chance"])))
+        table = anatomy_tables(a).get("overlap")
+        if table:
+            print(f"mask overlap, {a['task']}:\n{text_table(*table)}")
 
 
 def ticket_rows(pairs):

@@ -67,7 +67,7 @@ def index_html(tasks, charts: List[LayerChart], files: List[str], anatomies: Seq
 
 def _anatomy_html(a: Anatomy) -> str:
     parts = ["<h3>Ticket anatomy</h3>"] if a.files or a.notes else []
-    tables = anatomy_tables(a)
+    tables = anatomy_tables(a.to_dict())
     for what, file in a.files.items():
         parts.append(f"<p><img src='{escape(file)}' alt='ticket anatomy: {escape(what)}'></p>"
                      f"<p>{escape(CAPTIONS[what])}</p>")

@@ -109,20 +109,29 @@ def dense_text(dense: Optional[Series]) -> str:
     return f"Unpruned network: {value} ({n} seed{'s' * (n > 1)})."
 
 
-def anatomy_tables(a: Anatomy) -> Dict[str, Tuple[List[str], List[List[str]]]]:
-    """The numbers behind the anatomy's overlap and sign figures: {figure key: (header, rows)}, one row per curve
-    and sparsity level; an overlap row has its chance line beside it."""
+def anatomy_tables(a: dict) -> Dict[str, Tuple[List[str], List[List[str]]]]:
+    """The numbers behind the anatomy's overlap and sign figures, from `Anatomy.to_dict()` (report.json's form):
+    {figure key: (header, rows)}, one row per curve and sparsity level; an overlap row has its chance line beside
+    it."""
     tables = {}
-    if a.overlaps:
-        rows = [[c.label, f"{100 * f:.1f}", mean_spread(m, sd, len(vs)), str(len(vs)),
+    overlaps, signs = a["overlaps"], a["sign_agreement"]["curves"]
+    if overlaps:
+        rows = [[c["label"], f"{100 * f:.1f}", mean_spread(m, sd, len(vs)), str(len(vs)),
                  "-" if ch is None else _fmt(ch)]
-                for c in a.overlaps for f, m, sd, vs, ch in zip(c.fraction_pruned, c.mean, c.std, c.values, c.chance)]
+                for c in overlaps
+                for f, m, sd, vs, ch in zip(c["fraction_pruned"], c["mean"], c["std"], c["values"], c["chance"])]
         tables["overlap"] = ["masks compared", "% pruned", "overlap (IoU)", "pairs", "chance"], rows
-    if a.signs:
-        rows = [[c.label, f"{100 * f:.1f}", mean_spread(m, sd, len(vs)), str(len(vs))]
-                for c in a.signs for f, m, sd, vs in zip(c.fraction_pruned, c.mean, c.std, c.values)]
+    if signs:
+        rows = [[c["label"], f"{100 * f:.1f}", mean_spread(m, sd, len(vs)), str(len(vs))]
+                for c in signs for f, m, sd, vs in zip(c["fraction_pruned"], c["mean"], c["std"], c["values"])]
         tables["signs"] = ["tickets", "% pruned", "sign agreement", "seeds"], rows
     return tables
+
+
+def text_table(header, rows) -> str:
+    """Columns aligned to the right, for the terminal."""
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(r, widths)) for r in [header] + rows)
 
 
 def markdown_text(tasks, charts: List[LayerChart], anatomies: Sequence[Anatomy] = ()) -> str:
@@ -155,7 +164,7 @@ def markdown_text(tasks, charts: List[LayerChart], anatomies: Sequence[Anatomy] 
 
 def _anatomy_markdown(a: Anatomy) -> List[str]:
     out = ["### Ticket anatomy", ""] if a.files or a.notes else []
-    tables = anatomy_tables(a)
+    tables = anatomy_tables(a.to_dict())
     for what, file in a.files.items():
         out += [f"![{what}]({file})", "", CAPTIONS[what], ""]
         out += [_md_table(*tables[what]), ""] if what in tables else []
@@ -170,10 +179,8 @@ def ascii_text(tasks) -> str:
         spec = specs[0]
         header, rows = wide(spec)
         header = header[:2] + [s.label.split(",")[0] for s in spec.panels[0].series]
-        widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-        line = lambda r: "  ".join(str(c).rjust(w) for c, w in zip(r, widths))  # noqa: E731
         notes = partial_notes(([spec.dense] if spec.dense else []) + spec.panels[0].series)
         blocks.append("\n".join([f"{group.task} ({group.primary}, "
                                  f"{'higher' if group.higher_is_better else 'lower'} is better) - "
-                                 + dense_text(spec.dense), line(header)] + [line(r) for r in rows] + notes))
+                                 + dense_text(spec.dense), text_table(header, rows)] + notes))
     return "\n\n".join(blocks)
