@@ -19,7 +19,9 @@ def draw_layer_rounds(anatomy: Anatomy, path) -> dict:
     lr = anatomy.layers
     pct = 100.0 * np.asarray(lr.pruned, dtype=float)
     n, m = pct.shape
-    width = min(24.0, max(6.0, 3.5 + 0.45 * m))
+    labels = [f"{name} ({numel:,})" for name, numel in zip(lr.names, lr.numel)]
+    # the row labels (about 0.06 inch a character at 7 pt) come out of the figure's width, not the map's
+    width = min(24.0, max(6.0, 3.0 + 0.45 * m + 0.06 * max(map(len, labels))))
     fig, ax = _figure(width, min(60.0, max(3.0, 1.5 + 0.22 * n)))
     image = ax.imshow(pct, aspect="auto", cmap="viridis", vmin=0.0, vmax=100.0, interpolation="nearest")
     if n * m <= 400:  # the numbers stay legible
@@ -31,8 +33,7 @@ def draw_layer_rounds(anatomy: Anatomy, path) -> dict:
     ax.set_xticklabels([f"{k}\n{100 * f:.1f}%" for k, f in zip(lr.rounds, lr.fraction_pruned)], fontsize=7)
     ax.set_xlabel("round (all selected weights pruned)")
     ax.set_yticks(np.arange(n))
-    ax.set_yticklabels([f"{name} ({numel:,})" for name, numel in zip(lr.names, lr.numel)],
-                       fontsize=7 if n > 20 else 8)
+    ax.set_yticklabels(labels, fontsize=7 if n > 20 else 8)
     fig.colorbar(image, ax=ax, label="weights pruned in the parameter (%)")
     seeds = f"mean over {lr.seeds} seeds" if lr.seeds > 1 else "1 seed"
     set_title(ax, f"{anatomy.task}: pruning per parameter and round ({seeds})", width)
