@@ -89,6 +89,22 @@ def test_transferred_tickets_of_other_sources_are_curves_of_their_own(runs, tmp_
         assert len(Path(f).name) <= 60 and all(c.isalnum() or c in "._-" for c in Path(f).name), f
 
 
+def test_a_transferred_ticket_keeping_parameters_dense_is_a_curve_of_its_own_that_says_so(runs, tmp_path):
+    """Its fraction pruned counts none of the kept parameters, so it is never averaged with a ticket of the same
+    source that prunes them."""
+    keep = translation_run(tmp_path / "fr_tr_keep", "fr", transfer_from=str(runs["de_wt"]),
+                           transfer_keep_dense=("4.*",))
+    report = build_report([runs["de_wt"], runs["fr_wt"], runs["fr_tr"], keep], tmp_path / "rep")
+    fr, specs = report.tasks[1]
+    transferred = [s for s in specs[0].series() if s.ticket == "transferred"]
+    assert [(s.label, s.runs) for s in transferred] == [
+        ("transferred ticket from translation en-de, 1 seed", [str(runs["fr_tr"])]),
+        ("transferred ticket from translation en-de (4.* kept dense), 1 seed", [str(keep)])]
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "rep" / "report.csv").read_text())))
+    assert {r["source"] for r in rows if r["ticket"] == "transferred"} == {
+        "translation en-de", "translation en-de (4.* kept dense)"}
+
+
 def test_transferred_tickets_of_one_seed_from_two_sources_of_a_task_are_refused(runs, tmp_path):
     other_de = translation_run(tmp_path / "de_wt_s2", "de", seed=2)
     again = translation_run(tmp_path / "fr_tr_s2src", "fr", transfer_from=str(other_de))

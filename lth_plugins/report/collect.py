@@ -116,6 +116,7 @@ class Run:
     variant: Variant
     masks_from: Optional[str]        # the winning run whose masks it trains (masks_from, transfer_from's RUN_DIR)
     source_task: Optional[str] = None  # a transferred ticket's source task (task_identity), when readable
+    kept_dense: Tuple[str, ...] = ()   # a transferred ticket's parameters trained dense (transfer_keep_dense)
     experiment: Dict[str, Any] = field(default_factory=dict)  # experiment_of its configuration
     records: Dict[int, RoundRecord] = field(default_factory=dict)
 
@@ -126,8 +127,9 @@ class Run:
     @property
     def transfer_source(self) -> str:
         """What a transferred ticket's curve is named by: its source's task, or the source directory when that
-        cannot be read."""
-        return self.source_task or f"{self.masks_from} (unreadable)"
+        cannot be read, and the parameters it keeps dense (their weights count in no fraction pruned)."""
+        kept = f" ({', '.join(self.kept_dense)} kept dense)" if self.kept_dense else ""
+        return (self.source_task or f"{self.masks_from} (unreadable)") + kept
 
     @property
     def primary(self) -> str:
@@ -200,7 +202,7 @@ def load_run(path) -> Run:
     run = Run(path=path, task=task_identity(store.config), framework=str(store.framework or "?"),
               ticket=lottery.ticket, seed=int(lottery.seed), rate=float(lottery.rate),
               planned_rounds=int(lottery.rounds), variant=Variant.of(lottery), masks_from=lottery.source_dir,
-              experiment=experiment_of(store.config))
+              kept_dense=tuple(lottery.transfer_keep_dense), experiment=experiment_of(store.config))
     for k in store.finished_rounds():
         rec = _read_record(store, k)
         value = rec.value
