@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 
 from lth_plugins.errors import LotteryConfigError, RunStoreError
 from lth_plugins.hparams import FLAG_PREFIX, LotteryConfig, flag
-from lth_plugins.sources import open_winning_run
+from lth_plugins.sources import open_winning_run, refuse_non_run, winning_run_named
 from lth_plugins.settings import training_settings
 from lth_plugins.store import RunStore
 
@@ -160,12 +160,13 @@ def _check_masks_from(path: Optional[str], field: str) -> None:
     if not path or not os.path.isdir(path):
         _fail(f"{option} {path!r} is not a directory: give the run directory of a finished (or "
               f"running) winning-ticket experiment")
-    if not RunStore.view(path).config:
-        return  # the winning ticket is starting: the run waits for it
     try:
-        open_winning_run(path, field=field)
+        if RunStore.view(path).config:
+            open_winning_run(path, field=field)
+        else:  # the winning ticket is starting, and the run waits for it, unless the folder can never be a run
+            refuse_non_run(Path(path), winning_run_named(field))
     except RunStoreError as e:
-        _fail(str(e) if option in str(e) else f"{option}: {e}")
+        _fail(str(e))
 
 
 # fairseq's --lottery-seed defaulted to 0 whatever --seed was, before it followed --seed.

@@ -24,11 +24,17 @@ DENSE_ROUND_KEYS = ("framework", "task", "settings")
 
 def wait_for_config(path, wait_s: float, what: str) -> None:
     """A run directory that exists but holds no configuration yet (its run is starting) is waited for up to
-    `wait_s` seconds; a folder that cannot be one (inside a run, or holding a run's or a dataset's files) is
-    refused at once."""
+    `wait_s` seconds; a folder that cannot be one is refused at once (`refuse_non_run`)."""
     path = Path(path)
     if not path.is_dir() or (path / CONFIG).is_file():
         return
+    refuse_non_run(path, what)
+    wait_until(lambda: (path / CONFIG).is_file(), wait_s, f"{what} {path} to write its {CONFIG}")
+
+
+def refuse_non_run(path: Path, what: str) -> None:
+    """A folder without a configuration that cannot become a run directory (inside a run, or holding a run's or a
+    dataset's files) is refused, naming what it is."""
     if (path.parent / CONFIG).is_file():
         raise RunStoreError(f"{what} {path} is a folder inside the run {path.parent}, not a run directory: give "
                             f"{path.parent}")
@@ -36,14 +42,22 @@ def wait_for_config(path, wait_s: float, what: str) -> None:
         round_of(p.name) is not None or p.name == "snapshots"))
     if found:
         raise RunStoreError(f"{what} {path} is not a lottery run directory: it holds {found[0]} but no {CONFIG}")
-    wait_until(lambda: (path / CONFIG).is_file(), wait_s, f"{what} {path} to write its {CONFIG}")
+
+
+def winning_run_named(field: str) -> str:
+    """The winning run a setting (`masks_from`, `transfer_from`) names, as its refusals call it."""
+    return f"the winning-ticket run ({field}, {flag(field)})"
 
 
 def open_winning_run(path, wait_s: float = 0.0, field: str = "masks_from") -> RunStore:
     """The read-only store of the winning-ticket run whose masks a random ticket (or, `field` "transfer_from", a
-    transferred ticket) uses, waited for while it starts, up to `wait_s` seconds."""
-    wait_for_config(path, wait_s, "the winning-ticket run")
-    store = RunStore(path)
+    transferred ticket) uses, waited for while it starts, up to `wait_s` seconds. Every refusal names `field`."""
+    named = winning_run_named(field)
+    wait_for_config(path, wait_s, named)
+    try:
+        store = RunStore(path)
+    except RunStoreError as e:
+        raise RunStoreError(f"{named} {path}: {e}") from None
     if store.lottery.ticket is not Ticket.WINNING:
         raise RunStoreError(f"{field} ({flag(field)}) {path} is a {store.lottery.ticket} ticket's run: give a "
                             f"winning-ticket run")

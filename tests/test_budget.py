@@ -75,7 +75,8 @@ def test_a_random_ticket_waits_for_the_winning_tickets_masks(tmp_path, capsys):
     thread = threading.Thread(target=_record_errors, args=(errors, run_ticket, LotteryConfig(
         rounds=2, ticket="random", masks_from=str(wt_dir), mask_wait=300), rt_dir), kwargs=KW)
     thread.start()
-    waiting = f"waiting up to 300 s for the winning-ticket run {wt_dir} to write its config.json"
+    waiting = (f"waiting up to 300 s for the winning-ticket run (masks_from, --lottery-masks-from) {wt_dir} to write "
+               f"its config.json")
     err = wait_for_stderr(capsys, waiting, thread)  # the WT starts only then
     assert waiting in err, (err, errors)
     run_ticket(LotteryConfig(rounds=2, late_reset="1ep"), wt_dir, **KW)
