@@ -1,7 +1,6 @@
 """Fair budgets: a ticket reset to the late snapshot at update j trains updates j+1..T of the dense
 schedule, with the update counter, lr schedule and epoch counter continuing from j; budget 'full' keeps the
 old behaviour. The core loop (lth_plugins.demo) is a real trainer with a warmup/inverse-sqrt schedule."""
-import threading
 import time
 
 import pytest
@@ -10,7 +9,7 @@ from lth_plugins import LotteryConfig, RunStore
 from lth_plugins.demo import lr_at, run_ticket
 from lth_plugins.errors import LotteryConfigError, RunStoreError
 
-from .waiting import wait_for_stderr
+from .waiting import start_thread, wait_for_stderr
 
 # 512 examples in batches of 128: 4 updates per epoch, 3 epochs: T = 12
 KW = dict(seed=0, epochs=3, n_train=512)
@@ -72,9 +71,8 @@ def test_a_random_ticket_waits_for_the_winning_tickets_masks(tmp_path, capsys):
     wt_dir, rt_dir = tmp_path / "wt", tmp_path / "rt"
     errors = []
     wt_dir.mkdir()  # as a launcher does; the random ticket starts before the winning ticket wrote anything
-    thread = threading.Thread(target=_record_errors, args=(errors, run_ticket, LotteryConfig(
-        rounds=2, ticket="random", masks_from=str(wt_dir), mask_wait=300), rt_dir), kwargs=KW)
-    thread.start()
+    thread = start_thread(errors, run_ticket, LotteryConfig(
+        rounds=2, ticket="random", masks_from=str(wt_dir), mask_wait=300), rt_dir, **KW)
     waiting = (f"waiting up to 300 s for the winning-ticket run (masks_from, --lottery-masks-from) {wt_dir} to write "
                f"its config.json")
     err = wait_for_stderr(capsys, waiting, thread)  # the WT starts only then
@@ -110,9 +108,8 @@ def test_a_random_ticket_gives_up_after_its_timeout_naming_the_mask(tmp_path, mo
     # (its framework still loading), it takes its lock within WRITER_START_S and writes the mask, which is used
     monkeypatch.setattr(wait, "WRITER_START_S", 30.0)
     errors = []
-    rt = threading.Thread(target=_record_errors, args=(errors, run_ticket, LotteryConfig(
-        rounds=1, ticket="random", masks_from=str(wt), mask_wait=120), tmp_path / "rt"), kwargs=KW)
-    rt.start()
+    rt = start_thread(errors, run_ticket, LotteryConfig(
+        rounds=1, ticket="random", masks_from=str(wt), mask_wait=120), tmp_path / "rt", **KW)
     time.sleep(1.0)
     assert rt.is_alive(), errors
     with RunStore(wt, RunStore(wt).config):
@@ -121,14 +118,6 @@ def test_a_random_ticket_gives_up_after_its_timeout_naming_the_mask(tmp_path, mo
         rt.join(timeout=120)
     assert not rt.is_alive() and not errors, errors
     assert RunStore(tmp_path / "rt").round_done(1)
-
-
-def _record_errors(errors: list, fn, *args, **kwargs) -> None:
-    """fn(*args, **kwargs) in a thread: its exception kept in `errors` for the test to assert on."""
-    try:
-        fn(*args, **kwargs)
-    except Exception as e:  # asserted by the caller
-        errors.append(e)
 
 
 def test_a_late_snapshot_without_a_start_point_is_refused_with_the_way_out(tmp_path):

@@ -1,6 +1,5 @@
 """Ablations of one seed reuse one dense round 0 (`dense_from`): the same results as training it again, refused
 when anything that shapes round 0 differs."""
-import threading
 
 import pytest
 
@@ -8,7 +7,7 @@ from lth_plugins import LotteryConfig, RunStore
 from lth_plugins.demo import run_ticket
 from lth_plugins.errors import LotteryConfigError
 
-from .waiting import wait_for_stderr
+from .waiting import start_thread, wait_for_stderr
 
 KW = dict(seed=0, epochs=3, n_train=512)
 
@@ -62,17 +61,10 @@ def test_a_dense_source_that_is_not_running_and_not_done_fails_at_once(tmp_path,
 
 def test_an_ablation_started_beside_its_dense_run_waits_for_it_to_start(tmp_path, capsys):
     wt_dir, errors = tmp_path / "wt", []
-
-    def ablation():
-        try:
-            run_ticket(LotteryConfig(rounds=1, late_reset="1ep", schedule="oneshot", dense_from=str(wt_dir),
-                                     mask_wait=300), tmp_path / "oneshot", **KW)
-        except Exception as e:  # reported below
-            errors.append(e)
-
     wt_dir.mkdir()  # as a launcher does; the ablation starts before the dense run wrote anything
-    thread = threading.Thread(target=ablation)
-    thread.start()
+    thread = start_thread(errors, run_ticket, LotteryConfig(rounds=1, late_reset="1ep", schedule="oneshot",
+                                                            dense_from=str(wt_dir), mask_wait=300),
+                          tmp_path / "oneshot", **KW)
     waiting = f"waiting up to 300 s for the dense run {wt_dir} to write its config.json"
     err = wait_for_stderr(capsys, waiting, thread)  # the dense run starts only then
     assert waiting in err, (err, errors)

@@ -4,7 +4,6 @@ import json
 import multiprocessing
 import os
 import re
-import threading
 import time
 
 import pytest
@@ -19,7 +18,7 @@ from lth_plugins.run import LotteryRun
 from lth_plugins.selection import select_parameters
 from lth_plugins.store import RunStore, Snapshot
 
-from .waiting import wait_for_stderr
+from .waiting import start_thread, wait_for_stderr
 
 KW = dict(epochs=2, n_train=256)
 TOTAL_UPDATES = 2 * (256 // BATCH)
@@ -126,17 +125,9 @@ def test_a_missing_source_round_is_waited_for_then_used(source, tmp_path, capsys
     hidden = tmp_path / "mask2"
     src.mask_path(2).rename(hidden)  # as if the source were still training round 1
     errors = []
-
-    def target():
-        try:
-            run_ticket(transfer(source, mask_wait=300), tmp_path / "tt", seed=1, **KW)
-        except Exception as e:  # reported below
-            errors.append(e)
-
     try:
         with RunStore(source, src.config):  # the source's process is alive: hold its lock
-            thread = threading.Thread(target=target)
-            thread.start()
+            thread = start_thread(errors, run_ticket, transfer(source, mask_wait=300), tmp_path / "tt", seed=1, **KW)
             waiting = f"waiting up to 300 s for the mask of round 2 from the winning-ticket run {source}"
             err = wait_for_stderr(capsys, waiting, thread)
             assert waiting in err, (err, errors)

@@ -1,4 +1,5 @@
-"""Waiting in tests for what a run in another thread prints."""
+"""Runs in another thread in tests: started with their errors kept, and waited for by what they print."""
+import threading
 import time
 
 
@@ -9,3 +10,16 @@ def wait_for_stderr(capsys, text: str, thread, timeout: float = 120) -> str:
         time.sleep(0.05)
         err += capsys.readouterr().err
     return err
+
+
+def start_thread(errors: list, fn, *args, **kwargs) -> threading.Thread:
+    """fn(*args, **kwargs) started in a thread, its exception kept in `errors` for the test to assert on."""
+    def target():
+        try:
+            fn(*args, **kwargs)
+        except Exception as e:  # asserted by the caller
+            errors.append(e)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
