@@ -13,7 +13,8 @@ winning ticket (whose round 0 is the target's dense model), its random ticket (t
 re-drawn), its shuffled ticket (the winning ticket's per-layer counts at random positions) and the transferred
 ticket (--lottery-transfer-from: the source's round-k mask and reset weights, trained on the target). Beside the
 first seed, each language's dense model trains to twice the budget: a language's verdicts are judged only if its
-dense round is converged on the validation split (demo.convergence); the tables report the test split.
+dense round is converged on the validation split (demo.convergence); the tables report the test split. Last, how
+much of each vocabulary row the first seed's source ticket keeps, by language (vocabulary_rows.py).
 Verdict rules, fixed before any run:
   (a) at the highest sparsity where the target's own winning ticket beats its random ticket (means over seeds),
       the transferred ticket beats the random ticket too: HELD / NOT HELD (NOT TESTED where no such sparsity);
@@ -30,6 +31,7 @@ from typing import Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import transformer_fig6 as fig6  # noqa: E402
+import vocabulary_rows  # noqa: E402
 from seed_table import add_seeds_flag, load_run, mean_std, print_table, write_report  # noqa: E402
 
 from fairseq_ext import USER_DIR, catalogs, demo  # noqa: E402
@@ -159,6 +161,8 @@ def main():
         print(f"en-{lang} (a) transferred > random where the own winning ticket beats random{at}: {word}")
         print(f"en-{lang} (b) transferred - own winning ticket, BLEU: " +
               ", ".join(f"round {k} {g:+.2f}" for k, g in gaps.items()))
+    vocabulary_rows.print_rows(run_dirs(out, first, a.source, targets, source_runs)[(a.source, "winning")], root,
+                               a.source, targets)
     print(f"settings: source en-{a.source}, targets {', '.join('en-' + t for t in targets)}; {a.rounds} rounds, rate "
           f"{a.rate}, {a.max_update} updates per round, seeds {a.seeds}; runtime {time.time() - t0:.0f} s")
     write_report([d for s in a.seeds for d in run_dirs(out, s, a.source, targets, source_runs).values()], out)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import BIN, MT_MODEL, env, fairseq_train, metrics
+from .helpers import BIN, MT_MODEL, ROOT, env, fairseq_train, metrics
 
 polib = pytest.importorskip("polib")
 pytest.importorskip("sentencepiece")
@@ -430,3 +430,42 @@ def test_lottery_round_on_real_german(german_catalogs, tmp_path):
                         check=False, timeout=300)
     assert bad.returncode != 0 and f"no {tmp_path}/test.de" in bad.stdout, bad.stdout[-3000:]
     assert not list((tmp_path / "bad").glob("round_*"))
+
+
+def test_vocabulary_rows_of_a_ticket_are_told_apart_by_language(built, capsys):
+    """vocabulary_rows.py on a winning run whose trained embedding is large on the rows en-de uses and small on
+    the others: one round at rate 0.5 prunes the rows only French uses (fewer than half), and it says so."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "examples" / "small"))
+    import vocabulary_rows
+
+    from lth_plugins.hparams import LotteryConfig
+    from lth_plugins.run import LotteryRun
+
+    out = built[0]
+    groups = vocabulary_rows.row_groups(out, "de", ["fr"])
+    de_rows, fr_rows = groups["in en-de"], groups["in fr targets, not en-de"]
+    assert de_rows.any() and fr_rows.any() and not (de_rows & fr_rows).any()
+    assert (~de_rows).sum() < 0.5 * len(de_rows)  # all of them fall below the median
+    model = torch.nn.Module()
+    model.encoder = torch.nn.Module()
+    model.encoder.embed_tokens = torch.nn.Embedding(len(de_rows), 4)
+    run_dir = out.parent / "vocab_wt"
+    with LotteryRun(LotteryConfig(rounds=1, rate=0.5, reset="init"), run_dir, task="translation", framework="torch",
+                    progress=False) as run:
+        for k in run.pending_rounds():
+            with run.round(k, model) as r:
+                with torch.no_grad():  # "training": the rows en-de uses grow, the others shrink
+                    w = model.encoder.embed_tokens.weight
+                    w.mul_(torch.where(torch.from_numpy(de_rows), 10.0, 0.1)[:, None].to(w.dtype))
+                r.finish({"bleu": 1.0}, primary="bleu", higher_is_better=True)
+    capsys.readouterr()
+    vocabulary_rows.print_rows(run_dir, out, "de", ["fr"])
+    text = capsys.readouterr().out
+    share = vocabulary_rows.target_share(out, "fr", fr_rows)
+    assert 0 < share < 1 and f"en-fr: {100 * share:.1f}% of its training target tokens" in text, text
+    line = next(x for x in text.splitlines() if x.startswith("round 1, encoder.embed_tokens.weight"))
+    assert f"in fr targets, not en-de ({int(fr_rows.sum())} rows) 0.000" in line, line

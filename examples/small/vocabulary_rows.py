@@ -1,0 +1,91 @@
+"""Which vocabulary rows a translation ticket keeps: the fraction of each embedding row (and output projection row)
+a winning ticket keeps at every round, by where the row's token occurs in the training data: in the pair the ticket
+was found on, in another language's targets only, or in no training data. With one joint vocabulary, a ticket
+found on one pair may prune the rows of the tokens that pair never uses far more than the rest, and a ticket
+carried to another language then arrives with much of that language's own vocabulary pruned: this prints how much.
+
+    python examples/small/vocabulary_rows.py --data OUT --run WT_DIR [--source de] [--targets fr es]
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from fairseq_ext import catalogs  # noqa: E402
+from lth_plugins.errors import run_command  # noqa: E402
+from lth_plugins.store import RunStore  # noqa: E402
+
+ROW_PARAMETERS = ("embed_tokens.weight", "output_projection.weight")  # one row per dictionary entry
+
+
+def token_counts(root: Path, lang: str, side: str) -> np.ndarray:
+    """Occurrences of each dictionary entry in the training split of English->LANG, side "en" or LANG."""
+    from fairseq.data import Dictionary, data_utils
+
+    pair = f"{catalogs.SOURCE_LANG}-{lang}"
+    d = Dictionary.load(str(root / pair / f"dict.{side}.txt"))
+    ds = data_utils.load_indexed_dataset(str(root / pair / f"train.{pair}.{side}"), d)
+    if ds is None:
+        raise SystemExit(f"no training split in {root / pair} (is it a folder `lth data catalogs` built?)")
+    return np.bincount(np.concatenate([ds[i].numpy() for i in range(len(ds))]), minlength=len(d))
+
+
+def row_groups(root: Path, source: str, targets: List[str]) -> Dict[str, np.ndarray]:
+    """{group name: boolean per dictionary row}: the source pair's tokens (either side); per target, the tokens of
+    its targets the source pair never uses (targets may share them); the tokens of no training data."""
+    in_source = (token_counts(root, source, catalogs.SOURCE_LANG) + token_counts(root, source, source)) > 0
+    groups = {f"in en-{source}": in_source}
+    seen = in_source.copy()
+    for lang in targets:
+        own = (token_counts(root, lang, lang) > 0) & ~in_source
+        groups[f"in {lang} targets, not en-{source}"] = own
+        seen |= own
+    groups["in no training data"] = ~seen
+    return groups
+
+
+def target_share(root: Path, lang: str, rows: np.ndarray) -> float:
+    """The share of English->LANG's target tokens (occurrences) that fall on `rows`."""
+    counts = token_counts(root, lang, lang)
+    return float(counts[rows].sum() / counts.sum())
+
+
+def print_rows(run: Path, root: Path, source: str, targets: List[str]) -> None:
+    """Per round of the winning run `run`, the fraction kept of each row group of its vocabulary parameters."""
+    groups = row_groups(root, source, targets)
+    print(f"vocabulary rows kept by {run}:")
+    for lang in targets:
+        share = target_share(root, lang, groups[f"in {lang} targets, not en-{source}"])
+        print(f"en-{lang}: {100 * share:.1f}% of its training target tokens are subwords en-{source} never uses")
+    store = RunStore.view(run)
+    for k in store.finished_rounds():
+        if k == 0 or not store.has_mask(k):
+            continue
+        mask = store.load_mask(k)
+        for name in (n for n in mask if n.endswith(ROW_PARAMETERS)):
+            kept = mask[name].float().mean(dim=1).numpy()
+            if len(kept) != len(next(iter(groups.values()))):
+                continue  # not one row per dictionary entry
+            print(f"round {k}, {name}: kept {kept.mean():.3f} of all rows; " + "; ".join(
+                f"{g} ({int(rows.sum())} rows) {kept[rows].mean():.3f}" for g, rows in groups.items() if rows.any()))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, metavar="OUT", help="what lth data catalogs built (OUT/en-X folders)")
+    p.add_argument("--run", required=True, type=Path, help="a winning-ticket run on English->SOURCE")
+    p.add_argument("--source", default="de", help="the language of the run's pair")
+    p.add_argument("--targets", nargs="+", default=["fr", "es"], metavar="LANG", help="the other languages")
+    a = p.parse_args()
+    root = Path(a.data).resolve()
+    for lang in [a.source, *a.targets]:
+        catalogs.pair_target(root / f"{catalogs.SOURCE_LANG}-{lang}")  # one error naming a missing pair
+    print_rows(a.run.resolve(), root, a.source, a.targets)
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main, "vocabulary_rows.py"))
