@@ -19,16 +19,24 @@ from .ci_gate import (pytest_collectreport, pytest_itemcollected, pytest_runtest
 from .slurm_cluster import slurm_cluster, slurm_nodes  # noqa: E402,F401  (the local SLURM, for tests that submit jobs)
 
 
-@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """The GPU dry run (minutes of builds that wait on nothing) starts now, beside the other tests, and its test
-    runs last to check what it left."""
+    """The GPU dry run's test runs last: it checks what the dry run, started beside the other tests, left."""
     from . import test_gpu_checks as gpu
 
     dry = [item for item in items if item.name == gpu.DRY_RUN_TEST]
-    if dry and gpu.ENABLED and len(items) > 1:
+    if dry:
         items.remove(dry[0])
         items.append(dry[0])
+
+
+def pytest_collection_finish(session):
+    """The GPU dry run (minutes of builds that wait on nothing) starts once every plugin chose the tests, if its
+    test is among them with others to run beside it."""
+    from . import test_gpu_checks as gpu
+
+    chosen = [item for item in session.items if item.name == gpu.DRY_RUN_TEST]
+    if chosen and gpu.ENABLED and len(session.items) > 1 and not session.config.option.collectonly:
         gpu.start_in_background()
 
 

@@ -3,9 +3,12 @@ passes its own check, and --dry-run installs it offline into a fresh folder on a
 machine's image and sets up every part. Minutes of builds and set-ups that wait on nothing else: when the whole
 suite runs, conftest starts them at collection, niced, beside the other tests (`start_in_background`), and the test,
 run last, checks what they left. It runs in CI (CI set), and elsewhere with LTH_GPU_DRY_RUN=1."""
+import contextlib
 import json
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,39 +22,74 @@ SCRIPT = ROOT / "benchmarks" / "gpu_checks.sh"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import gpu_parts  # noqa: E402
 
+from lth_plugins.children import die_with_parent  # noqa: E402
+
 DRY_RUN_TEST = "test_prepared_folder_installs_offline_and_every_part_sets_up"
 ENABLED = bool(os.environ.get("CI") or os.environ.get("LTH_GPU_DRY_RUN"))
 slow = pytest.mark.skipif(not ENABLED, reason="minutes of builds: runs in CI, or with LTH_GPU_DRY_RUN=1")
 BACKGROUND = {}  # the prepare and dry run under way: {"proc": Popen, "work": folder}
-NICE = 10  # below the tests beside it, whose timings it should not move; its parts wait up to GPU_BUDGET_S
+NICE = 10  # below the tests beside it, whose timings it should not move
+BUDGET_S = 3600  # the dry run's budget for all its parts (each part may take gpu_parts.DRY_RUN_MIN_S)
 STEPS = ("stand_in", "prepare", "dry_run")
 
 
 def start_in_background() -> None:
     """The stand-in (made while --prepare compiles), then the dry run of the prepared folder, in a process of its
-    own; each step's output and exit status land in BACKGROUND["work"]."""
+    own that ends with this one; each step's output and exit status, and every temporary file, land in
+    BACKGROUND["work"]."""
     work = Path(tempfile.mkdtemp(prefix="lth-gpu-dry-run-"))
-    steps = (f"bash {SCRIPT} --stand-in > {work}/stand_in.log 2>&1 & s=$!; "
-             f"bash {SCRIPT} --prepare {work}/wheels > {work}/prepare.log 2>&1; echo $? > {work}/prepare.rc; "
-             f"wait $s; echo $? > {work}/stand_in.rc; "
-             f"bash {SCRIPT} --dry-run {work}/wheels {work}/out > {work}/dry_run.log 2>&1; echo $? > {work}/dry_run.rc")
+    (work / "tmp").mkdir()
+    sh, w = shlex.quote(str(SCRIPT)), shlex.quote(str(work))
+    # each step waited for in the background, so that the SIGTERM of pytest's death ends them at once
+    steps = (f"trap 'rm -rf {w}; kill -KILL -- -$$' TERM; "
+             f"bash {sh} --stand-in > {w}/stand_in.log 2>&1 & s=$!; "
+             f"bash {sh} --prepare {w}/wheels > {w}/prepare.log 2>&1 & wait $!; echo $? > {w}/prepare.rc; "
+             f"wait $s; echo $? > {w}/stand_in.rc; "
+             f"bash {sh} --dry-run {w}/wheels {w}/out > {w}/dry_run.log 2>&1 & wait $!; echo $? > {w}/dry_run.rc")
+    env = dict(os.environ, GPU_BUDGET_S=str(BUDGET_S), TMPDIR=str(work / "tmp"))
+    parent = os.getpid()
     BACKGROUND.update(work=work, proc=subprocess.Popen(
-        ["nice", "-n", str(NICE), "bash", "-c", steps], cwd=ROOT, env=dict(os.environ, GPU_BUDGET_S="3600"),
-        start_new_session=True))
+        ["nice", "-n", str(NICE), "bash", "-c", steps], cwd=ROOT, env=env, start_new_session=True,
+        preexec_fn=lambda: die_with_parent(signal.SIGTERM, parent)))
 
 
-def stop_background() -> None:
-    """The background steps ended, whatever state they are in, and their folder removed."""
-    if BACKGROUND and BACKGROUND["proc"].poll() is None:
-        os.killpg(BACKGROUND["proc"].pid, 9)
-        BACKGROUND["proc"].wait()
-    if BACKGROUND:
-        shutil.rmtree(BACKGROUND["work"], ignore_errors=True)
+def _descendants(pid: int) -> list:
+    """pid and every process below it (the dry run starts each part in a session of its own)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
 
 
-def background_results(timeout: float):
+def stop_background(keep_logs_in: Path = None) -> None:
+    """The background steps ended, whatever state they are in; their logs copied to `keep_logs_in` and their
+    folder removed."""
+    if not BACKGROUND:
+        return
+    proc, work = BACKGROUND.pop("proc"), BACKGROUND.pop("work")
+    if proc.poll() is None:
+        for pid in _descendants(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+    if keep_logs_in is not None:
+        for log in [*work.glob("*.log"), *work.glob("out/*")]:
+            shutil.copy2(log, keep_logs_in / log.name)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def background_results():
     """{step: (exit status, output)} of the background steps, once they ended."""
-    BACKGROUND["proc"].wait(timeout=timeout)
+    BACKGROUND["proc"].wait(timeout=2 * BUDGET_S)
     work = BACKGROUND["work"]
     return {step: (int((work / f"{step}.rc").read_text()) if (work / f"{step}.rc").is_file() else None,
                    (work / f"{step}.log").read_text() if (work / f"{step}.log").is_file() else "")
@@ -78,7 +116,7 @@ def test_prepared_folder_installs_offline_and_every_part_sets_up(tmp_path):
     if not BACKGROUND:  # run alone
         start_in_background()
     try:
-        done = background_results(timeout=3600)
+        done = background_results()
         work = BACKGROUND["work"]
         folder, out = work / "wheels", work / "out"
         for step in STEPS:
@@ -111,4 +149,4 @@ def test_prepared_folder_installs_offline_and_every_part_sets_up(tmp_path):
         files = sorted(p.name for p in out.iterdir())
         assert files == ["elf_learning_curve.png", "gpu_checks.json", "gpu_checks.log"], files
     finally:
-        stop_background()
+        stop_background(keep_logs_in=tmp_path)
