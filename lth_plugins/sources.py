@@ -57,10 +57,9 @@ def open_winning_run(path, wait_s: float = 0.0, field: str = "masks_from") -> Ru
     try:
         store = RunStore(path)
     except RunStoreError as e:
-        raise RunStoreError(f"{named} {path}: {e}") from None
+        raise RunStoreError(f"{named}: {e}") from None
     if store.lottery.ticket is not Ticket.WINNING:
-        raise RunStoreError(f"{field} ({flag(field)}) {path} is a {store.lottery.ticket} ticket's run: give a "
-                            f"winning-ticket run")
+        raise RunStoreError(f"{named} {path} is a {store.lottery.ticket} ticket's run: give a winning-ticket run")
     return store
 
 

@@ -211,8 +211,8 @@ def test_a_round_that_is_no_number_and_a_source_that_is_no_winning_run_are_named
         LotteryConfig(transfer_from=f"{source}:x").validate()
     rt = run_ticket(LotteryConfig(rounds=1, rate=0.5, late_reset="1ep", ticket="random", masks_from=str(source)),
                     tmp_path / "rt", seed=0, **KW)
-    with pytest.raises(RunStoreError, match=r"transfer_from \(--lottery-transfer-from\) .*rt is a random ticket's "
-                                            r"run: give a winning-ticket run"):
+    with pytest.raises(RunStoreError, match=r"the winning-ticket run \(transfer_from, --lottery-transfer-from\) "
+                                            r".*rt is a random ticket's run: give a winning-ticket run"):
         open_target(transfer(rt), tmp_path / "tt", make_model(1))
     assert not (tmp_path / "tt").exists()
     # a folder that cannot be a starting run is refused at once, not waited for (mask_wait is a week)

@@ -40,8 +40,8 @@ def test_a_transfer_source_that_is_no_winning_run_is_named_by_its_own_flag(tmp_p
     RunStore(rt, {"lottery": LotteryConfig(ticket="random", masks_from=str(tmp_path / "wt")).to_dict()}).close()
     with pytest.raises(LotteryConfigError) as e:
         options._check_masks_from(str(rt), "transfer_from")
-    assert str(e.value) == (f"transfer_from (--lottery-transfer-from) {rt} is a random ticket's run: give a "
-                            f"winning-ticket run")
+    assert str(e.value) == (f"the winning-ticket run (transfer_from, --lottery-transfer-from) {rt} is a random "
+                            f"ticket's run: give a winning-ticket run")
     (rt / "round_01").mkdir()
     with pytest.raises(LotteryConfigError) as e:
         options._check_masks_from(str(rt / "round_01"), "transfer_from")
