@@ -202,7 +202,7 @@ def load_run(path) -> Run:
     run = Run(path=path, task=task_identity(store.config), framework=str(store.framework or "?"),
               ticket=lottery.ticket, seed=int(lottery.seed), rate=float(lottery.rate),
               planned_rounds=int(lottery.rounds), variant=Variant.of(lottery), masks_from=lottery.source_dir,
-              kept_dense=tuple(lottery.transfer_keep_dense), experiment=experiment_of(store.config))
+              kept_dense=tuple(sorted(lottery.transfer_keep_dense)), experiment=experiment_of(store.config))
     for k in store.finished_rounds():
         rec = _read_record(store, k)
         value = rec.value
