@@ -23,7 +23,8 @@ ROW_PARAMETERS = ("embed_tokens.weight", "output_projection.weight")  # one row 
 
 
 def token_counts(root: Path, lang: str, side: str) -> np.ndarray:
-    """Occurrences of each dictionary entry in the training split of English->LANG, side "en" or LANG."""
+    """Occurrences of each dictionary entry in the training split of English->LANG, side "en" or LANG; the special
+    symbols (padding, end of sentence...) count none."""
     from fairseq.data import Dictionary, data_utils
 
     pair = f"{catalogs.SOURCE_LANG}-{lang}"
@@ -31,25 +32,36 @@ def token_counts(root: Path, lang: str, side: str) -> np.ndarray:
     ds = data_utils.load_indexed_dataset(str(root / pair / f"train.{pair}.{side}"), d)
     if ds is None:
         raise SystemExit(f"no training split in {root / pair} (is it a folder `lth data catalogs` built?)")
-    return np.bincount(np.concatenate([ds[i].numpy() for i in range(len(ds))]), minlength=len(d))
+    counts = np.bincount(np.concatenate([ds[i].numpy() for i in range(len(ds))]), minlength=len(d))
+    counts[:d.nspecial] = 0
+    return counts
 
 
 def row_groups(root: Path, source: str, targets: List[str]) -> Dict[str, np.ndarray]:
     """{group name: boolean per dictionary row}: the source pair's tokens (either side); per target, the tokens of
-    its targets the source pair never uses (targets may share them); the tokens of no training data."""
-    in_source = (token_counts(root, source, catalogs.SOURCE_LANG) + token_counts(root, source, source)) > 0
-    groups = {f"in en-{source}": in_source}
+    its targets the source pair never uses (targets may share them); the subwords of none of these pairs."""
+    both = lambda lang: token_counts(root, lang, catalogs.SOURCE_LANG) + token_counts(root, lang, lang)  # noqa: E731
+    in_source = both(source) > 0
+    groups = {f"in en-{source} (either side)": in_source}
     seen = in_source.copy()
     for lang in targets:
         own = (token_counts(root, lang, lang) > 0) & ~in_source
         groups[f"in {lang} targets, not en-{source}"] = own
-        seen |= own
-    groups["in no training data"] = ~seen
+        seen |= both(lang) > 0
+    seen[:special_symbols(root, source)] = True  # padding, end of sentence...: no subword of any language
+    groups["in none of these pairs"] = ~seen
     return groups
 
 
+def special_symbols(root: Path, lang: str) -> int:
+    """How many rows of the dictionary, from the first, are fairseq's special symbols."""
+    from fairseq.data import Dictionary
+
+    return Dictionary.load(str(root / f"{catalogs.SOURCE_LANG}-{lang}" / f"dict.{lang}.txt")).nspecial
+
+
 def target_share(root: Path, lang: str, rows: np.ndarray) -> float:
-    """The share of English->LANG's target tokens (occurrences) that fall on `rows`."""
+    """The share of English->LANG's target tokens (occurrences, end of sentence aside) that fall on `rows`."""
     counts = token_counts(root, lang, lang)
     return float(counts[rows].sum() / counts.sum())
 
@@ -61,15 +73,17 @@ def print_rows(run: Path, root: Path, source: str, targets: List[str]) -> None:
     for lang in targets:
         share = target_share(root, lang, groups[f"in {lang} targets, not en-{source}"])
         print(f"en-{lang}: {100 * share:.1f}% of its training target tokens are subwords en-{source} never uses")
-    store = RunStore.view(run)
+    store, rows = RunStore.view(run), len(next(iter(groups.values())))
     for k in store.finished_rounds():
         if k == 0 or not store.has_mask(k):
             continue
         mask = store.load_mask(k)
-        for name in (n for n in mask if n.endswith(ROW_PARAMETERS)):
+        names = [n for n in mask if n.endswith(ROW_PARAMETERS) and mask[n].dim() == 2 and len(mask[n]) == rows]
+        if not names:
+            print(f"round {k}: no pruned parameter has one row per dictionary entry ({', '.join(ROW_PARAMETERS)} "
+                  f"with {rows} rows): its vocabulary is not pruned")
+        for name in names:
             kept = mask[name].float().mean(dim=1).numpy()
-            if len(kept) != len(next(iter(groups.values()))):
-                continue  # not one row per dictionary entry
             print(f"round {k}, {name}: kept {kept.mean():.3f} of all rows; " + "; ".join(
                 f"{g} ({int(rows.sum())} rows) {kept[rows].mean():.3f}" for g, rows in groups.items() if rows.any()))
 
