@@ -166,8 +166,9 @@ def one_step(model, opt, batch, device) -> float:
     return time.perf_counter() - t0
 
 
-ENFORCEMENT_OPS = ("aten::mul_", "aten::_foreach_mul_", "aten::index_fill_", "aten::index_select", "aten::index_copy_",
-                   "aten::masked_fill_", "aten::zero_", "aten::where", "aten::bitwise_and_", "aten::neg_", "aten::copy_")
+ENFORCEMENT_OPS = ("aten::mul_", "aten::_foreach_mul_", "aten::index_fill_", "aten::index_select",
+                   "aten::index_copy_", "aten::masked_fill_", "aten::zero_", "aten::where", "aten::bitwise_and_",
+                   "aten::neg_", "aten::copy_")
 
 
 def op_count(model, opt, batch, device) -> int:
@@ -217,10 +218,12 @@ def main():
                         "set-up check, not the benchmark's figures)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    if args.layers < 1:
+        parser.error("--layers must be at least 1")
     torch.set_num_threads(args.threads)
     dev = args.device
     where = torch.cuda.get_device_name() if dev.startswith("cuda") else f"CPU, {args.threads} thread(s)"
-    figures = {"device": where}
+    figures = {"device": where, "model": describe(args.layers)}
 
     if not args.skip_pruning:
         pairs = []  # interleaved, each in a fresh process, so that drifts in machine load hit both sides
@@ -262,10 +265,11 @@ def main():
         shape = tuple(int(x) for x in spec.lower().split("x"))
         dense, masked, ratios, ops = step_ratios(args, dev, shape)
         n_pruned = sum(1 for _ in build_model(args.layers).parameters())  # every parameter has pruned entries at 20%
-        print(f"training step {spec} ({shape[0] * shape[1]} tokens), 20% pruned, {args.repeats} interleaved pairs "
-              f"after {args.warmup} warm-up: dense median {statistics.median(dense) * 1e3:.0f} ms, masked "
-              f"{statistics.median(masked) * 1e3:.0f} ms; ratio masked/dense {spread(ratios)} (goal <= 1.01 on the "
-              f"CPU, 1.03 on a GPU); enforcement ops per step {ops} = {ops / n_pruned:.2f} per pruned parameter")
+        print(f"training step {spec} ({shape[0] * shape[1]} tokens) of {describe(args.layers)}, 20% pruned, "
+              f"{args.repeats} interleaved pairs after {args.warmup} warm-up: dense median "
+              f"{statistics.median(dense) * 1e3:.0f} ms, masked {statistics.median(masked) * 1e3:.0f} ms; ratio "
+              f"masked/dense {spread(ratios)} (goal <= 1.01 on the CPU, 1.03 on a GPU); enforcement ops per step "
+              f"{ops} = {ops / n_pruned:.2f} per pruned parameter")
         figures["steps"][spec] = {"dense_s": dense, "masked_s": masked, "ratios": ratios, "ops": ops,
                                   "ops_per_pruned_parameter": ops / n_pruned}
     if args.json:
