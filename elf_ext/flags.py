@@ -6,8 +6,9 @@ new core field is a new ELF flag.  ``PAPER_DEFAULTS`` (Table 1, Sec. 3.2.3) is w
 as ELF's ``Defaults``: ELF applies it to the defaults of its own flags, so every value stays a flag.
 """
 import dataclasses
+import re
 
-from lth_plugins.hparams import PATTERN_FIELDS, LotteryConfig
+from lth_plugins.hparams import FLAG_PREFIX, PATTERN_FIELDS, LotteryConfig
 
 # ELF's own flags set to the paper's pixel-control setting (the rest are ELF's defaults).
 PAPER_DEFAULTS = {
@@ -58,6 +59,13 @@ def resolve_seeds(run_seed, lottery_seed):
 def lottery_flag(name: str) -> str:
     """The ELF flag of a LotteryConfig field: `late_reset` -> `--lottery_late_reset`."""
     return "--lottery_" + name
+
+
+def in_elf_spelling(message: str) -> str:
+    """A message of the core with its lottery flags as ELF spells them: `--lottery-masks-from` ->
+    `--lottery_masks_from`."""
+    return re.sub(re.escape(FLAG_PREFIX) + r"([a-z0-9]+(?:-[a-z0-9]+)*)",
+                  lambda m: lottery_flag(m.group(1).replace("-", "_")), message)
 
 
 def _lottery_define_args():

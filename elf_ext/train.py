@@ -32,7 +32,7 @@ from typing import Optional  # noqa: E402
 from . import FRAMEWORK  # noqa: E402
 from .checkpoints import RoundFiles  # noqa: E402
 from .episodes import EpisodeTracker  # noqa: E402
-from .flags import NOT_TRAINING, LotteryArgs, RunArgs, lottery_flag  # noqa: E402
+from .flags import NOT_TRAINING, LotteryArgs, RunArgs, in_elf_spelling, lottery_flag  # noqa: E402
 from .games import RomError, resolve_rom  # noqa: E402
 from .paths import MODEL_NAME, ElfNotFoundError, atari_game_file, model_file  # noqa: E402
 
@@ -441,11 +441,12 @@ def main(argv=None, environ=None) -> int:
                 print(f"all {setup.config.rounds} rounds of {setup.run_dir} are done", flush=True)
                 prepared["done"] = True
 
-    code = run_command(set_up, failures=[((ElfNotFoundError, RomError, ValueError, KeyError, ImportError), "", 2)])
+    code = run_command(set_up, failures=[((ElfNotFoundError, RomError, ValueError, KeyError, ImportError), "", 2)],
+                       spell=in_elf_spelling)
     if code or prepared.get("done"):
         return code
     try:
-        code = run_command(lambda: play(prepared["setup"]))
+        code = run_command(lambda: play(prepared["setup"]), spell=in_elf_spelling)
     except BaseException:
         print(f"error: the ELF run failed:\n{traceback.format_exc()}", file=sys.stderr)
         code = 1

@@ -44,10 +44,10 @@ def refusal(label: str, error: Exception) -> SystemExit:
 
 
 def run_command(body: Callable[[], Optional[int]], label: str = "error",
-                failures: Sequence[Tuple[type, str, int]] = ()) -> int:
+                failures: Sequence[Tuple[type, str, int]] = (), spell: Callable[[str], str] = str) -> int:
     """Run a command's body and return its exit code; an expected failure ends it with one line on stderr instead of
     a traceback: each of `failures` (exception class, what failed, exit code), checked first, a LotteryError (REFUSED)
-    and Ctrl-C (130). Anything else propagates."""
+    and Ctrl-C (130). Anything else propagates. `spell`: the message with the flags as the command spells them."""
     try:
         return body() or 0
     except KeyboardInterrupt:
@@ -56,9 +56,9 @@ def run_command(body: Callable[[], Optional[int]], label: str = "error",
     except Exception as e:
         for cls, what, code in failures:
             if isinstance(e, cls):
-                print(f"{label}: {what}{e}", file=sys.stderr)
+                print(f"{label}: {what}{spell(str(e))}", file=sys.stderr)
                 return code
         if isinstance(e, LotteryError):
-            print(f"{label}: {e}", file=sys.stderr)
+            print(f"{label}: {spell(str(e))}", file=sys.stderr)
             return REFUSED
         raise

@@ -138,6 +138,16 @@ def test_masks_from_another_network_is_refused(wt):
     assert not rt.exists()
 
 
+def test_a_masks_from_folder_inside_the_run_is_refused_with_the_flag_as_elf_spells_it(wt):
+    rt, inside = wt["tmp"] / "rt_inside", wt["dir"] / "round_01"
+    p = run_python(["-m", "elf_ext.train", *TINY, "--lottery_prune", "--lottery_ticket", "random",
+                    "--lottery_masks_from", str(inside), "--lottery_run_dir", str(rt)])
+    assert p.returncode == 2, p.stderr[-3000:]
+    assert (f"the winning-ticket run (masks_from, --lottery_masks_from) {inside} is a folder inside the run "
+            f"{wt['dir']}, not a run directory: give {wt['dir']}") in p.stderr, p.stderr[-3000:]
+    assert "--lottery-" not in p.stderr and not rt.exists()
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--rom_file", "no_such_game.bin"], "unknown ROM 'no_such_game.bin'"),
     (["--lottery_late_reset", "2ep"], "late reset point 2ep lies beyond"),
