@@ -8,8 +8,9 @@ carried to another language then arrives with much of that language's own vocabu
 """
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -22,66 +23,72 @@ from lth_plugins.store import RunStore  # noqa: E402
 ROW_PARAMETERS = ("embed_tokens.weight", "output_projection.weight")  # one row per dictionary entry
 
 
-def token_counts(root: Path, lang: str, side: str) -> np.ndarray:
-    """Occurrences of each dictionary entry in the training split of English->LANG, side "en" or LANG; the special
-    symbols (padding, end of sentence...) count none."""
-    from fairseq.data import Dictionary, data_utils
+@dataclass
+class Occurrences:
+    """How often each dictionary entry occurs in the training split of English->X pairs: {X: (English side, X side)};
+    fairseq's special symbols (padding, end of sentence...: the first `special` rows) count none."""
+    sides: Dict[str, Tuple[np.ndarray, np.ndarray]]
+    special: int
 
-    pair = f"{catalogs.SOURCE_LANG}-{lang}"
-    d = Dictionary.load(str(root / pair / f"dict.{side}.txt"))
-    ds = data_utils.load_indexed_dataset(str(root / pair / f"train.{pair}.{side}"), d)
-    if ds is None:
-        raise SystemExit(f"no training split in {root / pair} (is it a folder `lth data catalogs` built?)")
-    counts = np.bincount(np.concatenate([ds[i].numpy() for i in range(len(ds))]), minlength=len(d))
-    counts[:d.nspecial] = 0
-    return counts
+    @classmethod
+    def read(cls, root: Path, langs: List[str]) -> "Occurrences":
+        """Each pair's training split read once."""
+        from fairseq.data import Dictionary, data_utils
+
+        sides, special = {}, 0
+        for lang in langs:
+            pair = f"{catalogs.SOURCE_LANG}-{lang}"
+            counts = []
+            for side in (catalogs.SOURCE_LANG, lang):
+                d = Dictionary.load(str(root / pair / f"dict.{side}.txt"))
+                ds = data_utils.load_indexed_dataset(str(root / pair / f"train.{pair}.{side}"), d)
+                if ds is None:
+                    raise SystemExit(f"no training split in {root / pair} (is it a folder `lth data catalogs` built?)")
+                c = np.bincount(np.concatenate([ds[i].numpy() for i in range(len(ds))]), minlength=len(d))
+                c[:d.nspecial] = 0
+                counts.append(c)
+                special = d.nspecial
+            sides[lang] = (counts[0], counts[1])
+        return cls(sides, special)
 
 
-def row_groups(root: Path, source: str, targets: List[str]) -> Dict[str, np.ndarray]:
+def row_groups(occ: Occurrences, source: str, targets: List[str]) -> Dict[str, np.ndarray]:
     """{group name: boolean per dictionary row}: the source pair's tokens (either side); per target, the tokens of
     its targets the source pair never uses (targets may share them); the subwords of none of these pairs."""
-    both = lambda lang: token_counts(root, lang, catalogs.SOURCE_LANG) + token_counts(root, lang, lang)  # noqa: E731
-    in_source = both(source) > 0
+    in_source = sum(occ.sides[source]) > 0
     groups = {f"in en-{source} (either side)": in_source}
     seen = in_source.copy()
     for lang in targets:
-        own = (token_counts(root, lang, lang) > 0) & ~in_source
-        groups[f"in {lang} targets, not en-{source}"] = own
-        seen |= both(lang) > 0
-    seen[:special_symbols(root, source)] = True  # padding, end of sentence...: no subword of any language
+        groups[f"in {lang} targets, not en-{source}"] = (occ.sides[lang][1] > 0) & ~in_source
+        seen |= sum(occ.sides[lang]) > 0
+    seen[:occ.special] = True  # padding, end of sentence...: no subword of any language
     groups["in none of these pairs"] = ~seen
     return groups
 
 
-def special_symbols(root: Path, lang: str) -> int:
-    """How many rows of the dictionary, from the first, are fairseq's special symbols."""
-    from fairseq.data import Dictionary
-
-    return Dictionary.load(str(root / f"{catalogs.SOURCE_LANG}-{lang}" / f"dict.{lang}.txt")).nspecial
-
-
-def target_share(root: Path, lang: str, rows: np.ndarray) -> float:
+def target_share(occ: Occurrences, lang: str, rows: np.ndarray) -> float:
     """The share of English->LANG's target tokens (occurrences, end of sentence aside) that fall on `rows`."""
-    counts = token_counts(root, lang, lang)
+    counts = occ.sides[lang][1]
     return float(counts[rows].sum() / counts.sum())
 
 
 def print_rows(run: Path, root: Path, source: str, targets: List[str]) -> None:
     """Per round of the winning run `run`, the fraction kept of each row group of its vocabulary parameters."""
-    groups = row_groups(root, source, targets)
+    occ = Occurrences.read(root, [source, *targets])
+    groups = row_groups(occ, source, targets)
     print(f"vocabulary rows kept by {run}:")
     for lang in targets:
-        share = target_share(root, lang, groups[f"in {lang} targets, not en-{source}"])
+        share = target_share(occ, lang, groups[f"in {lang} targets, not en-{source}"])
         print(f"en-{lang}: {100 * share:.1f}% of its training target tokens are subwords en-{source} never uses")
-    store, rows = RunStore.view(run), len(next(iter(groups.values())))
+    store, n_rows = RunStore.view(run), len(next(iter(groups.values())))
     for k in store.finished_rounds():
         if k == 0 or not store.has_mask(k):
             continue
         mask = store.load_mask(k)
-        names = [n for n in mask if n.endswith(ROW_PARAMETERS) and mask[n].dim() == 2 and len(mask[n]) == rows]
+        names = [n for n in mask if n.endswith(ROW_PARAMETERS) and mask[n].dim() == 2 and len(mask[n]) == n_rows]
         if not names:
             print(f"round {k}: no pruned parameter has one row per dictionary entry ({', '.join(ROW_PARAMETERS)} "
-                  f"with {rows} rows): its vocabulary is not pruned")
+                  f"with {n_rows} rows): its vocabulary is not pruned")
         for name in names:
             kept = mask[name].float().mean(dim=1).numpy()
             print(f"round {k}, {name}: kept {kept.mean():.3f} of all rows; " + "; ".join(

@@ -446,7 +446,8 @@ def test_vocabulary_rows_of_a_ticket_are_told_apart_by_language(built, capsys):
     from lth_plugins.run import LotteryRun
 
     out = built[0]
-    groups = vocabulary_rows.row_groups(out, "de", ["fr"])
+    occ = vocabulary_rows.Occurrences.read(out, ["de", "fr"])
+    groups = vocabulary_rows.row_groups(occ, "de", ["fr"])
     de_rows, fr_rows = groups["in en-de (either side)"], groups["in fr targets, not en-de"]
     assert de_rows.any() and fr_rows.any() and not (de_rows & fr_rows).any()
     assert (~de_rows).sum() < 0.5 * len(de_rows)  # all of them fall below the median
@@ -465,7 +466,7 @@ def test_vocabulary_rows_of_a_ticket_are_told_apart_by_language(built, capsys):
     capsys.readouterr()
     vocabulary_rows.print_rows(run_dir, out, "de", ["fr"])
     text = capsys.readouterr().out
-    share = vocabulary_rows.target_share(out, "fr", fr_rows)
+    share = vocabulary_rows.target_share(occ, "fr", fr_rows)
     assert 0 < share < 1 and f"en-fr: {100 * share:.1f}% of its training target tokens" in text, text
     line = next(x for x in text.splitlines() if x.startswith("round 1, encoder.embed_tokens.weight"))
     assert f"in fr targets, not en-de ({int(fr_rows.sum())} rows) 0.000" in line, line
