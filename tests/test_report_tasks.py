@@ -114,6 +114,23 @@ def test_transferred_tickets_of_one_seed_from_two_sources_of_a_task_are_refused(
     assert not (tmp_path / "rep").exists()
 
 
+def test_transferred_tickets_from_two_experiments_of_one_source_task_are_told_apart(runs, tmp_path):
+    """Sources of the same pair on two builds of its data are two experiments: one curve each, named by what
+    tells them apart (never averaged, never refused as repetitions of one seed)."""
+    rebuilt = translation_run(tmp_path / "de_wt_rebuilt", "de", build=8)
+    from_rebuilt = translation_run(tmp_path / "fr_tr_rebuilt", "fr", transfer_from=str(rebuilt))
+    report = build_report([runs["de_wt"], rebuilt, runs["fr_wt"], runs["fr_tr"], from_rebuilt], tmp_path / "rep")
+    de_titles = sorted(g.task for g, _ in report.tasks if g.task.startswith("translation en-de"))
+    fr, specs = next((g, s) for g, s in report.tasks if g.task == "translation en-fr")
+    transferred = [s for s in specs[0].series() if s.ticket == "transferred"]
+    assert sorted(s.runs[0] for s in transferred) == sorted([str(runs["fr_tr"]), str(from_rebuilt)])
+    by_run = {s.runs[0]: s.label for s in transferred}
+    # each curve is named as its source's own curves are named
+    assert sorted(by_run.values()) == sorted(f"transferred ticket from {t}, 1 seed" for t in de_titles)
+    assert all(t.startswith("translation en-de (data #") for t in de_titles) and len(set(de_titles)) == 2
+    assert by_run[str(runs["fr_tr"])] != by_run[str(from_rebuilt)]
+
+
 def test_experiments_told_apart_by_data_get_short_titles_and_the_difference_in_a_footnote(runs, tmp_path):
     rebuilt = translation_run(tmp_path / "de_wt_rebuilt", "de", build=8)  # the same pair, another build of its data
     report = build_report([runs["de_wt"], rebuilt], tmp_path / "rep")

@@ -116,6 +116,7 @@ class Run:
     variant: Variant
     masks_from: Optional[str]        # the winning run whose masks it trains (masks_from, transfer_from's RUN_DIR)
     source_task: Optional[str] = None  # a transferred ticket's source task (task_identity), when readable
+    source_experiment: Dict[str, Any] = field(default_factory=dict)  # experiment_of the source's configuration
     kept_dense: Tuple[str, ...] = ()   # a transferred ticket's parameters trained dense (transfer_keep_dense)
     experiment: Dict[str, Any] = field(default_factory=dict)  # experiment_of its configuration
     records: Dict[int, RoundRecord] = field(default_factory=dict)
@@ -258,12 +259,28 @@ def _resolve_random_tickets(runs: List[Run]) -> None:
             continue
         if run.ticket is Ticket.TRANSFERRED:  # another task's masks, trained as an experiment of its own task
             run.variant, run.rate = source_cfg["variant"], source_cfg["variant"].rate
-            run.source_task = source_cfg["task"]
+            run.source_task, run.source_experiment = source_cfg["task"], source_cfg["experiment"]
             continue
         if source_cfg["task"] != run.task:
             raise ReportError(f"random ticket {run.path} (task {run.task!r}) takes its masks from {where}, "
                               f"a run of task {source_cfg['task']!r}: runs of different tasks are mixed")
         run.variant, run.experiment = source_cfg["variant"], source_cfg["experiment"]
+
+
+def _tell_transfer_sources_apart(runs: List[Run]) -> None:
+    """Transferred tickets whose sources share a task name but are different experiments of it (another build of
+    the data, other flags) get the settings that tell the sources apart in their source's name, as the sources'
+    own curves do, so that no curve averages tickets from different experiments."""
+    by_task: Dict[str, List[Run]] = {}
+    for r in runs:
+        if r.ticket is Ticket.TRANSFERRED and r.source_task:
+            by_task.setdefault(r.source_task, []).append(r)
+    for task, rs in by_task.items():
+        experiments = _experiments(task, rs, lambda r: r.source_experiment)
+        if len(experiments) > 1:
+            for name, _, members in experiments:
+                for r in members:
+                    r.source_task = name
 
 
 @dataclass
@@ -355,19 +372,20 @@ def group_by_task(runs: List[Run]) -> List[TaskGroup]:
     return groups
 
 
-def _experiments(task: str, runs: List[Run]):
-    """[(name, settings that tell it apart, runs)] of the experiments among one task's runs."""
+def _experiments(task: str, runs: List[Run], experiment=lambda r: r.experiment):
+    """[(name, settings that tell it apart, runs)] of the experiments among one task's runs (by default their own
+    experiment; `experiment` picks another, e.g. their transfer source's)."""
     by_key: Dict[str, List[Run]] = {}
     for r in runs:
-        by_key.setdefault(json.dumps(r.experiment, sort_keys=True, default=str), []).append(r)
+        by_key.setdefault(json.dumps(experiment(r), sort_keys=True, default=str), []).append(r)
     if len(by_key) == 1:
         return [(task, {}, runs)]
     members = list(by_key.values())
-    keys = sorted(k for k in {k for rs in members for k in rs[0].experiment}
-                  if len({json.dumps(rs[0].experiment.get(k), default=str) for rs in members}) > 1)
+    keys = sorted(k for k in {k for rs in members for k in experiment(rs[0])}
+                  if len({json.dumps(experiment(rs[0]).get(k), default=str) for rs in members}) > 1)
     out = []
     for rs in members:
-        settings = {k: rs[0].experiment.get(k) for k in keys}
+        settings = {k: experiment(rs[0]).get(k) for k in keys}
         out.append((f"{task} ({settings_label(settings)})", settings, rs))
     return sorted(out, key=lambda e: e[0])
 
@@ -430,4 +448,5 @@ def collect(paths) -> List[TaskGroup]:
         raise ReportError("no run directories given")
     runs = [load_run(p) for p in expand_paths(paths)]
     _resolve_random_tickets(runs)
+    _tell_transfer_sources_apart(runs)
     return group_by_task(runs)
