@@ -449,6 +449,17 @@ def test_vocabulary_rows_of_a_ticket_are_told_apart_by_language(built, capsys):
     occ = vocabulary_rows.Occurrences.read(out, ["de", "fr"])
     groups = vocabulary_rows.row_groups(occ, "de", ["fr"])
     de_rows, fr_rows = groups["in en-de (either side)"], groups["in fr targets, not en-de"]
+    # the same rows found another way: the raw training text through the sentencepiece model and the dictionary
+    import sentencepiece as spm
+
+    sp, pieces_of = spm.SentencePieceProcessor(model_file=str(out / "spm.model")), {}
+    for pair, side in (("en-de", "en"), ("en-de", "de"), ("en-fr", "fr")):
+        lines = (out / pair / "raw" / f"train.{side}").read_text(encoding="utf-8").splitlines()
+        pieces_of[(pair, side)] = {x for line in sp.encode(lines, out_type=str) for x in line}
+    row = {line.split()[0]: 4 + i for i, line in enumerate((out / "dict.txt").read_text().splitlines())}
+    de_pieces = pieces_of[("en-de", "en")] | pieces_of[("en-de", "de")]
+    assert {int(i) for i in de_rows.nonzero()[0]} == {row[x] for x in de_pieces}
+    assert {int(i) for i in fr_rows.nonzero()[0]} == {row[x] for x in pieces_of[("en-fr", "fr")] - de_pieces}
     assert de_rows.any() and fr_rows.any() and not (de_rows & fr_rows).any()
     assert (~de_rows).sum() < 0.5 * len(de_rows)  # all of them fall below the median
     model = torch.nn.Module()
