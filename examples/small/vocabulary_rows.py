@@ -7,6 +7,7 @@ carried to another language then arrives with much of that language's own vocabu
     python examples/small/vocabulary_rows.py --data OUT --run WT_DIR [--source de] [--targets fr es]
 """
 import argparse
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,11 @@ class Occurrences:
     @classmethod
     def read(cls, root: Path, langs: List[str]) -> "Occurrences":
         """Each pair's training split read once."""
-        from fairseq.data import Dictionary, data_utils
+        logging.disable(logging.INFO)  # fairseq logs at import what its other tasks miss (e.g. tensorboardX)
+        try:
+            from fairseq.data import Dictionary, data_utils
+        finally:
+            logging.disable(logging.NOTSET)
 
         sides, special = {}, 0
         for lang in langs:
