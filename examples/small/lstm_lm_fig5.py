@@ -18,7 +18,7 @@ reset one-shot; the last two reuse the first's dense round (--lottery-dense-from
 Claims checked (paper section 4.2.1): (1) winning tickets beat random tickets; (2) late resetting helps at low
 pruning (first pruned round); (3) iterative pruning beats one-shot at the highest sparsity. Judged on the means
 over seeds, and only if the dense round is converged on the validation split (a plain dense model trained to twice
-the budget beside the first seed gains at most CONVERGED_WITHIN; none of the claims compares a ticket with the dense
+the budget, after the seeds, gains at most CONVERGED_WITHIN; none of the claims compares a ticket with the dense
 line, so a dense model past its best still counts, and is named). Resumable: rerun the same command.
 """
 import argparse

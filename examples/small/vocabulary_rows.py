@@ -1,8 +1,9 @@
 """Which vocabulary rows a translation ticket keeps: the fraction of each embedding row (and output projection row)
 a winning ticket keeps at every round, by where the row's token occurs in the training data: in the pair the ticket
-was found on, in another language's targets only, or in no training data. With one joint vocabulary, a ticket
-found on one pair may prune the rows of the tokens that pair never uses far more than the rest, and a ticket
-carried to another language then arrives with much of that language's own vocabulary pruned: this prints how much.
+was found on, in another language's targets only, or in none of the pairs given (the source's and --targets').
+With one joint vocabulary, a ticket found on one pair may prune the rows of the tokens that pair never uses far
+more than the rest, and a ticket carried to another language then arrives with much of that language's own
+vocabulary pruned: this prints how much.
 
     python examples/small/vocabulary_rows.py --data OUT --run WT_DIR [--source de] [--targets fr es]
 """
