@@ -1,7 +1,7 @@
 """Figure 1 (CartPole-v0) at small scale on FLARE: winning vs random tickets over 3 seeds.
 
-    python examples/small/cartpole_fig1.py [--out DIR] [--seeds 0 1 2] [--rounds 6] [--rate 0.5]
-                                           [--epochs 10] [--games-per-epoch 80] [--last-games 50] [--agents 8] [--lr 1e-3]
+    python examples/small/cartpole_fig1.py [--out DIR] [--seeds 0 1 2] [--rounds 6] [--rate 0.5] [--epochs 10]
+                                           [--games-per-epoch 80] [--last-games 50] [--agents 8] [--lr 1e-3]
 
 Settings: flare_ext.a2c (A2C on the installed flare-rl), the paper's CartPole MLP 128-128-128 and late reset after
 epoch 1, but lr 1e-3 (paper 1e-4), 8 agents (paper 32), 10 epochs of 80 games per round (paper 20 x 160; with
