@@ -27,7 +27,8 @@ class ElfTarget(SweepTarget):
 
     tasks_key = "games"
     module = "elf_ext.train"
-    reserved_flags = ("--rom_file", "--lottery_prune", "--lottery_run_dir")
+    # --seed: the run seed follows --lottery_seed, which the grid sets per job
+    reserved_flags = ("--rom_file", "--seed", "--lottery_prune", "--lottery_run_dir")
     checkpoints = (f"{FRAMEWORK}/round_*/{RESUME}",)  # rewritten at every epoch's end
 
     def tasks(self, experiment):

@@ -15,7 +15,7 @@ class FairseqTarget(SweepTarget):
     name (the task's label; default: the fairseq task and the data folder's name)."""
 
     tasks_key = "data"
-    reserved_flags = ("--seed", "--save-dir", "--lottery-prune")
+    reserved_flags = ("--seed", "--save-dir", "--lottery-run-dir", "--lottery-prune")
     port_flag = "--distributed-port"
     world_size_flag = "--distributed-world-size"
     checkpoints = ("round_*/checkpoint*.pt",)

@@ -59,6 +59,8 @@ def test_a_tiny_elf_grid_runs_end_to_end(tmp_path):
     ({"experiment": [{"framework": "elf", "games": ["nosuchgame.bin"]}]}, "unknown ROM 'nosuchgame.bin'"),
     ({"experiment": [{"framework": "elf", "games": ["Breakout"], "args": ["--lottery_seed", "3"]}]},
      "sets --lottery_seed, which the sweep sets"),
+    ({"experiment": [{"framework": "elf", "games": ["Breakout"], "args": ["--seed", "5"]}]},
+     "sets --seed, which the sweep sets"),  # else every grid seed would share one init
     ({"experiment": [{"framework": "elf", "games": ["Breakout"], "args": ["--no_such_flag", "1"]}]},
      "refuses its arguments: unrecognized arguments: --no_such_flag"),
     ({"experiment": [{"framework": "elf", "games": ["Breakout"], "args": ["--lottery_epochs", "0"]}]},

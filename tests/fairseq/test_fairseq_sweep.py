@@ -43,6 +43,17 @@ def test_unknown_fairseq_task_is_refused(mt_data, tmp_path):
     assert not (tmp_path / "sw").exists()
 
 
+@pytest.mark.parametrize("flag", ["--lottery-run-dir", "--save-dir", "--seed"])
+def test_flags_the_grid_sets_are_refused_in_args(mt_data, tmp_path, flag):
+    """A run directory in args would put every job's run store in one place; a seed, every seed's init in one."""
+    cfg = write_config(tmp_path / "sweep.json", {"experiment": [
+        {"framework": "fairseq", "data": str(mt_data), "args": [*ARGS, flag, "x"]}]})
+    proc = lth("sweep", "--dry-run", cfg, tmp_path / "sw")
+    assert proc.returncode == 2 and f"args of experiment 1 sets {flag}, which the sweep sets" in proc.stdout, \
+        proc.stdout[-2000:]
+    assert not (tmp_path / "sw").exists()
+
+
 @pytest.mark.parametrize("ablation, says", [
     (["--lottery-rate", "1.5"], "prune rate must lie strictly between 0 and 1, got 1.5"),
     (["--max-updat", "10"], "unrecognized arguments: --max-updat 10"),  # abbreviations refused, as fairseq-train does
