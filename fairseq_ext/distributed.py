@@ -22,6 +22,7 @@ from lth_plugins.peers import PeerWatchdog
 
 STORE_PREFIX = "lth_plugins/fairseq"
 REFUSAL_LABEL = "fairseq-train: lottery error"  # how a refused fairseq-train run begins its one line
+INTERRUPTED_LINE = "fairseq-train: interrupted; the same command resumes the run"  # what Ctrl-C leaves
 T = TypeVar("T")
 
 

@@ -10,6 +10,7 @@ import gc
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from typing import Optional
@@ -20,7 +21,7 @@ from omegaconf import open_dict
 from fairseq import checkpoint_utils
 from fairseq.distributed import utils as distributed_utils
 
-from lth_plugins.errors import LotteryError, refusal
+from lth_plugins.errors import INTERRUPTED, LotteryError, refusal
 from lth_plugins.hparams import LotteryConfig, Reset, Ticket
 from lth_plugins.run import LotteryRun
 from lth_plugins.selection import pruned_parameters
@@ -28,8 +29,8 @@ from lth_plugins.sources import check_transfer_source
 from lth_plugins.store import RunStore, Snapshot, round_name
 
 from . import evaluate
-from .distributed import (REFUSAL_LABEL, broadcast_object, refused_together, set_collective_timeout, wait_for_all,
-                          watched_peers, world_size)
+from .distributed import (INTERRUPTED_LINE, REFUSAL_LABEL, broadcast_object, refused_together,
+                          set_collective_timeout, wait_for_all, watched_peers, world_size)
 from .requeue import PREEMPTION, Requeue, requeue_and_wait
 from .spec import SCORING_SETTINGS, LotterySpec
 from .trainer import LotteryTrainer, RoundContext
@@ -79,6 +80,10 @@ def lottery_main(spec: LotterySpec, fairseq_main, cfg, **kwargs) -> None:
                 requeue_and_wait(str(e))
     except LotteryError as e:  # the one line of the refusal
         raise refusal(REFUSAL_LABEL, e) from None
+    except KeyboardInterrupt:  # Ctrl-C: one line instead of a traceback through fairseq's training loop
+        if is_master:
+            print(INTERRUPTED_LINE, file=sys.stderr, flush=True)
+        raise SystemExit(INTERRUPTED) from None
     finally:
         settle_data_threads()
 

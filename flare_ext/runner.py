@@ -16,6 +16,7 @@ from typing import Callable, List, Optional
 import torch
 
 from lth_plugins.children import die_with_parent
+from lth_plugins.errors import INTERRUPTED
 from lth_plugins.rl import TicketReward, curve_entry, ticket_reward
 
 from .env import GymnasiumEnv, RewardScale
@@ -115,7 +116,7 @@ def reporting_agent_class(base):
                 super().run()
             except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the main process reports it
                 self.running.value = 0
-                raise SystemExit(130) from None
+                raise SystemExit(INTERRUPTED) from None
             except BaseException:
                 self.running.value = 0
                 if self._error_q is None:

@@ -35,6 +35,8 @@ class RoundContractError(LotteryError):
 # The exit code of a command that refused its input or its run's state: the same refusal would come again, so a
 # scheduler's retry budget does not count it as a crash (sweep/retries.py).
 REFUSED = 2
+# The exit code of a command stopped by Ctrl-C (128 + SIGINT, as a shell reports it): the same command continues.
+INTERRUPTED = 130
 
 
 def refusal(label: str, error: Exception) -> SystemExit:
@@ -52,7 +54,7 @@ def run_command(body: Callable[[], Optional[int]], label: str = "error",
         return body() or 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except Exception as e:
         for cls, what, code in failures:
             if isinstance(e, cls):

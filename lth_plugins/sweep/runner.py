@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from ..errors import SweepError
+from ..errors import INTERRUPTED, SweepError
 from ..hparams import Ticket
 from ..lock import pid_alive
 from ..store import RunStore
@@ -100,7 +100,7 @@ class Sweep:
         except KeyboardInterrupt:
             self.say("interrupted: jobs already started may still run; the same command follows them again "
                      "and submits what is unfinished")
-            return 130
+            return INTERRUPTED
         finally:
             if self._log is not None:
                 self._log.close()

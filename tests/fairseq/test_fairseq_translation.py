@@ -1,5 +1,6 @@
 """Translation: 3 rounds of winning and random tickets, plain fairseq-generate on a round checkpoint,
-SIGKILL during round 2 then rerun equals the uninterrupted run."""
+SIGKILL during round 2 then rerun equals the uninterrupted run, Ctrl-C ends a run with one line and the same
+command resumes it."""
 import os
 import re
 import shlex
@@ -10,7 +11,8 @@ import time
 import torch
 
 from .conftest import GEN_ARGS, WT_ARGS
-from .helpers import BIN, MT_MODEL, env, fairseq_train, fairseq_train_popen, load_ckpt, load_mask, metrics
+from .helpers import (BIN, COMMON, MT_MODEL, USER_DIR, env, fairseq_train, fairseq_train_popen, load_ckpt,
+                      load_mask, metrics)
 
 
 def test_winning_ticket_three_rounds(mt_winning):
@@ -89,6 +91,27 @@ def test_random_ticket_reuses_winning_masks(mt_winning, mt_data, tmp_path):
     a = load_ckpt(rt / "round_01" / "checkpoint_last.pt")["model"]
     b = load_ckpt(wt / "round_01" / "checkpoint_last.pt")["model"]
     assert not torch.equal(a["encoder.layers.0.fc1.weight"], b["encoder.layers.0.fc1.weight"])
+
+
+def test_ctrl_c_ends_the_run_with_one_line_and_the_same_command_resumes_it(mt_data, tmp_path):
+    save, log = tmp_path / "interrupted", tmp_path / "first.log"
+    args = [*MT_MODEL, *WT_ARGS]
+    cmd = [str(BIN / "fairseq-train"), str(mt_data), "--save-dir", str(save), *COMMON, *args, "--user-dir", USER_DIR]
+    with open(log, "w") as out:  # Ctrl-C reaches the terminal's whole process group, with SIGINT's default action
+        proc = subprocess.Popen(cmd, env=env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    target = save / "round_01" / "checkpoint_last.pt"
+    deadline = time.time() + 300
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before round 1 checkpointed: " + log.read_text()[-2000:]
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "fairseq-train: interrupted; the same command resumes the run" in text and "Traceback" not in text, \
+        text[-3000:]
+    again = fairseq_train(mt_data, save, *args).stdout
+    assert "round 0/3 start" not in again and metrics(save, 3)["round"] == 3, again[-3000:]
 
 
 def test_sigkill_during_round_2_then_rerun_equals_uninterrupted(mt_winning, mt_data, tmp_path):
