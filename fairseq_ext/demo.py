@@ -276,29 +276,31 @@ def lottery_config(rounds, rate, late_reset=LATE_RESET) -> LotteryConfig:
     return LotteryConfig(rounds=rounds, rate=rate, reset=Reset.LATE, late_reset=late_reset, seed=0)
 
 
-def train_args(rounds, rate, max_update, generate_args="", flags=None, late_reset=LATE_RESET) -> list:
+def train_args(rounds, rate, max_update, generate_args="", flags=None, late_reset=LATE_RESET,
+               own_lottery_seed=True) -> list:
     """fairseq-train's arguments of the demo (after DATA): `flags` (default: the demo's model), the schedule to
-    `max_update` and the lottery's flags."""
+    `max_update` and the lottery's flags; without `own_lottery_seed` the lottery seed follows fairseq's --seed."""
     cfg = lottery_config(rounds, rate, late_reset)
     flags = [*MODEL, *COMMON] if flags is None else flags
+    seed = ["--lottery-seed", str(cfg.seed)] if own_lottery_seed else []
     return [*flags, *schedule_args(max_update), "--lottery-prune", "--lottery-rounds", str(cfg.rounds),
             "--lottery-rate", str(cfg.rate), "--lottery-reset", str(cfg.reset), "--lottery-late-reset",
-            cfg.late_reset, "--lottery-seed", str(cfg.seed), "--lottery-eval-bleu",
-            f"--lottery-generate-args={generate_args}"]
+            cfg.late_reset, *seed, "--lottery-eval-bleu", f"--lottery-generate-args={generate_args}"]
 
 
 def pair_flags(pair, rounds: int, rate: float, max_update: int, lang: str = ""):
     """(model flags, lottery flags) of the demo's Transformer on a real pair folder OUT/en-X of `lth data catalogs`
     (X: `lang`, or read from the folder, which must then exist): its languages, the schedule to `max_update`, the
     late reset catalogs.LATE_RESET, and each round scored by sacreBLEU and chrF on detokenized beam search
-    (catalogs.GENERATE_ARGS) against the raw references."""
+    (catalogs.GENERATE_ARGS) against the raw references. The lottery seed follows --seed: another --seed is
+    another seed of the experiment."""
     from . import catalogs
 
     pair = Path(pair)
     model = [*MODEL, *COMMON, "--source-lang", catalogs.SOURCE_LANG, "--target-lang",
              lang or catalogs.pair_target(pair)]
     lottery = train_args(rounds, rate, max_update, catalogs.GENERATE_ARGS, flags=[],
-                         late_reset=catalogs.LATE_RESET)
+                         late_reset=catalogs.LATE_RESET, own_lottery_seed=False)
     return model, [*lottery, "--lottery-references", str(pair / "raw")]
 
 

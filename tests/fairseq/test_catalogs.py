@@ -18,6 +18,7 @@ polib = pytest.importorskip("polib")
 pytest.importorskip("sentencepiece")
 
 from fairseq_ext import catalogs, demo  # noqa: E402
+from lth_plugins.store import RunStore  # noqa: E402
 
 NOUNS = ["file", "folder", "branch", "commit", "package", "server", "table", "index", "record", "user", "group",
          "device", "printer", "window", "socket", "stream"]
@@ -363,6 +364,7 @@ def test_the_printed_train_command_trains_and_scores_a_pair(built, tmp_path):
     out, log = built
     command = printed_train_command(log, "en-de")
     assert command == demo.train_command_line(out, "de")
+    assert "--lottery-seed" not in command  # it follows --seed: another --seed is another seed of the experiment
     docs = (Path(__file__).resolve().parents[2] / "docs" / "fairseq.md").read_text().replace(" \\\n    ", " ")
     assert demo.train_command_line("OUT", "de") in docs
     shorter = ("--max-update 6 --total-num-update 6 --warmup-updates 2 --lottery-rounds 1 --lottery-late-reset 2u "
@@ -376,6 +378,7 @@ def test_the_printed_train_command_trains_and_scores_a_pair(built, tmp_path):
         m = metrics(save, k)["metrics"]
         assert "nrefs:1" in m["bleu_signature"] and "nc:6" in m["chrf_signature"], m  # sacreBLEU's, on raw text
         assert m["references"] == str((out / "en-de" / "raw").resolve()) and m["bleu_sentences"] > 0, m
+    assert RunStore(save).lottery.seed == int(command.split("--seed ")[1].split()[0])
 
 
 # --- end to end on the installed German catalogs ----------------------------------------------------------
