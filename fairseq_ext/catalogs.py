@@ -355,6 +355,17 @@ def pair_target(folder) -> str:
     return target
 
 
+def built_targets(out) -> List[str]:
+    """X of every pair folder OUT/en-X that this builder wrote in `out`, sorted."""
+    targets = []
+    for folder in sorted(Path(out).glob(f"{SOURCE_LANG}-*")):
+        try:
+            targets.append(pair_target(folder))
+        except CatalogError:
+            continue
+    return targets
+
+
 def generated_hypotheses(path, n: int) -> List[str]:
     """The detokenized hypotheses (D- lines) of a fairseq-generate output file for a test set of `n` sentences,
     in test-set order; a sentence fairseq-generate printed nothing for counts as an empty hypothesis."""

@@ -5,21 +5,22 @@ With one joint vocabulary, a ticket found on one pair may prune the rows of the 
 more than the rest, and a ticket carried to another language then arrives with much of that language's own
 vocabulary pruned: this prints how much.
 
-    python examples/small/vocabulary_rows.py --data OUT --run WT_DIR [--source de] [--targets fr es]
+    python examples/small/vocabulary_rows.py --data OUT --run WT_DIR [--source LANG] [--targets LANG ...]
 """
 import argparse
 import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fairseq_ext import catalogs  # noqa: E402
-from lth_plugins.errors import run_command  # noqa: E402
+from lth_plugins.errors import LotteryError, run_command  # noqa: E402
+from lth_plugins.hparams import Ticket  # noqa: E402
 from lth_plugins.store import RunStore  # noqa: E402
 
 ROW_PARAMETERS = ("embed_tokens.weight", "output_projection.weight")  # one row per dictionary entry
@@ -101,17 +102,43 @@ def print_rows(run: Path, root: Path, source: str, targets: List[str]) -> None:
                 f"{g} ({int(rows.sum())} rows) {kept[rows].mean():.3f}" for g, rows in groups.items() if rows.any()))
 
 
+def run_language(run: Path, given: Optional[str]) -> str:
+    """The target language of the winning run `run` (X of the English->X pair its settings record); `given`, the
+    --source flag, must agree with it. Anything but a winning run is refused: its masks are not its own."""
+    store = RunStore(run)
+    if store.lottery.ticket is not Ticket.WINNING:
+        raise LotteryError(f"--run {run} is a {store.lottery.ticket} ticket's run, whose masks come from another "
+                           f"run: give a winning-ticket run")
+    settings = store.config.get("settings") or {}
+    lang = settings.get("target_lang")
+    if given and lang and given != lang:
+        raise LotteryError(f"--source {given}, but the run {run} trained on {catalogs.SOURCE_LANG}-{lang}")
+    if not (given or lang):
+        raise LotteryError(f"the run {run} records no target language (is it a translation run?): give --source")
+    return given or lang
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, metavar="OUT", help="what lth data catalogs built (OUT/en-X folders)")
     p.add_argument("--run", required=True, type=Path, help="a winning-ticket run on English->SOURCE")
-    p.add_argument("--source", default="de", help="the language of the run's pair")
-    p.add_argument("--targets", nargs="+", default=["fr", "es"], metavar="LANG", help="the other languages")
+    p.add_argument("--source", default=None, help="the language of the run's pair (default: the one the run "
+                                                   "records)")
+    p.add_argument("--targets", nargs="+", default=None, metavar="LANG",
+                   help="the other languages (default: every other pair OUT holds)")
     a = p.parse_args()
-    root = Path(a.data).resolve()
-    for lang in [a.source, *a.targets]:
-        catalogs.pair_target(root / f"{catalogs.SOURCE_LANG}-{lang}")  # one error naming a missing pair
-    print_rows(a.run.resolve(), root, a.source, a.targets)
+    root, run = Path(a.data).resolve(), a.run.resolve()
+    source = run_language(run, a.source)
+    catalogs.pair_target(root / f"{catalogs.SOURCE_LANG}-{source}")  # one error naming a missing pair
+    targets = a.targets or [t for t in catalogs.built_targets(root) if t != source]
+    if source in targets:
+        raise LotteryError(f"--targets {source}: that is the run's own language; give the other languages")
+    if not targets:
+        raise LotteryError(f"{root} holds no pair but {catalogs.SOURCE_LANG}-{source}: build the others with it "
+                           f"(lth data catalogs --langs {source},X OUT, into a new OUT)")
+    for lang in targets:
+        catalogs.pair_target(root / f"{catalogs.SOURCE_LANG}-{lang}")
+    print_rows(run, root, source, targets)
 
 
 if __name__ == "__main__":

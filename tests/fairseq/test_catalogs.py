@@ -435,9 +435,10 @@ def test_lottery_round_on_real_german(german_catalogs, tmp_path):
     assert not list((tmp_path / "bad").glob("round_*"))
 
 
-def test_vocabulary_rows_of_a_ticket_are_told_apart_by_language(built, capsys):
-    """vocabulary_rows.py on a winning run whose trained embedding is large on the rows en-de uses and small on
-    the others: one round at rate 0.5 prunes the rows only French uses (fewer than half), and it says so."""
+@pytest.fixture(scope="module")
+def vocabulary_rows(built):
+    """The script's module, and a one-round winning run on en-de of the built vocabulary whose "trained" embedding
+    is large on the rows en-de uses and small on the others (rate 0.5 prunes the rows only French uses)."""
     import sys
 
     import torch
@@ -450,11 +451,33 @@ def test_vocabulary_rows_of_a_ticket_are_told_apart_by_language(built, capsys):
 
     out = built[0]
     occ = vocabulary_rows.Occurrences.read(out, ["de", "fr"])
-    groups = vocabulary_rows.row_groups(occ, "de", ["fr"])
-    de_rows, fr_rows = groups["in en-de (either side)"], groups["in fr targets, not en-de"]
-    # the same rows found another way: the raw training text through the sentencepiece model and the dictionary
+    de_rows = vocabulary_rows.row_groups(occ, "de", ["fr"])["in en-de (either side)"]
+    model = torch.nn.Module()
+    model.encoder = torch.nn.Module()
+    model.encoder.embed_tokens = torch.nn.Embedding(len(de_rows), 4)
+    run_dir = out.parent / "vocab_wt"
+    with LotteryRun(LotteryConfig(rounds=1, rate=0.5, reset="init"), run_dir, task="translation", framework="torch",
+                    settings={"source_lang": "en", "target_lang": "de"}, progress=False) as run:
+        for k in run.pending_rounds():
+            with run.round(k, model) as r:
+                with torch.no_grad():  # "training": the rows en-de uses grow, the others shrink
+                    w = model.encoder.embed_tokens.weight
+                    w.mul_(torch.where(torch.from_numpy(de_rows), 10.0, 0.1)[:, None].to(w.dtype))
+                r.finish({"bleu": 1.0}, primary="bleu", higher_is_better=True)
+    return vocabulary_rows, run_dir
+
+
+def test_vocabulary_rows_of_a_ticket_are_told_apart_by_language(built, vocabulary_rows, capsys):
+    """vocabulary_rows.py on a winning run whose trained embedding is large on the rows en-de uses and small on
+    the others: one round at rate 0.5 prunes the rows only French uses (fewer than half), and it says so."""
     import sentencepiece as spm
 
+    script, run_dir = vocabulary_rows
+    out = built[0]
+    occ = script.Occurrences.read(out, ["de", "fr"])
+    groups = script.row_groups(occ, "de", ["fr"])
+    de_rows, fr_rows = groups["in en-de (either side)"], groups["in fr targets, not en-de"]
+    # the same rows found another way: the raw training text through the sentencepiece model and the dictionary
     sp, pieces_of = spm.SentencePieceProcessor(model_file=str(out / "spm.model")), {}
     for pair, side in (("en-de", "en"), ("en-de", "de"), ("en-fr", "fr")):
         lines = (out / pair / "raw" / f"train.{side}").read_text(encoding="utf-8").splitlines()
@@ -465,22 +488,42 @@ def test_vocabulary_rows_of_a_ticket_are_told_apart_by_language(built, capsys):
     assert {int(i) for i in fr_rows.nonzero()[0]} == {row[x] for x in pieces_of[("en-fr", "fr")] - de_pieces}
     assert de_rows.any() and fr_rows.any() and not (de_rows & fr_rows).any()
     assert (~de_rows).sum() < 0.5 * len(de_rows)  # all of them fall below the median
-    model = torch.nn.Module()
-    model.encoder = torch.nn.Module()
-    model.encoder.embed_tokens = torch.nn.Embedding(len(de_rows), 4)
-    run_dir = out.parent / "vocab_wt"
-    with LotteryRun(LotteryConfig(rounds=1, rate=0.5, reset="init"), run_dir, task="translation", framework="torch",
-                    progress=False) as run:
-        for k in run.pending_rounds():
-            with run.round(k, model) as r:
-                with torch.no_grad():  # "training": the rows en-de uses grow, the others shrink
-                    w = model.encoder.embed_tokens.weight
-                    w.mul_(torch.where(torch.from_numpy(de_rows), 10.0, 0.1)[:, None].to(w.dtype))
-                r.finish({"bleu": 1.0}, primary="bleu", higher_is_better=True)
     capsys.readouterr()
-    vocabulary_rows.print_rows(run_dir, out, "de", ["fr"])
+    script.print_rows(run_dir, out, "de", ["fr"])
     text = capsys.readouterr().out
-    share = vocabulary_rows.target_share(occ, "fr", fr_rows)
+    share = script.target_share(occ, "fr", fr_rows)
     assert 0 < share < 1 and f"en-fr: {100 * share:.1f}% of its training target tokens" in text, text
     line = next(x for x in text.splitlines() if x.startswith("round 1, encoder.embed_tokens.weight"))
     assert f"in fr targets, not en-de ({int(fr_rows.sum())} rows) 0.000" in line, line
+
+
+def test_vocabulary_rows_refuses_what_it_cannot_measure(built, vocabulary_rows, tmp_path, monkeypatch, capsys):
+    """The run's own language by default, every other pair OUT holds as the targets; one line (exit 2) for a folder
+    that is no run, a random ticket's run, a --source the run did not train on, or the source among the targets."""
+    import sys
+
+    from lth_plugins.errors import run_command
+    from lth_plugins.hparams import LotteryConfig
+    from lth_plugins.run import LotteryRun
+
+    script, run_dir = vocabulary_rows
+    out = built[0]
+    random_run = tmp_path / "rt"
+    with LotteryRun(LotteryConfig(rounds=1, rate=0.5, reset="init", ticket="random", masks_from=str(run_dir)),
+                    random_run, task="translation", framework="torch",
+                    settings={"source_lang": "en", "target_lang": "de"}, progress=False):
+        pass
+
+    def run(*argv):
+        monkeypatch.setattr(sys, "argv", ["vocabulary_rows.py", "--data", str(out), *map(str, argv)])
+        code = run_command(script.main, "vocabulary_rows.py")
+        return code, capsys.readouterr()
+
+    code, printed = run("--run", run_dir)
+    assert code == 0 and "subwords en-de never uses" in printed.out and "en-fr:" in printed.out, printed
+    for argv, says in [(("--run", tmp_path / "nothing"), "is not a lottery run directory"),
+                       (("--run", random_run), "is a random ticket's run, whose masks come from another run"),
+                       (("--run", run_dir, "--source", "fr"), "--source fr, but the run"),
+                       (("--run", run_dir, "--targets", "de"), "--targets de: that is the run's own language")]:
+        code, printed = run(*argv)
+        assert code == 2 and says in printed.err and printed.err.count("\n") == 1 and not printed.out, (argv, printed)
