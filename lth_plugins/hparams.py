@@ -350,8 +350,8 @@ class LotteryConfig:
             if first is not None and first > self.rounds:
                 raise LotteryConfigError(f"transfer_from {self.transfer_from!r} starts at round {first}, after "
                                          f"the last round {self.rounds} (rounds, {flag('rounds')}): give "
-                                         f"{flag('rounds')} {first} or more, up to the rounds the source has "
-                                         f"masks for")
+                                         f"{flag('rounds')} {first} or more (the source needs masks that far), "
+                                         f"or start at an earlier round")
         if self.takes_masks and self.dense_from:
             raise LotteryConfigError(f"dense_from is only used by winning tickets: a {self.ticket} ticket has no "
                                      "dense round of its own (it takes its winning run's masks)")

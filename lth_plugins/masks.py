@@ -38,7 +38,8 @@ class Mask(OrderedDict):
         return {n: int(torch.count_nonzero(m)) / max(1, m.numel()) for n, m in self.items()}
 
     def check_matches(self, named_params: Mapping[str, torch.Tensor], source: str = "mask") -> None:
-        """Raise MaskError unless the mask covers exactly these parameters with the same shapes."""
+        """Raise MaskError unless the mask covers exactly these parameters (the ones a run prunes: its model's,
+        narrowed by its include/exclude) with the same shapes."""
         missing = [n for n in named_params if n not in self]
         unexpected = [n for n in self if n not in named_params]
         shapes = [f"{n}: mask {tuple(self[n].shape)} vs model {tuple(p.shape)}"
@@ -47,11 +48,12 @@ class Mask(OrderedDict):
         if missing:
             problems.append(f"no mask for {_names(missing)}")
         if unexpected:
-            problems.append(f"mask for parameters the model lacks: {_names(unexpected)}")
+            problems.append(f"mask for parameters this run does not prune (not in the model, or left out by its "
+                            f"include/exclude): {_names(unexpected)}")
         if shapes:
             problems.append("shape mismatch: " + "; ".join(shapes[:5]))
         if problems:
-            raise MaskError(f"{source} does not match the model: " + " | ".join(problems))
+            raise MaskError(f"{source} does not match the parameters this run prunes: " + " | ".join(problems))
 
     # --- persistence -----------------------------------------------------------------------------
     def _packed(self):

@@ -118,6 +118,11 @@ def check_transfer_source(source: RunStore, config: LotteryConfig, state: Mappin
     state_dict, tensors or meta tensors); the source has (or will have) masks for every round asked for, and
     they prune the parameters this run prunes (`params`, when given). Raises LotteryConfigError (MaskError for
     the masks) naming the first mismatch, before anything is written. Task, data and seeds may differ."""
+    start, available = config.transfer_round, masks_available(source)
+    if start is not None and start > available:
+        raise LotteryConfigError(f"transfer_from {config.transfer_from!r} starts at round {start}, but the source "
+                                 f"{source.path} has masks up to round {available}: start at round {available} or "
+                                 f"earlier, or extend the source first")
     _check_rounds_available(source, config.rounds, "transferred ticket")
     theirs = source.load_snapshot(Snapshot.INIT)
     keep = set(matching(state, config.transfer_keep_dense, "transfer_keep_dense"))

@@ -53,7 +53,7 @@ def rt_run(wt, run_dir, model=None, settings=None, **kw):
 def test_random_ticket_of_another_network_writes_nothing_and_the_corrected_command_runs(wt, tmp_path):
     from lth_plugins.demo import make_model
 
-    with pytest.raises(MaskError, match="does not match the model"):
+    with pytest.raises(MaskError, match="does not match the parameters this run prunes"):
         rt_run(wt, tmp_path / "rt", model=mlp())  # another network than the winning run's
     assert not (tmp_path / "rt" / "config.json").exists()
     rt_run(wt, tmp_path / "rt", model=make_model(0), seed=3).close()

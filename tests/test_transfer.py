@@ -16,6 +16,7 @@ from lth_plugins.report import build_report
 from lth_plugins.report.anatomy import mask_overlap
 from lth_plugins.run import LotteryRun
 from lth_plugins.selection import select_parameters
+from lth_plugins.sources import masks_available
 from lth_plugins.store import RunStore, Snapshot
 
 from .waiting import start_thread, wait_for_stderr
@@ -56,7 +57,8 @@ def test_the_flag_alone_makes_a_transferred_ticket_and_its_round_is_parsed():
     assert LotteryConfig(ticket="random", masks_from="runs/de/wt/").masks_from == config.source_dir
     assert config.first_round == 3 and config.transfer_keep_dense == ("4.*",)
     with pytest.raises(LotteryConfigError, match=r"starts at round 3, after the last round 2 \(rounds, "
-                                                 r"--lottery-rounds\): give --lottery-rounds 3 or more"):
+                                                 r"--lottery-rounds\): give --lottery-rounds 3 or more \(the "
+                                                 r"source needs masks that far\), or start at an earlier round"):
         LotteryConfig(transfer_from="runs/de/wt:3", rounds=2).validate()
     with pytest.raises(LotteryConfigError, match="transfer_from makes a transferred ticket; it cannot be a random"):
         LotteryConfig(transfer_from="runs/de/wt", ticket="random", masks_from="runs/de/wt").validate()
@@ -96,9 +98,17 @@ def test_a_source_of_other_shapes_is_refused_naming_the_parameter_and_nothing_is
         open_target(transfer(source), tmp_path / "tt", make_model(1, hidden=64))  # no head to keep dense
     assert not (tmp_path / "tt").exists()
     with pytest.raises(MaskError, match=r"mask of round 1 in the transfer source .* \(its include/exclude must be "
-                                        r"this run's\) does not match the model: mask for parameters the model "
-                                        r"lacks: 4.bias"):
+                                        r"this run's\) does not match the parameters this run prunes: mask for "
+                                        r"parameters this run does not prune \(not in the model, or left out by "
+                                        r"its include/exclude\): 4.bias"):
         open_target(transfer(source, exclude=("4.bias",)), tmp_path / "tt", make_model(1))
+    assert not (tmp_path / "tt").exists()
+    # a start past the source's last mask: the source is what falls short, not this run's rounds
+    available = masks_available(RunStore(source))
+    with pytest.raises(LotteryConfigError, match=rf"starts at round {available + 2}, but the source .* has masks up "
+                                                 rf"to round {available}: start at round {available} or earlier"):
+        open_target(transfer(source, transfer_from=f"{source}:{available + 2}", rounds=available + 2),
+                    tmp_path / "tt", make_model(1))
     assert not (tmp_path / "tt").exists()
     deeper = torch.nn.Sequential(*make_model(1), torch.nn.Linear(8, 8))
     with pytest.raises(LotteryConfigError, match="'5.weight' of this model is not in the transfer source"):
