@@ -130,6 +130,7 @@ def build_spec(args, sources_exist: bool = True) -> LotterySpec:
     settings = training_settings(vars(args), not_training=NOT_TRAINING_SETTINGS + lottery_dests(), prefixes=())
     if settings.get("data"):
         fingerprint = data_fingerprint(settings["data"])  # a missing data folder is named before anything runs
+        check_pair_dictionaries(args, settings["data"], fingerprint)
         if not _identified_by_path(run_dir, config):
             # where it lies is recorded apart (store.DATA_FOLDER_KEY), to name it when another run's data differs
             settings["data_folder"] = os.pathsep.join(os.path.abspath(d) for d in settings["data"].split(os.pathsep))
@@ -190,6 +191,22 @@ def _identified_by_path(run_dir, config: LotteryConfig) -> bool:
         if path and isinstance((RunStore.view(path).config.get("settings") or {}).get("data"), str):
             return True
     return False
+
+
+def check_pair_dictionaries(args, data: str, fingerprint: dict) -> None:
+    """A `--task translation` run's --source-lang and --target-lang have their dictionaries in the data folder, as
+    that task loads them (fairseq itself would stop on a missing file with a traceback, after the lottery had
+    started). Other tasks name their dictionaries otherwise."""
+    if getattr(args, "task", None) != "translation":
+        return
+    folder = str(data).split(os.pathsep)[0]
+    shard = "shard0/" if os.pathsep in str(data) else ""
+    found = sorted(k[len(shard):] for k in fingerprint if k.startswith(shard + "dict"))
+    for side in ("source", "target"):
+        lang = getattr(args, f"{side}_lang", None)
+        if lang and f"{shard}dict.{lang}.txt" not in fingerprint:
+            _fail(f"the data folder {folder} has no dict.{lang}.txt for --{side}-lang {lang} (it holds "
+                  f"{', '.join(found) or 'no dictionary'}): give the folder of that language pair, or its languages")
 
 
 def data_fingerprint(data: str) -> dict:

@@ -110,6 +110,15 @@ def test_a_missing_data_folder_is_named_before_anything_runs(tmp_path):
     assert "split" not in proc.stdout and not save.exists()
 
 
+def test_a_language_the_data_folder_has_no_dictionary_for_is_named_before_anything_runs(mt_data, tmp_path):
+    save = tmp_path / "run"
+    proc = fairseq_train(mt_data, save, *SHORT, "--source-lang", "src", "--target-lang", "fr", check=False)
+    assert proc.returncode == REFUSED and "Traceback" not in proc.stdout, proc.stdout[-3000:]
+    assert (f"the data folder {mt_data} has no dict.fr.txt for --target-lang fr (it holds dict.src.txt, "
+            f"dict.tgt.txt)") in proc.stdout, proc.stdout[-3000:]
+    assert not save.exists()
+
+
 def test_lth_demo_refuses_a_bad_rate_before_building_the_corpus(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--rate", "1.5", "--out", str(out)]) == 2
