@@ -70,9 +70,9 @@ def lottery_main(spec: LotterySpec, fairseq_main, cfg, **kwargs) -> None:
         set_collective_timeout(spec.collective_timeout)
         with watched_peers():
             upe = refused_together(lambda: prechecked_updates_per_epoch(cfg, spec))
-            note = evaluate.rescoring_note(spec) if is_master else None
-            if note:
-                logger.warning("lottery: %s", note)
+            for note in (evaluate.rescoring_note(spec), schedule_note(cfg)) if is_master else ():
+                if note:
+                    logger.warning("lottery: %s", note)
             try:
                 PREEMPTION.enter_round_loop()
                 run_rounds(spec, cfg, is_master, fairseq_main, kwargs, upe)
@@ -86,6 +86,20 @@ def lottery_main(spec: LotterySpec, fairseq_main, cfg, **kwargs) -> None:
         raise SystemExit(INTERRUPTED) from None
     finally:
         settle_data_threads()
+
+
+def schedule_note(cfg) -> Optional[str]:
+    """Why each round's learning rate stops short of its end when it does: fairseq's polynomial decay runs to
+    --total-num-update, which differs from --max-update, where every round ends (None: it does not)."""
+    sched = getattr(cfg, "lr_scheduler", None)
+    if getattr(sched, "_name", None) != "polynomial_decay":
+        return None
+    total, end = int(getattr(sched, "total_num_update", 0) or 0), int(cfg.optimization.max_update or 0)
+    if total and end and total != end:
+        return (f"--total-num-update {total} differs from --max-update {end}: each round ends at update {end}, "
+                f"with the learning rate where the decay to update {total} has it then; give both the same value "
+                f"for a round whose learning rate reaches --end-learning-rate")
+    return None
 
 
 def prechecked_updates_per_epoch(cfg, spec: LotterySpec) -> Optional[int]:

@@ -119,6 +119,23 @@ def test_a_language_the_data_folder_has_no_dictionary_for_is_named_before_anythi
     assert not save.exists()
 
 
+def test_a_decay_past_the_rounds_end_is_pointed_out(mt_data, tmp_path):
+    from omegaconf import OmegaConf
+
+    from fairseq_ext.driver import schedule_note
+
+    def cfg(scheduler, total, end):
+        return OmegaConf.create({"lr_scheduler": {"_name": scheduler, "total_num_update": total},
+                                 "optimization": {"max_update": end}})
+    assert schedule_note(cfg("polynomial_decay", 10, 10)) is None
+    assert schedule_note(cfg("inverse_sqrt", 99, 10)) is None
+    assert schedule_note(cfg("polynomial_decay", 3200, 60)).startswith("--total-num-update 3200 differs from "
+                                                                       "--max-update 60: each round ends at update 60")
+    proc = fairseq_train(mt_data, tmp_path / "run", *SHORT, "--lr-scheduler", "polynomial_decay",
+                         "--total-num-update", "40", "--lottery-rounds", "1")
+    assert proc.stdout.count("lottery: --total-num-update 40 differs from --max-update 10") == 1, proc.stdout[-3000:]
+
+
 def test_lth_demo_refuses_a_bad_rate_before_building_the_corpus(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--rate", "1.5", "--out", str(out)]) == 2
