@@ -73,6 +73,9 @@ def test_transferred_tickets_of_other_sources_are_curves_of_their_own(runs, tmp_
     assert [g.task for g, _ in report.tasks] == ["translation en-de", "translation en-fr"]
     fr, specs = report.tasks[1]
     assert fr.settings == {}  # one experiment per pair: no data fingerprint in the name
+    # each title names the tickets its figure draws
+    assert [s[0].title.split(" [")[0] for _, s in report.tasks] == [
+        "translation en-de: winning tickets", "translation en-fr: winning vs transferred tickets"]
     transferred = [s for s in specs[0].series() if s.ticket == "transferred"]
     assert [(s.label, s.n) for s in transferred] == [
         ("transferred ticket from translation en-de, 1 seed", [1, 1]),

@@ -228,6 +228,15 @@ def transferred_series(group: TaskGroup, variant: Variant) -> List[Series]:
     return out
 
 
+def tickets_title(series: List[Series]) -> str:
+    """What a tickets figure compares, by the tickets it draws: "winning vs random tickets", "winning tickets",
+    "winning vs random, shuffled and transferred tickets"."""
+    kinds = list(dict.fromkeys(s.ticket for s in series))
+    if len(kinds) <= 2:
+        return " vs ".join(kinds) + " tickets"
+    return f"{kinds[0]} vs {', '.join(kinds[1:-1])} and {kinds[-1]} tickets"
+
+
 def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
     """The figures of one task: winning vs random (always), the schedule/reset ablation when the runs hold
     more than one of those variants (paper Figures 3-5), the pruned-weight selections side by side when they
@@ -247,7 +256,7 @@ def plan_task(group: TaskGroup, stem: str) -> List[FigureSpec]:
            f" [{default.method_label(show_rate=show_rate)}; {default.selection_label()}]")
     note = training_note(group)
     sel += f" ({note})" if note else ""
-    figures.append(FigureSpec("tickets", group.task, f"{group.task}: winning vs random tickets{sel}",
+    figures.append(FigureSpec("tickets", group.task, f"{group.task}: {tickets_title(main)}{sel}",
                               f"figures/{stem}_tickets.png", ylabel, group.rate, [Panel("", main)], dense,
                               "Winning tickets (blue), random tickets (red) and shuffled tickets (green: the "
                               "winning ticket's per-layer densities at random positions, where run), transferred "
