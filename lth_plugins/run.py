@@ -389,6 +389,9 @@ class LotteryRun:
         if self.is_writer:
             self.store.write_round(k, record, sparsity_report(k, self.mask))
         self.progress.finish(k, record.fraction_pruned, primary, metrics[primary])
+        if self.finished:
+            self.progress.note(f"every round is finished; the table: lth status {self.store.path}; the figures: "
+                               f"lth report {self.store.path} -o REPORT_DIR")
 
     # --- the round as one unit ----------------------------------------------------------------------
     def open_round(self, k: int, model: torch.nn.Module, reinit: Optional[Reinit] = None,

@@ -280,6 +280,19 @@ def test_store_files_follow_the_umask(wt):
             assert mode == 0o666 & ~0o022 or mode & 0o044 == 0o044, (p, oct(mode))
 
 
+def test_the_last_round_says_where_to_look_at_the_run(tmp_path, capsys):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    with LotteryRun(LotteryConfig(rounds=1, rate=0.5, reset="init"), tmp_path / "run", task="t",
+                    framework="torch") as run:
+        for k in run.pending_rounds():
+            with run.round(k, model) as r:
+                r.finish({"acc": 1.0}, primary="acc", higher_is_better=True)
+            said = capsys.readouterr().err.strip().splitlines()
+            assert ("every round is finished" in said[-1]) == (k == 1), said
+    assert said[-1].endswith(f"the table: lth status {tmp_path / 'run'}; the figures: lth report "
+                             f"{tmp_path / 'run'} -o REPORT_DIR"), said
+
+
 def test_progress_lines_within_a_round_show_rate_and_eta():
     out, now = io.StringIO(), [0.0]
     progress = RoundProgress(0, 3, stream=out, clock=lambda: now[0])
