@@ -89,16 +89,17 @@ def lottery_main(spec: LotterySpec, fairseq_main, cfg, **kwargs) -> None:
 
 
 def schedule_note(cfg) -> Optional[str]:
-    """Why each round's learning rate stops short of its end when it does: fairseq's polynomial decay runs to
-    --total-num-update, which differs from --max-update, where every round ends (None: it does not)."""
+    """Why a round's learning rate does not reach its end where the round ends, when it does not: fairseq's
+    polynomial decay runs to --total-num-update, which differs from --max-update (None: they agree)."""
     sched = getattr(cfg, "lr_scheduler", None)
     if getattr(sched, "_name", None) != "polynomial_decay":
         return None
     total, end = int(getattr(sched, "total_num_update", 0) or 0), int(cfg.optimization.max_update or 0)
     if total and end and total != end:
-        return (f"--total-num-update {total} differs from --max-update {end}: each round ends at update {end}, "
-                f"with the learning rate where the decay to update {total} has it then; give both the same value "
-                f"for a round whose learning rate reaches --end-learning-rate")
+        when = "before" if total < end else "after"
+        return (f"--total-num-update {total} differs from --max-update {end}: the learning rate's decay ends at "
+                f"update {total}, {when} each round does (at update {end}); give both the same value for a round "
+                f"whose learning rate reaches --end-learning-rate as it ends")
     return None
 
 

@@ -13,6 +13,7 @@ the round's contract (lth_plugins.round):
 import contextlib
 import dataclasses
 import json
+import shlex
 import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
@@ -390,8 +391,9 @@ class LotteryRun:
             self.store.write_round(k, record, sparsity_report(k, self.mask))
         self.progress.finish(k, record.fraction_pruned, primary, metrics[primary])
         if self.finished:
-            self.progress.note(f"every round is finished; the table: lth status {self.store.path}; the figures: "
-                               f"lth report {self.store.path} -o REPORT_DIR")
+            path = shlex.quote(str(self.store.path))
+            self.progress.note(f"every round is finished; the table: lth status {path}; the figures: "
+                               f"lth report {path} -o REPORT_DIR")
 
     # --- the round as one unit ----------------------------------------------------------------------
     def open_round(self, k: int, model: torch.nn.Module, reinit: Optional[Reinit] = None,

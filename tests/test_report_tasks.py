@@ -132,6 +132,12 @@ def test_transferred_tickets_from_two_experiments_of_one_source_task_are_told_ap
     assert sorted(by_run.values()) == sorted(f"transferred ticket from {t}, 1 seed" for t in de_titles)
     assert all(t.startswith("translation en-de (data #") for t in de_titles) and len(set(de_titles)) == 2
     assert by_run[str(runs["fr_tr"])] != by_run[str(from_rebuilt)]
+    # transferred from one of the two only: still named by what tells it apart from the other
+    report = build_report([runs["de_wt"], rebuilt, runs["fr_wt"], runs["fr_tr"]], tmp_path / "rep1")
+    own = next(g.task for g, _ in report.tasks if any(r.path == runs["de_wt"] for r in g.runs))
+    fr, specs = next((g, s) for g, s in report.tasks if g.task == "translation en-fr")
+    assert [s.label for s in specs[0].series() if s.ticket == "transferred"] == [
+        f"transferred ticket from {own}, 1 seed"] and own.startswith("translation en-de (data #")
 
 
 def test_experiments_told_apart_by_data_get_short_titles_and_the_difference_in_a_footnote(runs, tmp_path):

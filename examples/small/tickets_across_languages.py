@@ -119,7 +119,7 @@ def main():
     a = p.parse_args()
     root, out = Path(a.data).resolve(), Path(a.out).resolve()
     source_runs = Path(a.source_runs).resolve() if a.source_runs else None
-    pairs = sorted(d.name.split("-", 1)[1] for d in root.glob(f"{catalogs.SOURCE_LANG}-*") if d.is_dir())
+    pairs = catalogs.built_targets(root)
     targets = a.targets or [lang for lang in pairs if lang != a.source]
     for lang in [a.source, *targets]:
         catalogs.pair_target(root / f"{catalogs.SOURCE_LANG}-{lang}")  # one error naming a missing pair

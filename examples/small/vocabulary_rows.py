@@ -9,6 +9,7 @@ vocabulary pruned: this prints how much.
 """
 import argparse
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from fairseq_ext import catalogs  # noqa: E402
 from lth_plugins.errors import LotteryError, run_command  # noqa: E402
 from lth_plugins.hparams import Ticket  # noqa: E402
+from lth_plugins.report.collect import task_identity  # noqa: E402
 from lth_plugins.store import RunStore  # noqa: E402
 
 ROW_PARAMETERS = ("embed_tokens.weight", "output_projection.weight")  # one row per dictionary entry
@@ -36,11 +38,12 @@ class Occurrences:
     @classmethod
     def read(cls, root: Path, langs: List[str]) -> "Occurrences":
         """Each pair's training split read once."""
-        logging.disable(logging.INFO)  # fairseq logs at import what its other tasks miss (e.g. tensorboardX)
+        disabled = logging.root.manager.disable
+        logging.disable(max(disabled, logging.INFO))  # fairseq logs at import what other tasks miss (tensorboardX)
         try:
             from fairseq.data import Dictionary, data_utils
         finally:
-            logging.disable(logging.NOTSET)
+            logging.disable(disabled)
 
         sides, special = {}, 0
         for lang in langs:
@@ -110,7 +113,11 @@ def run_language(run: Path, given: Optional[str]) -> str:
         raise LotteryError(f"--run {run} is a {store.lottery.ticket} ticket's run, whose masks come from another "
                            f"run: give a winning-ticket run")
     settings = store.config.get("settings") or {}
-    lang = settings.get("target_lang")
+    named = re.fullmatch(r"translation (\S+)-(\S+)", task_identity(store.config))  # a pair fairseq inferred
+    src, lang = (settings.get("source_lang"), settings.get("target_lang")) if settings.get("target_lang") else \
+        (named.groups() if named else (None, None))
+    if src and src != catalogs.SOURCE_LANG:
+        raise LotteryError(f"--run {run} trained on {src}-{lang}; the catalogs' pairs are {catalogs.SOURCE_LANG}-X")
     if given and lang and given != lang:
         raise LotteryError(f"--source {given}, but the run {run} trained on {catalogs.SOURCE_LANG}-{lang}")
     if not (given or lang):

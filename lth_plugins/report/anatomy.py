@@ -307,8 +307,8 @@ def _transfer_curves(group: TaskGroup, notes: List[str]) -> List[Curve]:
     """Per source task, the overlap of the transferred tickets' masks (their sources') with this task's own
     winning tickets of the same variant at the same sparsity, seed by seed where they share seeds; parameters a
     transferred ticket keeps dense are left out of both."""
-    found: Dict[str, Dict[float, List[Overlap]]] = {}
-    runs: Dict[str, List[str]] = {}
+    found: Dict[Tuple[str, str], Dict[float, List[Overlap]]] = {}  # by transfer_key
+    runs: Dict[Tuple[str, str], List[str]] = {}
     for tt in (r for r in group.runs if r.ticket is Ticket.TRANSFERRED):
         own = group.runs_of(tt.variant, Ticket.WINNING)
         if not own or not tt.masks_from:
@@ -318,7 +318,7 @@ def _transfer_curves(group: TaskGroup, notes: List[str]) -> List[Curve]:
         except RunStoreError as e:
             notes.append(f"no transfer overlap for {tt.path}: {e}")
             continue
-        task = tt.transfer_source
+        task = tt.transfer_key
         for _, w in _pairs([tt], own):
             theirs = {_level(w, k): k for k in w.records if k > 0}
             for k in sorted(tt.records):
@@ -337,7 +337,7 @@ def _transfer_curves(group: TaskGroup, notes: List[str]) -> List[Curve]:
                 runs[task] += [p for p in (str(tt.path), str(w.path)) if p not in runs[task]]
     curves = []
     for i, task in enumerate(sorted(found)):
-        c = Curve("transfer", f"transferred ticket from {task} vs this task's own winning ticket",
+        c = Curve("transfer", f"transferred ticket from {task[0]} vs this task's own winning ticket",
                   TRANSFER_COLORS[i % len(TRANSFER_COLORS)], runs=runs[task])
         for level in sorted(found[task]):
             overlaps = [o for o in found[task][level] if o.iou is not None]

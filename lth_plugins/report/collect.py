@@ -133,6 +133,12 @@ class Run:
         return (self.source_task or f"{self.masks_from} (unreadable)") + kept
 
     @property
+    def transfer_key(self) -> Tuple[str, str]:
+        """What makes transferred tickets one curve: their source's name and its experiment in full (a name may
+        shorten two experiments' settings alike)."""
+        return self.transfer_source, json.dumps(self.source_experiment, sort_keys=True, default=str)
+
+    @property
     def primary(self) -> str:
         return next(iter(self.records.values())).primary
 
@@ -268,19 +274,23 @@ def _resolve_random_tickets(runs: List[Run]) -> None:
 
 
 def _tell_transfer_sources_apart(runs: List[Run]) -> None:
-    """Transferred tickets whose sources share a task name but are different experiments of it (another build of
-    the data, other flags) get the settings that tell the sources apart in their source's name, as the sources'
-    own curves do, so that no curve averages tickets from different experiments."""
-    by_task: Dict[str, List[Run]] = {}
-    for r in runs:
-        if r.ticket is Ticket.TRANSFERRED and r.source_task:
-            by_task.setdefault(r.source_task, []).append(r)
-    for task, rs in by_task.items():
-        experiments = _experiments(task, rs, lambda r: r.source_experiment)
-        if len(experiments) > 1:
-            for name, _, members in experiments:
-                for r in members:
-                    r.source_task = name
+    """Transferred tickets whose source task has several experiments (another build of the data, other flags),
+    among the runs reported or the transfers' sources, get in their source's name the settings that tell those
+    experiments apart, as the source task's own figures are named."""
+    for task in {r.source_task for r in runs if r.ticket is Ticket.TRANSFERRED and r.source_task}:
+        transferred = [r for r in runs if r.ticket is Ticket.TRANSFERRED and r.source_task == task]
+        experiments = [r.experiment for r in runs if r.task == task and r.ticket is not Ticket.TRANSFERRED] + \
+            [r.source_experiment for r in transferred]
+        keys = _keys_telling_apart(experiments)
+        if keys:
+            for r in transferred:
+                r.source_task = f"{task} ({settings_label({k: r.source_experiment.get(k) for k in keys})})"
+
+
+def _keys_telling_apart(experiments: List[Dict[str, Any]]) -> List[str]:
+    """The settings whose values differ among these experiments, sorted (none: they are one experiment)."""
+    return sorted(k for k in {k for e in experiments for k in e}
+                  if len({json.dumps(e.get(k), sort_keys=True, default=str) for e in experiments}) > 1)
 
 
 @dataclass
@@ -372,20 +382,18 @@ def group_by_task(runs: List[Run]) -> List[TaskGroup]:
     return groups
 
 
-def _experiments(task: str, runs: List[Run], experiment=lambda r: r.experiment):
-    """[(name, settings that tell it apart, runs)] of the experiments among one task's runs (by default their own
-    experiment; `experiment` picks another, e.g. their transfer source's)."""
+def _experiments(task: str, runs: List[Run]):
+    """[(name, settings that tell it apart, runs)] of the experiments among one task's runs."""
     by_key: Dict[str, List[Run]] = {}
     for r in runs:
-        by_key.setdefault(json.dumps(experiment(r), sort_keys=True, default=str), []).append(r)
+        by_key.setdefault(json.dumps(r.experiment, sort_keys=True, default=str), []).append(r)
     if len(by_key) == 1:
         return [(task, {}, runs)]
     members = list(by_key.values())
-    keys = sorted(k for k in {k for rs in members for k in experiment(rs[0])}
-                  if len({json.dumps(experiment(rs[0]).get(k), default=str) for rs in members}) > 1)
+    keys = _keys_telling_apart([rs[0].experiment for rs in members])
     out = []
     for rs in members:
-        settings = {k: experiment(rs[0]).get(k) for k in keys}
+        settings = {k: rs[0].experiment.get(k) for k in keys}
         out.append((f"{task} ({settings_label(settings)})", settings, rs))
     return sorted(out, key=lambda e: e[0])
 
@@ -423,17 +431,18 @@ def settings_listing(settings: Dict[str, Any]) -> str:
 
 def _check_repetitions(name: str, runs: List[Run]) -> None:
     """Two runs of one experiment with the same ticket, variant and lottery seed repeat each other; so do two
-    transferred tickets of one seed from sources of the same task, which one curve would average as two seeds."""
+    transferred tickets of one seed from sources of the same experiment, which one curve would average as two
+    seeds."""
     seen: Dict[tuple, Run] = {}
     for r in runs:
-        source = (r.transfer_source if r.ticket is Ticket.TRANSFERRED
+        source = (r.transfer_key if r.ticket is Ticket.TRANSFERRED
                   else Path(r.masks_from).name if r.masks_from else None)
         key = (r.variant, r.ticket, r.seed, source)
         if key in seen and r.ticket is Ticket.TRANSFERRED:
-            raise ReportError(f"{seen[key].path} and {r.path} are transferred tickets from {source} with the same "
-                              f"lottery seed {r.seed} (sources {seen[key].masks_from} and {r.masks_from}): one curve "
-                              f"would average them as if they were two seeds; give each its own lottery seed "
-                              f"(--lottery-seed), or report them separately")
+            raise ReportError(f"{seen[key].path} and {r.path} are transferred tickets from {r.transfer_source} "
+                              f"with the same lottery seed {r.seed} (sources {seen[key].masks_from} and "
+                              f"{r.masks_from}): one curve would average them as if they were two seeds; give "
+                              f"each its own lottery seed (--lottery-seed), or report them separately")
         if key in seen:
             raise ReportError(f"{seen[key].path} and {r.path} are the same experiment (task {name!r}, "
                               f"{r.ticket} ticket, {r.variant.method_label()}, lottery seed {r.seed}); "

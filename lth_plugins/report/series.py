@@ -4,7 +4,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..hparams import Budget, Reset, Ticket
 from .collect import ReportError, Run, TaskGroup, Variant
@@ -215,11 +215,11 @@ TRANSFER_STYLES = ("-", "--", ":", "-.")
 
 def transferred_series(group: TaskGroup, variant: Variant) -> List[Series]:
     """Transferred tickets (purple), one curve per task their masks were found on (told apart by line style)."""
-    by_source: Dict[str, List[Run]] = {}
+    by_source: Dict[Tuple[str, str], List[Run]] = {}
     for r in group.runs_of(variant, Ticket.TRANSFERRED):
-        by_source.setdefault(r.transfer_source, []).append(r)
+        by_source.setdefault(r.transfer_key, []).append(r)
     out = []
-    for i, (task, runs) in enumerate(sorted(by_source.items())):
+    for i, ((task, _), runs) in enumerate(sorted(by_source.items())):
         s = aggregate(runs, f"transferred ticket from {task}, {_seeds(runs)}", Ticket.TRANSFERRED, variant, PURPLE,
                       TRANSFER_STYLES[i % len(TRANSFER_STYLES)])
         if s:
@@ -232,6 +232,8 @@ def tickets_title(series: List[Series]) -> str:
     """What a tickets figure compares, by the tickets it draws: "winning vs random tickets", "winning tickets",
     "winning vs random, shuffled and transferred tickets"."""
     kinds = list(dict.fromkeys(s.ticket for s in series))
+    if not kinds:  # nothing to draw yet (e.g. no game finished)
+        return "tickets"
     if len(kinds) <= 2:
         return " vs ".join(kinds) + " tickets"
     return f"{kinds[0]} vs {', '.join(kinds[1:-1])} and {kinds[-1]} tickets"

@@ -22,8 +22,9 @@ class SweepTarget:
     extra_keys: Tuple[str, ...] = ()
     #: the module the command runs (`python -m MODULE`); a target whose program is not a module overrides `program`
     module: Optional[str] = None
-    #: the framework's own flags that `arguments` sets for every job (seed, run directory...): an experiment, an
-    #: ablation or `lottery` may not set them (the lottery flags the sweep sets are the core's, sweep.config)
+    #: the framework's own flags whose value the grid decides for every job, set by `arguments` or following a
+    #: flag it sets (seed, run directory...): an experiment, an ablation or `lottery` may not set them (the
+    #: lottery flags the sweep sets are the core's, sweep.config)
     reserved_flags: Tuple[str, ...] = ()
     #: the flag by which the command takes its distributed port (e.g. "--distributed-port"); the sweep gives
     #: each job its own

@@ -129,8 +129,10 @@ def test_a_decay_past_the_rounds_end_is_pointed_out(mt_data, tmp_path):
                                  "optimization": {"max_update": end}})
     assert schedule_note(cfg("polynomial_decay", 10, 10)) is None
     assert schedule_note(cfg("inverse_sqrt", 99, 10)) is None
-    assert schedule_note(cfg("polynomial_decay", 3200, 60)).startswith("--total-num-update 3200 differs from "
-                                                                       "--max-update 60: each round ends at update 60")
+    assert schedule_note(cfg("polynomial_decay", 3200, 60)).startswith(
+        "--total-num-update 3200 differs from --max-update 60: the learning rate's decay ends at update 3200, after "
+        "each round does (at update 60)")
+    assert "ends at update 30, before each round does" in schedule_note(cfg("polynomial_decay", 30, 60))
     proc = fairseq_train(mt_data, tmp_path / "run", *SHORT, "--lr-scheduler", "polynomial_decay",
                          "--total-num-update", "40", "--lottery-rounds", "1")
     assert proc.stdout.count("lottery: --total-num-update 40 differs from --max-update 10") == 1, proc.stdout[-3000:]
