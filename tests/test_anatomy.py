@@ -188,6 +188,17 @@ def test_report_anatomy_of_real_demo_runs(tmp_path):
     assert md.count(f"| {seeds['label']} |") == 2
 
 
+def test_seed_overlaps_of_variants_that_prune_other_weights_say_which(tmp_path):
+    small = dict(epochs=1, n_train=256)
+    runs = [demo.run_ticket(LotteryConfig(rounds=1, rate=0.2, reset="init", seed=s, exclude=ex),
+                            tmp_path / f"wt_{len(ex)}_s{s}", seed=s, **small) for ex in ((), ("4.*",)) for s in (0, 1)]
+    build_report(runs, tmp_path / "report")
+    overlaps = json.loads((tmp_path / "report" / "report.json").read_text())["anatomy"][0]["overlaps"]
+    assert [c["label"] for c in overlaps if c["kind"] == "seeds"] == [
+        "between seeds (iterative, reset to init; all weights pruned, 2 seeds)",
+        "between seeds (iterative, reset to init; excluding 4.*, 2 seeds)"]
+
+
 def test_runs_without_masks_get_the_heat_map_only(tmp_path):
     from tests.test_report import write_experiment
 

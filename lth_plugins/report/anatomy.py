@@ -258,11 +258,14 @@ def plan_anatomy(group: TaskGroup, stem: str) -> Anatomy:
 
     variants = group.variants(Ticket.WINNING)
     colors = iter(OVERLAP_COLORS)
-    seed_curves = {v: Curve("seeds", f"between seeds ({v.method_label(show_rate=len(group.rates) > 1)}, "
-                                     f"{len(group.runs_of(v, Ticket.WINNING))} seeds)", next(colors, "black"))
+    # which weights each variant prunes, where the variants differ in it (else the curves would share a name)
+    selection = {v: f"; {v.selection_label()}" if len({u.selection for u in variants}) > 1 else "" for v in variants}
+    seed_curves = {v: Curve("seeds", f"between seeds ({v.method_label(show_rate=len(group.rates) > 1)}"
+                                     f"{selection[v]}, {len(group.runs_of(v, Ticket.WINNING))} seeds)",
+                            next(colors, "black"))
                    for v in variants if len({r.seed for r in group.runs_of(v, Ticket.WINNING)}) > 1}
     schedule_curves = {(it, os_): Curve("schedules", f"iterative vs one-shot ({it.method_label()} | "
-                                                     f"{os_.method_label()})", next(colors, "black"))
+                                                     f"{os_.method_label()}{selection[it]})", next(colors, "black"))
                        for it in variants for os_ in variants
                        if it.schedule is Schedule.ITERATIVE and os_.schedule is Schedule.ONESHOT
                        and it.selection == os_.selection}
