@@ -284,7 +284,7 @@ def _tell_transfer_sources_apart(runs: List[Run]) -> None:
         keys = _keys_telling_apart(experiments)
         if keys:
             for r in transferred:
-                r.source_task = f"{task} ({settings_label({k: r.source_experiment.get(k) for k in keys})})"
+                r.source_task = experiment_name(task, {k: r.source_experiment.get(k) for k in keys})
 
 
 def _keys_telling_apart(experiments: List[Dict[str, Any]]) -> List[str]:
@@ -394,8 +394,13 @@ def _experiments(task: str, runs: List[Run]):
     out = []
     for rs in members:
         settings = {k: rs[0].experiment.get(k) for k in keys}
-        out.append((f"{task} ({settings_label(settings)})", settings, rs))
+        out.append((experiment_name(task, settings), settings, rs))
     return sorted(out, key=lambda e: e[0])
+
+
+def experiment_name(task: str, settings: Dict[str, Any]) -> str:
+    """How one of a task's several experiments is named: the task and, briefly, the settings that tell it apart."""
+    return f"{task} ({settings_label(settings)})"
 
 
 def settings_label(settings: Dict[str, Any], most: int = 3) -> str:
