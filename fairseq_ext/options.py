@@ -200,13 +200,18 @@ def check_pair_dictionaries(args, data: str, fingerprint: dict) -> None:
     if getattr(args, "task", None) != "translation":
         return
     folder = str(data).split(os.pathsep)[0]
-    shard = "shard0/" if os.pathsep in str(data) else ""
+    shard = shard_prefix(0, len(str(data).split(os.pathsep)))
     found = sorted(k[len(shard):] for k in fingerprint if k.startswith(shard + "dict"))
     for side in ("source", "target"):
         lang = getattr(args, f"{side}_lang", None)
         if lang and f"{shard}dict.{lang}.txt" not in fingerprint:
             _fail(f"the data folder {folder} has no dict.{lang}.txt for --{side}-lang {lang} (it holds "
                   f"{', '.join(found) or 'no dictionary'}): give the folder of that language pair, or its languages")
+
+
+def shard_prefix(index: int, count: int) -> str:
+    """How `data_fingerprint` names the files of the index-th of `count` data folders (none when there is one)."""
+    return f"shard{index}/" if count > 1 else ""
 
 
 def data_fingerprint(data: str) -> dict:
@@ -218,7 +223,7 @@ def data_fingerprint(data: str) -> dict:
         if not folder.is_dir():
             _fail(f"the data folder {folder} does not exist" if not folder.exists() else
                   f"the data {folder} is not a folder: give fairseq-preprocess's --destdir")
-        shard = f"shard{i}/" if len(folders) > 1 else ""
+        shard = shard_prefix(i, len(folders))
         for f in sorted(folder.iterdir()):
             if f.suffix == ".txt" and f.name.startswith("dict"):
                 out[shard + f.name] = "sha256:" + hashlib.sha256(f.read_bytes()).hexdigest()
