@@ -147,7 +147,7 @@ def check_transfer_source(source: RunStore, config: LotteryConfig, state: Mappin
     if extra:
         raise LotteryConfigError(f"{extra[0]!r} of {where} is not in this model: a transferred ticket needs the "
                                  f"same architecture")
-    first = next((k for k in range(1, masks_available(source) + 1) if source.has_mask(k)), None)
+    first = next((k for k in range(1, available + 1) if source.has_mask(k)), None)
     if params is not None and first is not None:
         Mask(without_kept_dense(source.load_mask(first), config).items()).check_matches(
             params, source=f"mask of round {first} in {where} (its include/exclude must be this run's)")
