@@ -9,6 +9,7 @@ flags to `fairseq-train` and, only when `--lottery-prune` is given, runs fairseq
 pruning round (see `fairseq_ext.driver`). Without `--lottery-prune` fairseq is untouched. Importing the package
 in a process that has not imported fairseq (e.g. `lth fairseq-user-dir`) installs nothing.
 """
+import logging
 import os
 import sys
 
@@ -26,6 +27,24 @@ def train_command(*args) -> list:
     Its messages name it fairseq-train (argparse would name it after python's `-c`)."""
     return [sys.executable, "-c", "import sys; sys.argv[0] = 'fairseq-train'; "
             "from fairseq_cli.train import cli_main; cli_main()", *map(str, args)]
+
+
+def import_fairseq_quietly() -> None:
+    """Import fairseq in a process that is not one of fairseq's commands (a driver script, a report). Importing it
+    configures the root logger at DEBUG (its text-to-speech tasks call logging.basicConfig), so every library's
+    debug lines would print afterwards, and it logs at INFO that tensorboardX is missing, which no lottery task
+    uses. Both are undone here; a process that has imported fairseq already is left as it is."""
+    if "fairseq" in sys.modules:
+        return
+    root = logging.getLogger()
+    handlers, level, disabled = list(root.handlers), root.level, logging.root.manager.disable
+    logging.disable(max(disabled, logging.INFO))
+    try:
+        import fairseq  # noqa: F401
+    finally:
+        logging.disable(disabled)
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def install() -> None:

@@ -21,7 +21,10 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from fairseq import checkpoint_utils, utils
+from . import import_fairseq_quietly
+
+import_fairseq_quietly()
+from fairseq import checkpoint_utils, utils  # noqa: E402
 
 from .spec import EvalOptions, LotterySpec
 

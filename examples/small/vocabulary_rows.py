@@ -8,7 +8,6 @@ vocabulary pruned: this prints how much.
     python examples/small/vocabulary_rows.py --data OUT --run WT_DIR [--source LANG] [--targets LANG ...]
 """
 import argparse
-import logging
 import re
 import sys
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from fairseq_ext import catalogs  # noqa: E402
+from fairseq_ext import catalogs, import_fairseq_quietly  # noqa: E402
 from lth_plugins.errors import LotteryError, run_command  # noqa: E402
 from lth_plugins.hparams import Ticket  # noqa: E402
 from lth_plugins.report.collect import task_identity  # noqa: E402
@@ -38,12 +37,8 @@ class Occurrences:
     @classmethod
     def read(cls, root: Path, langs: List[str]) -> "Occurrences":
         """Each pair's training split read once."""
-        disabled = logging.root.manager.disable
-        logging.disable(max(disabled, logging.INFO))  # fairseq logs at import what other tasks miss (tensorboardX)
-        try:
-            from fairseq.data import Dictionary, data_utils
-        finally:
-            logging.disable(disabled)
+        import_fairseq_quietly()
+        from fairseq.data import Dictionary, data_utils
 
         sides, special = {}, 0
         for lang in langs:

@@ -1,4 +1,5 @@
 """Flags: listed by --help with --user-dir, bad values refused before any training, plain fairseq untouched."""
+import logging
 import subprocess
 
 import pytest
@@ -52,3 +53,15 @@ def test_plain_fairseq_without_lottery_prune_is_untouched(mt_data, tmp_path):
     out = fairseq_train(mt_data, save, *MT_MODEL, "--max-update", "5", "--data-buffer-size", "0").stdout
     assert "[lottery" not in out
     assert (save / "checkpoint_last.pt").is_file() and not (save / "round_00").exists()
+
+
+def test_fairseq_imported_by_a_driver_leaves_logging_as_it_was():
+    """fairseq configures the root logger at DEBUG when imported (its text-to-speech tasks call basicConfig) and logs
+    that tensorboardX is missing; a driver script or report importing it through fairseq_ext prints neither, nor
+    the debug lines of what it imports afterwards."""
+    code = ("import logging, fairseq_ext; fairseq_ext.import_fairseq_quietly(); import fairseq.tasks; "
+            "import fairseq_ext.evaluate; root = logging.getLogger(); print(len(root.handlers), root.level); "
+            "logging.getLogger('later').debug('a debug line')")
+    proc = subprocess.run([str(BIN / "python"), "-c", code], env=env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.split() == ["0", str(logging.WARNING)], proc
+    assert proc.stderr == "", proc.stderr
