@@ -527,3 +527,10 @@ def test_vocabulary_rows_refuses_what_it_cannot_measure(built, vocabulary_rows, 
                        (("--run", run_dir, "--targets", "de"), "--targets de: that is the run's own language")]:
         code, printed = run(*argv)
         assert code == 2 and says in printed.err and printed.err.count("\n") == 1 and not printed.out, (argv, printed)
+    torn = tmp_path / "torn"
+    shutil.copytree(out, torn)
+    for f in (torn / "en-fr").glob("train.en-fr.*"):
+        f.unlink()
+    monkeypatch.setattr(sys, "argv", ["vocabulary_rows.py", "--data", str(torn), "--run", str(run_dir)])
+    code, printed = run_command(script.main, "vocabulary_rows.py"), capsys.readouterr()
+    assert code == 2 and f"no training split in {torn / 'en-fr'}" in printed.err and not printed.out, printed
