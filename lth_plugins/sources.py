@@ -69,8 +69,8 @@ def masks_available(source: RunStore) -> int:
     return max([source.lottery.rounds] + masks)
 
 
-def _check_rounds_available(source: RunStore, rounds: int, what: str) -> None:
-    available = masks_available(source)
+def _check_rounds_available(source: RunStore, available: int, rounds: int, what: str) -> None:
+    """The `rounds` asked for are within the source's masks (`available`: masks_available(source))."""
     if rounds > available:
         raise LotteryConfigError(f"the {what} asks for {rounds} rounds (rounds, {flag('rounds')}) but the winning "
                                  f"run {source.path} has masks for {available}; give {flag('rounds')} {available} "
@@ -95,9 +95,10 @@ def check_ticket_source(source: RunStore, full: dict, rounds: int, params=None) 
         raise LotteryConfigError(
             f"the {what} must train as the winning run {source.path} did (only the ticket type and its "
             f"seed may differ); differing settings: {describe_diff(diff, source.config, full, 'winning run', 'now')}")
-    _check_rounds_available(source, rounds, what)
+    available = masks_available(source)
+    _check_rounds_available(source, available, rounds, what)
     if params is not None:
-        first = next((k for k in range(1, masks_available(source) + 1) if source.has_mask(k)), None)
+        first = next((k for k in range(1, available + 1) if source.has_mask(k)), None)
         if first is not None:
             source.load_mask(first).check_matches(params, source=f"mask of round {first} in {source.path}")
 
@@ -123,7 +124,7 @@ def check_transfer_source(source: RunStore, config: LotteryConfig, state: Mappin
         raise LotteryConfigError(f"transfer_from {config.transfer_from!r} starts at round {start}, but the source "
                                  f"{source.path} has masks up to round {available}: start at round {available} or "
                                  f"earlier, or extend the source first")
-    _check_rounds_available(source, config.rounds, "transferred ticket")
+    _check_rounds_available(source, available, config.rounds, "transferred ticket")
     theirs = source.load_snapshot(Snapshot.INIT)
     keep = set(matching(state, config.transfer_keep_dense, "transfer_keep_dense"))
     where = f"the transfer source {source.path} (task {source.task!r})"
