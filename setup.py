@@ -13,7 +13,7 @@ setup(
     version="0.1.0",
     description="Lottery-ticket pruning (Yu et al., ICLR 2020) as plugins for fairseq, FLARE and ELF",
     packages=find_packages(include=["lth_plugins*", "lth_deps*", "fairseq_ext*", "flare_ext*", "elf_ext*"]),
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     install_requires=["torch>=2.1", "numpy"],
     extras_require={
         "fairseq": ["fairseq-fixed==0.12.3.1", "sacrebleu>=2", "sacremoses", "sentencepiece", "polib"],

@@ -79,7 +79,7 @@ def _lottery_define_args():
         spec = dict(help=f.metadata.get("help", ""))
         if f.name in PATTERN_FIELDS:
             spec.update(type=str, default=",".join(default) or None)
-            spec["help"] += " (comma separated)"
+            spec["help"] += "; several: comma separated"
         else:
             spec.update(type=int if f.name == "seed" else type(default) if default is not None else str,
                         default=default)

@@ -224,9 +224,9 @@ class LotteryConfig:
                            "(transfer-from)", default=Ticket.WINNING, choices=TICKETS)
     masks_from: Optional[str] = _flag("run directory of the winning ticket whose masks a random or shuffled ticket "
                                       "uses", default=None)
-    include: Tuple[str, ...] = _flag("fnmatch pattern of parameter names to prune (repeatable; none given: "
+    include: Tuple[str, ...] = _flag("fnmatch pattern of parameter names to prune (none given: "
                                      "all parameters, weights and biases)", default=())
-    exclude: Tuple[str, ...] = _flag("fnmatch pattern of parameter names never pruned (repeatable)", default=())
+    exclude: Tuple[str, ...] = _flag("fnmatch pattern of parameter names never pruned", default=())
     seed: int = _flag(f"seed of {LOTTERY_DRAWS} (default: the run's seed, so that runs with other seeds draw other "
                       f"random tickets)", default=0)
     mask_wait: float = _flag("random, shuffled or transferred ticket: the most seconds to wait for a mask the "
@@ -244,7 +244,7 @@ class LotteryConfig:
                                          "ROUND", default=None)
     transfer_keep_dense: Tuple[str, ...] = _flag("fnmatch pattern of parameters a transferred ticket keeps "
                                                  "dense, from this run's own init, whatever their shape in the "
-                                                 "source run (e.g. an action head across games; repeatable)",
+                                                 "source run (e.g. an action head across games)",
                                                  default=())
 
     def __post_init__(self):
@@ -396,7 +396,8 @@ class LotteryConfig:
             default = default.value if isinstance(default, Choice) else default
             kw = {"help": f.metadata["help"] + (f" (default: {default})" if default is not None else "")}
             if f.name in PATTERN_FIELDS:
-                kw.update(action="append", default=list(default) or None, metavar="PATTERN")
+                kw.update(action="append", default=list(default) or None, metavar="PATTERN",
+                          help=f.metadata["help"] + "; repeatable")
             else:
                 kw.update(type=_field_type(f), default=default)
                 if f.metadata["choices"]:
