@@ -156,7 +156,18 @@ def status_table(paths) -> str:
                            "  ")]
     from .sweep.retries import describe
     notes = [f"{label}: SLURM {describe(path)}" for label, path in zip(t["labels"], paths) if describe(path)]
+    notes += [f"{label}: {note}" for label, store in zip(t["labels"], t["stores"]) for note in [extension_note(store)]
+              if note]
     return "\n".join([render(columns, t["by_round"]), *notes])
+
+
+def extension_note(store: RunStore) -> str:
+    """For a finished run that has made the mask of the round after its last: that raising `rounds` extends it."""
+    n = store.lottery.rounds
+    if not (store.round_done(n) and store.has_mask(n + 1)):
+        return ""
+    return (f"every round is finished; round {n + 1}'s mask ({100 * fraction_pruned(_planned_rate(store), n + 1):.1f}% "
+            f"pruned) is made, so the same run with rounds {n + 1} or more extends it")
 
 
 def run_attempts(path) -> str:

@@ -147,7 +147,9 @@ def test_status_table_lists_rounds(tmp_path):
                          text=True, cwd=ROOT)
     assert out.returncode == 0
     lines = out.stdout.strip().splitlines()
-    assert len(lines) == 4 and "36.0%" in lines[-1] and "done" in lines[-1]
+    assert len(lines) == 5 and "36.0%" in lines[-2] and "done" in lines[-2]
+    assert lines[-1] == (f"{wt.name}: every round is finished; round 3's mask (48.8% pruned) is made, so the same run "
+                         f"with rounds 3 or more extends it")
     out = subprocess.run([sys.executable, "-m", "lth_plugins.cli", "status", str(wt), "--attempts"],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2 and not out.stdout  # refused, not silently ignored
