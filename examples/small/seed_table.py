@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from lth_plugins.report.collect import load_run  # noqa: E402,F401  (also for the scripts)
 from lth_plugins.report.series import mean_std  # noqa: E402,F401  (for the scripts)
 from lth_plugins.report.tables import anatomy_tables, text_table  # noqa: E402
+from lth_plugins.store import CONFIG, RunStore  # noqa: E402
 
 
 def add_seeds_flag(parser, default) -> None:
@@ -44,15 +45,25 @@ def print_overlaps(report: dict) -> None:
             print(f"mask overlap, {a['task']}:\n{text_table(*table)}")
 
 
-def ticket_rows(pairs):
+def has_finished_round(path) -> bool:
+    """Whether the run directory `path` exists and has finished a round (one that has not is no run to report)."""
+    return (Path(path) / CONFIG).is_file() and bool(RunStore(path).finished_rounds())
+
+
+def ticket_rows(pairs, unfinished: bool = False):
     """[(round, fraction pruned, WT values, RT values)] over seeds; `pairs` holds one (WT dir, RT dir) per seed.
-    Values are each run's primary metric (the ticket reward of an RL run); a random ticket has no round 0."""
-    runs = [(load_run(wt), load_run(rt)) for wt, rt in pairs]
+    Values are each run's primary metric (the ticket reward of an RL run); a random ticket has no round 0.
+    `unfinished`: a run with no round finished yet (or not started) adds no values instead of being refused."""
+    def load(path):
+        return load_run(path) if not unfinished or has_finished_round(path) else None
+
+    runs = [(load(wt), load(rt)) for wt, rt in pairs]
+    records = {k: r for w, _ in runs if w is not None for k, r in w.records.items()}
     rows = []
-    for k in sorted(runs[0][0].records):
-        wt = [w.value(k) for w, _ in runs if k in w.records]
-        rt = [r.value(k) for _, r in runs if k in r.records]
-        rows.append((k, runs[0][0].records[k].fraction_pruned, wt, rt))
+    for k in sorted(records):
+        wt = [w.value(k) for w, _ in runs if w is not None and k in w.records]
+        rt = [r.value(k) for _, r in runs if r is not None and k in r.records]
+        rows.append((k, records[k].fraction_pruned, wt, rt))
     return rows
 
 

@@ -4,6 +4,7 @@ or with --data on real English->X translations from `lth data catalogs`.
 
     python examples/small/transformer_fig6.py [--out DIR] [--seeds 1 2 3] [--rounds 3] [--rate 0.7]
                                               [--max-update 800] [--data OUT/en-X] [--variants ...] [--shuffled]
+                                              [--read-only]
 
 Settings: `lth demo`'s model and schedule (fairseq_ext/demo.py), iterative global pruning.
 - generated task: the demo's corpus (2,000 valid and 2,000 test sentences) and budget, late reset to update 20,
@@ -18,7 +19,8 @@ on the validation split (demo.convergence); the tables report the test split.
 Runtime: one seed at a time, its runs side by side; see examples/README.md.
 Claims checked (paper section 4.2.2): (1) winning tickets beat random tickets when all weights are pruned (averaged
 over the pruned rounds, in every seed); (2) with the embeddings excluded, random tickets fall off faster than when
-all weights are pruned, while winning tickets stay closer to the dense model. Resumable: rerun the same command.
+all weights are pruned, while winning tickets stay closer to the dense model. Resumable: rerun the same command;
+with --read-only it trains nothing and judges what the runs have finished so far.
 """
 import argparse
 import sys
@@ -29,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seed_table import add_seeds_flag, mean_std, print_table, ticket_rows, write_report  # noqa: E402
+from seed_table import (add_seeds_flag, has_finished_round, mean_std, print_table, ticket_rows,  # noqa: E402
+                        write_report)
 
 from fairseq_ext import USER_DIR, catalogs, demo  # noqa: E402
 from lth_plugins.errors import run_command  # noqa: E402
@@ -82,6 +85,21 @@ def run_seed(out: Path, base, seed: int, variants, shuffled: bool = False) -> No
     demo.wait_all(waits)
 
 
+def finished_rows(rows, seeds: int):
+    """The rows of `ticket_rows` up to the last round that every run of every seed has finished (round 0: every
+    winning ticket's; a random ticket has none)."""
+    done = []
+    for k, pruned, wt, rt in rows:
+        if len(wt) < seeds or (k > 0 and len(rt) < seeds):
+            break
+        done.append((k, pruned, wt, rt))
+    return done
+
+
+def _score(bleu: float) -> str:
+    return "-" if bleu != bleu else f"{bleu:.2f}"  # NaN: not measured
+
+
 def convergence_check(out: Path, data, model_flags, max_update: int, seed: int, dense_wt: Path):
     """(converged, verdict, valid BLEU at the budget, at twice it): the seed's dense round against a plain dense
     model trained to twice the budget, both scored on the validation split as the rounds score test."""
@@ -108,6 +126,9 @@ def main():
     p.add_argument("--shuffled", action="store_true",
                    help="also the shuffled control ticket beside the all-weights winning ticket: its per-layer "
                         "counts at random positions, its init (which layers vs which weights)")
+    p.add_argument("--read-only", action="store_true",
+                   help="train nothing: the tables and claims from the rounds the runs have finished so far, the "
+                        "claims judged at the last round every run has finished (provisional before the last)")
     a = p.parse_args()
     if a.max_update is None:
         a.max_update = catalogs.TRANSFORMER_BUDGET if a.data else demo.DEFAULTS["max_update"]
@@ -120,33 +141,51 @@ def main():
     print(f"[fig6] {what}; runs in {out}", flush=True)
     base = [str(data), "--user-dir", USER_DIR, *model_flags, *lottery_flags]
     first = a.seeds[0]
-    check = None if demo.dense_trained(dense_check_dir(out, first)) else \
-        demo.start_dense(data, dense_check_dir(out, first), 2 * a.max_update, first, model_flags)
-    checks = [check] if check else []
-    with demo.stopped_on_error(checks):
-        for seed in a.seeds:
-            run_seed(out, base, seed, a.variants, a.shuffled)
-            print(f"[fig6] seed {seed} done at {time.time() - t0:.0f} s", flush=True)
-    demo.wait_all(checks)
+    if not a.read_only:
+        check = None if demo.dense_trained(dense_check_dir(out, first)) else \
+            demo.start_dense(data, dense_check_dir(out, first), 2 * a.max_update, first, model_flags)
+        checks = [check] if check else []
+        with demo.stopped_on_error(checks):
+            for seed in a.seeds:
+                run_seed(out, base, seed, a.variants, a.shuffled)
+                print(f"[fig6] seed {seed} done at {time.time() - t0:.0f} s", flush=True)
+        demo.wait_all(checks)
     rows = {}
     for name in a.variants:
         d = out / name.replace(" ", "_")
-        rows[name] = ticket_rows([(d / f"s{s}" / "wt", d / f"s{s}" / "rt") for s in a.seeds])
+        rows[name] = finished_rows(ticket_rows([(d / f"s{s}" / "wt", d / f"s{s}" / "rt") for s in a.seeds],
+                                               unfinished=a.read_only), len(a.seeds))
         print_table(rows[name], f"\n## {name}: test BLEU, mean ± std over seeds {a.seeds}", digits=2)
     if a.shuffled:
         d = out / "all_weights"
-        print_table(ticket_rows([(d / f"s{s}" / "wt", d / f"s{s}" / "sh") for s in a.seeds]),
+        print_table(finished_rows(ticket_rows([(d / f"s{s}" / "wt", d / f"s{s}" / "sh") for s in a.seeds],
+                                              unfinished=a.read_only), len(a.seeds)),
                     f"\n## all weights, the shuffled control: test BLEU, mean ± std over seeds {a.seeds}", digits=2,
                     labels=("WT", "shuffled"))
+    if not all(rows.values()):
+        print("\nthe dense round is not finished by every seed yet: nothing to judge")
+        return
     dense = rows["all weights"][0][2]
-    ok, verdict, at_budget, twice = convergence_check(out, data, model_flags, a.max_update, first,
-                                                      winning_dir(out, first))
+    if a.read_only and not demo.dense_trained(dense_check_dir(out, first)):
+        ok, verdict, at_budget, twice = False, "NOT CHECKED YET (its twin at twice the budget has not " \
+            "finished training)", float("nan"), float("nan")
+    else:
+        ok, verdict, at_budget, twice = convergence_check(out, data, model_flags, a.max_update, first,
+                                                          winning_dir(out, first))
     print(f"\ndense test BLEU {mean_std(dense)[0]:.2f} ± {mean_std(dense)[1]:.2f} after {a.max_update} updates; seed "
-          f"{first}'s valid BLEU {at_budget:.2f} at the budget, {twice:.2f} at twice it: {verdict}")
+          f"{first}'s valid BLEU {_score(at_budget)} at the budget, {_score(twice)} at twice it: {verdict}")
     print(f"settings: {what}; {a.rounds} rounds, rate {a.rate}, {a.max_update} updates per round, seeds {a.seeds}; "
           f"runtime {time.time() - t0:.0f} s")
     write_report([out / name.replace(" ", "_") / f"s{s}" / t for name in a.variants for s in a.seeds
-                  for t in ("wt", "rt", "sh") if (out / name.replace(" ", "_") / f"s{s}" / t).is_dir()], out)
+                  for t in ("wt", "rt", "sh") if has_finished_round(out / name.replace(" ", "_") / f"s{s}" / t)],
+                 out)
+    last = min(table[-1][0] for table in rows.values())
+    if last == 0:
+        print("no pruned round is finished by every run yet: no claim judged")
+        return
+    if last < a.rounds:
+        print(f"judged at round {last} of {a.rounds}, the last round every run has finished: provisional")
+    rows = {name: [row for row in table if row[0] <= last] for name, table in rows.items()}
     drop, gaps = {}, {}
     for name, table in rows.items():
         pruned_rows = table[1:]
@@ -161,7 +200,7 @@ def main():
     claim1, claim2 = "1 (WT > RT, all weights pruned)", "2 (embeddings excluded: RT falls off faster)"
     if not ok:
         for claim in (claim1, claim2):
-            print(f"claim {claim}: NOT TESTED (the dense round is not converged: {verdict})")
+            print(f"claim {claim}: NOT TESTED (the dense round: {verdict})")
         return
     gap_m, gap_sd = mean_std(gaps["all weights"])
     c1 = all(g > 0 for g in gaps["all weights"])
