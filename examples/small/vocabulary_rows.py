@@ -48,7 +48,8 @@ class Occurrences:
                 d = Dictionary.load(str(root / pair / f"dict.{side}.txt"))
                 ds = data_utils.load_indexed_dataset(str(root / pair / f"train.{pair}.{side}"), d)
                 if ds is None:
-                    raise LotteryError(f"no training split in {root / pair} (is it a folder `lth data catalogs` built?)")
+                    raise LotteryError(f"no training split in {root / pair} (is it a folder `lth data catalogs` "
+                                       f"built?)")
                 c = np.bincount(np.concatenate([ds[i].numpy() for i in range(len(ds))]), minlength=len(d))
                 c[:d.nspecial] = 0
                 counts.append(c)
