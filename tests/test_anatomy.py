@@ -193,10 +193,13 @@ def test_seed_overlaps_of_variants_that_prune_other_weights_say_which(tmp_path):
     runs = [demo.run_ticket(LotteryConfig(rounds=1, rate=0.2, reset="init", seed=s, exclude=ex),
                             tmp_path / f"wt_{len(ex)}_s{s}", seed=s, **small) for ex in ((), ("4.*",)) for s in (0, 1)]
     build_report(runs, tmp_path / "report")
-    overlaps = json.loads((tmp_path / "report" / "report.json").read_text())["anatomy"][0]["overlaps"]
-    assert [c["label"] for c in overlaps if c["kind"] == "seeds"] == [
+    anatomy = json.loads((tmp_path / "report" / "report.json").read_text())["anatomy"][0]
+    assert [c["label"] for c in anatomy["overlaps"] if c["kind"] == "seeds"] == [
         "between seeds (iterative, reset to init; all weights pruned, 2 seeds)",
         "between seeds (iterative, reset to init; excluding 4.*, 2 seeds)"]
+    assert [c["label"] for c in anatomy["sign_agreement"]["curves"]] == [
+        "iterative, reset to init; all weights pruned: reset point vs trained dense weights",
+        "iterative, reset to init; excluding 4.*: reset point vs trained dense weights"]
 
 
 def test_runs_without_masks_get_the_heat_map_only(tmp_path):

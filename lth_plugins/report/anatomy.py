@@ -258,8 +258,7 @@ def plan_anatomy(group: TaskGroup, stem: str) -> Anatomy:
 
     variants = group.variants(Ticket.WINNING)
     colors = iter(OVERLAP_COLORS)
-    # which weights each variant prunes, where the variants differ in it (else the curves would share a name)
-    selection = {v: f"; {v.selection_label()}" if len({u.selection for u in variants}) > 1 else "" for v in variants}
+    selection = _selection_suffixes(variants)
     seed_curves = {v: Curve("seeds", f"between seeds ({v.method_label(show_rate=len(group.rates) > 1)}"
                                      f"{selection[v]}, {len(group.runs_of(v, Ticket.WINNING))} seeds)",
                             next(colors, "black"))
@@ -366,6 +365,12 @@ def _add_overlaps(curve: Curve, level: float, pairs, masks: Dict[int, Mask]) -> 
                 curve.runs.append(str(r.path))
 
 
+def _selection_suffixes(variants) -> Dict[object, str]:
+    """'; WHICH WEIGHTS' per variant where the variants prune different weights (else their curves would share a
+    name), '' where they all prune the same."""
+    return {v: f"; {v.selection_label()}" if len({u.selection for u in variants}) > 1 else "" for v in variants}
+
+
 def _sign_curves(group: TaskGroup, levels: Dict[float, Dict[int, int]], stores: Dict[int, RunStore],
                  notes: List[str]) -> List[Curve]:
     """Sign agreement per winning variant and sparsity level, mean over its seeds; one run's sign match in
@@ -391,10 +396,12 @@ def _sign_curves(group: TaskGroup, levels: Dict[float, Dict[int, int]], stores: 
         notes.append(f"no sign agreement for {', '.join(lacking)}: the run store lacks the reset-point or the "
                      f"{Snapshot.DENSE_TRAINED} snapshot")
     curves = []
-    for v in group.variants(Ticket.WINNING):
+    variants = group.variants(Ticket.WINNING)
+    selection = _selection_suffixes(variants)
+    for v in variants:
         runs = [r for r in group.runs_of(v, Ticket.WINNING) if id(r) in per_run]
-        c = Curve("signs", f"{v.method_label(show_rate=len(group.rates) > 1)}: reset point vs trained dense "
-                           f"weights", OVERLAP_COLORS[len(curves) % len(OVERLAP_COLORS)],
+        c = Curve("signs", f"{v.method_label(show_rate=len(group.rates) > 1)}{selection[v]}: reset point vs "
+                           f"trained dense weights", OVERLAP_COLORS[len(curves) % len(OVERLAP_COLORS)],
                   runs=[str(r.path) for r in runs])
         for level in sorted({lv for r in runs for lv in per_run[id(r)]}):
             c.add(level, [per_run[id(r)][level] for r in runs if level in per_run[id(r)]])
