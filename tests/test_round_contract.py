@@ -155,8 +155,10 @@ def test_the_own_loop_example_runs_with_no_arguments_in_at_most_80_lines(tmp_pat
     env = dict(os.environ, TMPDIR=str(tmp_path), OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    rows = [line.split() for line in out.stdout.splitlines()[1:]]
+    *table, note = out.stdout.splitlines()[1:]  # the rounds, then that raising rounds would extend the run
+    rows = [line.split() for line in table]
     assert [r[0] for r in rows] == ["0", "1", "2", "3"] and all(r[-1] == "done" for r in rows)
+    assert note.endswith("is made, so the same run with rounds 4 or more extends it"), note
     assert [r[1] for r in rows] == ["0.0%", "50.0%", "75.0%", "87.5%"]
     assert [r[3] for r in rows] == ["0-64", "16-64", "16-64", "16-64"]  # late reset after epoch 1: 16 updates
     run_dir = next(Path(tmp_path).glob("own_loop_*"))
